@@ -1,0 +1,50 @@
+# The two commands of README: `make run` and `make test`.
+# Everything else is CMake in build/ (or build-asan/ for the sanitizer build).
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps deps-test build run test test-asan unit bench fuzz format clean
+
+all: build
+
+deps:
+	@scripts/deps.sh run
+
+deps-test:
+	@scripts/deps.sh test
+
+$(BUILD)/Makefile: CMakeLists.txt
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/Makefile
+	cmake --build $(BUILD) -j$(JOBS)
+
+# Starts the server on port 8080 with its database at ./data/livecount.db.
+run: build
+	mkdir -p data
+	exec $(BUILD)/livecount --config conf/livecount.conf
+
+# Every test: unit, integration and web, through ctest.
+test: deps-test $(BUILD)/Makefile
+	cmake --build $(BUILD) -j$(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j2
+
+# The unit and integration suites again under ASan + UBSan.
+test-asan: deps-test
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLC_SANITIZE=ON
+	cmake --build build-asan -j$(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L 'unit|integration'
+
+unit: $(BUILD)/Makefile
+	cmake --build $(BUILD) -j$(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -L unit
+
+bench: build
+	loadtest/bench.sh
+
+format:
+	clang-format -i src/*.c include/lc/*.h tests/unit/*.c
+
+clean:
+	rm -rf $(BUILD) build-asan

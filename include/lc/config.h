@@ -1,0 +1,86 @@
+/*
+ * livecount — configuration: one table of keys with defaults, bounds, docs.
+ *
+ * Sources, lowest precedence first: built-in defaults, the config file
+ * (`key = value` lines, `#` comments), `LIVECOUNT_<KEY>` environment
+ * variables, command-line flags (`--key-name value` for every key).
+ * Loaded once by main() before any thread starts; read-only afterwards, so
+ * every thread may read it without locks.
+ */
+#ifndef LC_CONFIG_H
+#define LC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct lc_config {
+	char bind[64];           /* listen address */
+	int port;                /* listen port; 0 = pick a free port */
+	char db[1024];           /* SQLite file path */
+	int workers;             /* worker threads; 0 = number of cores */
+	int tick_ms;             /* dispatch tick */
+	int flush_interval_ms;   /* batcher flush period */
+	int max_rows_per_sec;    /* batcher throttle, rows written per second */
+	char web_root[1024];     /* static files served at / */
+	char log_level[16];      /* error | warn | info | debug */
+
+	int max_body_bytes;      /* HTTP request body cap (413) */
+	int max_batch_items;     /* items per JSON batch (413) */
+	int max_url_bytes;       /* bytes per liked URL (400) */
+	int max_urls_per_request;/* url= params per GET /v1/counts or SSE */
+	int max_json_depth;      /* JSON nesting accepted (400) */
+	int max_subs_per_conn;   /* subscriptions per WS connection */
+	int max_ws_message_bytes;/* WS message cap (close 1009) */
+	int max_ops_per_sec;     /* client WS ops per second per connection */
+	int stall_timeout_ms;    /* close a subscriber making no progress */
+	int sse_ping_ms;         /* SSE comment after this much silence */
+	int ws_ping_ms;          /* WS ping after this much silence */
+	int http_timeout_ms;     /* whole-request deadline for HTTP bodies */
+	int top_limit_max;       /* upper bound of GET /v1/top?limit */
+};
+
+/** Fills every field with its built-in default. */
+void lc_config_defaults(struct lc_config *cfg);
+
+/**
+ * Sets one key from its text form, checking type and bounds.
+ * `key` may use '-' or '_'. Returns 0, or LC_EINVAL with a one-line
+ * reason in err (which names the key).
+ */
+int lc_config_set(struct lc_config *cfg, const char *key, const char *value,
+		  char *err, size_t errlen);
+
+/** Applies a config file. Returns 0 or LC_EINVAL/LC_EIO with err filled. */
+int lc_config_load_file(struct lc_config *cfg, const char *path, char *err,
+			size_t errlen);
+
+/**
+ * Applies every set `LIVECOUNT_<KEY>` variable from envp (NULL-terminated,
+ * as environ). Returns 0 or LC_EINVAL with err filled.
+ */
+int lc_config_load_env(struct lc_config *cfg, char *const *envp, char *err,
+		       size_t errlen);
+
+/**
+ * The whole sequence main() uses: defaults, then the file named by
+ * `--config` (or LIVECOUNT_CONFIG), then the environment, then flags.
+ * Sets *help / *version / *check when those flags are present.
+ * Returns 0, or LC_EINVAL with err filled (exit code 2 material).
+ */
+int lc_config_from_args(struct lc_config *cfg, int argc, char **argv,
+			char *const *envp, bool *help, bool *version,
+			bool *check, char *err, size_t errlen);
+
+/** Prints usage and every key with its default and doc to `out` (FILE*). */
+void lc_config_usage(void *out);
+
+/** Prints the effective configuration as `key = value` lines. */
+void lc_config_dump(const struct lc_config *cfg, void *out);
+
+/** Number of keys and their names, for tests and docs. */
+size_t lc_config_key_count(void);
+const char *lc_config_key_name(size_t i);
+const char *lc_config_key_default(size_t i);
+
+#endif

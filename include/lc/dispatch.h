@@ -1,0 +1,171 @@
+/*
+ * livecount — the dispatcher: the tick that turns pending likes into counts
+ * and counts into updates.
+ *
+ * Every tick (tick_ms) the dispatcher thread swaps each source's delta
+ * shard for an empty one, merges the deltas into the counter table (it is
+ * the table's only count writer), and then hands out:
+ *   - one immutable, refcounted update set (subscribed URLs that changed,
+ *     with count, delta and JSON key) to every source's mailbox, waking the
+ *     source's thread;
+ *   - the tick's changes (url, likes, unlikes) to the batcher.
+ *
+ * A "source" is anything that produces deltas and consumes updates. Today
+ * that is each worker thread; a Redis bridge to other nodes would be one
+ * more source, merged the same way.
+ */
+#ifndef LC_DISPATCH_H
+#define LC_DISPATCH_H
+
+#include "lc/counter.h"
+#include "lc/parse.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct lc_batcher;
+
+/** One URL's change in a tick. */
+struct lc_change {
+	struct lc_entry *e;
+	int64_t likes, unlikes;
+};
+
+/** A tick's changes for the batcher; owned by whoever holds it. */
+struct lc_change_batch {
+	int64_t minute_s; /* Unix seconds of the tick's minute */
+	size_t n;
+	struct lc_change items[];
+};
+
+/** One subscribed URL's new count in a tick. */
+struct lc_update {
+	struct lc_entry *e;
+	int64_t count, delta;
+	const char *key; /* JSON string of the url, quotes included */
+	size_t key_len;
+};
+
+/** A tick's updates: immutable once published, shared by every worker. */
+struct lc_update_set {
+	_Atomic int refs;
+	uint64_t seq;  /* increases by one each tick */
+	int64_t ts_ms; /* wall clock of the tick */
+	size_t n;
+	struct lc_update items[];
+};
+
+void lc_update_set_ref(struct lc_update_set *u);
+void lc_update_set_unref(struct lc_update_set *u);
+
+/** A producer of deltas and consumer of update sets (a worker). */
+struct lc_source {
+	pthread_mutex_t lock;     /* guards `active`; worker <-> dispatcher */
+	struct lc_shard *active;  /* receives the source's likes */
+	struct lc_shard *spare;   /* dispatcher only: the next empty shard */
+	struct lc_shard shards[2];
+
+	pthread_mutex_t mbox_lock; /* guards mbox*, dispatcher <-> worker */
+	struct lc_update_set **mbox;
+	size_t mbox_n, mbox_cap;
+
+	void (*wake)(void *arg); /* called after posting (lws_cancel_service) */
+	void *wake_arg;
+};
+
+int lc_source_init(struct lc_source *s);
+void lc_source_cleanup(struct lc_source *s);
+
+/**
+ * Adds one like (n > 0) or unlike (n < 0) to the source's shard and returns
+ * the URL's count as the caller sees it: the table as of the last tick
+ * plus this source's pending delta. Source's thread only. Returns 0 or
+ * LC_ENOMEM (nothing added).
+ */
+int lc_source_add(struct lc_source *s, struct lc_counter *c, const char *url,
+		  size_t len, int64_t n, int64_t *count);
+
+/**
+ * Adds a batch of validated likes all-or-nothing, taking the lock once.
+ * Source's thread only. Returns 0 or LC_ENOMEM (nothing added).
+ */
+int lc_source_add_batch(struct lc_source *s, const struct lc_like *items,
+			size_t n);
+
+/**
+ * This source's likes and unlikes of url not yet merged (the active
+ * shard). Source's thread only.
+ */
+void lc_source_pending(struct lc_source *s, const char *url, size_t len,
+		       int64_t *likes, int64_t *unlikes);
+
+/**
+ * Moves up to max queued update sets into out (the caller now owns one
+ * reference each). Source's thread.
+ */
+size_t lc_source_take_updates(struct lc_source *s, struct lc_update_set **out,
+			      size_t max);
+
+/** A published top list; take with lc_dispatch_top_get, drop with _put. */
+struct lc_top {
+	_Atomic int refs;
+	size_t n;
+	struct {
+		const char *url; /* the entry's url (stable) */
+		size_t url_len;
+		int64_t count;
+	} items[];
+};
+
+struct lc_dispatch_stats {
+	_Atomic uint64_t ticks;
+	_Atomic uint64_t tick_us_total;  /* sum of tick durations */
+	_Atomic uint64_t tick_us_max;
+	_Atomic uint64_t likes, unlikes; /* merged totals since start */
+	_Atomic uint64_t urls_changed;
+	_Atomic uint64_t updates;        /* update-set items published */
+	_Atomic uint64_t tick_us_buckets[8]; /* <=1,2,5,10,20,50,100ms,+Inf */
+	_Atomic uint64_t likes_per_s;    /* likes+unlikes merged, last ~1 s */
+};
+
+struct lc_dispatch {
+	struct lc_counter *counter;
+	struct lc_source **sources;
+	size_t nsources;
+	struct lc_batcher *batcher; /* may be NULL (tests) */
+	size_t top_k;
+
+	/* dispatcher thread only */
+	uint64_t tick_no;
+	struct lc_change *changes;
+	size_t nchanges, changes_cap;
+	struct lc_entry **top_entries;
+	size_t top_n;
+	bool top_dirty; /* needs a full rescan */
+	int64_t rate_since_ms; /* start of the likes_per_s window */
+	uint64_t rate_base;    /* likes+unlikes at that start */
+
+	pthread_mutex_t top_lock; /* guards `top` pointer swaps */
+	struct lc_top *top;
+
+	_Atomic uint64_t seq; /* last published tick seq */
+	struct lc_dispatch_stats stats;
+};
+
+int lc_dispatch_init(struct lc_dispatch *d, struct lc_counter *c,
+		     struct lc_source **sources, size_t nsources,
+		     struct lc_batcher *batcher, size_t top_k);
+void lc_dispatch_cleanup(struct lc_dispatch *d);
+
+/**
+ * Runs one tick: swap, merge, publish. Dispatcher thread only.
+ * Returns the number of URLs that changed.
+ */
+size_t lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms);
+
+/** The current top list with a reference held. Any thread. */
+struct lc_top *lc_dispatch_top_get(struct lc_dispatch *d);
+void lc_dispatch_top_put(struct lc_top *t);
+
+#endif

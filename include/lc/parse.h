@@ -1,0 +1,96 @@
+/*
+ * livecount — validation of client input: URLs, n, like bodies, WS ops.
+ *
+ * Pure functions over byte buffers (jansson for JSON, no lws), shared by the
+ * HTTP, WebSocket and SSE transports and by the fuzz targets. Any thread.
+ * Every rejection fills a struct lc_err with the HTTP status, the machine
+ * code and a human message of API.md's error shape.
+ */
+#ifndef LC_PARSE_H
+#define LC_PARSE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LC_N_MAX 1000000 /* |n| of one like request or item */
+
+struct lc_err {
+	int status;       /* HTTP status: 400, 413, 415 ... */
+	const char *code; /* machine code: "bad_url", "bad_n" ... */
+	char message[160];
+};
+
+/** Fills err and returns LC_EINVAL; for one-line error returns. */
+int lc_err_set(struct lc_err *err, int status, const char *code,
+	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/**
+ * Checks a liked URL: 1..max_bytes bytes of valid UTF-8 (no overlong
+ * forms, surrogates or code points above U+10FFFF) with no control
+ * characters (C0, DEL, C1). Returns 0 or LC_EINVAL with err filled.
+ */
+int lc_url_check(const char *url, size_t len, size_t max_bytes,
+		 struct lc_err *err);
+
+/**
+ * Parses the query form's n: a decimal integer 1..LC_N_MAX.
+ * Returns 0 or LC_EINVAL with err filled.
+ */
+int lc_n_parse(const char *s, size_t len, int64_t *n, struct lc_err *err);
+
+/** Maximum nesting depth of a JSON text (strings are skipped). */
+int lc_json_depth(const char *s, size_t len);
+
+/** One like or unlike: url points into the owning json_t (borrowed). */
+struct lc_like {
+	const char *url;
+	size_t url_len;
+	int64_t n; /* > 0 like, < 0 unlike, never 0 */
+};
+
+struct lc_likes {
+	json_t *root;        /* owns the strings; release with lc_likes_free */
+	bool batch;          /* body was an array */
+	size_t n;            /* items */
+	struct lc_like *items;
+	struct lc_like one;  /* storage when !batch */
+};
+
+struct lc_limits {
+	size_t max_url_bytes;
+	size_t max_batch_items;
+	int max_json_depth;
+};
+
+/**
+ * Parses a POST /v1/likes JSON body: {"url":U,"n":K} (n defaults to 1) or
+ * [{"url":U,"n":K}, ...]. All or nothing: on error nothing is returned.
+ * Returns 0 or LC_EINVAL / LC_ETOOBIG with err filled.
+ */
+int lc_likes_parse(const char *body, size_t len, const struct lc_limits *lim,
+		   struct lc_likes *out, struct lc_err *err);
+
+void lc_likes_free(struct lc_likes *l);
+
+enum lc_ws_op_kind { LC_OP_SUBSCRIBE, LC_OP_UNSUBSCRIBE, LC_OP_LIKE };
+
+/** A parsed client WebSocket frame. */
+struct lc_ws_op {
+	enum lc_ws_op_kind kind;
+	json_t *root;  /* owns the strings; release with lc_ws_op_free */
+	json_t *urls;  /* borrowed array of validated strings (subscribe) */
+	struct lc_like like; /* LC_OP_LIKE */
+};
+
+/**
+ * Parses and validates one client frame of API.md's WebSocket section.
+ * max_urls bounds the urls array. Returns 0 or LC_EINVAL with err filled.
+ */
+int lc_ws_op_parse(const char *msg, size_t len, const struct lc_limits *lim,
+		   size_t max_urls, struct lc_ws_op *op, struct lc_err *err);
+
+void lc_ws_op_free(struct lc_ws_op *op);
+
+#endif

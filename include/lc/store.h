@@ -1,0 +1,79 @@
+/*
+ * livecount — SQLite persistence: open, migrate, load, flush, history.
+ *
+ * One struct lc_store is one SQLite connection; use it from one thread at a
+ * time. The batcher owns the read-write connection; each worker opens its
+ * own read-only one for GET /v1/history (WAL lets readers and the writer
+ * proceed without waiting on each other).
+ *
+ * Schema (user_version 1): urls(id, url), counters(url_id, likes, unlikes,
+ * updated_at in Unix ms), likes_minute(url_id, minute in Unix s, likes,
+ * unlikes), views counts_v and history_v. Every flush writes absolute
+ * values, so running a flush twice never double-counts.
+ */
+#ifndef LC_STORE_H
+#define LC_STORE_H
+
+#include "lc/counter.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define LC_STORE_APP_ID 0x4c43544c /* "LCTL" in PRAGMA application_id */
+#define LC_STORE_SCHEMA_VERSION 1
+
+/** Per-minute totals of one URL, owned by the batcher thread. */
+struct lc_minute {
+	int64_t minute; /* Unix seconds, a multiple of 60 */
+	int64_t likes, unlikes; /* absolute totals for that minute */
+	bool dirty;     /* changed since last written */
+	struct lc_minute *next; /* older minutes follow */
+};
+
+struct lc_store;
+
+/**
+ * Opens (creating if needed) the database at path. A read-write open takes
+ * an exclusive advisory lock (a second livecount on the same file is
+ * refused with LC_EBUSY), refuses files that are not livecount/SQLite
+ * databases (LC_ENOTDB, file untouched), sets pragmas and runs migrations.
+ * Returns the store or NULL with a one-line reason in err.
+ */
+struct lc_store *lc_store_open(const char *path, bool readonly, char *err,
+			       size_t errlen);
+
+void lc_store_close(struct lc_store *st);
+
+/**
+ * Loads every counter into c, and the current minute's totals (for
+ * now_ms) into the entries' minute lists. Returns the number of URLs
+ * loaded or a negative LC_E code.
+ */
+long lc_store_load(struct lc_store *st, struct lc_counter *c, int64_t now_ms);
+
+/**
+ * Writes n entries in one transaction: their url ids, absolute counters
+ * (read from the entries now) and every dirty minute total. On success
+ * returns 0 and the caller may mark the minutes clean. On failure rolls
+ * back, forgets url ids assigned in this transaction and returns LC_EIO
+ * (LC_EBUSY when the database was locked); nothing is marked clean.
+ */
+int lc_store_flush(struct lc_store *st, struct lc_entry *const *entries,
+		   size_t n);
+
+/**
+ * Appends {"t":ISO,"likes":P,"unlikes":N} objects for url's minutes in
+ * [since_s, until_s) to points (a JSON array). Returns 0 or LC_EIO.
+ */
+int lc_store_history(struct lc_store *st, const char *url, size_t len,
+		     int64_t since_s, int64_t until_s, size_t max_points,
+		     json_t *points);
+
+/** Runs a passive WAL checkpoint (when idle). */
+void lc_store_checkpoint(struct lc_store *st);
+
+/** The last SQLite error text of this connection. */
+const char *lc_store_errmsg(struct lc_store *st);
+
+#endif

@@ -1,0 +1,325 @@
+/*
+ * The batcher thread: inbox -> dirty set -> throttled SQLite flushes.
+ *
+ * Threads: lc_batcher_push from the dispatcher; everything else on the
+ * batcher's own thread (or the test's thread for lc_batcher_create'd ones).
+ * The batcher is the only thread touching an entry's batcher fields
+ * (dirty, db_id, minutes).
+ *
+ * A note on the hand-off: the dispatcher appends whole tick batches to the
+ * inbox under a mutex it holds for a pointer append; the batcher swaps the
+ * inbox list for an empty one and folds the batches into its dirty set
+ * outside the lock. A slow disk therefore makes the inbox longer, never the
+ * tick slower. The dirty set is a FIFO of entries (each queued once, via
+ * its `dirty` flag) so the oldest changes are written first when the
+ * throttle cuts a flush short.
+ */
+#define _GNU_SOURCE
+#include "lc/batcher.h"
+#include "lc/common.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct lc_batcher {
+	struct lc_store *store;
+	int flush_interval_ms;
+	int max_rows_per_sec;
+	pthread_t thread;
+	bool threaded;
+
+	pthread_mutex_t lock; /* guards inbox and stopping */
+	pthread_cond_t cond;
+	struct lc_change_batch **inbox;
+	size_t inbox_n, inbox_cap;
+	bool stopping;
+
+	/* batcher thread only: FIFO ring of dirty entries */
+	struct lc_entry **q;
+	size_t q_head, q_n, q_cap;
+
+	struct lc_batcher_stats stats;
+};
+
+static int
+queue_push(struct lc_batcher *bt, struct lc_entry *e)
+{
+	if (bt->q_n == bt->q_cap) {
+		size_t cap = bt->q_cap ? bt->q_cap * 2 : 1024;
+		struct lc_entry **q = malloc(cap * sizeof(*q));
+
+		if (!q)
+			return LC_ENOMEM;
+		for (size_t i = 0; i < bt->q_n; i++)
+			q[i] = bt->q[(bt->q_head + i) % bt->q_cap];
+		free(bt->q);
+		bt->q = q;
+		bt->q_head = 0;
+		bt->q_cap = cap;
+	}
+	bt->q[(bt->q_head + bt->q_n++) % bt->q_cap] = e;
+	return 0;
+}
+
+/* Adds one change to the entry's minute totals and queues the entry. */
+static void
+fold_change(struct lc_batcher *bt, const struct lc_change *c, int64_t minute)
+{
+	struct lc_entry *e = c->e;
+	struct lc_minute *m = e->minutes;
+
+	if (!m || m->minute != minute) {
+		/*
+		 * Ticks arrive in order, so a new minute is always the newest:
+		 * it goes in front.
+		 */
+		m = calloc(1, sizeof(*m));
+		if (!m) {
+			lc_err("batcher: out of memory; %s misses minute "
+			       "history",
+			       e->url);
+			goto queue;
+		}
+		m->minute = minute;
+		m->next = e->minutes;
+		e->minutes = m;
+	}
+	m->likes += c->likes;
+	m->unlikes += c->unlikes;
+	m->dirty = true;
+queue:
+	if (!e->dirty) {
+		if (queue_push(bt, e)) {
+			lc_err("batcher: out of memory; %s not queued", e->url);
+			return;
+		}
+		e->dirty = true;
+	}
+}
+
+/* Takes the inbox whole and folds it into the dirty set. */
+static void
+drain_inbox(struct lc_batcher *bt)
+{
+	struct lc_change_batch **in;
+	size_t n;
+
+	pthread_mutex_lock(&bt->lock);
+	in = bt->inbox;
+	n = bt->inbox_n;
+	bt->inbox = NULL;
+	bt->inbox_n = bt->inbox_cap = 0;
+	pthread_mutex_unlock(&bt->lock);
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < in[i]->n; k++)
+			fold_change(bt, &in[i]->items[k], in[i]->minute_s);
+		free(in[i]);
+	}
+	free(in);
+	atomic_store(&bt->stats.dirty, bt->q_n);
+}
+
+/* After a committed flush: minutes are clean, old ones can go. */
+static void
+mark_clean(struct lc_entry *e)
+{
+	struct lc_minute *m = e->minutes, *next;
+
+	e->dirty = false;
+	if (!m)
+		return;
+	m->dirty = false;
+	/* Keep the newest minute: later changes in it add to its total. */
+	for (next = m->next, m->next = NULL; next; next = m) {
+		m = next->next;
+		free(next);
+	}
+}
+
+int
+lc_batcher_flush_now(struct lc_batcher *bt, size_t max_rows)
+{
+	size_t n = bt->q_n < max_rows ? bt->q_n : max_rows;
+	struct lc_entry **batch;
+	int64_t t0, us;
+	int rc;
+
+	drain_inbox(bt);
+	n = bt->q_n < max_rows ? bt->q_n : max_rows;
+	if (!n)
+		return 0;
+	batch = malloc(n * sizeof(*batch));
+	if (!batch)
+		return LC_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		batch[i] = bt->q[(bt->q_head + i) % bt->q_cap];
+	t0 = lc_mono_us();
+	rc = lc_store_flush(bt->store, batch, n);
+	us = lc_mono_us() - t0;
+	if (rc == 0) {
+		for (size_t i = 0; i < n; i++)
+			mark_clean(batch[i]);
+		bt->q_head = (bt->q_head + n) % bt->q_cap;
+		bt->q_n -= n;
+		atomic_fetch_add(&bt->stats.flushes, 1);
+		atomic_fetch_add(&bt->stats.rows, n);
+		atomic_fetch_add(&bt->stats.flush_us_total, (uint64_t)us);
+		if ((uint64_t)us > atomic_load(&bt->stats.flush_us_max))
+			atomic_store(&bt->stats.flush_us_max, (uint64_t)us);
+		atomic_store(&bt->stats.healthy, true);
+		lc_debug("batcher: flushed %zu URLs in %lld us, %zu left", n,
+			 (long long)us, bt->q_n);
+	} else {
+		atomic_fetch_add(&bt->stats.flush_errors, 1);
+		atomic_store(&bt->stats.healthy, false);
+		lc_warn("batcher: flush of %zu URLs failed (%s); keeping them "
+			"dirty for the next attempt",
+			n, lc_store_errmsg(bt->store));
+	}
+	free(batch);
+	atomic_store(&bt->stats.dirty, bt->q_n);
+	return rc;
+}
+
+static void *
+run(void *arg)
+{
+	struct lc_batcher *bt = arg;
+	size_t budget = (size_t)((int64_t)bt->max_rows_per_sec *
+				 bt->flush_interval_ms / 1000);
+	int64_t idle_checkpoint_at = 0;
+
+	if (!budget)
+		budget = 1;
+	for (;;) {
+		struct timespec until;
+		bool stopping;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += bt->flush_interval_ms / 1000;
+		until.tv_nsec += (long)(bt->flush_interval_ms % 1000) * 1000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		pthread_mutex_lock(&bt->lock);
+		while (!bt->stopping &&
+		       pthread_cond_timedwait(&bt->cond, &bt->lock, &until) !=
+			       ETIMEDOUT)
+			;
+		stopping = bt->stopping;
+		pthread_mutex_unlock(&bt->lock);
+		if (stopping)
+			break;
+		lc_batcher_flush_now(bt, budget);
+		/* A quiet database gets its WAL folded back in. */
+		if (!bt->q_n && lc_mono_us() > idle_checkpoint_at) {
+			lc_store_checkpoint(bt->store);
+			idle_checkpoint_at = lc_mono_us() + 10 * 1000000;
+		}
+	}
+	return NULL;
+}
+
+struct lc_batcher *
+lc_batcher_create(struct lc_store *st, int flush_interval_ms,
+		  int max_rows_per_sec)
+{
+	struct lc_batcher *bt = calloc(1, sizeof(*bt));
+
+	if (!bt)
+		return NULL;
+	bt->store = st;
+	bt->flush_interval_ms = flush_interval_ms;
+	bt->max_rows_per_sec = max_rows_per_sec;
+	pthread_mutex_init(&bt->lock, NULL);
+	pthread_cond_init(&bt->cond, NULL);
+	atomic_init(&bt->stats.healthy, true);
+	return bt;
+}
+
+struct lc_batcher *
+lc_batcher_start(struct lc_store *st, int flush_interval_ms,
+		 int max_rows_per_sec)
+{
+	struct lc_batcher *bt =
+		lc_batcher_create(st, flush_interval_ms, max_rows_per_sec);
+
+	if (!bt)
+		return NULL;
+	if (pthread_create(&bt->thread, NULL, run, bt)) {
+		free(bt);
+		return NULL;
+	}
+	bt->threaded = true;
+	return bt;
+}
+
+void
+lc_batcher_push(struct lc_batcher *bt, struct lc_change_batch *b)
+{
+	pthread_mutex_lock(&bt->lock);
+	if (bt->inbox_n == bt->inbox_cap) {
+		size_t cap = bt->inbox_cap ? bt->inbox_cap * 2 : 16;
+		void *p = realloc(bt->inbox, cap * sizeof(*bt->inbox));
+
+		if (!p) {
+			pthread_mutex_unlock(&bt->lock);
+			lc_err("batcher: out of memory; %zu URLs miss this "
+			       "tick's minute history",
+			       b->n);
+			free(b);
+			return;
+		}
+		bt->inbox = p;
+		bt->inbox_cap = cap;
+	}
+	bt->inbox[bt->inbox_n++] = b;
+	pthread_mutex_unlock(&bt->lock);
+}
+
+int
+lc_batcher_stop(struct lc_batcher *bt)
+{
+	int rc = 0;
+
+	if (bt->threaded) {
+		pthread_mutex_lock(&bt->lock);
+		bt->stopping = true;
+		pthread_cond_signal(&bt->cond);
+		pthread_mutex_unlock(&bt->lock);
+		pthread_join(bt->thread, NULL);
+	}
+	/* Final flush: everything, unthrottled; wait out a busy database. */
+	for (int attempt = 0; attempt < 20; attempt++) {
+		drain_inbox(bt);
+		rc = lc_batcher_flush_now(bt, SIZE_MAX);
+		if (!rc && !bt->q_n)
+			break;
+		if (rc)
+			nanosleep(&(struct timespec){0, 250000000}, NULL);
+	}
+	if (rc || bt->q_n)
+		lc_err("batcher: %zu URLs could not be written at shutdown",
+		       bt->q_n);
+	lc_store_close(bt->store);
+	/* Entries are owned by the counter table; minutes by us. */
+	while (bt->q_n) {
+		bt->q[bt->q_head]->dirty = false;
+		bt->q_head = (bt->q_head + 1) % bt->q_cap;
+		bt->q_n--;
+	}
+	free(bt->q);
+	pthread_mutex_destroy(&bt->lock);
+	pthread_cond_destroy(&bt->cond);
+	free(bt);
+	return rc;
+}
+
+const struct lc_batcher_stats *
+lc_batcher_stats(struct lc_batcher *bt)
+{
+	return &bt->stats;
+}

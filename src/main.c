@@ -1,0 +1,225 @@
+/*
+ * livecount: flags and config, start the modules in order, run the dispatch
+ * tick, stop in reverse order.
+ *
+ * Threads: main() becomes the dispatcher thread. It blocks SIGINT/SIGTERM
+ * in every thread before any is created and waits for them with
+ * sigtimedwait() between ticks, so no signal handler runs at all.
+ *
+ * Shutdown order (SIGTERM/SIGINT): mark draining, stop the workers (no new
+ * connections, existing ones closed; every like they acknowledged is in a
+ * shard), run a final tick (every shard merged), stop the batcher (a final,
+ * unthrottled flush), exit 0. Nothing acknowledged is lost.
+ */
+#define _GNU_SOURCE
+#include "lc/batcher.h"
+#include "lc/common.h"
+#include "lc/config.h"
+#include "lc/counter.h"
+#include "lc/dispatch.h"
+#include "lc/hash.h"
+#include "lc/server.h"
+#include "lc/store.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static int
+ensure_parent_dir(const char *path)
+{
+	char tmp[1024], *dir;
+
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	dir = dirname(tmp);
+	if (!strcmp(dir, ".") || !strcmp(dir, "/"))
+		return 0;
+	if (mkdir(dir, 0755) && errno != EEXIST) {
+		/* One level is what ./data/ needs; deeper trees are the admin's. */
+		lc_err("cannot create directory %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+tick_loop(struct lc_dispatch *d, const sigset_t *sigs, int tick_ms)
+{
+	int64_t next = lc_mono_us() + (int64_t)tick_ms * 1000;
+
+	for (;;) {
+		int64_t wait = next - lc_mono_us();
+		int sig;
+
+		if (wait > 0) {
+			struct timespec ts = {(time_t)(wait / 1000000),
+					      (long)(wait % 1000000) * 1000};
+
+			sig = sigtimedwait(sigs, NULL, &ts);
+			if (sig > 0) {
+				lc_info("received %s, shutting down",
+					strsignal(sig));
+				return;
+			}
+			if (sig < 0 && errno == EINTR)
+				continue;
+			if (sig < 0 && errno != EAGAIN)
+				continue;
+			if (lc_mono_us() < next)
+				continue;
+		}
+		lc_dispatch_tick(d, lc_now_ms());
+		next += (int64_t)tick_ms * 1000;
+		/* After a long stall, tick again from now, not in a burst. */
+		if (lc_mono_us() - next > (int64_t)tick_ms * 1000)
+			next = lc_mono_us() + (int64_t)tick_ms * 1000;
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct lc_config cfg;
+	struct lc_counter counter;
+	struct lc_dispatch dispatch;
+	struct lc_server srv;
+	struct lc_source **sources = NULL;
+	struct lc_batcher *batcher;
+	struct lc_store *store;
+	bool help, version, check;
+	char err[512];
+	sigset_t sigs;
+	long loaded;
+	int64_t t0;
+	int rc = 1;
+
+	if (lc_config_from_args(&cfg, argc, argv, environ, &help, &version,
+				&check, err, sizeof(err))) {
+		fprintf(stderr, "livecount: %s\n", err);
+		return 2;
+	}
+	if (help) {
+		lc_config_usage(stdout);
+		return 0;
+	}
+	if (version) {
+		printf("livecount %s (libwebsockets %s)\n", LC_VERSION,
+		       lws_get_library_version());
+		return 0;
+	}
+	if (check) {
+		lc_config_dump(&cfg, stdout);
+		fprintf(stderr, "livecount: configuration ok\n");
+		return 0;
+	}
+	lc_log_set_level((enum lc_log_level)lc_log_level_parse(cfg.log_level));
+	lws_set_log_level(cfg.log_level[0] == 'd'
+				  ? LLL_ERR | LLL_WARN | LLL_NOTICE
+				  : LLL_ERR,
+			  NULL);
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	lc_hash_seed_init();
+
+	if (ensure_parent_dir(cfg.db))
+		return 1;
+	store = lc_store_open(cfg.db, false, err, sizeof(err));
+	if (!store) {
+		lc_err("%s", err);
+		return 1;
+	}
+	if (lc_counter_init(&counter, 1024)) {
+		lc_err("out of memory");
+		return 1;
+	}
+	t0 = lc_mono_us();
+	loaded = lc_store_load(store, &counter, lc_now_ms());
+	if (loaded < 0) {
+		lc_err("database: cannot load counters: %s",
+		       lc_store_errmsg(store));
+		lc_store_close(store);
+		return 1;
+	}
+	lc_info("loaded %ld URLs from %s in %lld ms", loaded, cfg.db,
+		(long long)(lc_mono_us() - t0) / 1000);
+
+	batcher = lc_batcher_start(store, cfg.flush_interval_ms,
+				   cfg.max_rows_per_sec);
+	if (!batcher) {
+		lc_err("cannot start the batcher thread");
+		return 1;
+	}
+
+	memset(&srv, 0, sizeof(srv));
+	srv.cfg = &cfg;
+	srv.counter = &counter;
+	srv.dispatch = &dispatch;
+	srv.batcher = batcher;
+	srv.started_ms = lc_now_ms();
+	srv.nworkers = cfg.workers ? cfg.workers
+				   : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (srv.nworkers < 1)
+		srv.nworkers = 1;
+
+	/*
+	 * Workers read the dispatcher (top list, tick seq) from their first
+	 * request on, so it is initialised first; its sources (one per
+	 * worker) are attached once the workers exist, before the first tick.
+	 */
+	if (lc_dispatch_init(&dispatch, &counter, NULL, 0, batcher,
+			     (size_t)cfg.top_limit_max))
+		goto out_batcher;
+	if (lc_server_start(&srv))
+		goto out_server;
+	sources = calloc((size_t)srv.nworkers, sizeof(*sources));
+	if (!sources)
+		goto out_server;
+	for (int i = 0; i < srv.nworkers; i++)
+		sources[i] = &srv.workers[i].source;
+	dispatch.sources = sources;
+	dispatch.nsources = (size_t)srv.nworkers;
+	lc_dispatch_tick(&dispatch, lc_now_ms()); /* first top list */
+	atomic_store(&srv.ready, true);
+	lc_info("livecount %s listening on http://%s:%d with %d workers, "
+		"tick %d ms, database %s",
+		LC_VERSION, cfg.bind, srv.port, srv.nworkers, cfg.tick_ms,
+		cfg.db);
+
+	tick_loop(&dispatch, &sigs, cfg.tick_ms);
+
+	atomic_store(&srv.draining, true);
+	atomic_store(&srv.ready, false);
+	lc_server_stop(&srv);
+	lc_dispatch_tick(&dispatch, lc_now_ms()); /* the final merge */
+	rc = lc_batcher_stop(batcher) ? 1 : 0;
+	batcher = NULL;
+	lc_dispatch_cleanup(&dispatch);
+	lc_info("stopped cleanly; %llu likes and %llu unlikes merged this run",
+		(unsigned long long)atomic_load(&dispatch.stats.likes),
+		(unsigned long long)atomic_load(&dispatch.stats.unlikes));
+	goto out_free;
+
+out_server:
+	lc_server_stop(&srv);
+	lc_dispatch_cleanup(&dispatch);
+out_batcher:
+	rc = 1;
+	if (batcher)
+		lc_batcher_stop(batcher);
+out_free:
+	lc_server_free(&srv);
+	free(sources);
+	lc_counter_cleanup(&counter);
+	return rc;
+}

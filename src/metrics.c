@@ -1,0 +1,223 @@
+/*
+ * /metrics (Prometheus text exposition) and /v1/stats (JSON for the
+ * dashboard).
+ *
+ * Threads: rendered on whichever worker serves the request. Every number
+ * read here is an atomic written by exactly one thread (a worker, the
+ * dispatcher or the batcher), so rendering takes no locks and a scrape
+ * never slows the path it measures. Labels are fixed route names, status
+ * codes and transports; never a URL.
+ */
+#define _GNU_SOURCE
+#include "lc/batcher.h"
+#include "lc/common.h"
+#include "lc/server.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char *const route_names[LC_ROUTE_MAX] = {
+	"likes",   "counts",  "top",    "history", "stats", "healthz",
+	"readyz",  "metrics", "events", "ws",      "static", "other"};
+
+static const char *const status_names[LC_S_MAX] = {
+#define X(c) #c,
+	LC_STATUSES
+#undef X
+	"other"};
+
+struct text {
+	char *s;
+	size_t len, cap;
+	bool oom;
+};
+
+static void __attribute__((format(printf, 2, 3)))
+add(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (t->oom)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap);
+		va_end(ap);
+		if (n >= 0 && (size_t)n < t->cap - t->len) {
+			t->len += (size_t)n;
+			return;
+		}
+		char *p = realloc(t->s, t->cap * 2);
+
+		if (!p) {
+			t->oom = true;
+			return;
+		}
+		t->s = p;
+		t->cap *= 2;
+	}
+}
+
+#define SUM(field)                                                             \
+	({                                                                     \
+		int64_t _v = 0;                                                \
+		for (int _i = 0; _i < srv->nworkers; _i++)                     \
+			_v += (int64_t)atomic_load_explicit(                   \
+				&srv->workers[_i].stats.field,                 \
+				memory_order_relaxed);                         \
+		_v;                                                            \
+	})
+
+static void
+metric(struct text *t, const char *name, const char *type, const char *help,
+       int64_t v)
+{
+	add(t, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", name, help, name, type,
+	    name, (long long)v);
+}
+
+char *
+lc_metrics_render(struct lc_server *srv, size_t *len)
+{
+	struct lc_dispatch_stats *ds = &srv->dispatch->stats;
+	const struct lc_batcher_stats *bs = lc_batcher_stats(srv->batcher);
+	static const char *const le[] = {"0.001", "0.002", "0.005", "0.01",
+					 "0.02",  "0.05",  "0.1",   "+Inf"};
+	struct text t = {.s = malloc(16384), .cap = 16384};
+	uint64_t cum = 0;
+
+	if (!t.s)
+		return NULL;
+	add(&t, "# HELP livecount_info Build information.\n"
+		"# TYPE livecount_info gauge\n"
+		"livecount_info{version=\"%s\"} 1\n",
+	    LC_VERSION);
+	metric(&t, "livecount_uptime_seconds", "gauge", "Seconds since start.",
+	       (lc_now_ms() - srv->started_ms) / 1000);
+	metric(&t, "livecount_likes_total", "counter",
+	       "Like units accepted (sum of n > 0).", SUM(likes_accepted));
+	metric(&t, "livecount_unlikes_total", "counter",
+	       "Unlike units accepted (sum of -n for n < 0).",
+	       SUM(unlikes_accepted));
+	metric(&t, "livecount_likes_merged_total", "counter",
+	       "Like units merged into the counter table by the dispatcher.",
+	       (int64_t)atomic_load(&ds->likes));
+	metric(&t, "livecount_urls", "gauge", "URLs in the counter table.",
+	       (int64_t)lc_counter_size(srv->counter));
+
+	add(&t, "# HELP livecount_http_requests_total HTTP requests by route "
+		"and status.\n# TYPE livecount_http_requests_total counter\n");
+	for (int r = 0; r < LC_ROUTE_MAX; r++)
+		for (int s = 0; s < LC_S_MAX; s++) {
+			int64_t v = SUM(http[r][s]);
+
+			if (v)
+				add(&t,
+				    "livecount_http_requests_total{route=\"%s\","
+				    "code=\"%s\"} %lld\n",
+				    route_names[r], status_names[s],
+				    (long long)v);
+		}
+	add(&t, "# HELP livecount_connections Live subscriber connections by "
+		"transport.\n# TYPE livecount_connections gauge\n"
+		"livecount_connections{transport=\"ws\"} %lld\n"
+		"livecount_connections{transport=\"sse\"} %lld\n",
+	    (long long)SUM(conns[LC_T_WS]), (long long)SUM(conns[LC_T_SSE]));
+	metric(&t, "livecount_subscriptions", "gauge",
+	       "Live subscriptions (session, URL).", SUM(subscriptions));
+	add(&t, "# HELP livecount_update_frames_total Update frames sent.\n"
+		"# TYPE livecount_update_frames_total counter\n"
+		"livecount_update_frames_total{transport=\"ws\"} %lld\n"
+		"livecount_update_frames_total{transport=\"sse\"} %lld\n",
+	    (long long)SUM(frames[LC_T_WS]), (long long)SUM(frames[LC_T_SSE]));
+	metric(&t, "livecount_shared_frames_total", "counter",
+	       "Update frames written from a per-URL frame built once per tick.",
+	       SUM(shared_frames));
+	metric(&t, "livecount_snapshots_total", "counter",
+	       "Snapshot frames sent.", SUM(snapshots));
+	metric(&t, "livecount_coalesced_updates_total", "counter",
+	       "Updates merged into one still waiting to be written.",
+	       SUM(coalesced));
+	metric(&t, "livecount_slow_consumer_closes_total", "counter",
+	       "Subscribers closed for making no progress.", SUM(slow_closes));
+	metric(&t, "livecount_client_errors_total", "counter",
+	       "Error frames sent for bad client messages.",
+	       SUM(client_errors));
+	metric(&t, "livecount_connections_accepted_total", "counter",
+	       "TCP connections accepted.", SUM(accepts));
+
+	metric(&t, "livecount_dispatch_ticks_total", "counter",
+	       "Dispatch ticks run.", (int64_t)atomic_load(&ds->ticks));
+	add(&t, "# HELP livecount_dispatch_tick_seconds Dispatch tick "
+		"duration.\n# TYPE livecount_dispatch_tick_seconds histogram\n");
+	for (int i = 0; i < 8; i++) {
+		cum += atomic_load(&ds->tick_us_buckets[i]);
+		add(&t, "livecount_dispatch_tick_seconds_bucket{le=\"%s\"} %llu\n",
+		    le[i], (unsigned long long)cum);
+	}
+	add(&t,
+	    "livecount_dispatch_tick_seconds_sum %.6f\n"
+	    "livecount_dispatch_tick_seconds_count %llu\n",
+	    (double)atomic_load(&ds->tick_us_total) / 1e6,
+	    (unsigned long long)atomic_load(&ds->ticks));
+	add(&t, "# HELP livecount_dispatch_tick_seconds_max Longest tick.\n"
+		"# TYPE livecount_dispatch_tick_seconds_max gauge\n"
+		"livecount_dispatch_tick_seconds_max %.6f\n",
+	    (double)atomic_load(&ds->tick_us_max) / 1e6);
+	metric(&t, "livecount_updates_published_total", "counter",
+	       "Subscribed URL changes published to workers.",
+	       (int64_t)atomic_load(&ds->updates));
+
+	metric(&t, "livecount_flushes_total", "counter",
+	       "Successful flush transactions.",
+	       (int64_t)atomic_load(&bs->flushes));
+	metric(&t, "livecount_flush_errors_total", "counter",
+	       "Failed flush transactions (rows kept dirty and retried).",
+	       (int64_t)atomic_load(&bs->flush_errors));
+	metric(&t, "livecount_flush_rows_total", "counter",
+	       "URL rows written by flushes.", (int64_t)atomic_load(&bs->rows));
+	add(&t,
+	    "# HELP livecount_flush_seconds_sum Time spent in flushes.\n"
+	    "# TYPE livecount_flush_seconds_sum counter\n"
+	    "livecount_flush_seconds_sum %.6f\n"
+	    "# HELP livecount_flush_seconds_max Longest flush.\n"
+	    "# TYPE livecount_flush_seconds_max gauge\n"
+	    "livecount_flush_seconds_max %.6f\n",
+	    (double)atomic_load(&bs->flush_us_total) / 1e6,
+	    (double)atomic_load(&bs->flush_us_max) / 1e6);
+	metric(&t, "livecount_dirty_urls", "gauge",
+	       "URLs waiting to be written to the database.",
+	       (int64_t)atomic_load(&bs->dirty));
+	if (t.oom) {
+		free(t.s);
+		return NULL;
+	}
+	*len = t.len;
+	return t.s;
+}
+
+char *
+lc_stats_render(struct lc_server *srv, size_t *len)
+{
+	struct lc_dispatch_stats *ds = &srv->dispatch->stats;
+	json_t *o = json_pack(
+		"{s:I, s:I, s:I, s:{s:I, s:I}, s:I, s:I, s:I, s:i, s:I}",
+		"likes_total", (json_int_t)SUM(likes_accepted),
+		"unlikes_total", (json_int_t)SUM(unlikes_accepted),
+		"likes_per_s", (json_int_t)atomic_load(&ds->likes_per_s),
+		"connections", "ws", (json_int_t)SUM(conns[LC_T_WS]), "sse",
+		(json_int_t)SUM(conns[LC_T_SSE]), "subscriptions",
+		(json_int_t)SUM(subscriptions), "urls",
+		(json_int_t)lc_counter_size(srv->counter), "seq",
+		(json_int_t)atomic_load(&srv->dispatch->seq), "tick_ms",
+		srv->cfg->tick_ms, "uptime_s",
+		(json_int_t)((lc_now_ms() - srv->started_ms) / 1000));
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	if (s)
+		*len = strlen(s);
+	return s;
+}

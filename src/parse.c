@@ -1,0 +1,332 @@
+/*
+ * Validation of everything a client sends: URLs, n, JSON bodies, WS ops.
+ *
+ * Validate at the boundary: once a like leaves this file its url is valid
+ * UTF-8 without control characters and its n is a non-zero integer within
+ * bounds, so the counting core never re-checks. JSON is parsed by jansson
+ * (JSON_REJECT_DUPLICATES, no NUL in strings); the only hand-written
+ * scanner here is lc_json_depth(), a guard run before jansson so that a
+ * deeply nested body is refused cheaply.
+ */
+#include "lc/parse.h"
+#include "lc/common.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+int
+lc_err_set(struct lc_err *err, int status, const char *code, const char *fmt,
+	   ...)
+{
+	va_list ap;
+
+	err->status = status;
+	err->code = code;
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	return LC_EINVAL;
+}
+
+int
+lc_url_check(const char *url, size_t len, size_t max_bytes,
+	     struct lc_err *err)
+{
+	const unsigned char *p = (const unsigned char *)url, *end = p + len;
+
+	if (!url || !len)
+		return lc_err_set(err, 400, "bad_url", "url is missing or empty");
+	if (len > max_bytes)
+		return lc_err_set(err, 400, "bad_url",
+				  "url is %zu bytes, more than %zu", len,
+				  max_bytes);
+	while (p < end) {
+		uint32_t cp;
+		int extra;
+
+		if (*p < 0x80) {
+			if (*p < 0x20 || *p == 0x7f)
+				goto control;
+			p++;
+			continue;
+		}
+		if ((*p & 0xe0) == 0xc0) {
+			cp = *p & 0x1f;
+			extra = 1;
+		} else if ((*p & 0xf0) == 0xe0) {
+			cp = *p & 0x0f;
+			extra = 2;
+		} else if ((*p & 0xf8) == 0xf0) {
+			cp = *p & 0x07;
+			extra = 3;
+		} else
+			goto utf8;
+		if (end - p <= extra)
+			goto utf8;
+		for (int i = 1; i <= extra; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				goto utf8;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		/* Overlong forms, surrogates and beyond Unicode. */
+		if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) ||
+		    (extra == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			goto utf8;
+		if (cp >= 0x80 && cp <= 0x9f)
+			goto control;
+		p += extra + 1;
+	}
+	return 0;
+control:
+	return lc_err_set(err, 400, "bad_url",
+			  "url contains a control character at byte %zu",
+			  (size_t)(p - (const unsigned char *)url));
+utf8:
+	return lc_err_set(err, 400, "bad_url",
+			  "url is not valid UTF-8 at byte %zu",
+			  (size_t)(p - (const unsigned char *)url));
+}
+
+int
+lc_n_parse(const char *s, size_t len, int64_t *n, struct lc_err *err)
+{
+	int64_t v = 0;
+
+	if (!len || len > 7)
+		goto bad;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			goto bad;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v < 1 || v > LC_N_MAX)
+		goto bad;
+	*n = v;
+	return 0;
+bad:
+	return lc_err_set(err, 400, "bad_n",
+			  "n must be an integer from 1 to %d", LC_N_MAX);
+}
+
+int
+lc_json_depth(const char *s, size_t len)
+{
+	int depth = 0, max = 0;
+	bool in_str = false;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (in_str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_str = false;
+			continue;
+		}
+		if (c == '"')
+			in_str = true;
+		else if (c == '[' || c == '{') {
+			if (++depth > max)
+				max = depth;
+		} else if (c == ']' || c == '}')
+			depth--;
+	}
+	return max;
+}
+
+/* Parses JSON text with the shared limits; root is a new reference. */
+static json_t *
+load_json(const char *s, size_t len, const struct lc_limits *lim,
+	  struct lc_err *err)
+{
+	json_error_t jerr;
+	json_t *root;
+
+	if (lc_json_depth(s, len) > lim->max_json_depth) {
+		lc_err_set(err, 400, "bad_json", "JSON nested deeper than %d",
+			   lim->max_json_depth);
+		return NULL;
+	}
+	root = json_loadb(s, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		lc_err_set(err, 400, "bad_json", "malformed JSON: %s",
+			   jerr.text);
+	return root;
+}
+
+/* Validates a url value (borrowed json_t) into out. */
+static int
+take_url(json_t *v, const struct lc_limits *lim, const char **url,
+	 size_t *len, struct lc_err *err)
+{
+	if (!json_is_string(v))
+		return lc_err_set(err, 400, "bad_url",
+				  v ? "url must be a string" : "url is missing");
+	*url = json_string_value(v);
+	*len = json_string_length(v);
+	return lc_url_check(*url, *len, lim->max_url_bytes, err);
+}
+
+/* Validates one {"url":U,"n":K} object (borrowed) into out. */
+static int
+take_like(json_t *obj, const struct lc_limits *lim, struct lc_like *out,
+	  struct lc_err *err)
+{
+	json_t *n;
+
+	if (!json_is_object(obj))
+		return lc_err_set(err, 400, "bad_json",
+				  "a like must be an object {\"url\":..,"
+				  "\"n\":..}");
+	if (take_url(json_object_get(obj, "url"), lim, &out->url,
+		     &out->url_len, err))
+		return LC_EINVAL;
+	n = json_object_get(obj, "n");
+	if (!n) {
+		out->n = 1;
+		return 0;
+	}
+	if (!json_is_integer(n) || json_integer_value(n) == 0 ||
+	    json_integer_value(n) > LC_N_MAX ||
+	    json_integer_value(n) < -LC_N_MAX)
+		return lc_err_set(err, 400, "bad_n",
+				  "n must be a non-zero integer from %d to %d",
+				  -LC_N_MAX, LC_N_MAX);
+	out->n = json_integer_value(n);
+	return 0;
+}
+
+int
+lc_likes_parse(const char *body, size_t len, const struct lc_limits *lim,
+	       struct lc_likes *out, struct lc_err *err)
+{
+	json_t *root;
+
+	memset(out, 0, sizeof(*out));
+	root = load_json(body, len, lim, err);
+	if (!root)
+		return LC_EINVAL;
+	out->root = root;
+	if (json_is_object(root)) {
+		if (take_like(root, lim, &out->one, err))
+			goto fail;
+		out->items = &out->one;
+		out->n = 1;
+		return 0;
+	}
+	if (!json_is_array(root)) {
+		lc_err_set(err, 400, "bad_json",
+			   "body must be a like object or an array of them");
+		goto fail;
+	}
+	out->batch = true;
+	out->n = json_array_size(root);
+	if (out->n > lim->max_batch_items) {
+		lc_err_set(err, 413, "too_many_items",
+			   "batch has %zu items, more than %zu", out->n,
+			   lim->max_batch_items);
+		goto fail_big;
+	}
+	if (!out->n)
+		return 0;
+	out->items = malloc(out->n * sizeof(*out->items));
+	if (!out->items) {
+		lc_err_set(err, 503, "out_of_memory", "server out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < out->n; i++)
+		if (take_like(json_array_get(root, i), lim, &out->items[i],
+			      err)) {
+			size_t l = strlen(err->message);
+
+			snprintf(err->message + l, sizeof(err->message) - l,
+				 " (item %zu)", i);
+			goto fail;
+		}
+	return 0;
+fail:
+	lc_likes_free(out);
+	return LC_EINVAL;
+fail_big:
+	lc_likes_free(out);
+	return LC_ETOOBIG;
+}
+
+void
+lc_likes_free(struct lc_likes *l)
+{
+	if (l->items && l->items != &l->one)
+		free(l->items);
+	json_decref(l->root);
+	memset(l, 0, sizeof(*l));
+}
+
+int
+lc_ws_op_parse(const char *msg, size_t len, const struct lc_limits *lim,
+	       size_t max_urls, struct lc_ws_op *op, struct lc_err *err)
+{
+	const char *name;
+	json_t *v;
+
+	memset(op, 0, sizeof(*op));
+	op->root = load_json(msg, len, lim, err);
+	if (!op->root)
+		return LC_EINVAL;
+	if (!json_is_object(op->root)) {
+		lc_err_set(err, 400, "bad_op", "a message must be a JSON object");
+		goto fail;
+	}
+	v = json_object_get(op->root, "op");
+	name = json_string_value(v);
+	if (!name) {
+		lc_err_set(err, 400, "bad_op", "\"op\" must be a string");
+		goto fail;
+	}
+	if (!strcmp(name, "like")) {
+		op->kind = LC_OP_LIKE;
+		if (take_like(op->root, lim, &op->like, err))
+			goto fail;
+		return 0;
+	}
+	if (!strcmp(name, "subscribe"))
+		op->kind = LC_OP_SUBSCRIBE;
+	else if (!strcmp(name, "unsubscribe"))
+		op->kind = LC_OP_UNSUBSCRIBE;
+	else {
+		lc_err_set(err, 400, "bad_op",
+			   "op must be subscribe, unsubscribe or like");
+		goto fail;
+	}
+	op->urls = json_object_get(op->root, "urls");
+	if (!json_is_array(op->urls)) {
+		lc_err_set(err, 400, "bad_url", "\"urls\" must be an array");
+		goto fail;
+	}
+	if (json_array_size(op->urls) > max_urls) {
+		lc_err_set(err, 400, "too_many_subscriptions",
+			   "at most %zu urls per connection", max_urls);
+		goto fail;
+	}
+	for (size_t i = 0; i < json_array_size(op->urls); i++) {
+		const char *u;
+		size_t ul;
+
+		if (take_url(json_array_get(op->urls, i), lim, &u, &ul, err))
+			goto fail;
+	}
+	return 0;
+fail:
+	lc_ws_op_free(op);
+	return LC_EINVAL;
+}
+
+void
+lc_ws_op_free(struct lc_ws_op *op)
+{
+	json_decref(op->root);
+	memset(op, 0, sizeof(*op));
+}

@@ -1,0 +1,470 @@
+/*
+ * SQLite persistence: the schema, its migrations, loading at start, the
+ * flush transaction and history reads.
+ *
+ * Threads: a store is one connection used by one thread (see store.h).
+ *
+ * A note on safety of the file: before SQLite touches a path we check that
+ * it is empty or starts with the SQLite header, and after opening we check
+ * PRAGMA application_id, so a stray file given as --db is refused and left
+ * byte-for-byte untouched. A second server on the same file is refused by
+ * an flock() on the database file, which is independent of the POSIX
+ * locks SQLite itself uses, and leaves the sqlite3 shell free to read.
+ */
+#define _GNU_SOURCE
+#include "lc/store.h"
+#include "lc/common.h"
+#include "lc/hash.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct lc_store {
+	sqlite3 *db;
+	int lock_fd; /* flock()ed database file, -1 for readers */
+	sqlite3_stmt *put_url, *put_counter, *put_minute, *history;
+};
+
+static const char *const migrations[] = {
+	/* 1: the first schema. */
+	"CREATE TABLE urls (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  url TEXT NOT NULL UNIQUE\n"
+	");\n"
+	"CREATE TABLE counters (\n"
+	"  url_id INTEGER PRIMARY KEY REFERENCES urls(id),\n"
+	"  likes INTEGER NOT NULL,\n"
+	"  unlikes INTEGER NOT NULL,\n"
+	"  updated_at INTEGER NOT NULL -- Unix milliseconds\n"
+	");\n"
+	"CREATE TABLE likes_minute (\n"
+	"  url_id INTEGER NOT NULL REFERENCES urls(id),\n"
+	"  minute INTEGER NOT NULL, -- Unix seconds, start of the minute\n"
+	"  likes INTEGER NOT NULL,\n"
+	"  unlikes INTEGER NOT NULL,\n"
+	"  PRIMARY KEY (url_id, minute)\n"
+	") WITHOUT ROWID;\n"
+	"CREATE VIEW counts_v AS\n"
+	"  SELECT u.url, c.likes - c.unlikes AS count, c.likes, c.unlikes,\n"
+	"         strftime('%Y-%m-%d %H:%M:%f', c.updated_at / 1000.0,\n"
+	"                  'unixepoch') AS updated_at\n"
+	"  FROM counters c JOIN urls u ON u.id = c.url_id;\n"
+	"CREATE VIEW history_v AS\n"
+	"  SELECT u.url, datetime(m.minute, 'unixepoch') AS minute,\n"
+	"         m.likes, m.unlikes, m.likes - m.unlikes AS net\n"
+	"  FROM likes_minute m JOIN urls u ON u.id = m.url_id;\n",
+};
+
+#define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
+
+static int
+exec(struct lc_store *st, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "database: %s", msg ? msg : "error");
+		sqlite3_free(msg);
+		return LC_EIO;
+	}
+	return 0;
+}
+
+static int
+pragma_int(struct lc_store *st, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+		return LC_EIO;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : LC_EIO;
+}
+
+/* Refuses non-empty files that do not start with the SQLite header. */
+static int
+check_header(const char *path, char *err, size_t errlen)
+{
+	static const char magic[16] = "SQLite format 3";
+	char buf[16];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : LC_EIO;
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n == 0)
+		return 0;
+	if (n != (ssize_t)sizeof(buf) || memcmp(buf, magic, sizeof(buf))) {
+		snprintf(err, errlen,
+			 "database: %s is not an SQLite database; refusing to "
+			 "touch it",
+			 path);
+		return LC_ENOTDB;
+	}
+	return 0;
+}
+
+static int
+migrate(struct lc_store *st, const char *path, char *err, size_t errlen)
+{
+	int64_t app_id = 0, version = 0, tables = 0;
+
+	if (pragma_int(st, "PRAGMA application_id", &app_id) ||
+	    pragma_int(st, "PRAGMA user_version", &version) ||
+	    pragma_int(st, "SELECT count(*) FROM sqlite_master", &tables)) {
+		snprintf(err, errlen, "database: %s: %s", path,
+			 sqlite3_errmsg(st->db));
+		return LC_ENOTDB;
+	}
+	if (app_id != LC_STORE_APP_ID && (tables || version)) {
+		snprintf(err, errlen,
+			 "database: %s is an SQLite database but not a "
+			 "livecount one; refusing to touch it",
+			 path);
+		return LC_ENOTDB;
+	}
+	if (version > (int64_t)NMIGRATIONS) {
+		snprintf(err, errlen,
+			 "database: %s has schema version %lld, newer than "
+			 "this livecount (%zu)",
+			 path, (long long)version, NMIGRATIONS);
+		return LC_ENOTDB;
+	}
+	for (int64_t v = version; v < (int64_t)NMIGRATIONS; v++) {
+		char sql[128];
+
+		if (exec(st, "BEGIN IMMEDIATE", err, errlen))
+			return LC_EIO;
+		snprintf(sql, sizeof(sql),
+			 "PRAGMA application_id = %d; PRAGMA user_version = "
+			 "%lld;",
+			 LC_STORE_APP_ID, (long long)v + 1);
+		if (exec(st, migrations[v], err, errlen) ||
+		    exec(st, sql, err, errlen) ||
+		    exec(st, "COMMIT", err, errlen)) {
+			exec(st, "ROLLBACK", err + strlen(err), 0);
+			return LC_EIO;
+		}
+		lc_info("database: migrated %s to schema version %lld", path,
+			(long long)v + 1);
+	}
+	return 0;
+}
+
+static int
+prepare(struct lc_store *st, sqlite3_stmt **s, const char *sql, char *err,
+	size_t errlen)
+{
+	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, s,
+			       NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "database: %s", sqlite3_errmsg(st->db));
+		return LC_EIO;
+	}
+	return 0;
+}
+
+struct lc_store *
+lc_store_open(const char *path, bool readonly, char *err, size_t errlen)
+{
+	struct lc_store *st = calloc(1, sizeof(*st));
+	int flags = readonly ? SQLITE_OPEN_READONLY
+			     : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+
+	if (!st) {
+		snprintf(err, errlen, "database: out of memory");
+		return NULL;
+	}
+	st->lock_fd = -1;
+	if (!readonly) {
+		if (check_header(path, err, errlen))
+			goto fail;
+		st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (st->lock_fd < 0) {
+			snprintf(err, errlen, "database: cannot open %s: %s",
+				 path, strerror(errno));
+			goto fail;
+		}
+		if (flock(st->lock_fd, LOCK_EX | LOCK_NB)) {
+			snprintf(err, errlen,
+				 "database: %s is in use by another livecount "
+				 "process",
+				 path);
+			goto fail;
+		}
+	}
+	if (sqlite3_open_v2(path, &st->db, flags | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "database: cannot open %s: %s", path,
+			 st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(st->db, readonly ? 1000 : 5000);
+	if (readonly) {
+		if (prepare(st, &st->history,
+			    "SELECT m.minute, m.likes, m.unlikes FROM "
+			    "likes_minute m JOIN urls u ON u.id = m.url_id "
+			    "WHERE u.url = ?1 AND m.minute >= ?2 AND "
+			    "m.minute < ?3 ORDER BY m.minute LIMIT ?4",
+			    err, errlen))
+			goto fail;
+		return st;
+	}
+	/*
+	 * WAL with synchronous=NORMAL: a committed flush survives a crash of
+	 * this process; a power loss may take the last flushes back (README
+	 * states the promise).
+	 */
+	if (exec(st,
+		 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
+		 "PRAGMA journal_size_limit = 67108864; "
+		 "PRAGMA cache_size = -65536;",
+		 err, errlen))
+		goto notdb;
+	if (migrate(st, path, err, errlen))
+		goto fail;
+	{
+		sqlite3_stmt *s;
+		int ok = 0;
+
+		if (sqlite3_prepare_v2(st->db, "PRAGMA quick_check", -1, &s,
+				       NULL) == SQLITE_OK &&
+		    sqlite3_step(s) == SQLITE_ROW &&
+		    !strcmp((const char *)sqlite3_column_text(s, 0), "ok"))
+			ok = 1;
+		sqlite3_finalize(s);
+		if (!ok) {
+			snprintf(err, errlen,
+				 "database: %s fails PRAGMA quick_check; "
+				 "restore it from a backup",
+				 path);
+			goto fail;
+		}
+	}
+	if (prepare(st, &st->put_url,
+		    "INSERT INTO urls(url) VALUES (?1) ON CONFLICT(url) DO "
+		    "UPDATE SET url = excluded.url RETURNING id",
+		    err, errlen) ||
+	    prepare(st, &st->put_counter,
+		    "INSERT INTO counters(url_id, likes, unlikes, updated_at) "
+		    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(url_id) DO UPDATE SET "
+		    "likes = excluded.likes, unlikes = excluded.unlikes, "
+		    "updated_at = excluded.updated_at",
+		    err, errlen) ||
+	    prepare(st, &st->put_minute,
+		    "INSERT INTO likes_minute(url_id, minute, likes, unlikes) "
+		    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(url_id, minute) DO "
+		    "UPDATE SET likes = excluded.likes, unlikes = "
+		    "excluded.unlikes",
+		    err, errlen))
+		goto fail;
+	return st;
+notdb:
+	/* journal_mode fails first on a file SQLite cannot read. */
+	snprintf(err, errlen,
+		 "database: %s is not a usable SQLite database (%s); refusing "
+		 "to touch it",
+		 path, sqlite3_errmsg(st->db));
+fail:
+	lc_store_close(st);
+	return NULL;
+}
+
+void
+lc_store_close(struct lc_store *st)
+{
+	if (!st)
+		return;
+	sqlite3_finalize(st->put_url);
+	sqlite3_finalize(st->put_counter);
+	sqlite3_finalize(st->put_minute);
+	sqlite3_finalize(st->history);
+	if (st->db && sqlite3_close(st->db) != SQLITE_OK)
+		lc_err("database: close: %s", sqlite3_errmsg(st->db));
+	if (st->lock_fd >= 0)
+		close(st->lock_fd); /* after SQLite: see the POSIX lock note */
+	free(st);
+}
+
+const char *
+lc_store_errmsg(struct lc_store *st)
+{
+	return sqlite3_errmsg(st->db);
+}
+
+long
+lc_store_load(struct lc_store *st, struct lc_counter *c, int64_t now_ms)
+{
+	int64_t minute = now_ms / 60000 * 60;
+	sqlite3_stmt *s = NULL;
+	long n = 0;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT u.url, c.likes, c.unlikes, c.updated_at, "
+			       "u.id FROM counters c JOIN urls u ON u.id = "
+			       "c.url_id",
+			       -1, &s, NULL) != SQLITE_OK)
+		return LC_EIO;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *url = (const char *)sqlite3_column_text(s, 0);
+		size_t len = (size_t)sqlite3_column_bytes(s, 0);
+		struct lc_entry *e = lc_counter_get(c, url, len,
+						    lc_hash(url, len));
+
+		if (!e) {
+			sqlite3_finalize(s);
+			return LC_ENOMEM;
+		}
+		lc_entry_add(e, sqlite3_column_int64(s, 1),
+			     sqlite3_column_int64(s, 2),
+			     sqlite3_column_int64(s, 3));
+		e->db_id = sqlite3_column_int64(s, 4);
+		n++;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return LC_EIO;
+
+	/* The current minute continues where the last run left it. */
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT u.url, m.likes, m.unlikes FROM "
+			       "likes_minute m JOIN urls u ON u.id = m.url_id "
+			       "WHERE m.minute = ?1",
+			       -1, &s, NULL) != SQLITE_OK)
+		return LC_EIO;
+	sqlite3_bind_int64(s, 1, minute);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *url = (const char *)sqlite3_column_text(s, 0);
+		size_t len = (size_t)sqlite3_column_bytes(s, 0);
+		struct lc_entry *e =
+			lc_counter_find(c, url, len, lc_hash(url, len));
+		struct lc_minute *m;
+
+		if (!e || !(m = calloc(1, sizeof(*m))))
+			continue;
+		m->minute = minute;
+		m->likes = sqlite3_column_int64(s, 1);
+		m->unlikes = sqlite3_column_int64(s, 2);
+		m->next = e->minutes;
+		e->minutes = m;
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? n : LC_EIO;
+}
+
+static int
+step_done(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : rc;
+}
+
+int
+lc_store_flush(struct lc_store *st, struct lc_entry *const *entries, size_t n)
+{
+	size_t assigned = 0;
+	int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	size_t i;
+
+	if (rc != SQLITE_OK)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		struct lc_entry *e = entries[i];
+		struct lc_counts cnt = lc_entry_read(e);
+
+		if (!e->db_id) {
+			sqlite3_bind_text(st->put_url, 1, e->url,
+					  (int)e->url_len, SQLITE_STATIC);
+			rc = sqlite3_step(st->put_url);
+			if (rc == SQLITE_ROW)
+				e->db_id = sqlite3_column_int64(st->put_url, 0);
+			sqlite3_reset(st->put_url);
+			if (rc != SQLITE_ROW)
+				goto fail;
+			assigned = i + 1;
+		}
+		sqlite3_bind_int64(st->put_counter, 1, e->db_id);
+		sqlite3_bind_int64(st->put_counter, 2, cnt.likes);
+		sqlite3_bind_int64(st->put_counter, 3, cnt.unlikes);
+		sqlite3_bind_int64(st->put_counter, 4, cnt.updated_ms);
+		if ((rc = step_done(st->put_counter)))
+			goto fail;
+		for (struct lc_minute *m = e->minutes; m; m = m->next) {
+			if (!m->dirty)
+				continue;
+			sqlite3_bind_int64(st->put_minute, 1, e->db_id);
+			sqlite3_bind_int64(st->put_minute, 2, m->minute);
+			sqlite3_bind_int64(st->put_minute, 3, m->likes);
+			sqlite3_bind_int64(st->put_minute, 4, m->unlikes);
+			if ((rc = step_done(st->put_minute)))
+				goto fail;
+		}
+	}
+	rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		return 0;
+fail:
+	lc_warn("database: flush failed: %s", sqlite3_errmsg(st->db));
+	if (!sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	/*
+	 * Ids handed out inside the rolled-back transaction do not exist.
+	 * Forget every id up to the last one assigned here; for entries whose
+	 * id was committed earlier the next flush's upsert returns it again.
+	 */
+	for (i = 0; i < assigned; i++)
+		entries[i]->db_id = 0;
+	return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED
+		       ? LC_EBUSY
+		       : LC_EIO;
+}
+
+int
+lc_store_history(struct lc_store *st, const char *url, size_t len,
+		 int64_t since_s, int64_t until_s, size_t max_points,
+		 json_t *points)
+{
+	sqlite3_stmt *s = st->history;
+	int rc;
+
+	sqlite3_bind_text(s, 1, url, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, since_s);
+	sqlite3_bind_int64(s, 3, until_s);
+	sqlite3_bind_int64(s, 4, (int64_t)max_points);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		char t[32];
+
+		lc_iso8601_ms(sqlite3_column_int64(s, 0) * 1000, t);
+		json_array_append_new(
+			points,
+			json_pack("{s:s, s:I, s:I}", "t", t, "likes",
+				  (json_int_t)sqlite3_column_int64(s, 1),
+				  "unlikes",
+				  (json_int_t)sqlite3_column_int64(s, 2)));
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? 0 : LC_EIO;
+}
+
+void
+lc_store_checkpoint(struct lc_store *st)
+{
+	sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+				  NULL);
+}

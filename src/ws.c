@@ -1,0 +1,294 @@
+/*
+ * The WebSocket transport: /v1/ws, subprotocol livecount.v1.
+ *
+ * Threads: the worker thread owning the connection.
+ *
+ * Client frames (subscribe, unsubscribe, like) are assembled up to
+ * max_ws_message_bytes (lws 4.1.6 has no cap of its own: beyond it we close
+ * with 1009), rate limited per connection, validated by parse.c, and
+ * answered with an error frame when bad. A connection that keeps sending
+ * bad frames (10 in one second) is closed with 1008. Everything the server
+ * sends goes out from LWS_CALLBACK_SERVER_WRITEABLE, one lws_write per
+ * callback, in this order: a pending error, a ping, the next snapshot or
+ * update (session.c decides which, coalesced).
+ */
+#define _GNU_SOURCE
+#include "lc/common.h"
+#include "lc/parse.h"
+#include "lc/server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_STRIKES 10
+
+static struct lc_worker *
+worker_of(struct lws *wsi)
+{
+	return lws_context_user(lws_get_context(wsi));
+}
+
+/* Queues one error frame; a second while one is pending is a strike. */
+static int
+send_error(struct lc_session *s, const struct lc_err *err)
+{
+	json_t *o;
+	char *txt;
+	size_t n;
+
+	LC_STAT_ADD(s->w->stats.client_errors, 1);
+	if (++s->strikes > MAX_STRIKES) {
+		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+				 (unsigned char *)"too many bad messages", 21);
+		return -1;
+	}
+	if (s->err_frame)
+		return 0; /* one is already on its way; this one is dropped */
+	o = json_pack("{s:s, s:s, s:s}", "type", "error", "error", err->code,
+		      "message", err->message);
+	txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!txt)
+		return 0;
+	n = strlen(txt);
+	s->err_frame = malloc(LWS_PRE + n);
+	if (s->err_frame) {
+		memcpy(s->err_frame + LWS_PRE, txt, n);
+		s->err_len = n;
+		lws_callback_on_writable(s->wsi);
+	}
+	free(txt);
+	return 0;
+}
+
+static int
+handle_op(struct lc_session *s, const char *msg, size_t len)
+{
+	struct lc_worker *w = s->w;
+	const struct lc_config *cfg = w->srv->cfg;
+	struct lc_limits lim = {.max_url_bytes = (size_t)cfg->max_url_bytes,
+				.max_batch_items = (size_t)cfg->max_batch_items,
+				.max_json_depth = cfg->max_json_depth};
+	struct lc_ws_op op;
+	struct lc_err err;
+	int64_t now = lc_now_ms(), count;
+	int rc = 0;
+
+	if (now - s->ops_window_ms >= 1000) {
+		s->ops_window_ms = now;
+		s->ops_in_window = 0;
+		s->strikes = 0;
+	}
+	if (++s->ops_in_window > (uint32_t)cfg->max_ops_per_sec) {
+		lc_err_set(&err, 429, "rate_limited",
+			   "more than %d messages per second",
+			   cfg->max_ops_per_sec);
+		return send_error(s, &err);
+	}
+	if (lc_ws_op_parse(msg, len, &lim, (size_t)cfg->max_subs_per_conn, &op,
+			   &err))
+		return send_error(s, &err);
+	switch (op.kind) {
+	case LC_OP_SUBSCRIBE:
+	case LC_OP_UNSUBSCRIBE: {
+		size_t n = json_array_size(op.urls);
+		const char **urls = malloc((n + 1) * sizeof(*urls));
+		size_t *lens = malloc((n + 1) * sizeof(*lens));
+
+		if (!urls || !lens) {
+			lc_err_set(&err, 503, "out_of_memory", "out of memory");
+			rc = send_error(s, &err);
+		} else {
+			for (size_t i = 0; i < n; i++) {
+				json_t *u = json_array_get(op.urls, i);
+
+				urls[i] = json_string_value(u);
+				lens[i] = json_string_length(u);
+			}
+			if (op.kind == LC_OP_UNSUBSCRIBE)
+				for (size_t i = 0; i < n; i++)
+					lc_session_unsubscribe(s, urls[i],
+							       lens[i]);
+			else if (lc_session_subscribe(s, urls, lens, n, &err))
+				rc = send_error(s, &err);
+		}
+		free(urls);
+		free(lens);
+		break;
+	}
+	case LC_OP_LIKE:
+		if (atomic_load(&w->srv->draining)) {
+			lc_err_set(&err, 503, "shutting_down",
+				   "server is shutting down");
+			rc = send_error(s, &err);
+		} else if (lc_source_add(&w->source, w->srv->counter,
+					 op.like.url, op.like.url_len,
+					 op.like.n, &count)) {
+			lc_err_set(&err, 503, "out_of_memory", "out of memory");
+			rc = send_error(s, &err);
+		} else if (op.like.n > 0)
+			LC_STAT_ADD(w->stats.likes_accepted,
+				    (uint64_t)op.like.n);
+		else
+			LC_STAT_ADD(w->stats.unlikes_accepted,
+				    (uint64_t)-op.like.n);
+		break;
+	}
+	lc_ws_op_free(&op);
+	return rc;
+}
+
+static int
+on_receive(struct lws *wsi, struct lc_session *s, const char *in, size_t len)
+{
+	size_t max = (size_t)s->w->srv->cfg->max_ws_message_bytes;
+	bool first = lws_is_first_fragment(wsi), final = lws_is_final_fragment(wsi);
+	struct lc_err err;
+
+	s->last_rx_ms = lc_now_ms();
+	if (lws_frame_is_binary(wsi)) {
+		if (final) {
+			lc_err_set(&err, 400, "bad_op",
+				   "send text frames with JSON");
+			return send_error(s, &err);
+		}
+		return 0;
+	}
+	/* The common case: a whole small message in one callback. */
+	if (first && final && !lws_remaining_packet_payload(wsi)) {
+		if (len > max)
+			goto too_big;
+		return handle_op(s, in, len);
+	}
+	if (first)
+		s->rx_len = 0;
+	if (s->rx_len + len > max)
+		goto too_big;
+	if (s->rx_len + len > s->rx_cap) {
+		size_t cap = s->rx_cap ? s->rx_cap : 1024;
+		char *p;
+
+		while (cap < s->rx_len + len)
+			cap *= 2;
+		if (cap > max)
+			cap = max;
+		p = realloc(s->rx, cap);
+		if (!p)
+			return -1;
+		s->rx = p;
+		s->rx_cap = cap;
+	}
+	memcpy(s->rx + s->rx_len, in, len);
+	s->rx_len += len;
+	if (!final || lws_remaining_packet_payload(wsi))
+		return 0;
+	{
+		int rc = handle_op(s, s->rx, s->rx_len);
+
+		/* Large buffers are not kept on idle connections. */
+		free(s->rx);
+		s->rx = NULL;
+		s->rx_len = s->rx_cap = 0;
+		return rc;
+	}
+too_big:
+	lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+			 (unsigned char *)"message too large", 17);
+	return -1;
+}
+
+static int
+on_writeable(struct lws *wsi, struct lc_session *s)
+{
+	char *frame;
+	size_t n;
+	int rc;
+
+	if (s->closing)
+		return -1;
+	if (s->err_frame) {
+		rc = lws_write(wsi, (unsigned char *)s->err_frame + LWS_PRE,
+			       s->err_len, LWS_WRITE_TEXT);
+		free(s->err_frame);
+		s->err_frame = NULL;
+		goto sent;
+	}
+	n = lc_session_next_frame(s, &frame);
+	if (n) {
+		rc = lws_write(wsi, (unsigned char *)frame, n, LWS_WRITE_TEXT);
+		goto sent;
+	}
+	if (s->ping_due) {
+		unsigned char ping[LWS_PRE + 1];
+
+		s->ping_due = false;
+		rc = lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING);
+		goto sent;
+	}
+	return 0;
+sent:
+	if (rc < 0)
+		return -1;
+	s->last_tx_ms = lc_now_ms();
+	s->ping_due = false;
+	if (s->err_frame || s->snapshot_due || s->dirty)
+		lws_callback_on_writable(wsi);
+	return 0;
+}
+
+int
+lc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+	       void *in, size_t len)
+{
+	struct lc_session *s = user;
+	struct lc_worker *w;
+
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+		char path[32];
+
+		if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) <=
+			    0 ||
+		    strcmp(path, "/v1/ws"))
+			return 1;
+		return 0;
+	}
+	case LWS_CALLBACK_ESTABLISHED: {
+		char *buf;
+		const char *urls[64];
+		size_t lens[64];
+		struct lc_err err;
+		int n, max;
+
+		w = worker_of(wsi);
+		lc_session_init(s, w, wsi, LC_T_WS);
+		lc_http_count(w, LC_ROUTE_WS, 200);
+		/* Query args are gone after this callback: read them now. */
+		max = w->srv->cfg->max_urls_per_request;
+		buf = malloc((size_t)max * 2049 + 1);
+		if (!buf)
+			return -1;
+		n = lc_http_query(wsi, "url", buf, (size_t)max * 2049 + 1, urls,
+				  lens, max, &err);
+		if (n < 0 ||
+		    (n > 0 && lc_session_subscribe(s, urls, lens, (size_t)n,
+						   &err)))
+			send_error(s, &err);
+		free(buf);
+		return 0;
+	}
+	case LWS_CALLBACK_RECEIVE:
+		return on_receive(wsi, s, in, len);
+	case LWS_CALLBACK_RECEIVE_PONG:
+		s->last_rx_ms = lc_now_ms();
+		return 0;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return on_writeable(wsi, s);
+	case LWS_CALLBACK_CLOSED:
+		lc_session_cleanup(s);
+		return 0;
+	default:
+		return 0;
+	}
+}
