@@ -1,0 +1,217 @@
+/* Unit tests: configuration table, parsing, precedence, docs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "lc/config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void
+test_defaults(void **state)
+{
+	struct lc_config c;
+
+	(void)state;
+	lc_config_defaults(&c);
+	assert_int_equal(c.port, 8080);
+	assert_int_equal(c.tick_ms, 100);
+	assert_int_equal(c.flush_interval_ms, 1000);
+	assert_int_equal(c.workers, 0);
+	assert_string_equal(c.db, "./data/livecount.db");
+	assert_int_equal(c.max_batch_items, 10000);
+	assert_int_equal(c.max_url_bytes, 2048);
+}
+
+static void
+test_set_checks_type_and_bounds(void **state)
+{
+	struct lc_config c;
+	char err[256];
+
+	(void)state;
+	lc_config_defaults(&c);
+	assert_int_equal(lc_config_set(&c, "tick-ms", "50", err, sizeof(err)),
+			 0);
+	assert_int_equal(c.tick_ms, 50);
+	assert_int_not_equal(
+		lc_config_set(&c, "tick_ms", "abc", err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "tick_ms"));
+	assert_int_not_equal(
+		lc_config_set(&c, "port", "70000", err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "port"));
+	assert_int_not_equal(
+		lc_config_set(&c, "port", "12x", err, sizeof(err)), 0);
+	assert_int_not_equal(
+		lc_config_set(&c, "nope", "1", err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "nope"));
+	assert_int_not_equal(
+		lc_config_set(&c, "log_level", "loud", err, sizeof(err)), 0);
+	assert_int_equal(c.port, 8080); /* failed sets change nothing */
+}
+
+static char *
+write_tmp(const char *text)
+{
+	static char path[] = "/tmp/lc_test_config_XXXXXX";
+	int fd;
+	FILE *f;
+
+	strcpy(path, "/tmp/lc_test_config_XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static void
+test_file_errors_name_line_and_key(void **state)
+{
+	struct lc_config c;
+	char err[256];
+	char *p;
+
+	(void)state;
+	lc_config_defaults(&c);
+	p = write_tmp("# comment\n\nport = 9000\n  tick_ms=20  \n");
+	assert_int_equal(lc_config_load_file(&c, p, err, sizeof(err)), 0);
+	assert_int_equal(c.port, 9000);
+	assert_int_equal(c.tick_ms, 20);
+	unlink(p);
+
+	p = write_tmp("port = 9000\nworkers = many\n");
+	assert_int_not_equal(lc_config_load_file(&c, p, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, ":2:"));
+	assert_non_null(strstr(err, "workers"));
+	unlink(p);
+
+	p = write_tmp("just words\n");
+	assert_int_not_equal(lc_config_load_file(&c, p, err, sizeof(err)), 0);
+	unlink(p);
+	assert_int_not_equal(lc_config_load_file(&c, "/nonexistent/x.conf",
+						 err, sizeof(err)),
+			     0);
+}
+
+static void
+test_precedence_flags_env_file_defaults(void **state)
+{
+	struct lc_config c;
+	bool help, version, check;
+	char err[256], cfgarg[128];
+	char *p = write_tmp("port = 1111\ntick_ms = 11\nflush_interval_ms = "
+			    "111\n");
+	char *env[] = {"LIVECOUNT_TICK_MS=22", "LIVECOUNT_FLUSH_INTERVAL_MS=222",
+		       "OTHER=1", NULL};
+	char *argv[] = {"livecount", "--config", cfgarg, "--flush-interval-ms",
+			"333", "--db=/tmp/x.db", NULL};
+
+	(void)state;
+	snprintf(cfgarg, sizeof(cfgarg), "%s", p);
+	assert_int_equal(lc_config_from_args(&c, 6, argv, env, &help, &version,
+					     &check, err, sizeof(err)),
+			 0);
+	assert_int_equal(c.port, 1111);              /* file */
+	assert_int_equal(c.tick_ms, 22);             /* env beats file */
+	assert_int_equal(c.flush_interval_ms, 333);  /* flag beats env */
+	assert_string_equal(c.db, "/tmp/x.db");      /* --key=value form */
+	assert_int_equal(c.max_batch_items, 10000);  /* default */
+	assert_false(help || version || check);
+	unlink(p);
+}
+
+static void
+test_bad_flags_and_env(void **state)
+{
+	struct lc_config c;
+	bool h, v, k;
+	char err[256];
+	char *env_ok[] = {NULL};
+	char *env_bad[] = {"LIVECOUNT_BOGUS=1", NULL};
+	char *a1[] = {"livecount", "--bogus", "1", NULL};
+	char *a2[] = {"livecount", "--port", NULL};
+	char *a3[] = {"livecount", "stray", NULL};
+	char *a4[] = {"livecount", "--help", "--bogus", NULL};
+
+	(void)state;
+	assert_int_not_equal(lc_config_from_args(&c, 3, a1, env_ok, &h, &v, &k,
+						 err, sizeof(err)),
+			     0);
+	assert_non_null(strstr(err, "--bogus"));
+	assert_int_not_equal(lc_config_from_args(&c, 2, a2, env_ok, &h, &v, &k,
+						 err, sizeof(err)),
+			     0);
+	assert_non_null(strstr(err, "port"));
+	assert_int_not_equal(lc_config_from_args(&c, 2, a3, env_ok, &h, &v, &k,
+						 err, sizeof(err)),
+			     0);
+	assert_int_not_equal(lc_config_from_args(&c, 1, a1, env_bad, &h, &v,
+						 &k, err, sizeof(err)),
+			     0);
+	assert_non_null(strstr(err, "LIVECOUNT_BOGUS"));
+	/* --help wins even over a bad flag, so usage is always reachable. */
+	assert_int_equal(lc_config_from_args(&c, 3, a4, env_ok, &h, &v, &k,
+					     err, sizeof(err)),
+			 0);
+	assert_true(h);
+}
+
+/* conf/livecount.conf sets every key and states its built-in default. */
+static void
+test_shipped_conf_documents_every_key(void **state)
+{
+	const char *src = getenv("LC_SOURCE_DIR");
+	char path[1024], text[65536], want[256];
+	struct lc_config c;
+	char err[256];
+	size_t n;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(src);
+	snprintf(path, sizeof(path), "%s/conf/livecount.conf", src);
+	lc_config_defaults(&c);
+	assert_int_equal(lc_config_load_file(&c, path, err, sizeof(err)), 0);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	for (size_t i = 0; i < lc_config_key_count(); i++) {
+		const char *k = lc_config_key_name(i);
+
+		snprintf(want, sizeof(want), "\n%s = ", k);
+		if (!strstr(text, want))
+			fail_msg("conf/livecount.conf does not set %s", k);
+		if (!strcmp(k, "web_root"))
+			continue; /* its default is the build's source tree */
+		snprintf(want, sizeof(want), "Default %s",
+			 lc_config_key_default(i));
+		if (!strstr(text, want))
+			fail_msg("conf/livecount.conf does not state '%s' for "
+				 "%s",
+				 want, k);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_set_checks_type_and_bounds),
+		cmocka_unit_test(test_file_errors_name_line_and_key),
+		cmocka_unit_test(test_precedence_flags_env_file_defaults),
+		cmocka_unit_test(test_bad_flags_and_env),
+		cmocka_unit_test(test_shipped_conf_documents_every_key),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

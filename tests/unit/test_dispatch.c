@@ -1,0 +1,212 @@
+/*
+ * Unit tests: the dispatch tick's outputs: update sets (only subscribed
+ * URLs, count + delta + JSON key, one shared object per tick), mailboxes
+ * and wake-ups, the batcher hand-off, and the top list.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "lc/batcher.h"
+#include "lc/common.h"
+#include "lc/counter.h"
+#include "lc/dispatch.h"
+#include "lc/hash.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int wakes;
+
+static void
+wake(void *arg)
+{
+	(void)arg;
+	wakes++;
+}
+
+static void
+like(struct lc_source *s, struct lc_counter *c, const char *url, int64_t n)
+{
+	int64_t count;
+
+	assert_int_equal(lc_source_add(s, c, url, strlen(url), n, &count), 0);
+}
+
+static struct lc_entry *
+get(struct lc_counter *c, const char *url)
+{
+	return lc_counter_get(c, url, strlen(url), lc_hash(url, strlen(url)));
+}
+
+static void
+test_update_sets(void **state)
+{
+	struct lc_counter c;
+	struct lc_source a, b, *srcs[2] = {&a, &b};
+	struct lc_dispatch d;
+	struct lc_update_set *ua[4], *ub[4];
+	struct lc_entry *watched;
+
+	(void)state;
+	lc_counter_init(&c, 16);
+	lc_source_init(&a);
+	lc_source_init(&b);
+	a.wake = b.wake = wake;
+	lc_dispatch_init(&d, &c, srcs, 2, NULL, 10);
+	watched = get(&c, "watched \"q\"");
+	atomic_store(&watched->subscribers, 1);
+
+	/* Nothing subscribed changed: no set, no wake-up. */
+	wakes = 0;
+	like(&a, &c, "unwatched", 1);
+	lc_dispatch_tick(&d, 1000);
+	assert_int_equal(wakes, 0);
+	assert_int_equal(lc_source_take_updates(&a, ua, 4), 0);
+
+	/* Likes from both sources merge into one item per URL. */
+	like(&a, &c, "watched \"q\"", 2);
+	like(&b, &c, "watched \"q\"", 3);
+	like(&b, &c, "watched \"q\"", -1);
+	like(&b, &c, "unwatched", 5);
+	lc_dispatch_tick(&d, 2000);
+	assert_int_equal(wakes, 2);
+	assert_int_equal(lc_source_take_updates(&a, ua, 4), 1);
+	assert_int_equal(lc_source_take_updates(&b, ub, 4), 1);
+	assert_ptr_equal(ua[0], ub[0]); /* one shared, immutable set */
+	assert_int_equal(ua[0]->n, 1);
+	assert_ptr_equal(ua[0]->items[0].e, watched);
+	assert_int_equal(ua[0]->items[0].count, 4);
+	assert_int_equal(ua[0]->items[0].delta, 4);
+	assert_string_equal(ua[0]->items[0].key, "\"watched \\\"q\\\"\"");
+	assert_int_equal(ua[0]->ts_ms, 2000);
+	uint64_t seq = ua[0]->seq;
+
+	lc_update_set_unref(ua[0]);
+	lc_update_set_unref(ub[0]);
+
+	/* Next tick: seq + 1, delta of that tick only. */
+	like(&a, &c, "watched \"q\"", -3);
+	lc_dispatch_tick(&d, 3000);
+	assert_int_equal(lc_source_take_updates(&a, ua, 4), 1);
+	assert_int_equal(ua[0]->seq, seq + 1);
+	assert_int_equal(ua[0]->items[0].count, 1);
+	assert_int_equal(ua[0]->items[0].delta, -3);
+	lc_update_set_unref(ua[0]);
+	/* b did not drain: its mailbox keeps its sets in order. */
+	like(&a, &c, "watched \"q\"", 1);
+	lc_dispatch_tick(&d, 4000);
+	assert_int_equal(lc_source_take_updates(&b, ub, 4), 2);
+	assert_true(ub[0]->seq < ub[1]->seq);
+	lc_update_set_unref(ub[0]);
+	lc_update_set_unref(ub[1]);
+	assert_int_equal(lc_source_take_updates(&a, ua, 4), 1);
+	lc_update_set_unref(ua[0]);
+	assert_int_equal(atomic_load(&d.seq), seq + 2);
+
+	lc_dispatch_cleanup(&d);
+	lc_source_cleanup(&a);
+	lc_source_cleanup(&b);
+	lc_counter_cleanup(&c);
+}
+
+static void
+test_top_list(void **state)
+{
+	struct lc_counter c;
+	struct lc_source a, *srcs[1] = {&a};
+	struct lc_dispatch d;
+	struct lc_top *t;
+	char url[16];
+
+	(void)state;
+	lc_counter_init(&c, 16);
+	lc_source_init(&a);
+	lc_dispatch_init(&d, &c, srcs, 1, NULL, 3);
+	for (int i = 1; i <= 10; i++) {
+		snprintf(url, sizeof(url), "t%d", i);
+		like(&a, &c, url, i);
+	}
+	lc_dispatch_tick(&d, 1000);
+	t = lc_dispatch_top_get(&d);
+	assert_int_equal(t->n, 3);
+	assert_string_equal(t->items[0].url, "t10");
+	assert_string_equal(t->items[2].url, "t8");
+	lc_dispatch_top_put(t);
+
+	/* An outsider climbs in (incremental path). */
+	like(&a, &c, "t1", 100);
+	lc_dispatch_tick(&d, 2000);
+	t = lc_dispatch_top_get(&d);
+	assert_string_equal(t->items[0].url, "t1");
+	assert_int_equal(t->items[0].count, 101);
+	assert_string_equal(t->items[2].url, "t9");
+	lc_dispatch_top_put(t);
+
+	/* A member falls below outsiders that did not change (rescan). */
+	like(&a, &c, "t1", -101);
+	lc_dispatch_tick(&d, 3000);
+	t = lc_dispatch_top_get(&d);
+	assert_string_equal(t->items[0].url, "t10");
+	assert_string_equal(t->items[1].url, "t9");
+	assert_string_equal(t->items[2].url, "t8");
+	lc_dispatch_top_put(t);
+
+	lc_dispatch_cleanup(&d);
+	lc_source_cleanup(&a);
+	lc_counter_cleanup(&c);
+}
+
+static void
+test_batcher_gets_every_change(void **state)
+{
+	char dir[] = "/tmp/lc_test_dispatch_XXXXXX", path[96], err[256];
+	struct lc_counter c;
+	struct lc_source a, *srcs[1] = {&a};
+	struct lc_dispatch d;
+	struct lc_batcher *bt;
+	struct lc_store *st;
+	char url[16];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/lc.db", dir);
+	lc_counter_init(&c, 16);
+	lc_source_init(&a);
+	st = lc_store_open(path, false, err, sizeof(err));
+	assert_non_null(st);
+	bt = lc_batcher_create(st, 1000, 1000000);
+	lc_dispatch_init(&d, &c, srcs, 1, bt, 10);
+	for (int i = 0; i < 500; i++) {
+		snprintf(url, sizeof(url), "b%d", i % 250);
+		like(&a, &c, url, 1);
+		if (i % 100 == 99)
+			lc_dispatch_tick(&d, lc_now_ms());
+	}
+	lc_dispatch_tick(&d, lc_now_ms());
+	assert_int_equal(lc_batcher_flush_now(bt, 100000), 0);
+	assert_int_equal(atomic_load(&lc_batcher_stats(bt)->rows), 250);
+	assert_int_equal(lc_batcher_stop(bt), 0);
+	lc_dispatch_cleanup(&d);
+	lc_source_cleanup(&a);
+	lc_counter_cleanup(&c);
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	assert_int_equal(system(path), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_update_sets),
+		cmocka_unit_test(test_top_list),
+		cmocka_unit_test(test_batcher_gets_every_change),
+	};
+
+	lc_hash_seed_init();
+	lc_log_set_level(LC_LOG_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,303 @@
+/* Unit tests: URL and n validation, like/batch JSON, WebSocket ops. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "lc/common.h"
+#include "lc/parse.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct lc_limits lim = {
+	.max_url_bytes = 2048, .max_batch_items = 10000, .max_json_depth = 8};
+
+static int
+url_ok(const char *s, size_t len)
+{
+	struct lc_err err;
+
+	return lc_url_check(s, len, 2048, &err) == 0;
+}
+
+#define URL_OK(lit) url_ok(lit, sizeof(lit) - 1)
+
+static void
+test_url_validation(void **state)
+{
+	char big[2050];
+	struct lc_err err;
+
+	(void)state;
+	assert_true(URL_OK("https://example.com/a?b=c#d"));
+	assert_true(URL_OK("x"));
+	assert_true(URL_OK("caf\xc3\xa9 \xe2\x80\xa8 \xf0\x9f\x91\x8d"));
+	assert_true(URL_OK("</script>\"\\'"));
+	assert_false(url_ok("", 0));
+	assert_false(URL_OK("a\nb"));
+	assert_false(URL_OK("a\rb"));
+	assert_false(URL_OK("a\tb"));
+	assert_false(URL_OK("a\x7f"));
+	assert_false(url_ok("a\0b", 3));
+	assert_false(URL_OK("\xc2\x85"));            /* C1 control NEL */
+	assert_false(URL_OK("\xff"));                /* never valid */
+	assert_false(URL_OK("\xc3"));                /* truncated */
+	assert_false(URL_OK("\xc0\xaf"));            /* overlong '/' */
+	assert_false(URL_OK("\xe0\x80\xaf"));        /* overlong */
+	assert_false(URL_OK("\xed\xa0\x80"));        /* surrogate */
+	assert_false(URL_OK("\xf4\x90\x80\x80"));    /* > U+10FFFF */
+	assert_false(URL_OK("\x80"));                /* lone continuation */
+	memset(big, 'a', sizeof(big));
+	assert_true(url_ok(big, 2048));
+	assert_false(url_ok(big, 2049));
+	assert_int_not_equal(lc_url_check(big, 2049, 2048, &err), 0);
+	assert_int_equal(err.status, 400);
+	assert_string_equal(err.code, "bad_url");
+}
+
+static void
+test_n_parse(void **state)
+{
+	struct lc_err err;
+	int64_t n;
+
+	(void)state;
+	assert_int_equal(lc_n_parse("1", 1, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(lc_n_parse("1000000", 7, &n, &err), 0);
+	assert_int_equal(n, 1000000);
+	assert_int_not_equal(lc_n_parse("1000001", 7, &n, &err), 0);
+	assert_string_equal(err.code, "bad_n");
+	assert_int_not_equal(lc_n_parse("0", 1, &n, &err), 0);
+	assert_int_not_equal(lc_n_parse("-1", 2, &n, &err), 0);
+	assert_int_not_equal(lc_n_parse("1.5", 3, &n, &err), 0);
+	assert_int_not_equal(lc_n_parse("", 0, &n, &err), 0);
+	assert_int_not_equal(lc_n_parse("12a", 3, &n, &err), 0);
+	assert_int_not_equal(lc_n_parse("99999999999999999999", 20, &n, &err),
+			     0);
+}
+
+static int
+parse(const char *body, struct lc_likes *out, struct lc_err *err)
+{
+	return lc_likes_parse(body, strlen(body), &lim, out, err);
+}
+
+static void
+expect_error(const char *body, int status, const char *code)
+{
+	struct lc_likes l;
+	struct lc_err err;
+
+	if (parse(body, &l, &err) == 0)
+		fail_msg("accepted: %s", body);
+	assert_int_equal(err.status, status);
+	if (strcmp(err.code, code))
+		fail_msg("%s: got %s (%s), want %s", body, err.code,
+			 err.message, code);
+	assert_null(l.root); /* nothing returned on error */
+}
+
+static void
+test_like_object(void **state)
+{
+	struct lc_likes l;
+	struct lc_err err;
+
+	(void)state;
+	assert_int_equal(parse("{\"url\":\"a\",\"n\":5}", &l, &err), 0);
+	assert_false(l.batch);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.items[0].url, "a");
+	assert_int_equal(l.items[0].n, 5);
+	lc_likes_free(&l);
+	assert_int_equal(parse("{\"url\":\"a\"}", &l, &err), 0);
+	assert_int_equal(l.items[0].n, 1);
+	lc_likes_free(&l);
+	assert_int_equal(parse("{\"url\":\"a\",\"n\":-3,\"extra\":1}", &l, &err),
+			 0);
+	assert_int_equal(l.items[0].n, -3);
+	lc_likes_free(&l);
+}
+
+static void
+test_like_errors(void **state)
+{
+	(void)state;
+	expect_error("", 400, "bad_json");
+	expect_error("{", 400, "bad_json");
+	expect_error("{\"url\":\"a\"", 400, "bad_json");
+	expect_error("nul", 400, "bad_json");
+	expect_error("\"a\"", 400, "bad_json");
+	expect_error("42", 400, "bad_json");
+	expect_error("{}", 400, "bad_url");
+	expect_error("{\"url\":5}", 400, "bad_url");
+	expect_error("{\"url\":{\"x\":1}}", 400, "bad_url");
+	expect_error("{\"url\":null}", 400, "bad_url");
+	expect_error("{\"url\":\"\"}", 400, "bad_url");
+	expect_error("{\"url\":\"a\\nb\"}", 400, "bad_url");
+	expect_error("{\"url\":\"a\\u0000b\"}", 400, "bad_json");
+	expect_error("{\"url\":\"a\\ud800\"}", 400, "bad_json");
+	expect_error("{\"url\":\"a\",\"n\":\"3\"}", 400, "bad_n");
+	expect_error("{\"url\":\"a\",\"n\":1.5}", 400, "bad_n");
+	expect_error("{\"url\":\"a\",\"n\":0}", 400, "bad_n");
+	expect_error("{\"url\":\"a\",\"n\":1000001}", 400, "bad_n");
+	expect_error("{\"url\":\"a\",\"n\":-1000001}", 400, "bad_n");
+	expect_error("{\"url\":\"a\",\"n\":true}", 400, "bad_n");
+	expect_error("{\"url\":\"a\",\"url\":\"b\"}", 400, "bad_json");
+	expect_error("[[[[[[[[[[1]]]]]]]]]]", 400, "bad_json");
+	expect_error("{\"url\":\"\xff\"}", 400, "bad_json");
+}
+
+static void
+test_batch(void **state)
+{
+	struct lc_likes l;
+	struct lc_err err;
+	char *big;
+	size_t off = 0;
+
+	(void)state;
+	assert_int_equal(parse("[]", &l, &err), 0);
+	assert_true(l.batch);
+	assert_int_equal(l.n, 0);
+	lc_likes_free(&l);
+	assert_int_equal(
+		parse("[{\"url\":\"a\",\"n\":2},{\"url\":\"b\",\"n\":-1},"
+		      "{\"url\":\"a\"}]",
+		      &l, &err),
+		0);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.items[1].url, "b");
+	assert_int_equal(l.items[1].n, -1);
+	assert_int_equal(l.items[2].n, 1);
+	lc_likes_free(&l);
+
+	/* One bad item rejects the whole batch, naming the item. */
+	assert_int_not_equal(
+		parse("[{\"url\":\"a\"},{\"url\":\"b\",\"n\":\"x\"}]", &l, &err),
+		0);
+	assert_string_equal(err.code, "bad_n");
+	assert_non_null(strstr(err.message, "item 1"));
+	expect_error("[1]", 400, "bad_json");
+	expect_error("[{\"url\":\"a\"},null]", 400, "bad_json");
+
+	/* 10000 items pass, 10001 are 413. */
+	big = malloc(10001 * 24 + 16);
+	big[off++] = '[';
+	for (int i = 0; i < 10001; i++)
+		off += (size_t)sprintf(big + off, "%s{\"url\":\"u%d\"}",
+				       i ? "," : "", i);
+	big[off++] = ']';
+	big[off] = '\0';
+	assert_int_not_equal(parse(big, &l, &err), 0);
+	assert_int_equal(err.status, 413);
+	assert_string_equal(err.code, "too_many_items");
+	off = (size_t)(strrchr(big, ',') - big);
+	big[off++] = ']';
+	big[off] = '\0';
+	assert_int_equal(parse(big, &l, &err), 0);
+	assert_int_equal(l.n, 10000);
+	assert_string_equal(l.items[9999].url, "u9999");
+	lc_likes_free(&l);
+	free(big);
+}
+
+static void
+test_json_depth(void **state)
+{
+	(void)state;
+	assert_int_equal(lc_json_depth("{}", 2), 1);
+	assert_int_equal(lc_json_depth("[{\"a\":[1]}]", 11), 3);
+	assert_int_equal(lc_json_depth("\"[[[[\"", 6), 0);
+	assert_int_equal(lc_json_depth("[\"\\\"[[\"]", 9), 1);
+}
+
+static int
+op(const char *msg, struct lc_ws_op *o, struct lc_err *err)
+{
+	return lc_ws_op_parse(msg, strlen(msg), &lim, 100, o, err);
+}
+
+static void
+test_ws_ops(void **state)
+{
+	struct lc_ws_op o;
+	struct lc_err err;
+
+	(void)state;
+	assert_int_equal(op("{\"op\":\"subscribe\",\"urls\":[\"a\",\"b\"]}", &o,
+			    &err),
+			 0);
+	assert_int_equal(o.kind, LC_OP_SUBSCRIBE);
+	assert_int_equal(json_array_size(o.urls), 2);
+	lc_ws_op_free(&o);
+	assert_int_equal(op("{\"op\":\"unsubscribe\",\"urls\":[]}", &o, &err),
+			 0);
+	assert_int_equal(o.kind, LC_OP_UNSUBSCRIBE);
+	lc_ws_op_free(&o);
+	assert_int_equal(op("{\"op\":\"like\",\"url\":\"a\",\"n\":-2}", &o,
+			    &err),
+			 0);
+	assert_int_equal(o.kind, LC_OP_LIKE);
+	assert_int_equal(o.like.n, -2);
+	lc_ws_op_free(&o);
+
+	assert_int_not_equal(op("{\"op\":\"dance\"}", &o, &err), 0);
+	assert_string_equal(err.code, "bad_op");
+	assert_int_not_equal(op("[]", &o, &err), 0);
+	assert_string_equal(err.code, "bad_op");
+	assert_int_not_equal(op("{\"op\":1}", &o, &err), 0);
+	assert_int_not_equal(op("{\"op\":\"subscribe\"}", &o, &err), 0);
+	assert_string_equal(err.code, "bad_url");
+	assert_int_not_equal(op("{\"op\":\"subscribe\",\"urls\":[\"a\",3]}", &o,
+				&err),
+			     0);
+	assert_string_equal(err.code, "bad_url");
+	assert_int_not_equal(op("{\"op\":\"like\",\"url\":\"a\",\"n\":0}", &o,
+				&err),
+			     0);
+	assert_string_equal(err.code, "bad_n");
+	assert_int_not_equal(op("not json", &o, &err), 0);
+	assert_string_equal(err.code, "bad_json");
+	assert_null(o.root);
+}
+
+static void
+test_time_parse(void **state)
+{
+	int64_t t;
+
+	(void)state;
+	assert_int_equal(lc_time_parse("2026-11-24T03:35:00Z", &t), 0);
+	assert_int_equal(t, 1795491300);
+	assert_int_equal(lc_time_parse("2026-11-24T03:35:00.123Z", &t), 0);
+	assert_int_equal(t, 1795491300);
+	assert_int_equal(lc_time_parse("2026-11-24", &t), 0);
+	assert_int_equal(t, 1795478400);
+	assert_int_equal(lc_time_parse("1795491300", &t), 0);
+	assert_int_equal(t, 1795491300);
+	assert_int_not_equal(lc_time_parse("yesterday", &t), 0);
+	assert_int_not_equal(lc_time_parse("2026-13-01", &t), 0);
+	assert_int_not_equal(lc_time_parse("", &t), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_url_validation),
+		cmocka_unit_test(test_n_parse),
+		cmocka_unit_test(test_like_object),
+		cmocka_unit_test(test_like_errors),
+		cmocka_unit_test(test_batch),
+		cmocka_unit_test(test_json_depth),
+		cmocka_unit_test(test_ws_ops),
+		cmocka_unit_test(test_time_parse),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,319 @@
+/*
+ * Unit tests: SQLite store and batcher on temporary databases: schema,
+ * refusal of foreign files, flush, reload, throttle, failed flushes.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "lc/batcher.h"
+#include "lc/common.h"
+#include "lc/counter.h"
+#include "lc/hash.h"
+#include "lc/store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[64];
+static char dbpath[128];
+
+static int
+setup(void **state)
+{
+	(void)state;
+	strcpy(dir, "/tmp/lc_test_store_XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(dbpath, sizeof(dbpath), "%s/lc.db", dir);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[160];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd);
+}
+
+static int64_t
+query_int(const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	int64_t v = -1;
+
+	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return v;
+}
+
+static void
+exec_sql(const char *sql)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static struct lc_entry *
+get(struct lc_counter *c, const char *url)
+{
+	return lc_counter_get(c, url, strlen(url), lc_hash(url, strlen(url)));
+}
+
+/* Applies a like to the table and tells the batcher, as a tick would. */
+static void
+tick(struct lc_batcher *bt, struct lc_entry *e, int64_t l, int64_t u,
+     int64_t now_ms)
+{
+	struct lc_change_batch *b = malloc(sizeof(*b) + sizeof(b->items[0]));
+
+	lc_entry_add(e, l, u, now_ms);
+	b->minute_s = now_ms / 60000 * 60;
+	b->n = 1;
+	b->items[0] = (struct lc_change){e, l, u};
+	lc_batcher_push(bt, b);
+}
+
+static void
+test_schema_and_refusals(void **state)
+{
+	char err[512], other[160];
+	struct lc_store *st, *second;
+	FILE *f;
+
+	(void)state;
+	st = lc_store_open(dbpath, false, err, sizeof(err));
+	assert_non_null(st);
+	/* A second writer on the same file is refused while we hold it. */
+	second = lc_store_open(dbpath, false, err, sizeof(err));
+	assert_null(second);
+	assert_non_null(strstr(err, "in use"));
+	lc_store_close(st);
+	assert_int_equal(query_int("PRAGMA user_version"),
+			 LC_STORE_SCHEMA_VERSION);
+	assert_int_equal(query_int("PRAGMA application_id"), LC_STORE_APP_ID);
+	assert_int_equal(query_int("SELECT count(*) FROM sqlite_master WHERE "
+				   "name IN ('urls','counters','likes_minute',"
+				   "'counts_v','history_v')"),
+			 5);
+	/* Reopening is idempotent. */
+	st = lc_store_open(dbpath, false, err, sizeof(err));
+	assert_non_null(st);
+	lc_store_close(st);
+
+	/* A text file is refused and left byte-for-byte alone. */
+	snprintf(other, sizeof(other), "%s/notes.txt", dir);
+	f = fopen(other, "w");
+	fputs("my precious notes, not a database\n", f);
+	fclose(f);
+	assert_null(lc_store_open(other, false, err, sizeof(err)));
+	assert_non_null(strstr(err, "not an SQLite database"));
+	{
+		char buf[128] = {0};
+
+		f = fopen(other, "r");
+		assert_non_null(fgets(buf, sizeof(buf), f));
+		fclose(f);
+		assert_string_equal(buf, "my precious notes, not a database\n");
+	}
+	/* Someone else's SQLite database is refused too. */
+	snprintf(other, sizeof(other), "%s/other.db", dir);
+	{
+		sqlite3 *db;
+
+		sqlite3_open(other, &db);
+		sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES(1)",
+			     NULL, NULL, NULL);
+		sqlite3_close(db);
+	}
+	assert_null(lc_store_open(other, false, err, sizeof(err)));
+	assert_non_null(strstr(err, "not a livecount"));
+}
+
+static void
+test_flush_reload_history(void **state)
+{
+	struct lc_counter c, c2;
+	struct lc_batcher *bt;
+	struct lc_store *st, *ro;
+	int64_t now = lc_now_ms() / 60000 * 60000 + 1000; /* mid-minute */
+	char err[512];
+	json_t *points;
+
+	(void)state;
+	lc_counter_init(&c, 16);
+	st = lc_store_open(dbpath, false, err, sizeof(err));
+	bt = lc_batcher_create(st, 1000, 1000000);
+	tick(bt, get(&c, "https://a/1"), 5, 1, now - 60000); /* last minute */
+	tick(bt, get(&c, "https://a/1"), 3, 0, now);
+	tick(bt, get(&c, "https://a/2"), 0, 2, now);
+	assert_int_equal(lc_batcher_flush_now(bt, 1000), 0);
+	assert_int_equal(query_int("SELECT count FROM counts_v WHERE url = "
+				   "'https://a/1'"),
+			 7);
+	assert_int_equal(query_int("SELECT count(*) FROM likes_minute"), 3);
+	/* A second flush with nothing new writes nothing new. */
+	assert_int_equal(lc_batcher_flush_now(bt, 1000), 0);
+	/* More in the same minute: the minute row holds the absolute total. */
+	tick(bt, get(&c, "https://a/1"), 4, 0, now + 1);
+	assert_int_equal(lc_batcher_flush_now(bt, 1000), 0);
+	{
+		char sql[160];
+
+		snprintf(sql, sizeof(sql),
+			 "SELECT likes FROM likes_minute WHERE minute = %lld",
+			 (long long)(now / 60000 * 60));
+		assert_int_equal(query_int(sql), 7);
+	}
+	assert_int_equal(lc_batcher_stop(bt), 0);
+
+	/* History through a read-only connection. */
+	ro = lc_store_open(dbpath, true, err, sizeof(err));
+	assert_non_null(ro);
+	points = json_array();
+	assert_int_equal(lc_store_history(ro, "https://a/1", 11,
+					  now / 1000 - 3600,
+					  now / 1000 + 60, 100, points),
+			 0);
+	assert_int_equal(json_array_size(points), 2);
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_array_get(points, 1), "likes")),
+			 7);
+	json_decref(points);
+	lc_store_close(ro);
+
+	/* Reload: counts and the current minute's totals come back. */
+	lc_counter_init(&c2, 16);
+	st = lc_store_open(dbpath, false, err, sizeof(err));
+	assert_int_equal(lc_store_load(st, &c2, now + 2), 2);
+	struct lc_counts r = lc_entry_read(get(&c2, "https://a/1"));
+
+	assert_int_equal(r.likes, 12);
+	assert_int_equal(r.unlikes, 1);
+	struct lc_entry *e = get(&c2, "https://a/1");
+
+	assert_non_null(e->minutes);
+	assert_int_equal(e->minutes->likes, 7);
+	assert_true(e->db_id > 0);
+	/* Continuing in that minute after a restart adds to its total. */
+	bt = lc_batcher_create(st, 1000, 1000000);
+	tick(bt, e, 1, 0, now + 3);
+	assert_int_equal(lc_batcher_flush_now(bt, 1000), 0);
+	assert_int_equal(lc_batcher_stop(bt), 0);
+	{
+		char sql[160];
+
+		snprintf(sql, sizeof(sql),
+			 "SELECT likes FROM likes_minute WHERE minute = %lld",
+			 (long long)(now / 60000 * 60));
+		assert_int_equal(query_int(sql), 8);
+	}
+	lc_counter_cleanup(&c2);
+	lc_counter_cleanup(&c);
+}
+
+static void
+test_throttle_leaves_rows_dirty(void **state)
+{
+	struct lc_counter c;
+	struct lc_batcher *bt;
+	struct lc_store *st;
+	char err[512], url[32];
+	int64_t now = lc_now_ms();
+
+	(void)state;
+	lc_counter_init(&c, 16);
+	st = lc_store_open(dbpath, false, err, sizeof(err));
+	bt = lc_batcher_create(st, 1000, 1000000);
+	for (int i = 0; i < 10; i++) {
+		snprintf(url, sizeof(url), "t/%d", i);
+		tick(bt, get(&c, url), 1, 0, now);
+	}
+	assert_int_equal(lc_batcher_flush_now(bt, 3), 0);
+	assert_int_equal(query_int("SELECT count(*) FROM counters"), 3);
+	assert_int_equal(atomic_load(&lc_batcher_stats(bt)->dirty), 7);
+	assert_int_equal(lc_batcher_flush_now(bt, 3), 0);
+	assert_int_equal(query_int("SELECT count(*) FROM counters"), 6);
+	/* Oldest first: t/0..t/5 are written, t/6.. still wait. */
+	assert_int_equal(query_int("SELECT count(*) FROM urls WHERE url IN "
+				   "('t/0','t/5')"),
+			 2);
+	assert_int_equal(query_int("SELECT count(*) FROM urls WHERE url = "
+				   "'t/9'"),
+			 0);
+	/* Stopping flushes the rest, unthrottled. */
+	assert_int_equal(lc_batcher_stop(bt), 0);
+	assert_int_equal(query_int("SELECT count(*) FROM counters"), 10);
+	lc_counter_cleanup(&c);
+}
+
+static void
+test_failed_flush_keeps_rows(void **state)
+{
+	struct lc_counter c;
+	struct lc_batcher *bt;
+	struct lc_store *st;
+	char err[512];
+	int64_t now = lc_now_ms();
+
+	(void)state;
+	lc_counter_init(&c, 16);
+	st = lc_store_open(dbpath, false, err, sizeof(err));
+	bt = lc_batcher_create(st, 1000, 1000000);
+	tick(bt, get(&c, "f/1"), 2, 0, now);
+	/* Break the database under the batcher: its flush must fail... */
+	exec_sql("DROP TABLE counters");
+	assert_int_not_equal(lc_batcher_flush_now(bt, 1000), 0);
+	assert_int_equal(atomic_load(&lc_batcher_stats(bt)->flush_errors), 1);
+	assert_false(atomic_load(&lc_batcher_stats(bt)->healthy));
+	assert_int_equal(atomic_load(&lc_batcher_stats(bt)->dirty), 1);
+	assert_int_equal(query_int("SELECT count(*) FROM urls"), 0);
+	/* ...more likes keep coming while it is broken... */
+	tick(bt, get(&c, "f/1"), 1, 0, now);
+	/* ...and once it is repaired, the retry writes everything once. */
+	exec_sql("CREATE TABLE counters (url_id INTEGER PRIMARY KEY, likes "
+		 "INTEGER NOT NULL, unlikes INTEGER NOT NULL, updated_at "
+		 "INTEGER NOT NULL)");
+	assert_int_equal(lc_batcher_flush_now(bt, 1000), 0);
+	assert_true(atomic_load(&lc_batcher_stats(bt)->healthy));
+	assert_int_equal(query_int("SELECT likes FROM counters"), 3);
+	assert_int_equal(query_int("SELECT likes FROM likes_minute"), 3);
+	assert_int_equal(query_int("SELECT count(*) FROM urls"), 1);
+	assert_int_equal(lc_batcher_stop(bt), 0);
+	lc_counter_cleanup(&c);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_schema_and_refusals, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_flush_reload_history,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_throttle_leaves_rows_dirty,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_flush_keeps_rows,
+						setup, teardown),
+	};
+
+	lc_hash_seed_init();
+	lc_log_set_level(LC_LOG_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
