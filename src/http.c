@@ -29,8 +29,6 @@
 enum method { M_GET, M_POST, M_DELETE, M_HEAD, M_OPTIONS, M_OTHER };
 
 struct http_pss {
-	struct lc_session sse; /* when this stream turned into SSE */
-	bool is_sse;
 	uint8_t route;         /* enum lc_route */
 	uint8_t method;        /* enum method */
 	bool body_wanted;      /* body is being collected */
@@ -792,12 +790,8 @@ on_request(struct lws *wsi, struct lc_worker *w, struct http_pss *pss,
 	case LC_ROUTE_METRICS:
 		s = lc_metrics_render(w->srv, &len);
 		return get_text(wsi, s, len, "text/plain; version=0.0.4");
-	case LC_ROUTE_EVENTS: {
-		int rc = lc_sse_start(wsi, w, &pss->sse);
-
-		pss->is_sse = pss->sse.w != NULL;
-		return rc;
-	}
+	case LC_ROUTE_EVENTS:
+		return lc_sse_start(wsi, w);
 	case LC_ROUTE_WS:
 		return error_ex(wsi, 426, "upgrade_required",
 				"connect with a WebSocket upgrade, subprotocol "
@@ -821,6 +815,9 @@ lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
 		w = worker_of(wsi);
+		/* A request arriving on a live SSE stream: protocol abuse. */
+		if (lc_sse_session(wsi))
+			return -1;
 		pss->body_len = 0;
 		pss->body_wanted = pss->body_refused = false;
 		return on_request(wsi, w, pss, in);
@@ -854,8 +851,10 @@ lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return likes_body(wsi, w, pss);
 
 	case LWS_CALLBACK_HTTP_WRITEABLE:
-		if (pss && pss->is_sse)
-			return lc_sse_writeable(wsi, &pss->sse);
+		return 0;
+
+	case LWS_CALLBACK_WSI_DESTROY:
+		lc_sse_destroyed(wsi);
 		return 0;
 
 	case LWS_CALLBACK_HTTP_FILE_COMPLETION:
@@ -865,10 +864,6 @@ lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 		if (!pss)
 			return 0;
-		if (pss->is_sse) {
-			lc_session_cleanup(&pss->sse);
-			pss->is_sse = false;
-		}
 		free(pss->body);
 		pss->body = NULL;
 		pss->body_cap = pss->body_len = 0;

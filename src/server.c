@@ -117,6 +117,7 @@ drain_mailbox(struct lc_worker *w)
 			lc_update_set_unref(sets[i]);
 		}
 	}
+	lc_sse_flush_pending(w);
 }
 
 static void

@@ -126,7 +126,10 @@ lc_session_subscribe(struct lc_session *s, const char *const *urls,
 	if (!s->dirty && !s->snapshot_due)
 		s->dirty_since_ms = lc_now_ms();
 	s->snapshot_due = true;
-	lws_callback_on_writable(s->wsi);
+	if (s->transport == LC_T_WS)
+		lws_callback_on_writable(s->wsi);
+	else
+		lc_sse_queue(s);
 	return 0;
 oom:
 	return lc_err_set(err, 503, "out_of_memory", "server out of memory");
@@ -404,7 +407,10 @@ lc_worker_apply_updates(struct lc_worker *w, struct lc_update_set *u)
 			}
 			s->dirty = true;
 			s->dirty_since_ms = now;
-			lws_callback_on_writable(s->wsi);
+			if (s->transport == LC_T_WS)
+				lws_callback_on_writable(s->wsi);
+			else
+				lc_sse_queue(s);
 		}
 	}
 	w->seq = u->seq;
@@ -442,7 +448,11 @@ lc_worker_sweep(struct lc_worker *w, int64_t now)
 						    ? cfg->ws_ping_ms
 						    : cfg->sse_ping_ms)) {
 			s->ping_due = true;
-			lws_callback_on_writable(s->wsi);
+			if (s->transport == LC_T_WS)
+				lws_callback_on_writable(s->wsi);
+			else
+				lc_sse_queue(s);
 		}
 	}
+	lc_sse_flush_pending(w);
 }

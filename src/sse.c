@@ -9,11 +9,19 @@
  * header or lastEventID parameter) needs nothing special: every stream
  * opens with a fresh snapshot, and counts are absolute.
  *
- * A note on lws 4.1.6 and HTTP/1 SSE (see LWS-NOTES.md): lws_http_mark_sse
- * logs an error on every h1 stream, so we detach the header table and
- * clear the timeout ourselves; and lws does not notice a departed SSE
- * client until a write fails, so every stream gets a ": ping" comment
- * after sse_ping_ms of silence and a failed write returns -1.
+ * A note on lws 4.1.6 and HTTP/1 SSE (LWS-NOTES.md, lws issue #2455): a
+ * response that never completes stays in lws' "doing transaction" state,
+ * where lws ignores POLLIN; when the client leaves, the readable EOF is
+ * never consumed and the worker spins at 100% CPU until a write fails. So
+ * once the headers and the snapshot are written we tell lws the HTTP
+ * transaction is complete. The connection is then an idle keep-alive
+ * connection to lws: it reads, and a client that leaves is noticed and
+ * closed at once. lws no longer calls HTTP_WRITEABLE for it, so we write
+ * the stream's frames directly, from the tick that produces them (and the
+ * sweep, for pings), skipping a stream whose socket is full: it stays
+ * dirty, coalesces, and is retried next tick. The session therefore lives
+ * in its own allocation, tied to the wsi with lws_set_opaque_user_data
+ * (lws frees per-protocol user data when a transaction completes).
  */
 #define _GNU_SOURCE
 #include "lc/common.h"
@@ -23,17 +31,121 @@
 #include <stdlib.h>
 #include <string.h>
 
-int
-lc_sse_start(struct lws *wsi, struct lc_worker *w, void *pss)
+struct lc_session *
+lc_sse_session(struct lws *wsi)
 {
-	struct lc_session *s = pss;
+	struct lc_session *s = lws_get_opaque_user_data(wsi);
+
+	return s && s->transport == LC_T_SSE ? s : NULL;
+}
+
+void
+lc_sse_destroyed(struct lws *wsi)
+{
+	struct lc_session *s = lc_sse_session(wsi);
+
+	if (!s)
+		return;
+	if (s->queued) {
+		struct lc_session **pp = &s->w->sse_pending;
+
+		while (*pp && *pp != s)
+			pp = &(*pp)->pending_next;
+		if (*pp)
+			*pp = s->pending_next;
+	}
+	lws_set_opaque_user_data(wsi, NULL);
+	lc_session_cleanup(s);
+	free(s);
+}
+
+void
+lc_sse_queue(struct lc_session *s)
+{
+	if (s->queued || s->closing)
+		return;
+	s->queued = true;
+	s->pending_next = s->w->sse_pending;
+	s->w->sse_pending = s;
+}
+
+static void
+kill_stream(struct lc_session *s)
+{
+	s->closing = true;
+	lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+/* Writes what the session owes now. Returns false if it must wait. */
+static bool
+flush_one(struct lc_session *s)
+{
+	char *frame;
+	size_t n;
+	int rc;
+
+	if (s->closing)
+		return true;
+	if (lws_send_pipe_choked(s->wsi))
+		return false;
+	while ((n = lc_session_next_frame(s, &frame))) {
+		rc = lws_write(s->wsi, (unsigned char *)frame, n,
+			       LWS_WRITE_HTTP);
+		if (rc < 0) {
+			kill_stream(s);
+			return true;
+		}
+		s->ping_due = false;
+		s->last_tx_ms = lc_now_ms();
+		if (s->dirty || s->snapshot_due) {
+			if (lws_send_pipe_choked(s->wsi))
+				return false;
+		}
+	}
+	if (s->ping_due) {
+		unsigned char ping[LWS_PRE + 8];
+
+		s->ping_due = false;
+		memcpy(ping + LWS_PRE, ": ping\n\n", 8);
+		if (lws_write(s->wsi, ping + LWS_PRE, 8, LWS_WRITE_HTTP) < 0)
+			kill_stream(s);
+		else
+			s->last_tx_ms = lc_now_ms();
+	}
+	return true;
+}
+
+void
+lc_sse_flush_pending(struct lc_worker *w)
+{
+	struct lc_session *s = w->sse_pending, *next, *keep = NULL;
+
+	w->sse_pending = NULL;
+	for (; s; s = next) {
+		next = s->pending_next;
+		if (flush_one(s)) {
+			s->queued = false;
+			continue;
+		}
+		/* Socket full: keep it, coalescing, for the next tick. */
+		s->pending_next = keep;
+		keep = s;
+	}
+	w->sse_pending = keep;
+}
+
+int
+lc_sse_start(struct lws *wsi, struct lc_worker *w)
+{
 	int max = w->srv->cfg->max_urls_per_request;
 	size_t bufsz = (size_t)max * 2049 + 1;
-	char *buf = malloc(bufsz), *out;
+	char *buf = malloc(bufsz);
 	const char *urls[64];
 	size_t lens[64];
+	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
+					   *end = hdr + sizeof(hdr);
+	struct lc_session *s;
 	struct lc_err err;
-	unsigned char *start, *p, *end;
 	int n;
 
 	if (!buf)
@@ -46,13 +158,19 @@ lc_sse_start(struct lws *wsi, struct lc_worker *w, void *pss)
 				   "at least one url query parameter needed");
 		return lc_http_error(wsi, err.status, err.code, err.message);
 	}
-	out = lc_worker_buf(w, 512);
-	if (!out) {
+	s = calloc(1, sizeof(*s));
+	if (!s) {
 		free(buf);
-		return -1;
+		return lc_http_error(wsi, 503, "out_of_memory", "out of memory");
 	}
-	start = p = (unsigned char *)out + LWS_PRE;
-	end = start + 512;
+	lc_session_init(s, w, wsi, LC_T_SSE);
+	lws_set_opaque_user_data(wsi, s);
+	if (lc_session_subscribe(s, urls, lens, (size_t)n, &err)) {
+		free(buf);
+		lc_sse_destroyed(wsi);
+		return lc_http_error(wsi, err.status, err.code, err.message);
+	}
+	free(buf);
 	if (lws_add_http_header_status(wsi, HTTP_STATUS_OK, &p, end) ||
 	    lws_add_http_header_by_token(
 		    wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
@@ -60,55 +178,21 @@ lc_sse_start(struct lws *wsi, struct lc_worker *w, void *pss)
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
 					 (const unsigned char *)"no-cache", 8,
 					 &p, end) ||
-	    lws_add_http_header_by_name(wsi,
-					(const unsigned char *)"x-accel-buffering:",
-					(const unsigned char *)"no", 2, &p,
-					end) ||
-	    lws_finalize_write_http_header(wsi, start, &p, end)) {
-		free(buf);
+	    lws_add_http_header_by_name(
+		    wsi, (const unsigned char *)"x-accel-buffering:",
+		    (const unsigned char *)"no", 2, &p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
-	}
 	lc_http_count(w, LC_ROUTE_EVENTS, 200);
-	lc_session_init(s, w, wsi, LC_T_SSE);
-	s->headers_sent = true;
-	if (lc_session_subscribe(s, urls, lens, (size_t)n, &err)) {
-		/* Headers are out: report in-stream, then end the stream. */
-		lc_warn("sse: subscribe failed: %s", err.message);
-		free(buf);
+	/* The snapshot goes out now, before lws forgets the request. */
+	flush_one(s);
+	/*
+	 * Hand the connection back to lws as an idle keep-alive one (see the
+	 * note at the top). An HTTP/1.0 client without keep-alive cannot hold
+	 * a stream this way and is closed after its snapshot.
+	 */
+	if (lws_http_transaction_completed(wsi))
 		return -1;
-	}
-	free(buf);
-	/* A stream lives long: free the header table, disarm lws timeouts. */
-	lws_http_headers_detach(wsi);
 	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
-	return 0;
-}
-
-int
-lc_sse_writeable(struct lws *wsi, struct lc_session *s)
-{
-	char *frame;
-	size_t n;
-	int rc;
-
-	if (s->closing || !s->w)
-		return -1;
-	n = lc_session_next_frame(s, &frame);
-	if (n)
-		rc = lws_write(wsi, (unsigned char *)frame, n, LWS_WRITE_HTTP);
-	else if (s->ping_due) {
-		unsigned char ping[LWS_PRE + 8];
-
-		memcpy(ping + LWS_PRE, ": ping\n\n", 8);
-		rc = lws_write(wsi, ping + LWS_PRE, 8, LWS_WRITE_HTTP);
-	} else
-		return 0;
-	/* A positive return closes nothing here in 4.1.6: it must be -1. */
-	if (rc < 0)
-		return -1;
-	s->ping_due = false;
-	s->last_tx_ms = lc_now_ms();
-	if (s->snapshot_due || s->dirty)
-		lws_callback_on_writable(wsi);
 	return 0;
 }

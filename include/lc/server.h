@@ -86,12 +86,14 @@ struct lc_session {
 	struct lws *wsi;
 	struct lc_worker *w;
 	struct lc_session *prev, *next; /* worker's session list */
+	struct lc_session *pending_next; /* SSE: worker's sse_pending list */
 	uint8_t transport;              /* enum lc_transport */
 	bool dirty;         /* an update is owed (coalesces further ticks) */
 	bool snapshot_due;  /* some subscription owes a snapshot */
 	bool ping_due;      /* WS: send a ping; SSE: send ": ping" */
 	bool headers_sent;  /* SSE: response headers written */
 	bool closing;
+	bool queued;        /* SSE: on the worker's sse_pending list */
 	uint8_t strikes;    /* bad client frames in the current window */
 	uint16_t nsubs, cap;
 	struct lc_sub *subs; /* &one or heap array of cap */
@@ -119,6 +121,7 @@ struct lc_worker {
 	struct lc_subs subs;
 	struct lc_store *reader; /* read-only db for history, lazily */
 	struct lc_session *sessions; /* list head, for the sweep */
+	struct lc_session *sse_pending; /* SSE sessions owing a frame */
 	lws_sorted_usec_list_t sweep;
 	uint64_t seq;     /* last update set applied */
 	int64_t ts_ms;    /* its tick time */
@@ -208,8 +211,16 @@ int lc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		   void *user, void *in, size_t len);
 
 /* sse.c */
-int lc_sse_start(struct lws *wsi, struct lc_worker *w, void *pss);
-int lc_sse_writeable(struct lws *wsi, struct lc_session *s);
+/** Answers GET /v1/events: headers, snapshot, then a live stream. */
+int lc_sse_start(struct lws *wsi, struct lc_worker *w);
+/** The stream's session, or NULL when wsi is not an SSE stream. */
+struct lc_session *lc_sse_session(struct lws *wsi);
+/** Frees the stream's session when lws destroys its wsi. */
+void lc_sse_destroyed(struct lws *wsi);
+/** Queues an SSE session for lc_sse_flush_pending. */
+void lc_sse_queue(struct lc_session *s);
+/** Writes what every queued SSE session owes, unless its socket is full. */
+void lc_sse_flush_pending(struct lc_worker *w);
 
 /* metrics.c */
 /** Renders the Prometheus text exposition into a new malloc'd string. */
