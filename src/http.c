@@ -96,6 +96,12 @@ reply_ex(struct lws *wsi, int status, const char *content_type,
 			     wsi, WSI_TOKEN_CONNECTION,
 			     (const unsigned char *)"close", 5, &p, end))
 		return -1;
+	/* The API is public and cookie-free: any origin may call it. */
+	if (pss && pss->route < LC_ROUTE_STATIC &&
+	    lws_add_http_header_by_name(
+		    wsi, (const unsigned char *)"access-control-allow-origin:",
+		    (const unsigned char *)"*", 1, &p, end))
+		return -1;
 	if (extra_len) {
 		memcpy(p, extra, extra_len);
 		p += extra_len;
@@ -761,6 +767,15 @@ on_request(struct lws *wsi, struct lc_worker *w, struct http_pss *pss,
 				"request line contains an encoded CR or LF",
 				NULL, true);
 
+	if (pss->method == M_OPTIONS && pss->route < LC_ROUTE_STATIC)
+		/* CORS preflight: the methods and headers a browser may send. */
+		return reply_ex(wsi, 204, "text/plain", "", 0,
+				"access-control-allow-methods: GET, POST, "
+				"DELETE, OPTIONS\r\n"
+				"access-control-allow-headers: content-type, "
+				"authorization, last-event-id\r\n"
+				"access-control-max-age: 600\r\n",
+				false);
 	if (pss->route == LC_ROUTE_LIKES)
 		return likes_start(wsi, w, pss);
 	if (pss->method != M_GET && pss->method != M_HEAD) {

@@ -181,6 +181,9 @@ lc_sse_start(struct lws *wsi, struct lc_worker *w)
 	    lws_add_http_header_by_name(
 		    wsi, (const unsigned char *)"x-accel-buffering:",
 		    (const unsigned char *)"no", 2, &p, end) ||
+	    lws_add_http_header_by_name(
+		    wsi, (const unsigned char *)"access-control-allow-origin:",
+		    (const unsigned char *)"*", 1, &p, end) ||
 	    lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
 	lc_http_count(w, LC_ROUTE_EVENTS, 200);

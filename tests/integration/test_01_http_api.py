@@ -216,6 +216,19 @@ def test_health_ready_metrics_stats():
     check(st == 200 and b["likes_total"] > 0 and "connections" in b, b)
 
 
+def test_cors():
+    st, data, r = S.request("OPTIONS", "/v1/likes?url=x",
+                            headers={"Origin": "http://elsewhere.example",
+                                     "Access-Control-Request-Method": "POST"})
+    check(st == 204, st)
+    check("POST" in r.getheader("Access-Control-Allow-Methods"))
+    check(r.getheader("Access-Control-Allow-Origin") == "*")
+    st, data, r = S.request("GET", "/v1/counts?url=x")
+    check(r.getheader("Access-Control-Allow-Origin") == "*")
+    st, data, r = S.request("POST", "/v1/likes?url=cors")
+    check(st == 200 and r.getheader("Access-Control-Allow-Origin") == "*")
+
+
 def test_static_dashboard_files():
     st, data, r = S.get("/")
     if st == 404:  # web/ not written yet in this checkout
@@ -234,7 +247,7 @@ def main():
              test_pipelined_requests_each_counted_once,
              test_counts_many_and_unknown, test_top,
              test_history_from_database, test_health_ready_metrics_stats,
-             test_static_dashboard_files])
+             test_cors, test_static_dashboard_files])
 
 
 if __name__ == "__main__":

@@ -196,8 +196,7 @@ def test_config_errors_exit_2():
         check(len(lines) == 1 and key in lines[0], p.stderr)
     p = subprocess.run([lc.BIN, "--check-config"], capture_output=True,
                        env=dict(os.environ, LIVECOUNT_TICK_MS="0"))
-    check(p.returncode == 2 and b"LIVECOUNT_TICK_MS" in p.stderr or
-          b"tick_ms" in p.stderr, p.stderr)
+    check(p.returncode == 2 and b"tick_ms" in p.stderr, p.stderr)
     p = subprocess.run([lc.BIN, "--check-config", "--tick-ms", "7"],
                        capture_output=True, timeout=10)
     check(p.returncode == 0 and b"tick_ms = 7" in p.stdout, p)
