@@ -20,6 +20,7 @@
 #include "lc/counter.h"
 #include "lc/common.h"
 #include "lc/hash.h"
+#include "lc/store.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -89,6 +90,13 @@ lc_counter_cleanup(struct lc_counter *c)
 			&ix->slots[i], memory_order_relaxed);
 
 		if (e) {
+			/* The batcher is gone by now: its minute lists go too. */
+			while (e->minutes) {
+				struct lc_minute *m = e->minutes;
+
+				e->minutes = m->next;
+				free(m);
+			}
 			free(atomic_load(&e->json_key));
 			free(e);
 		}

@@ -145,6 +145,10 @@ lc_source_take_updates(struct lc_source *s, struct lc_update_set **out,
 
 	pthread_mutex_lock(&s->mbox_lock);
 	n = s->mbox_n < max ? s->mbox_n : max;
+	if (!n) {
+		pthread_mutex_unlock(&s->mbox_lock);
+		return 0;
+	}
 	memcpy(out, s->mbox, n * sizeof(*out));
 	memmove(s->mbox, s->mbox + n, (s->mbox_n - n) * sizeof(*out));
 	s->mbox_n -= n;

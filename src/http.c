@@ -838,7 +838,7 @@ lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return on_request(wsi, w, pss, in);
 
 	case LWS_CALLBACK_HTTP_BODY:
-		if (!pss->body_wanted || pss->body_refused)
+		if (!pss->body_wanted || pss->body_refused || !len)
 			return 0;
 		w = worker_of(wsi);
 		if (pss->deadline_ms && lc_now_ms() > pss->deadline_ms) {

@@ -436,9 +436,9 @@ lc_worker_sweep(struct lc_worker *w, int64_t now)
 					LWS_TO_KILL_ASYNC);
 			continue;
 		}
-		if (s->transport == LC_T_WS &&
-		    now - s->last_rx_ms > (int64_t)cfg->ws_ping_ms * 5 / 2) {
-			/* No pong for two pings: the peer is gone. */
+		if (s->transport == LC_T_WS && s->ping_sent_ms > s->last_rx_ms &&
+		    now - s->ping_sent_ms >= cfg->ws_ping_ms) {
+			/* A ping unanswered for a whole interval: peer gone. */
 			s->closing = true;
 			lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
 					LWS_TO_KILL_ASYNC);

@@ -220,10 +220,15 @@ on_writeable(struct lws *wsi, struct lc_session *s)
 		goto sent;
 	}
 	if (s->ping_due) {
-		unsigned char ping[LWS_PRE + 1];
+		/*
+		 * lws 4.1.6 does not report an empty pong to the protocol, so
+		 * the ping carries a payload for the pong to echo.
+		 */
+		unsigned char ping[LWS_PRE + 2] = {[LWS_PRE] = 'l', 'c'};
 
 		s->ping_due = false;
-		rc = lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING);
+		s->ping_sent_ms = lc_now_ms();
+		rc = lws_write(wsi, ping + LWS_PRE, 2, LWS_WRITE_PING);
 		goto sent;
 	}
 	return 0;

@@ -101,6 +101,7 @@ struct lc_session {
 	int64_t dirty_since_ms; /* when `dirty` went up (stall detection) */
 	int64_t last_tx_ms;     /* last frame written */
 	int64_t last_rx_ms;     /* last frame / pong received (WS) */
+	int64_t ping_sent_ms;   /* last ping written (WS); answered if < rx */
 	int64_t ops_window_ms;  /* rate limit window start */
 	uint32_t ops_in_window;
 	char *err_frame;        /* pending error frame (LWS_PRE + text) */

@@ -17,6 +17,7 @@ import tempfile
 import time
 import urllib.parse
 
+SANITIZED = os.environ.get("LC_SANITIZE") == "1"
 BIN = os.environ.get("LC_BIN") or (sys.argv[1] if len(sys.argv) > 1 else None)
 
 

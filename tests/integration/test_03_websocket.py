@@ -177,6 +177,43 @@ def test_unmasked_and_fragmented_frames():
     w.close()
 
 
+def test_server_pings_and_drops_silent_peers():
+    with Server("--ws-ping-ms", "300") as s2:
+        w = s2.ws(["ping"])
+        w.recv()
+        w.sock.settimeout(3)
+        t0 = time.time()
+        op, data = w.recv_frame()
+        check(op == 9, "expected a ping, got opcode %d" % op)
+        print("     ping after %.2fs of silence (ws_ping_ms 300, 1 s sweep)"
+              % (time.time() - t0))
+        w.send_frame(10, data)
+        # the polite client keeps answering pings (recv does) in a thread
+        got = []
+        t = threading.Thread(target=lambda: got.append(
+            w.until(lambda m: m["type"] == "update", timeout=8)))
+        t.start()
+        silent = s2.ws(["ping"])
+        silent.recv()
+        # never answers pings: closed one interval after an unanswered ping
+        deadline = time.time() + 5
+        closed = False
+        silent.sock.settimeout(0.5)
+        while time.time() < deadline and not closed:
+            try:
+                op, data = silent.recv_frame()
+                closed = op == 8
+            except socket.timeout:
+                pass
+            except ConnectionError:
+                closed = True
+        check(closed, "a peer that never answers pings is closed")
+        s2.like("ping")
+        t.join()
+        check(got and got[0][-1]["counts"]["ping"]["count"] == 1, got)
+        w.close()
+
+
 def main():
     global S
     with Server("--max-ops-per-sec", "200") as S:
@@ -187,7 +224,8 @@ def main():
              test_bad_frames_get_errors_and_connection_stays,
              test_misbehaving_client_is_closed,
              test_message_too_large_closes_1009, test_subscription_limit,
-             test_rate_limit, test_unmasked_and_fragmented_frames])
+             test_rate_limit, test_unmasked_and_fragmented_frames,
+             test_server_pings_and_drops_silent_peers])
 
 
 if __name__ == "__main__":

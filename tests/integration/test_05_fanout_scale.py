@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 
-from lc import SSE, WS, Server, check, run
+from lc import SANITIZED, SSE, WS, Server, check, run
 
 S = None
 
@@ -109,7 +109,8 @@ def test_idle_subscriber_memory():
     after = rss_kb(S.proc.pid)
     print("     RSS %d kB -> %d kB with 1000 idle WS subscribers: %.2f kB "
           "each (user space)" % (before, after, (after - before) / 1000))
-    check(after - before < 1000 * 16, "idle subscribers stay small")
+    if not SANITIZED:
+        check(after - before < 1000 * 16, "idle subscribers stay small")
     for s in subs:
         s.close()
 
@@ -153,7 +154,8 @@ def test_stalled_subscribers_bounded_and_closed():
           (before, peak, coalesced, closes, pct(lat, .5) * 1e3,
            max(lat) * 1e3))
     check(coalesced > 0, "updates to stalled subscribers are coalesced")
-    check(peak - before < 64 * 1024, "memory bounded while stalled")
+    if not SANITIZED:
+        check(peak - before < 64 * 1024, "memory bounded while stalled")
     check(max(lat) < 2.0, "the healthy subscriber is not delayed")
     check(closes >= 20, "stalled subscribers closed after stall_timeout_ms")
     for w in stalled:
