@@ -82,6 +82,18 @@ static const struct key keys[] = {
 		"deadline to receive a whole HTTP request"),
 	INT_KEY(top_limit_max, "1000", 1, 100000,
 		"largest limit accepted by GET /v1/top"),
+	INT_KEY(max_connections, "0", 0, 100000000,
+		"open connections per process; 0 = the fd limit minus 64"),
+	INT_KEY(max_conns_per_ip, "10000", 0, 100000000,
+		"open connections per client IP; 0 = no limit"),
+	INT_KEY(max_likes_per_sec_per_ip, "0", 0, 1000000000,
+		"like items per second per client IP and worker (429); 0 = off"),
+	STR_KEY(write_token, "",
+		"if set, likes need 'Authorization: Bearer <token>' (401)"),
+	STR_KEY(allowed_origins, "*",
+		"browser origins allowed for WebSocket and CORS, comma-separated"),
+	STR_KEY(tls_cert, "", "PEM certificate file: serve HTTPS and WSS"),
+	STR_KEY(tls_key, "", "PEM private key file for tls_cert"),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -71,6 +71,78 @@ lc_http_count(struct lc_worker *w, enum lc_route route, int status)
 	LC_STAT_ADD(w->stats.http[route][status_idx(status)], 1);
 }
 
+bool
+lc_origin_allowed(const struct lc_config *cfg, const char *origin, size_t len)
+{
+	const char *p = cfg->allowed_origins;
+
+	while (*p) {
+		const char *e = strchr(p, ',');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+
+		while (n && *p == ' ')
+			p++, n--;
+		while (n && p[n - 1] == ' ')
+			n--;
+		if ((n == 1 && *p == '*') || (n == len && !memcmp(p, origin, n)))
+			return true;
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	return false;
+}
+
+int
+lc_http_add_cors(struct lws *wsi, const struct lc_config *cfg,
+		 unsigned char **p, unsigned char *end)
+{
+	char origin[256];
+	int n;
+
+	if (!strcmp(cfg->allowed_origins, "*"))
+		return lws_add_http_header_by_name(
+			wsi, (const unsigned char *)"access-control-allow-origin:",
+			(const unsigned char *)"*", 1, p, end);
+	/* A list: echo the caller's origin when it is on it. */
+	n = lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
+	if (n <= 0 || !lc_origin_allowed(cfg, origin, (size_t)n))
+		return 0;
+	return lws_add_http_header_by_name(
+		       wsi, (const unsigned char *)"access-control-allow-origin:",
+		       (const unsigned char *)origin, n, p, end) ||
+	       lws_add_http_header_by_name(wsi, (const unsigned char *)"vary:",
+					   (const unsigned char *)"Origin", 6, p,
+					   end);
+}
+
+bool
+lc_token_matches(const struct lc_config *cfg, const char *tok, size_t len)
+{
+	size_t tl = strlen(cfg->write_token);
+	unsigned char diff = 0;
+
+	if (len != tl)
+		return false;
+	/* Constant time over the token's length. */
+	for (size_t i = 0; i < tl; i++)
+		diff |= (unsigned char)(tok[i] ^ cfg->write_token[i]);
+	return !diff;
+}
+
+bool
+lc_http_authorized(struct lws *wsi, const struct lc_config *cfg)
+{
+	char h[300];
+	int n;
+
+	if (!cfg->write_token[0])
+		return true;
+	n = lws_hdr_copy(wsi, h, sizeof(h), WSI_TOKEN_HTTP_AUTHORIZATION);
+	return n > 7 && !strncasecmp(h, "Bearer ", 7) &&
+	       lc_token_matches(cfg, h + 7, (size_t)n - 7);
+}
+
 static int
 reply_ex(struct lws *wsi, int status, const char *content_type,
 	 const char *body, size_t len, const char *extra, bool close)
@@ -96,11 +168,9 @@ reply_ex(struct lws *wsi, int status, const char *content_type,
 			     wsi, WSI_TOKEN_CONNECTION,
 			     (const unsigned char *)"close", 5, &p, end))
 		return -1;
-	/* The API is public and cookie-free: any origin may call it. */
+	/* The API is cookie-free: allowed origins may read it (CORS). */
 	if (pss && pss->route < LC_ROUTE_STATIC &&
-	    lws_add_http_header_by_name(
-		    wsi, (const unsigned char *)"access-control-allow-origin:",
-		    (const unsigned char *)"*", 1, &p, end))
+	    lc_http_add_cors(wsi, w->srv->cfg, &p, end))
 		return -1;
 	if (extra_len) {
 		memcpy(p, extra, extra_len);
@@ -253,6 +323,27 @@ count_accepted(struct lc_worker *w, const struct lc_like *items, size_t n)
 	LC_STAT_ADD(w->stats.unlikes_accepted, u);
 }
 
+/*
+ * Likes per second per client IP: sets rate_reply and returns true when
+ * the client must wait (429 with Retry-After already written).
+ */
+static int rate_reply;
+
+static bool
+rate_limited(struct lws *wsi, struct lc_worker *w, int64_t cost, bool close)
+{
+	char hdr[48];
+	int wait = lc_worker_rate_take(w, wsi, cost);
+
+	if (!wait)
+		return false;
+	snprintf(hdr, sizeof(hdr), "retry-after: %d\r\n", wait);
+	rate_reply = error_ex(wsi, 429, "rate_limited",
+			      "too many likes from this address; retry later",
+			      hdr, close);
+	return true;
+}
+
 /* {"url":U,"count":C} for one applied like. */
 static int
 reply_count(struct lws *wsi, const char *url, size_t len, int64_t count,
@@ -282,6 +373,8 @@ like_one(struct lws *wsi, struct lc_worker *w, const struct lc_like *like,
 		return error_ex(wsi, 503, "shutting_down",
 				"server is shutting down", "retry-after: 1\r\n",
 				close);
+	if (rate_limited(wsi, w, 1, close))
+		return rate_reply;
 	if (lc_source_add(&w->source, w->srv->counter, like->url,
 			  like->url_len, like->n, &count))
 		return error_ex(wsi, 503, "out_of_memory",
@@ -372,6 +465,10 @@ likes_body(struct lws *wsi, struct lc_worker *w, struct http_pss *pss)
 				"server is shutting down", "retry-after: 1\r\n",
 				false);
 	}
+	if (rate_limited(wsi, w, (int64_t)likes.n, false)) {
+		lc_likes_free(&likes);
+		return rate_reply;
+	}
 	if (lc_source_add_batch(&w->source, likes.items, likes.n)) {
 		lc_likes_free(&likes);
 		return lc_http_error(wsi, 503, "out_of_memory",
@@ -406,6 +503,10 @@ likes_start(struct lws *wsi, struct lc_worker *w, struct http_pss *pss)
 		return error_ex(wsi, 405, "method_not_allowed",
 				"use POST or DELETE", "allow: POST, DELETE\r\n",
 				false);
+	if (!lc_http_authorized(wsi, w->srv->cfg))
+		return error_ex(wsi, 401, "unauthorized",
+				"likes need Authorization: Bearer <token>",
+				"www-authenticate: Bearer\r\n", true);
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING))
 		return error_ex(wsi, 411, "length_required",
 				"chunked bodies are not supported; send "
@@ -870,6 +971,7 @@ lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 
 	case LWS_CALLBACK_WSI_DESTROY:
 		lc_sse_destroyed(wsi);
+		lc_conn_release(wsi);
 		return 0;
 
 	case LWS_CALLBACK_HTTP_FILE_COMPLETION:

@@ -114,6 +114,16 @@ main(int argc, char **argv)
 		       lws_get_library_version());
 		return 0;
 	}
+	if (!cfg.tls_cert[0] != !cfg.tls_key[0]) {
+		fprintf(stderr, "livecount: tls_cert and tls_key go together\n");
+		return 2;
+	}
+	if (cfg.tls_cert[0] && (access(cfg.tls_cert, R_OK) ||
+				access(cfg.tls_key, R_OK))) {
+		fprintf(stderr, "livecount: tls_cert/tls_key: cannot read %s\n",
+			access(cfg.tls_cert, R_OK) ? cfg.tls_cert : cfg.tls_key);
+		return 2;
+	}
 	if (check) {
 		lc_config_dump(&cfg, stdout);
 		fprintf(stderr, "livecount: configuration ok\n");
@@ -191,10 +201,10 @@ main(int argc, char **argv)
 	dispatch.nsources = (size_t)srv.nworkers;
 	lc_dispatch_tick(&dispatch, lc_now_ms()); /* first top list */
 	atomic_store(&srv.ready, true);
-	lc_info("livecount %s listening on http://%s:%d with %d workers, "
+	lc_info("livecount %s listening on %s://%s:%d with %d workers, "
 		"tick %d ms, database %s",
-		LC_VERSION, cfg.bind, srv.port, srv.nworkers, cfg.tick_ms,
-		cfg.db);
+		LC_VERSION, cfg.tls_cert[0] ? "https" : "http", cfg.bind,
+		srv.port, srv.nworkers, cfg.tick_ms, cfg.db);
 
 	tick_loop(&dispatch, &sigs, cfg.tick_ms);
 

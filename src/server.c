@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include "lc/batcher.h"
 #include "lc/common.h"
+#include "lc/hash.h"
 #include "lc/server.h"
 #include "lc/store.h"
 
@@ -29,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -105,6 +107,116 @@ tune_socket(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
+/* Counts the connection against the limits; false when over one. */
+static bool
+conn_admit(struct lc_server *srv, struct lc_conn *c)
+{
+	const struct lc_config *cfg = srv->cfg;
+	uint32_t per_ip;
+
+	if (atomic_fetch_add(&srv->conns_total, 1) + 1 > srv->max_conns) {
+		atomic_fetch_sub(&srv->conns_total, 1);
+		return false;
+	}
+	per_ip = atomic_fetch_add(&srv->ip_conns[c->bucket], 1) + 1;
+	if (cfg->max_conns_per_ip && per_ip > (uint32_t)cfg->max_conns_per_ip) {
+		atomic_fetch_sub(&srv->ip_conns[c->bucket], 1);
+		atomic_fetch_sub(&srv->conns_total, 1);
+		return false;
+	}
+	return true;
+}
+
+static void
+conn_uncount(struct lc_server *srv, struct lc_conn *c)
+{
+	atomic_fetch_sub(&srv->ip_conns[c->bucket], 1);
+	atomic_fetch_sub(&srv->conns_total, 1);
+}
+
+void
+lc_conn_release(struct lws *wsi)
+{
+	struct lc_conn *c = lc_conn_of(wsi);
+	struct lc_worker *w;
+
+	if (!c)
+		return;
+	lws_set_opaque_user_data(wsi, NULL);
+	w = lws_context_user(lws_get_context(wsi));
+	conn_uncount(w->srv, c);
+	free(c);
+}
+
+/* Hands an accepted socket to lws, within the connection limits. */
+static void
+adopt(struct lc_worker *w, int fd, uint32_t ip)
+{
+	struct lc_conn *c = calloc(1, sizeof(*c));
+	struct lws *wsi;
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->ip = ip;
+	c->bucket = (uint16_t)(lc_hash_mix(ip) & (LC_IP_BUCKETS - 1));
+	if (!conn_admit(w->srv, c)) {
+		LC_STAT_ADD(w->stats.accept_refused, 1);
+		free(c);
+		close(fd);
+		return;
+	}
+	tune_socket(fd);
+	/*
+	 * The record is attached only once lws returns the wsi: a failed
+	 * adoption may still be closed (and reported destroyed) later, and
+	 * must not find a record we already freed.
+	 */
+	wsi = lws_adopt_socket_vhost(w->vh, fd);
+	if (!wsi) {
+		/* lws closed the fd. */
+		LC_STAT_ADD(w->stats.accept_refused, 1);
+		conn_uncount(w->srv, c);
+		free(c);
+		return;
+	}
+	lws_set_opaque_user_data(wsi, c);
+}
+
+int
+lc_worker_rate_take(struct lc_worker *w, struct lws *wsi, int64_t cost)
+{
+	int limit = w->srv->cfg->max_likes_per_sec_per_ip;
+	struct lc_conn *c = lc_conn_of(wsi);
+	struct lc_rate *r;
+	int64_t now;
+
+	if (!limit || !c)
+		return 0;
+	if (cost > limit)
+		cost = limit; /* a batch larger than the rate still gets in */
+	r = &w->rate[lc_hash_mix(c->ip) & (LC_RATE_SLOTS - 1)];
+	now = lc_now_ms();
+	if (r->ip != c->ip || !r->last_ms) {
+		/* Direct-mapped: a new address takes the slot, full bucket. */
+		r->ip = c->ip;
+		r->tokens = limit;
+		r->last_ms = now;
+	}
+	r->tokens += (double)(now - r->last_ms) * limit / 1000.0;
+	if (r->tokens > limit)
+		r->tokens = limit;
+	r->last_ms = now;
+	if (r->tokens < (double)cost) {
+		int wait = (int)(((double)cost - r->tokens) / limit) + 1;
+
+		return wait;
+	}
+	r->tokens -= (double)cost;
+	return 0;
+}
+
 static void
 drain_mailbox(struct lc_worker *w)
 {
@@ -142,20 +254,19 @@ listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_RAW_RX_FILE:
 		w = lws_context_user(lws_get_context(wsi));
 		for (int i = 0; i < ACCEPT_BATCH; i++) {
-			int fd = accept4(w->listen_fd, NULL, NULL,
-					 SOCK_NONBLOCK | SOCK_CLOEXEC);
+			struct sockaddr_in sa;
+			socklen_t sl = sizeof(sa);
+			int fd = accept4(w->listen_fd, (struct sockaddr *)&sa,
+					 &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 			if (fd < 0) {
 				if (errno == EMFILE || errno == ENFILE)
 					lc_warn("accept: %s", strerror(errno));
 				break;
 			}
-			tune_socket(fd);
 			LC_STAT_ADD(w->stats.accepts, 1);
-			if (!lws_adopt_socket_vhost(w->vh, fd)) {
-				LC_STAT_ADD(w->stats.accept_refused, 1);
-				close(fd);
-			}
+			adopt(w, fd, sa.sin_family == AF_INET ? sa.sin_addr.s_addr
+							       : 0);
 		}
 		return 0;
 
@@ -222,6 +333,12 @@ worker_main(void *arg)
 	info.keepalive_timeout = 60;
 	info.retry_and_idle_policy = &retry_policy;
 	info.alpn = "http/1.1";
+	if (w->srv->cfg->tls_cert[0]) {
+		/* Adopted sockets then start with a TLS handshake. */
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = w->srv->cfg->tls_cert;
+		info.ssl_private_key_filepath = w->srv->cfg->tls_key;
+	}
 
 	w->ctx = lws_create_context(&info);
 	if (!w->ctx) {
@@ -297,6 +414,19 @@ lc_server_start(struct lc_server *srv)
 
 	pthread_mutex_init(&srv->start_lock, NULL);
 	pthread_cond_init(&srv->start_cond, NULL);
+	srv->ip_conns = calloc(LC_IP_BUCKETS, sizeof(*srv->ip_conns));
+	if (!srv->ip_conns)
+		return LC_ENOMEM;
+	srv->max_conns = cfg->max_connections;
+	if (!srv->max_conns) {
+		struct rlimit rl;
+
+		/* Leave room for listeners, the database and the loop. */
+		getrlimit(RLIMIT_NOFILE, &rl);
+		srv->max_conns = rl.rlim_cur == RLIM_INFINITY
+					 ? INT64_MAX
+					 : (int64_t)rl.rlim_cur - 64;
+	}
 	srv->workers = calloc((size_t)srv->nworkers, sizeof(*srv->workers));
 	if (!srv->workers)
 		return LC_ENOMEM;
@@ -374,6 +504,8 @@ lc_server_free(struct lc_server *srv)
 	}
 	free(srv->workers);
 	srv->workers = NULL;
+	free(srv->ip_conns);
+	srv->ip_conns = NULL;
 	pthread_mutex_destroy(&srv->start_lock);
 	pthread_cond_destroy(&srv->start_cond);
 }

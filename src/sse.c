@@ -20,8 +20,8 @@
  * the stream's frames directly, from the tick that produces them (and the
  * sweep, for pings), skipping a stream whose socket is full: it stays
  * dirty, coalesces, and is retried next tick. The session therefore lives
- * in its own allocation, tied to the wsi with lws_set_opaque_user_data
- * (lws frees per-protocol user data when a transaction completes).
+ * in its own allocation, hung on the connection's struct lc_conn (lws
+ * frees per-protocol user data when a transaction completes).
  */
 #define _GNU_SOURCE
 #include "lc/common.h"
@@ -34,9 +34,9 @@
 struct lc_session *
 lc_sse_session(struct lws *wsi)
 {
-	struct lc_session *s = lws_get_opaque_user_data(wsi);
+	struct lc_conn *c = lc_conn_of(wsi);
 
-	return s && s->transport == LC_T_SSE ? s : NULL;
+	return c ? c->sse : NULL;
 }
 
 void
@@ -54,7 +54,7 @@ lc_sse_destroyed(struct lws *wsi)
 		if (*pp)
 			*pp = s->pending_next;
 	}
-	lws_set_opaque_user_data(wsi, NULL);
+	lc_conn_of(wsi)->sse = NULL;
 	lc_session_cleanup(s);
 	free(s);
 }
@@ -158,13 +158,13 @@ lc_sse_start(struct lws *wsi, struct lc_worker *w)
 				   "at least one url query parameter needed");
 		return lc_http_error(wsi, err.status, err.code, err.message);
 	}
-	s = calloc(1, sizeof(*s));
+	s = lc_conn_of(wsi) ? calloc(1, sizeof(*s)) : NULL;
 	if (!s) {
 		free(buf);
 		return lc_http_error(wsi, 503, "out_of_memory", "out of memory");
 	}
 	lc_session_init(s, w, wsi, LC_T_SSE);
-	lws_set_opaque_user_data(wsi, s);
+	lc_conn_of(wsi)->sse = s;
 	if (lc_session_subscribe(s, urls, lens, (size_t)n, &err)) {
 		free(buf);
 		lc_sse_destroyed(wsi);
@@ -181,9 +181,7 @@ lc_sse_start(struct lws *wsi, struct lc_worker *w)
 	    lws_add_http_header_by_name(
 		    wsi, (const unsigned char *)"x-accel-buffering:",
 		    (const unsigned char *)"no", 2, &p, end) ||
-	    lws_add_http_header_by_name(
-		    wsi, (const unsigned char *)"access-control-allow-origin:",
-		    (const unsigned char *)"*", 1, &p, end) ||
+	    lc_http_add_cors(wsi, w->srv->cfg, &p, end) ||
 	    lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
 	lc_http_count(w, LC_ROUTE_EVENTS, 200);

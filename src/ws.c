@@ -118,7 +118,12 @@ handle_op(struct lc_session *s, const char *msg, size_t len)
 		break;
 	}
 	case LC_OP_LIKE:
-		if (atomic_load(&w->srv->draining)) {
+		if (!s->authorized) {
+			lc_err_set(&err, 401, "unauthorized",
+				   "likes need the write token (Authorization "
+				   "header or ?token= when connecting)");
+			rc = send_error(s, &err);
+		} else if (atomic_load(&w->srv->draining)) {
 			lc_err_set(&err, 503, "shutting_down",
 				   "server is shutting down");
 			rc = send_error(s, &err);
@@ -251,11 +256,17 @@ lc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 	switch (reason) {
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
-		char path[32];
+		const struct lc_config *cfg = worker_of(wsi)->srv->cfg;
+		char buf[256];
+		int n;
 
-		if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) <=
+		if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_GET_URI) <=
 			    0 ||
-		    strcmp(path, "/v1/ws"))
+		    strcmp(buf, "/v1/ws"))
+			return 1;
+		/* Browsers send Origin; other clients need not. */
+		n = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_ORIGIN);
+		if (n > 0 && !lc_origin_allowed(cfg, buf, (size_t)n))
 			return 1;
 		return 0;
 	}
@@ -269,6 +280,19 @@ lc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		w = worker_of(wsi);
 		lc_session_init(s, w, wsi, LC_T_WS);
 		lc_http_count(w, LC_ROUTE_WS, 200);
+		s->authorized = lc_http_authorized(wsi, w->srv->cfg);
+		if (!s->authorized) {
+			char tok[300];
+			const char *tv[1];
+			size_t tl[1];
+			struct lc_err e2;
+
+			/* Browsers cannot set headers on a WebSocket: ?token= */
+			s->authorized =
+				lc_http_query(wsi, "token", tok, sizeof(tok), tv,
+					      tl, 1, &e2) == 1 &&
+				lc_token_matches(w->srv->cfg, tv[0], tl[0]);
+		}
 		/* Query args are gone after this callback: read them now. */
 		max = w->srv->cfg->max_urls_per_request;
 		buf = malloc((size_t)max * 2049 + 1);

@@ -38,6 +38,14 @@ struct lc_config {
 	int ws_ping_ms;          /* WS ping after this much silence */
 	int http_timeout_ms;     /* whole-request deadline for HTTP bodies */
 	int top_limit_max;       /* upper bound of GET /v1/top?limit */
+
+	int max_connections;     /* per process; 0 = fd limit - 64 */
+	int max_conns_per_ip;    /* per client IPv4 address; 0 = no limit */
+	int max_likes_per_sec_per_ip; /* like items per second; 0 = no limit */
+	char write_token[256];   /* if set, likes need Bearer <token> */
+	char allowed_origins[1024]; /* "*" or comma-separated origins */
+	char tls_cert[1024];     /* PEM certificate: serve HTTPS/WSS */
+	char tls_key[1024];      /* PEM private key for tls_cert */
 };
 
 /** Fills every field with its built-in default. */

@@ -80,6 +80,27 @@ struct lc_worker_stats {
 			      memory_order_relaxed)
 
 struct lc_server;
+struct lc_session;
+
+/*
+ * One accepted connection, tied to its wsi with lws_set_opaque_user_data
+ * from adoption to LWS_CALLBACK_WSI_DESTROY: the client address for the
+ * per-IP limits, and the SSE session when the connection becomes a stream.
+ */
+struct lc_conn {
+	uint32_t ip;      /* IPv4, network byte order */
+	uint16_t bucket;  /* index into lc_server.ip_conns */
+	struct lc_session *sse;
+};
+
+/* A worker's token bucket for one client IP (likes per second). */
+struct lc_rate {
+	uint32_t ip;
+	int64_t last_ms;
+	double tokens;
+};
+#define LC_RATE_SLOTS 4096
+#define LC_IP_BUCKETS 65536
 
 /* A subscriber: a WebSocket connection or an SSE stream. */
 struct lc_session {
@@ -94,6 +115,7 @@ struct lc_session {
 	bool headers_sent;  /* SSE: response headers written */
 	bool closing;
 	bool queued;        /* SSE: on the worker's sse_pending list */
+	bool authorized;    /* WS: presented write_token (or none needed) */
 	uint8_t strikes;    /* bad client frames in the current window */
 	uint16_t nsubs, cap;
 	struct lc_sub *subs; /* &one or heap array of cap */
@@ -131,6 +153,7 @@ struct lc_worker {
 	int start_rc;     /* result of start-up, for main */
 	char *buf;        /* scratch response buffer (LWS_PRE + buf_cap) */
 	size_t buf_cap;
+	struct lc_rate rate[LC_RATE_SLOTS]; /* likes/s per client IP */
 	struct lc_worker_stats stats;
 };
 
@@ -145,6 +168,9 @@ struct lc_server {
 	int64_t started_ms;
 	_Atomic bool draining;
 	_Atomic bool ready;
+	_Atomic int64_t conns_total;     /* open connections, all workers */
+	_Atomic uint32_t *ip_conns;      /* open connections per IP bucket */
+	int64_t max_conns;               /* effective max_connections */
 	pthread_mutex_t start_lock;
 	pthread_cond_t start_cond;
 	int started;
@@ -158,6 +184,20 @@ void lc_server_stop(struct lc_server *srv);
 void lc_server_free(struct lc_server *srv);
 void lc_worker_session_link(struct lc_worker *w, struct lc_session *s);
 void lc_worker_session_unlink(struct lc_worker *w, struct lc_session *s);
+/** Releases a connection's accounting (WSI_DESTROY). Worker thread. */
+void lc_conn_release(struct lws *wsi);
+/** The connection record of a wsi (NULL for lws' own wsis). */
+static inline struct lc_conn *
+lc_conn_of(struct lws *wsi)
+{
+	return lws_get_opaque_user_data(wsi);
+}
+/**
+ * Takes `cost` like items from the client's bucket. Returns 0, or the
+ * seconds to wait (Retry-After) when the client is over its rate.
+ */
+int lc_worker_rate_take(struct lc_worker *w, struct lws *wsi, int64_t cost);
+
 /** Ensures the worker scratch buffer holds LWS_PRE + n bytes. */
 char *lc_worker_buf(struct lc_worker *w, size_t n);
 
@@ -176,6 +216,17 @@ int lc_http_reply(struct lws *wsi, int status, const char *content_type,
 int lc_http_error(struct lws *wsi, int status, const char *code,
 		  const char *message);
 void lc_http_count(struct lc_worker *w, enum lc_route route, int status);
+/** Whether origin (len bytes) is in allowed_origins ("*" allows all). */
+bool lc_origin_allowed(const struct lc_config *cfg, const char *origin,
+		       size_t len);
+/** Adds the CORS header for this request's Origin, if it is allowed. */
+int lc_http_add_cors(struct lws *wsi, const struct lc_config *cfg,
+		     unsigned char **p, unsigned char *end);
+/** Constant-time comparison of tok (len bytes) with write_token. */
+bool lc_token_matches(const struct lc_config *cfg, const char *tok,
+		      size_t len);
+/** Whether the request carries "Authorization: Bearer <write_token>". */
+bool lc_http_authorized(struct lws *wsi, const struct lc_config *cfg);
 /**
  * Copies the query parameters named `name` from the request URI into
  * vals (at most max), validating each as a liked URL when is_url. Values
