@@ -1,0 +1,353 @@
+// livecount dashboard: the top-N URLs with live counts, rates and sparklines.
+//
+// Data paths: GET /v1/top (polled) decides which rows exist, the SDK's
+// subscriptions keep their counts live, GET /v1/stats (polled) fills the
+// totals. Rendering: updates only mark rows dirty; one requestAnimationFrame
+// writes the DOM (text only, no layout reads), and rates and sparklines are
+// recomputed once a second, sparklines only for rows on screen. That keeps
+// 1000 rows updating every tick smooth.
+//
+// Query parameters: ?limit=N (rows, default 100), ?transport=ws|sse|auto,
+// ?server=http://host:port (another livecount; its /v1/* allow any origin).
+
+import { createClient } from './sdk/livecount.js';
+
+const POLL_MS = 2000;
+const WINDOW_S = 60; // likes/s and sparkline window
+const MAX_FLASH = 60; // animate changed counts only when few change at once
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const server = params.get('server') || location.origin;
+const client = createClient(server, { transport: params.get('transport') || 'auto' });
+const fmt = new Intl.NumberFormat();
+const fmtRate = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1, minimumFractionDigits: 1 });
+const list = $('rows');
+const badge = $('badge');
+const css = getComputedStyle(document.documentElement);
+const sparkColor = css.getPropertyValue('--accent').trim() || '#c2185b';
+const flashFrames = [{ color: css.getPropertyValue('--up').trim() || '#0a7d32' }, {}];
+const dpr = Math.min(2, devicePixelRatio || 1);
+
+let limit = Math.min(1000, Math.max(1, parseInt(params.get('limit'), 10) || 100));
+const watched = new Set(loadWatched());
+const rows = new Map(); // url -> row
+let order = []; // rows in DOM order
+const dirty = new Set(); // rows whose count changed since the last frame
+let secondDue = false; // rates and sparklines to recompute in the next frame
+let frame = 0;
+
+// ---- rows ---------------------------------------------------------------
+
+const template = document.createElement('template');
+template.innerHTML = '<div class="row" role="row"><span class="rank" role="cell"></span>' +
+  '<span class="url" role="cell"></span><span class="num count" role="cell"></span>' +
+  '<span class="num rate" role="cell"></span><span class="spark" role="cell"><canvas></canvas></span>' +
+  '<span class="act" role="cell"><button type="button" data-act="like" title="Like">♥ +1</button>' +
+  '<button type="button" data-act="unlike" title="Unlike">−1</button>' +
+  '<button type="button" data-act="unwatch" title="Stop watching">✕</button></span></div>';
+
+const visible = new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    const row = e.target.row;
+    row.visible = e.isIntersecting;
+    if (row.visible) { row.sparkDirty = true; schedule(); }
+  }
+});
+
+function addRow(url, count) {
+  const el = template.content.firstChild.cloneNode(true);
+  const [rank, u, c, rate, spark] = el.children;
+  u.textContent = url;
+  u.title = url;
+  el.dataset.url = url;
+  const row = {
+    url, el, rankEl: rank, countEl: c, rateEl: rate, canvas: spark.firstChild,
+    count: count ?? null, shown: null, shownRate: null, rank: 0,
+    buckets: new Float64Array(WINDOW_S), sec: Math.floor(Date.now() / 1000),
+    since: Date.now(), visible: false, sparkDirty: true, unsub: null, watched: watched.has(url),
+  };
+  row.canvas.width = 120 * dpr;
+  row.canvas.height = 24 * dpr;
+  el.row = row;
+  row.unsub = client.subscribe(url, (n, info) => {
+    row.count = n;
+    if (!info.snapshot) addDelta(row, info.delta);
+    dirty.add(row);
+    schedule();
+  });
+  rows.set(url, row);
+  visible.observe(el);
+  dirty.add(row);
+  return row;
+}
+
+function removeRow(row) {
+  row.unsub();
+  visible.unobserve(row.el);
+  row.el.remove();
+  rows.delete(row.url);
+}
+
+// Per-second buckets of net likes, a ring of WINDOW_S seconds.
+function advance(row, sec) {
+  const gap = Math.min(WINDOW_S, sec - row.sec);
+  for (let i = 1; i <= gap; i++) row.buckets[(row.sec + i) % WINDOW_S] = 0;
+  if (sec > row.sec) row.sec = sec;
+}
+
+function addDelta(row, delta) {
+  const sec = Math.floor(Date.now() / 1000);
+  advance(row, sec);
+  row.buckets[sec % WINDOW_S] += delta;
+}
+
+function rateOf(row, now) {
+  let sum = 0;
+  for (const v of row.buckets) sum += v;
+  const span = Math.min(WINDOW_S, Math.max(1, (now - row.since) / 1000));
+  return sum / span;
+}
+
+function drawSpark(row) {
+  const cv = row.canvas;
+  const ctx = row.ctx || (row.ctx = cv.getContext('2d'));
+  const w = cv.width, h = cv.height, pad = 2 * dpr;
+  const b = row.buckets;
+  let lo = 0, hi = 1;
+  for (const v of b) { if (v < lo) lo = v; if (v > hi) hi = v; }
+  const y = (v) => h - pad - ((v - lo) / (hi - lo)) * (h - 2 * pad);
+  const step = w / (WINDOW_S - 1);
+  ctx.clearRect(0, 0, w, h);
+  ctx.beginPath();
+  for (let i = 0; i < WINDOW_S; i++) {
+    const v = b[(row.sec + 1 + i) % WINDOW_S]; // oldest first
+    ctx.lineTo(i * step, y(v));
+  }
+  ctx.strokeStyle = sparkColor;
+  ctx.lineWidth = 1.5 * dpr;
+  ctx.stroke();
+  ctx.lineTo(w, y(0));
+  ctx.lineTo(0, y(0));
+  ctx.globalAlpha = 0.15;
+  ctx.fillStyle = sparkColor;
+  ctx.fill();
+  ctx.globalAlpha = 1;
+}
+
+// ---- rendering ----------------------------------------------------------
+
+function schedule() {
+  if (!frame) frame = requestAnimationFrame(render);
+}
+
+function render() {
+  frame = 0;
+  const flash = dirty.size <= MAX_FLASH;
+  for (const row of dirty) {
+    if (row.count === row.shown || row.count === null) continue;
+    const up = row.shown !== null && row.count > row.shown;
+    row.shown = row.count;
+    row.countEl.textContent = fmt.format(row.count);
+    if (flash && up) row.countEl.animate(flashFrames, 700);
+  }
+  dirty.clear();
+  if (secondDue) {
+    secondDue = false;
+    const now = Date.now();
+    const sec = Math.floor(now / 1000);
+    for (const row of order) {
+      advance(row, sec);
+      const text = fmtRate.format(rateOf(row, now));
+      if (text !== row.shownRate) row.rateEl.textContent = row.shownRate = text;
+      row.sparkDirty = !row.visible;
+      if (row.visible) drawSpark(row);
+    }
+  } else {
+    for (const row of order) {
+      if (row.visible && row.sparkDirty) { row.sparkDirty = false; drawSpark(row); }
+    }
+  }
+}
+
+setInterval(() => { secondDue = true; schedule(); }, 1000);
+
+// Order: watched URLs first, then by count; the DOM is touched only when the
+// order really changed. The rank is the place by count among all rows.
+function reorder() {
+  const byCount = (a, b) => ((b.count ?? -Infinity) - (a.count ?? -Infinity)) || (a.url < b.url ? -1 : 1);
+  const ranked = [...rows.values()].sort(byCount);
+  ranked.forEach((r, i) => {
+    if (r.rank !== i + 1) r.rankEl.textContent = r.rank = i + 1;
+    r.el.classList.toggle('watched', r.watched);
+  });
+  const next = ranked.filter((r) => r.watched).concat(ranked.filter((r) => !r.watched));
+  const same = next.length === order.length && next.every((r, i) => r === order[i]);
+  order = next;
+  if (!same) list.replaceChildren(...next.map((r) => r.el));
+  $('empty').hidden = next.length > 0;
+}
+
+// ---- polling ------------------------------------------------------------
+
+async function getJson(path) {
+  const res = await fetch(server + path, { cache: 'no-store' });
+  if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
+  return res.json();
+}
+
+async function pollTop() {
+  try {
+    const { top } = await getJson(`/v1/top?limit=${limit}`);
+    const want = new Map(top.map((t) => [t.url, t.count]));
+    for (const url of watched) if (!want.has(url)) want.set(url, null);
+    for (const row of [...rows.values()]) if (!want.has(row.url)) removeRow(row);
+    for (const [url, count] of want) {
+      const row = rows.get(url) || addRow(url, count);
+      row.watched = watched.has(url);
+      if (row.count === null && count !== null) { row.count = count; dirty.add(row); }
+    }
+    reorder();
+    schedule();
+    setStale('top', false);
+  } catch (e) {
+    setStale('top', true);
+  }
+}
+
+async function pollStats() {
+  try {
+    const s = await getJson('/v1/stats');
+    const ws = s.connections?.ws ?? 0, sse = s.connections?.sse ?? 0;
+    $('t-rate').textContent = fmtRate.format(s.likes_per_s ?? 0);
+    $('t-total').textContent = fmt.format(s.likes_total ?? 0);
+    $('t-clients').textContent = fmt.format(ws + sse);
+    $('t-split').textContent = `ws ${fmt.format(ws)} · sse ${fmt.format(sse)}`;
+    $('t-urls').textContent = fmt.format(s.urls ?? 0);
+    $('t-subs').textContent = fmt.format(s.subscriptions ?? 0);
+    setStale('stats', false);
+  } catch (e) {
+    setStale('stats', true);
+  }
+}
+
+function poll() {
+  pollTop();
+  pollStats();
+}
+setInterval(poll, POLL_MS);
+
+// ---- connection badge ---------------------------------------------------
+
+const stale = new Set();
+function setStale(what, on) {
+  if (on) stale.add(what); else stale.delete(what);
+  $('totals').classList.toggle('stale', stale.has('stats') || stale.has('live'));
+  $('table').classList.toggle('stale', stale.has('top') || stale.has('live'));
+}
+
+let badgeTimer = 0;
+function updateBadge() {
+  const s = client.state;
+  let text, state = s;
+  if (!navigator.onLine) { state = 'offline'; text = 'offline'; }
+  else if (s === 'connected') text = `connected · ${client.transport}`;
+  else if (s === 'connecting') text = 'connecting…';
+  else if (client.retryAt) text = `reconnecting in ${Math.ceil(client.retryInMs / 1000)} s`;
+  else { state = 'offline'; text = 'offline'; }
+  if (badge.textContent !== text) badge.textContent = text;
+  badge.dataset.state = state;
+  badge.title = s === 'disconnected' && client.retryAt ? 'Click to reconnect now' : 'Connection to the server';
+  setStale('live', s !== 'connected');
+  clearInterval(badgeTimer);
+  if (s === 'disconnected') badgeTimer = setInterval(updateBadge, 250);
+}
+client.on('state', (s) => {
+  updateBadge();
+  if (s === 'connected' && stale.size) poll(); // back: refresh what went stale at once
+});
+// Server error frames. The SDK spreads the rows over WebSockets of 100 URLs
+// (the server's default max_subs_per_conn); a server configured lower answers
+// too_many_subscriptions, shown here.
+client.on('error', (e) => { if (e.code) say(`server: ${e.code} (${e.message})`); });
+addEventListener('online', updateBadge);
+addEventListener('offline', updateBadge);
+badge.addEventListener('click', () => { client.connect(); poll(); });
+
+// ---- user actions -------------------------------------------------------
+
+let msgTimer = 0;
+function say(text) {
+  const m = $('msg');
+  m.textContent = text;
+  m.hidden = false;
+  clearTimeout(msgTimer);
+  msgTimer = setTimeout(() => { m.hidden = true; }, 5000);
+}
+
+list.addEventListener('click', async (ev) => {
+  const btn = ev.target.closest('button');
+  const el = btn?.closest('.row');
+  if (!el) return;
+  const row = el.row;
+  const act = btn.dataset.act;
+  if (act === 'unwatch') {
+    watched.delete(row.url);
+    saveWatched();
+    row.watched = false;
+    pollTop();
+    return;
+  }
+  try {
+    const r = await (act === 'like' ? client.like(row.url) : client.unlike(row.url));
+    // The reply is at least as new as the last update: show it at once.
+    if (rows.get(row.url) === row && client.state !== 'connected') { row.count = r.count; dirty.add(row); schedule(); }
+  } catch (e) {
+    say(`${act} failed: ${e.code}${e.message && e.message !== e.code ? ` (${e.message})` : ''}`);
+  }
+});
+
+$('watch').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const input = $('watch-url');
+  const url = input.value.trim();
+  if (!url) return;
+  const row = rows.get(url);
+  try {
+    if (!row) addRow(url, null).watched = true;
+    else row.watched = true;
+  } catch (e) {
+    say(e.message);
+    return;
+  }
+  watched.add(url);
+  saveWatched();
+  input.value = '';
+  reorder();
+  schedule();
+});
+
+const limitSel = $('limit');
+if (![...limitSel.options].some((o) => +o.value === limit)) limitSel.add(new Option(String(limit)));
+limitSel.value = String(limit);
+limitSel.addEventListener('change', () => {
+  limit = +limitSel.value;
+  params.set('limit', String(limit));
+  history.replaceState(null, '', '?' + params);
+  pollTop();
+});
+
+function loadWatched() {
+  try { return JSON.parse(localStorage.getItem('livecount.watched')) || []; } catch { return []; }
+}
+function saveWatched() {
+  try { localStorage.setItem('livecount.watched', JSON.stringify([...watched])); } catch { /* private mode */ }
+}
+
+$('origin').textContent = server;
+client.connect();
+updateBadge();
+poll();
+
+// For tests and the console.
+globalThis.livecount = { client, rows };

@@ -1,0 +1,110 @@
+// Type declarations for livecount.js, the livecount client SDK (wire contract v1).
+
+export type Transport = 'auto' | 'ws' | 'sse';
+export type ConnectionState = 'connecting' | 'connected' | 'disconnected';
+
+export interface ClientOptions {
+  /** 'auto' (default) tries WebSocket and falls back to SSE when it cannot open. */
+  transport?: Transport;
+  /** Smallest reconnect delay, in ms (default 500). */
+  minDelayMs?: number;
+  /** Largest reconnect delay, in ms (default 20000). */
+  maxDelayMs?: number;
+  /** How long a WebSocket may take to open before it counts as failed, in ms (default 10000). */
+  openTimeoutMs?: number;
+  /**
+   * WebSocket transport: URLs per socket (default 100, the server's default
+   * `max_subs_per_conn`). More URLs open more sockets, each with its own
+   * reconnect backoff; a socket left with no URLs closes (one always stays).
+   * Set it to the server's value if that is lower, else the server answers
+   * `too_many_subscriptions` (an `error` event; not retried).
+   */
+  maxUrlsPerConnection?: number;
+  /**
+   * SSE transport: URLs per EventSource (default 50, the server's
+   * `max_urls_per_request`, also its maximum). Long URL sets use fewer.
+   */
+  maxUrlsPerStream?: number;
+  /** WebSocket implementation (default: globalThis.WebSocket; in Node e.g. the `ws` package). */
+  WebSocket?: { new (url: string, protocols?: string | string[]): any };
+  /** EventSource implementation (default: globalThis.EventSource). */
+  EventSource?: { new (url: string): any };
+  /** fetch implementation (default: globalThis.fetch). */
+  fetch?: typeof fetch;
+}
+
+export interface CountInfo {
+  url: string;
+  /** Change carried by this message; for a snapshot, the change since the last known count (0 if none). */
+  delta: number;
+  /** Server tick sequence number of the last update seen. */
+  seq: number;
+  /** Server wall clock (update) or local clock (snapshot), Unix ms. */
+  ts: number;
+  /** True for the count sent right after (re)subscribing. */
+  snapshot: boolean;
+}
+
+export type CountCallback = (count: number, info: CountInfo) => void;
+
+export interface StateInfo {
+  /** Transport of the current or last attempt. */
+  transport: 'ws' | 'sse' | null;
+  /** When disconnected with a retry planned: ms until the next attempt, else 0. */
+  retryInMs: number;
+  /** Unix ms of the next attempt, else 0. */
+  retryAt: number;
+  /** Failed attempts in a row. */
+  attempt: number;
+}
+
+/** Error thrown by like()/unlike(): `code` is the server's `error` field ('network' when unreachable). */
+export interface LivecountError extends Error {
+  code: string;
+  /** HTTP status, 0 when the server could not be reached. */
+  status: number;
+}
+
+export interface LikeResult {
+  url: string;
+  count: number;
+}
+
+export interface Client {
+  /**
+   * Watch a URL's count. The callback fires on the snapshot and on every update.
+   * Several subscribers to one URL share one server subscription.
+   * Throws TypeError for an empty, over-long (> 2048 bytes) or control-character URL.
+   * @returns a function that ends this subscription.
+   */
+  subscribe(url: string, cb: CountCallback): () => void;
+  /** POST /v1/likes: adds n (default 1) likes; rejects with a LivecountError. */
+  like(url: string, n?: number): Promise<LikeResult>;
+  /** DELETE /v1/likes: adds n (default 1) unlikes; rejects with a LivecountError. */
+  unlike(url: string, n?: number): Promise<LikeResult>;
+  /**
+   * Connection state changes; returns a function that removes the listener.
+   * Over several WebSockets the state is the worst one's: 'disconnected'
+   * while any waits to reconnect, 'connecting' while any opens.
+   */
+  on(event: 'state', fn: (state: ConnectionState, info: StateInfo) => void): () => void;
+  /**
+   * Transport errors and server error frames (`code` set, e.g.
+   * 'too_many_subscriptions' or 'rate_limited'); the connection stays up.
+   */
+  on(event: 'error', fn: (err: Error & { code?: string }) => void): () => void;
+  /** Connect now, even with nothing subscribed; when waiting to reconnect, retry (every socket) at once. */
+  connect(): void;
+  /** Close the connection for good. */
+  close(): void;
+  /** Last known count of a subscribed URL. */
+  count(url: string): number | undefined;
+  readonly state: ConnectionState;
+  readonly transport: 'ws' | 'sse' | null;
+  /** Unix ms of the next reconnect attempt, 0 when none is planned. */
+  readonly retryAt: number;
+  /** ms until the next reconnect attempt, 0 when none is planned. */
+  readonly retryInMs: number;
+}
+
+export function createClient(baseUrl?: string, opts?: ClientOptions): Client;

@@ -1,0 +1,443 @@
+// livecount SDK: live like counts over WebSocket or SSE, likes over HTTP.
+// Zero dependencies, wire contract v1 (shared/API.md), typings livecount.d.ts.
+// One server subscription per URL however many callbacks watch it. Counts
+// are absolute: after a reconnect the client resubscribes and the snapshot
+// makes every count right; nothing is replayed.
+
+const SUBPROTOCOL = 'livecount.v1';
+// Under the server's max_ws_message_bytes and request header size:
+const WS_FRAME_CHARS = 32000; // JSON text per subscribe frame
+const SSE_QUERY_CHARS = 6000; // query length per EventSource
+const STABLE_MS = 5000; // a connection up this long resets the backoff
+
+const noop = () => {};
+
+// Split `items` into groups of at most `max` items and about `chars` characters.
+function split(items, chars, max, size) {
+  const out = [];
+  let cur = [], len = 0;
+  for (const it of items) {
+    const n = size(it).length + 1;
+    if (cur.length && (len + n > chars || cur.length >= max)) { out.push(cur); cur = []; len = 0; }
+    cur.push(it);
+    len += n;
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}
+const report = (e) => (globalThis.reportError || console.error)(e);
+
+/** A client for one server; baseUrl defaults to the page's origin. */
+export function createClient(baseUrl, opts = {}) {
+  const g = globalThis;
+  const base = String(baseUrl || g.location?.origin || '').replace(/\/+$/, '');
+  const wsBase = base.replace(/^http/, 'ws');
+  const mode = opts.transport || 'auto';
+  const minDelay = opts.minDelayMs ?? 500;
+  const maxDelay = Math.max(minDelay, opts.maxDelayMs ?? 20000);
+  const openTimeout = opts.openTimeoutMs ?? 10000;
+  const WS = opts.WebSocket || g.WebSocket;
+  const ES = opts.EventSource || g.EventSource;
+  const doFetch = opts.fetch || ((...a) => g.fetch(...a));
+  const wsMax = opts.maxUrlsPerConnection || 100; // the server's max_subs_per_conn
+  const sseMax = opts.maxUrlsPerStream || 50; // and max_urls_per_request
+
+  const subs = new Map(); // url -> Set of {cb}
+  const counts = new Map(); // url -> last known count
+  const listeners = { state: new Set(), error: new Set() };
+  let state = 'disconnected';
+  let transport = null; // 'ws' | 'sse' while a connection is up or being made
+  let conn = null; // {kind, close(), sync()}: a WebSocket pool or an SSE set
+  let started = false; // a connection is wanted
+  let closed = false;
+  let attempt = 0; // failed attempts in a row, for the backoff
+  let retryTimer = null;
+  let retryAt = 0;
+  let wsBroken = mode === 'sse' || !WS; // WS failed to open where SSE worked
+  let seq = 0;
+
+  const emit = (ev, ...a) => {
+    for (const fn of [...listeners[ev]]) {
+      try { fn(...a); } catch (e) { report(e); }
+    }
+  };
+
+  function setState(s, retryInMs = 0) {
+    retryAt = retryInMs ? Date.now() + retryInMs : 0;
+    if (s === state && !retryInMs) return;
+    state = s;
+    emit('state', s, { transport, retryInMs, retryAt, attempt });
+  }
+
+  function deliver(url, count, info) {
+    const set = subs.get(url);
+    // Unsubscribed but not synced yet: keep the count fresh for a comeback.
+    if (!set && !counts.has(url)) return;
+    counts.set(url, count);
+    if (!set) return;
+    for (const s of [...set]) {
+      try { s.cb(count, info); } catch (e) { report(e); }
+    }
+  }
+
+  function onSnapshot(map) {
+    const ts = Date.now();
+    for (const url in map) {
+      const c = Number(map[url]);
+      const prev = counts.get(url);
+      deliver(url, c, { url, delta: prev === undefined ? 0 : c - prev, seq, ts, snapshot: true });
+    }
+  }
+
+  function onUpdate(msg) {
+    if (msg.seq !== undefined) seq = msg.seq;
+    for (const url in msg.counts) {
+      const u = msg.counts[url];
+      deliver(url, Number(u.count), { url, delta: Number(u.delta), seq: msg.seq, ts: msg.ts, snapshot: false });
+    }
+  }
+
+  function parse(data) {
+    try { return JSON.parse(data); } catch (e) { emit('error', e); return null; }
+  }
+
+  // ---- connections ---------------------------------------------------------
+
+  const backoff = (n) => {
+    const cap = Math.min(maxDelay, minDelay * 2 ** (n + 1));
+    return Math.round(minDelay + Math.random() * (cap - minDelay));
+  };
+
+  function connect() {
+    clearTimeout(retryTimer);
+    retryTimer = null;
+    if (closed) return;
+    started = true;
+    if (conn) conn.close();
+    for (const u of counts.keys()) if (!subs.has(u)) counts.delete(u);
+    const useWs = !wsBroken && mode !== 'sse';
+    transport = useWs ? 'ws' : 'sse';
+    setState('connecting');
+    conn = useWs ? openWs() : openSse();
+    conn.sync();
+  }
+
+  // The SSE set, or a WebSocket pool that never opened, failed.
+  // `opened`: a drop, not a refusal.
+  function lost(c, opened, err) {
+    if (c !== conn || closed) return;
+    c.close();
+    conn = null;
+    if (err) emit('error', err);
+    if (mode === 'auto' && !opened) {
+      if (c.kind === 'ws') {
+        // WebSocket refused or blocked: SSE at once.
+        transport = 'sse';
+        (conn = openSse(true)).sync();
+        return;
+      }
+      // SSE did not open either (server down?): WebSocket first next time.
+      if (WS) wsBroken = false;
+    }
+    // A server that accepts and drops us at once still gets the backoff.
+    if (opened && Date.now() - c.since > STABLE_MS) attempt = 0;
+    const delay = backoff(attempt++);
+    retryTimer = setTimeout(connect, delay);
+    setState('disconnected', delay);
+  }
+
+  // WebSocket: a pool of sockets ("shards") of at most wsMax URLs each, each
+  // with its own backoff. A URL stays on its shard, new ones go to the first
+  // with room; empty shards close, except a lone one. The pool's state is
+  // its worst shard's.
+  function openWs() {
+    const c = { kind: 'ws', shards: [] };
+    const where = new Map(); // url -> shard
+    const refresh = () => {
+      if (c !== conn) return;
+      const w = c.shards.filter((s) => s.retry).sort((a, b) => a.retry - b.retry)[0];
+      if (w) {
+        attempt = w.n;
+        setState('disconnected', Math.max(1, w.retry - Date.now()));
+      } else setState(c.shards.every((s) => s.ws?.readyState === 1) ? 'connected' : 'connecting');
+    };
+    const shard = () => {
+      const s = { urls: new Set(), sent: new Set(), n: 0, retry: 0 };
+      let timer;
+      const drop = () => {
+        clearTimeout(timer);
+        const ws = s.ws;
+        s.ws = null;
+        if (ws) {
+          ws.onopen = ws.onmessage = ws.onclose = null;
+          ws.onerror = noop; // the ws package throws on an unhandled error
+          try { ws.close(); } catch { /* already closing */ }
+        }
+      };
+      const start = () => {
+        drop();
+        s.retry = 0;
+        s.sent.clear();
+        refresh();
+        let ws, up;
+        const fail = (err) => {
+          if (s.ws !== ws || s.dead) return;
+          drop();
+          if (!c.up && mode === 'auto' && ES) return lost(c, false, err);
+          if (err) emit('error', err);
+          if (up && Date.now() - up > STABLE_MS) s.n = 0;
+          const delay = backoff(s.n++);
+          s.retry = Date.now() + delay;
+          timer = setTimeout(start, delay);
+          refresh();
+        };
+        try {
+          s.ws = ws = new WS(wsBase + '/v1/ws', SUBPROTOCOL);
+        } catch (e) {
+          s.ws = ws = {};
+          queueMicrotask(() => fail(e));
+          return;
+        }
+        timer = setTimeout(() => fail(new Error('WebSocket open timed out')), openTimeout);
+        ws.onopen = () => {
+          clearTimeout(timer);
+          c.up = up = Date.now();
+          s.sync();
+          refresh();
+        };
+        ws.onmessage = (ev) => {
+          const m = parse(ev.data);
+          if (!m) return;
+          if (m.type === 'snapshot') onSnapshot(m.counts);
+          else if (m.type === 'update') onUpdate(m);
+          // e.g. too_many_subscriptions (a server limit below wsMax): reported,
+          // not retried.
+          else if (m.type === 'error') emit('error', Object.assign(new Error(m.message || m.error), { code: m.error }));
+        };
+        ws.onclose = () => fail();
+        ws.onerror = () => fail(new Error('WebSocket error'));
+      };
+      s.sync = () => {
+        if (s.ws?.readyState !== 1) return;
+        const send = (op, urls) => {
+          for (const part of split(urls, WS_FRAME_CHARS, 1e9, JSON.stringify)) {
+            s.ws.send(JSON.stringify({ op, urls: part }));
+          }
+        };
+        send('unsubscribe', [...s.sent].filter((u) => !s.urls.has(u)));
+        send('subscribe', [...s.urls].filter((u) => !s.sent.has(u)));
+        s.sent = new Set(s.urls);
+      };
+      s.close = () => {
+        s.dead = true;
+        drop();
+      };
+      start();
+      return s;
+    };
+    c.close = () => {
+      for (const s of c.shards) s.close();
+    };
+    c.sync = () => {
+      for (const [u, s] of where) {
+        if (!subs.has(u)) {
+          where.delete(u);
+          s.urls.delete(u);
+          counts.delete(u);
+        }
+      }
+      for (const u of subs.keys()) {
+        if (where.has(u)) continue;
+        let s = c.shards.find((x) => x.urls.size < wsMax);
+        if (!s) c.shards.push((s = shard()));
+        s.urls.add(u);
+        where.set(u, s);
+      }
+      const any = c.shards.some((s) => s.urls.size);
+      c.shards = c.shards.filter((s, i) => s.urls.size || (!i && !any) || s.close());
+      if (!c.shards.length) c.shards.push(shard());
+      for (const s of c.shards) s.sync();
+      refresh();
+    };
+    return c;
+  }
+
+  // SSE: a change of the URL set reopens the streams (debounced), dropping
+  // the old ones once the new ones are open. One failing stream fails all.
+  function openSse(fallback) {
+    const c = { kind: 'sse', streams: [] };
+    let timer, key;
+    const opened = () => {
+      if (c.open) return;
+      c.open = true;
+      if (fallback) wsBroken = true; // stay on SSE while it works
+      c.since = Date.now();
+      setState('connected');
+    };
+    const shut = (list) => {
+      for (const es of list) {
+        es.onopen = es.onerror = null;
+        es.close();
+      }
+    };
+    c.close = () => {
+      c.dead = true;
+      clearTimeout(timer);
+      shut(c.streams);
+      if (c.next) shut(c.next);
+    };
+    const reopen = () => {
+      timer = null;
+      const urls = [...subs.keys()];
+      const k = urls.join('\n');
+      if (k === key) return;
+      key = k;
+      for (const u of counts.keys()) if (!subs.has(u)) counts.delete(u);
+      if (c.next) shut(c.next);
+      const enc = (u) => 'url=' + encodeURIComponent(u);
+      const groups = split(urls, SSE_QUERY_CHARS, sseMax, enc).map((g) => g.map(enc).join('&'));
+      if (!groups.length) {
+        // Nothing to watch: hold no stream.
+        shut(c.streams);
+        c.streams = [];
+        c.next = null;
+        opened();
+        return;
+      }
+      const next = [];
+      let pending = groups.length;
+      c.next = next;
+      for (const qs of groups) {
+        let es;
+        try {
+          es = new ES(base + '/v1/events?' + qs);
+        } catch (e) {
+          queueMicrotask(() => lost(c, c.open, e));
+          return;
+        }
+        next.push(es);
+        let up = false;
+        es.onopen = () => {
+          if (up) return;
+          up = true;
+          if (--pending || c.next !== next) return;
+          shut(c.streams);
+          c.streams = next;
+          c.next = null;
+          opened();
+        };
+        // Retries are ours, not the EventSource's.
+        es.onerror = () => lost(c, c.open, new Error('EventSource error'));
+        es.addEventListener('snapshot', (ev) => {
+          const m = parse(ev.data);
+          if (m && !c.dead) onSnapshot(m.counts);
+        });
+        es.addEventListener('update', (ev) => {
+          const m = parse(ev.data);
+          if (m && !c.dead) onUpdate(m);
+        });
+      }
+    };
+    c.sync = () => {
+      if (!timer && !c.dead) timer = setTimeout(reopen, c.streams.length || c.next ? 50 : 0);
+    };
+    return c;
+  }
+
+  // One sync per burst of subscribe/unsubscribe calls.
+  let syncQueued = false;
+  function queueSync() {
+    if (syncQueued) return;
+    syncQueued = true;
+    queueMicrotask(() => {
+      syncQueued = false;
+      if (closed) return;
+      if (!started) connect();
+      else if (conn) conn.sync();
+    });
+  }
+
+  const onOnline = () => {
+    if (started && !closed && state === 'disconnected') {
+      attempt = 0;
+      connect();
+    }
+  };
+  g.addEventListener?.('online', onOnline);
+
+  // ---- HTTP --------------------------------------------------------------
+
+  async function send(method, url, n) {
+    let res;
+    try {
+      // Empty body: Content-Length 0, no Content-Type.
+      res = await doFetch(`${base}/v1/likes?url=${encodeURIComponent(url)}&n=${n}`, {
+        method, body: new Uint8Array(0),
+      });
+    } catch (e) {
+      throw Object.assign(new Error(`livecount: ${e.message}`), { code: 'network', status: 0, cause: e });
+    }
+    let body = null;
+    try { body = await res.json(); } catch { /* not JSON */ }
+    if (!res.ok) {
+      const code = body?.error || 'http_' + res.status;
+      throw Object.assign(new Error(body?.message || code), { code, status: res.status });
+    }
+    return { url: body.url, count: Number(body.count) };
+  }
+
+  // ---- public API --------------------------------------------------------
+
+  return {
+    subscribe(url, cb) {
+      url = String(url);
+      // The server's rule: one bad URL would fail a whole SSE stream.
+      if (!url || /[\x00-\x1f\x7f]/.test(url) || new TextEncoder().encode(url).length > 2048) {
+        throw new TypeError('livecount: a URL is 1..2048 bytes without control characters');
+      }
+      const s = { cb };
+      let set = subs.get(url);
+      if (!set) {
+        subs.set(url, (set = new Set()));
+        queueSync();
+      }
+      if (counts.has(url)) {
+        // Shared: no new snapshot from the server.
+        queueMicrotask(() => {
+          if (set.has(s) && counts.has(url)) {
+            try { cb(counts.get(url), { url, delta: 0, seq, ts: Date.now(), snapshot: true }); } catch (e) { report(e); }
+          }
+        });
+      }
+      set.add(s);
+      return () => {
+        if (!set.delete(s) || set.size || subs.get(url) !== set) return;
+        subs.delete(url);
+        queueSync();
+      };
+    },
+    like: (url, n = 1) => send('POST', url, n),
+    unlike: (url, n = 1) => send('DELETE', url, n),
+    on(ev, fn) {
+      listeners[ev].add(fn);
+      return () => listeners[ev].delete(fn);
+    },
+    connect() {
+      if (!closed && (!started || state === 'disconnected')) connect();
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      clearTimeout(retryTimer);
+      if (conn) conn.close();
+      conn = null;
+      g.removeEventListener?.('online', onOnline);
+      setState('disconnected');
+    },
+    count: (url) => counts.get(url),
+    get state() { return state; },
+    get transport() { return transport; },
+    get retryAt() { return retryAt; },
+    get retryInMs() { return retryAt ? Math.max(0, retryAt - Date.now()) : 0; },
+  };
+}
