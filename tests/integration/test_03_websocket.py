@@ -177,6 +177,40 @@ def test_unmasked_and_fragmented_frames():
     w.close()
 
 
+def closed_with(w, timeout=3):
+    try:
+        while True:
+            w.recv(timeout=timeout)
+    except ConnectionError:
+        pass
+    return w.close_code
+
+
+def test_protocol_violations():
+    w = S.ws()
+    w.send_frame(1, b'{"op":"subscribe","urls":["\xff\xfe"]}')
+    check(closed_with(w) == 1007, "invalid UTF-8 closes with 1007")
+    # a ping flood is answered without hurting anyone
+    w = S.ws()
+    other = S.ws(["flood"])
+    other.recv()
+    for _ in range(5000):
+        w.send_frame(9, b"x")
+    w.send({"op": "subscribe", "urls": ["flood"]})
+    m = w.until(lambda m: m.get("type") == "snapshot", timeout=10)[-1]
+    check(m["counts"] == {"flood": 0}, m)
+    S.like("flood")
+    check(other.recv()["counts"]["flood"]["count"] == 1)
+    w.close()
+    other.close()
+    # a control frame longer than 125 bytes is a protocol error: lws 4.1.6
+    # drops the connection (without a close frame)
+    w = S.ws()
+    w.send_frame(9, b"x" * 200)
+    check(closed_with(w) in (1002, None), w.close_code)
+    check(S.get("/healthz")[0] == 200)
+
+
 def test_server_pings_and_drops_silent_peers():
     with Server("--ws-ping-ms", "300") as s2:
         w = s2.ws(["ping"])
@@ -225,6 +259,7 @@ def main():
              test_misbehaving_client_is_closed,
              test_message_too_large_closes_1009, test_subscription_limit,
              test_rate_limit, test_unmasked_and_fragmented_frames,
+             test_protocol_violations,
              test_server_pings_and_drops_silent_peers])
 
 

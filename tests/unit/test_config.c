@@ -187,7 +187,7 @@ test_shipped_conf_documents_every_key(void **state)
 	for (size_t i = 0; i < lc_config_key_count(); i++) {
 		const char *k = lc_config_key_name(i);
 
-		snprintf(want, sizeof(want), "\n%s = ", k);
+		snprintf(want, sizeof(want), "\n%s =", k);
 		if (!strstr(text, want))
 			fail_msg("conf/livecount.conf does not set %s", k);
 		if (!strcmp(k, "web_root"))
