@@ -229,7 +229,7 @@ drain_mailbox(struct lc_worker *w)
 			lc_update_set_unref(sets[i]);
 		}
 	}
-	lc_sse_flush_pending(w);
+	lc_worker_flush_pending(w);
 }
 
 static void

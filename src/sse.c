@@ -29,7 +29,6 @@
 #include "lc/server.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 struct lc_session *
 lc_sse_session(struct lws *wsi)
@@ -46,92 +45,9 @@ lc_sse_destroyed(struct lws *wsi)
 
 	if (!s)
 		return;
-	if (s->queued) {
-		struct lc_session **pp = &s->w->sse_pending;
-
-		while (*pp && *pp != s)
-			pp = &(*pp)->pending_next;
-		if (*pp)
-			*pp = s->pending_next;
-	}
 	lc_conn_of(wsi)->sse = NULL;
 	lc_session_cleanup(s);
 	free(s);
-}
-
-void
-lc_sse_queue(struct lc_session *s)
-{
-	if (s->queued || s->closing)
-		return;
-	s->queued = true;
-	s->pending_next = s->w->sse_pending;
-	s->w->sse_pending = s;
-}
-
-static void
-kill_stream(struct lc_session *s)
-{
-	s->closing = true;
-	lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-}
-
-/* Writes what the session owes now. Returns false if it must wait. */
-static bool
-flush_one(struct lc_session *s)
-{
-	char *frame;
-	size_t n;
-	int rc;
-
-	if (s->closing)
-		return true;
-	if (lws_send_pipe_choked(s->wsi))
-		return false;
-	while ((n = lc_session_next_frame(s, &frame))) {
-		rc = lws_write(s->wsi, (unsigned char *)frame, n,
-			       LWS_WRITE_HTTP);
-		if (rc < 0) {
-			kill_stream(s);
-			return true;
-		}
-		s->ping_due = false;
-		s->last_tx_ms = lc_now_ms();
-		if (s->dirty || s->snapshot_due) {
-			if (lws_send_pipe_choked(s->wsi))
-				return false;
-		}
-	}
-	if (s->ping_due) {
-		unsigned char ping[LWS_PRE + 8];
-
-		s->ping_due = false;
-		memcpy(ping + LWS_PRE, ": ping\n\n", 8);
-		if (lws_write(s->wsi, ping + LWS_PRE, 8, LWS_WRITE_HTTP) < 0)
-			kill_stream(s);
-		else
-			s->last_tx_ms = lc_now_ms();
-	}
-	return true;
-}
-
-void
-lc_sse_flush_pending(struct lc_worker *w)
-{
-	struct lc_session *s = w->sse_pending, *next, *keep = NULL;
-
-	w->sse_pending = NULL;
-	for (; s; s = next) {
-		next = s->pending_next;
-		if (flush_one(s)) {
-			s->queued = false;
-			continue;
-		}
-		/* Socket full: keep it, coalescing, for the next tick. */
-		s->pending_next = keep;
-		keep = s;
-	}
-	w->sse_pending = keep;
 }
 
 int
@@ -186,7 +102,7 @@ lc_sse_start(struct lws *wsi, struct lc_worker *w)
 		return -1;
 	lc_http_count(w, LC_ROUTE_EVENTS, 200);
 	/* The snapshot goes out now, before lws forgets the request. */
-	flush_one(s);
+	lc_session_flush(s);
 	/*
 	 * Hand the connection back to lws as an idle keep-alive one (see the
 	 * note at the top). An HTTP/1.0 client without keep-alive cannot hold

@@ -7,10 +7,9 @@
  * max_ws_message_bytes (lws 4.1.6 has no cap of its own: beyond it we close
  * with 1009), rate limited per connection, validated by parse.c, and
  * answered with an error frame when bad. A connection that keeps sending
- * bad frames (10 in one second) is closed with 1008. Everything the server
- * sends goes out from LWS_CALLBACK_SERVER_WRITEABLE, one lws_write per
- * callback, in this order: a pending error, a ping, the next snapshot or
- * update (session.c decides which, coalesced).
+ * bad frames (10 in one second) is closed with 1008. Error frames go out
+ * from LWS_CALLBACK_SERVER_WRITEABLE; snapshots, updates and pings are
+ * written by session.c (see lc_session_flush for why at the tick itself).
  */
 #define _GNU_SOURCE
 #include "lc/common.h"
@@ -206,45 +205,22 @@ too_big:
 static int
 on_writeable(struct lws *wsi, struct lc_session *s)
 {
-	char *frame;
-	size_t n;
-	int rc;
-
 	if (s->closing)
 		return -1;
 	if (s->err_frame) {
-		rc = lws_write(wsi, (unsigned char *)s->err_frame + LWS_PRE,
-			       s->err_len, LWS_WRITE_TEXT);
+		int rc = lws_write(wsi, (unsigned char *)s->err_frame + LWS_PRE,
+				   s->err_len, LWS_WRITE_TEXT);
+
 		free(s->err_frame);
 		s->err_frame = NULL;
-		goto sent;
+		if (rc < 0)
+			return -1;
+		if (s->snapshot_due || s->dirty || s->ping_due)
+			lws_callback_on_writable(wsi);
+		return 0;
 	}
-	n = lc_session_next_frame(s, &frame);
-	if (n) {
-		rc = lws_write(wsi, (unsigned char *)frame, n, LWS_WRITE_TEXT);
-		goto sent;
-	}
-	if (s->ping_due) {
-		/*
-		 * lws 4.1.6 does not report an empty pong to the protocol, so
-		 * the ping carries a payload for the pong to echo.
-		 */
-		unsigned char ping[LWS_PRE + 2] = {[LWS_PRE] = 'l', 'c'};
-
-		s->ping_due = false;
-		s->ping_sent_ms = lc_now_ms();
-		rc = lws_write(wsi, ping + LWS_PRE, 2, LWS_WRITE_PING);
-		goto sent;
-	}
-	return 0;
-sent:
-	if (rc < 0)
-		return -1;
-	s->last_tx_ms = lc_now_ms();
-	s->ping_due = false;
-	if (s->err_frame || s->snapshot_due || s->dirty)
-		lws_callback_on_writable(wsi);
-	return 0;
+	lc_session_flush(s);
+	return s->closing ? -1 : 0;
 }
 
 int

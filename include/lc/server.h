@@ -107,14 +107,14 @@ struct lc_session {
 	struct lws *wsi;
 	struct lc_worker *w;
 	struct lc_session *prev, *next; /* worker's session list */
-	struct lc_session *pending_next; /* SSE: worker's sse_pending list */
+	struct lc_session *pending_next; /* worker's `pending` list */
 	uint8_t transport;              /* enum lc_transport */
 	bool dirty;         /* an update is owed (coalesces further ticks) */
 	bool snapshot_due;  /* some subscription owes a snapshot */
 	bool ping_due;      /* WS: send a ping; SSE: send ": ping" */
 	bool headers_sent;  /* SSE: response headers written */
 	bool closing;
-	bool queued;        /* SSE: on the worker's sse_pending list */
+	bool queued;        /* on the worker's `pending` list */
 	bool authorized;    /* WS: presented write_token (or none needed) */
 	uint8_t strikes;    /* bad client frames in the current window */
 	uint16_t nsubs, cap;
@@ -144,7 +144,7 @@ struct lc_worker {
 	struct lc_subs subs;
 	struct lc_store *reader; /* read-only db for history, lazily */
 	struct lc_session *sessions; /* list head, for the sweep */
-	struct lc_session *sse_pending; /* SSE sessions owing a frame */
+	struct lc_session *pending; /* sessions owing a frame, flushed per tick */
 	lws_sorted_usec_list_t sweep;
 	uint64_t seq;     /* last update set applied */
 	int64_t ts_ms;    /* its tick time */
@@ -253,6 +253,15 @@ void lc_session_cleanup(struct lc_session *s);
  * call on this worker.
  */
 size_t lc_session_next_frame(struct lc_session *s, char **frame);
+/** Queues the session for lc_worker_flush_pending. */
+void lc_session_queue(struct lc_session *s);
+/**
+ * Writes what the session owes (snapshot, update, ping) if lws holds no
+ * unsent data for it. Returns false when it must wait for the socket.
+ */
+bool lc_session_flush(struct lc_session *s);
+/** Flushes every queued session; those that must wait stay queued. */
+void lc_worker_flush_pending(struct lc_worker *w);
 /** Applies an update set to the worker's index, waking subscribers. */
 void lc_worker_apply_updates(struct lc_worker *w, struct lc_update_set *u);
 /** Periodic sweep: pings, stall closes. */
@@ -269,10 +278,8 @@ int lc_sse_start(struct lws *wsi, struct lc_worker *w);
 struct lc_session *lc_sse_session(struct lws *wsi);
 /** Frees the stream's session when lws destroys its wsi. */
 void lc_sse_destroyed(struct lws *wsi);
-/** Queues an SSE session for lc_sse_flush_pending. */
-void lc_sse_queue(struct lc_session *s);
-/** Writes what every queued SSE session owes, unless its socket is full. */
-void lc_sse_flush_pending(struct lc_worker *w);
+/** Drops the session from its worker's pending list (before freeing). */
+void lc_session_unqueue(struct lc_session *s);
 
 /* metrics.c */
 /** Renders the Prometheus text exposition into a new malloc'd string. */
