@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps deps-test build run test test-asan unit bench fuzz format clean
+.PHONY: all deps deps-test build run test test-asan unit bench soak fuzz format clean
 
 all: build
 
@@ -40,8 +40,13 @@ unit: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j$(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -L unit
 
+# Benchmarks (not part of make test): S1-S6 into loadtest/RESULTS.md.
 bench: build
 	loadtest/bench.sh
+
+# 10 minutes of mixed load, RSS and fds sampled into loadtest/RESULTS.md.
+soak: build
+	loadtest/soak.sh $(BUILD)
 
 format:
 	clang-format -i src/*.c include/lc/*.h tests/unit/*.c

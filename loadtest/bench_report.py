@@ -349,4 +349,12 @@ w("`loadtest/bench.sh` installs `wrk` and `nginx` from Debian when they are miss
   "run prints one JSON summary line, whose fields this file quotes. Total time: "
   f"{open(os.path.join(OUT, 'elapsed_s')).read().strip() if os.path.exists(os.path.join(OUT, 'elapsed_s')) else '?'} s.")
 w("")
-open(RESULTS, "w").write("\n".join(L))
+# Keep the soak section (written by soak.sh) across benchmark runs.
+import os as _os
+_soak = ""
+if _os.path.exists(RESULTS):
+    _old = open(RESULTS).read()
+    if "<!-- soak:begin -->" in _old and "<!-- soak:end -->" in _old:
+        _soak = _old[_old.index("<!-- soak:begin -->"):
+                     _old.index("<!-- soak:end -->") + len("<!-- soak:end -->")]
+open(RESULTS, "w").write("\n".join(L) + ("\n\n" + _soak + "\n" if _soak else ""))
