@@ -324,13 +324,13 @@ count_accepted(struct lc_worker *w, const struct lc_like *items, size_t n)
 }
 
 /*
- * Likes per second per client IP: sets rate_reply and returns true when
- * the client must wait (429 with Retry-After already written).
+ * Likes per second per client IP: returns true when the client must wait,
+ * with the 429 (and Retry-After) written and *rc set to what the callback
+ * returns.
  */
-static int rate_reply;
-
 static bool
-rate_limited(struct lws *wsi, struct lc_worker *w, int64_t cost, bool close)
+rate_limited(struct lws *wsi, struct lc_worker *w, int64_t cost, bool close,
+	     int *rc)
 {
 	char hdr[48];
 	int wait = lc_worker_rate_take(w, wsi, cost);
@@ -338,9 +338,9 @@ rate_limited(struct lws *wsi, struct lc_worker *w, int64_t cost, bool close)
 	if (!wait)
 		return false;
 	snprintf(hdr, sizeof(hdr), "retry-after: %d\r\n", wait);
-	rate_reply = error_ex(wsi, 429, "rate_limited",
-			      "too many likes from this address; retry later",
-			      hdr, close);
+	*rc = error_ex(wsi, 429, "rate_limited",
+		       "too many likes from this address; retry later", hdr,
+		       close);
 	return true;
 }
 
@@ -368,13 +368,14 @@ like_one(struct lws *wsi, struct lc_worker *w, const struct lc_like *like,
 	 bool close)
 {
 	int64_t count;
+	int rc;
 
 	if (atomic_load_explicit(&w->srv->draining, memory_order_relaxed))
 		return error_ex(wsi, 503, "shutting_down",
 				"server is shutting down", "retry-after: 1\r\n",
 				close);
-	if (rate_limited(wsi, w, 1, close))
-		return rate_reply;
+	if (rate_limited(wsi, w, 1, close, &rc))
+		return rc;
 	if (lc_source_add(&w->source, w->srv->counter, like->url,
 			  like->url_len, like->n, &count))
 		return error_ex(wsi, 503, "out_of_memory",
@@ -465,9 +466,9 @@ likes_body(struct lws *wsi, struct lc_worker *w, struct http_pss *pss)
 				"server is shutting down", "retry-after: 1\r\n",
 				false);
 	}
-	if (rate_limited(wsi, w, (int64_t)likes.n, false)) {
+	if (rate_limited(wsi, w, (int64_t)likes.n, false, &rc)) {
 		lc_likes_free(&likes);
-		return rate_reply;
+		return rc;
 	}
 	if (lc_source_add_batch(&w->source, likes.items, likes.n)) {
 		lc_likes_free(&likes);
