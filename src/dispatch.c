@@ -299,6 +299,18 @@ struct heap {
 };
 
 static void
+heap_swap(struct heap *h, size_t a, size_t b)
+{
+	struct lc_entry *te = h->e[a];
+	int64_t tv = h->v[a];
+
+	h->e[a] = h->e[b];
+	h->v[a] = h->v[b];
+	h->e[b] = te;
+	h->v[b] = tv;
+}
+
+static void
 heap_sift_down(struct heap *h, size_t i)
 {
 	for (;;) {
@@ -310,13 +322,7 @@ heap_sift_down(struct heap *h, size_t i)
 			m = r;
 		if (m == i)
 			return;
-		struct lc_entry *te = h->e[i];
-		int64_t tv = h->v[i];
-
-		h->e[i] = h->e[m];
-		h->v[i] = h->v[m];
-		h->e[m] = te;
-		h->v[m] = tv;
+		heap_swap(h, i, m);
 		i = m;
 	}
 }
@@ -332,15 +338,8 @@ heap_offer(struct heap *h, struct lc_entry *e)
 		h->e[i] = e;
 		h->v[i] = v;
 		while (i && h->v[(i - 1) / 2] > h->v[i]) {
-			size_t p = (i - 1) / 2;
-			struct lc_entry *te = h->e[p];
-			int64_t tv = h->v[p];
-
-			h->e[p] = h->e[i];
-			h->v[p] = h->v[i];
-			h->e[i] = te;
-			h->v[i] = tv;
-			i = p;
+			heap_swap(h, i, (i - 1) / 2);
+			i = (i - 1) / 2;
 		}
 	} else if (h->k && v > h->v[0]) {
 		h->e[0] = e;
