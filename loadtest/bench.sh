@@ -216,9 +216,9 @@ S1_PATH="/v1/likes?url=https%3A%2F%2Fbench.livecount.test%2Fs1"
 
 run_wrk() { # name base-url
 	local name=$1 url="$2$S1_PATH"
-	note_cmd "$name" "wrk -t2 -c64 -d${DUR}s --latency -s post.lua 'http://127.0.0.1:PORT$S1_PATH'"
+	note_cmd "$name" "wrk -t1 -c64 -d${DUR}s --latency -s post.lua 'http://127.0.0.1:PORT$S1_PATH'"
 	log "$name"
-	timeout $((DUR + 60)) wrk -t2 -c64 -d"${DUR}s" --latency -s "$WRK_LUA" "$url" \
+	timeout $((DUR + 60)) wrk -t1 -c64 -d"${DUR}s" --latency -s "$WRK_LUA" "$url" \
 		>"$OUT/$name.wrk" 2>&1 || true
 	grep -E 'Requests/sec|Non-2xx' "$OUT/$name.wrk" | sed 's/^/   /' >&2 || true
 }

@@ -181,7 +181,7 @@ w("")
 # ---- S1 ----
 w("## S1 — single-like POST throughput, with nginx as the baseline")
 w("")
-w("The same wrk command (2 threads, 64 keep-alive connections, `POST` with "
+w("The same wrk command (1 thread, 64 keep-alive connections, `POST` with "
   "`Content-Length: 0`) against livecount and against nginx answering `204` "
   "from a `return` with the same worker count (`reuseport`, like livecount's listeners). nginx does no work per request, "
   "so the ratio is the share of a bare HTTP server's speed livecount keeps while "
