@@ -25,10 +25,17 @@ run: build
 	mkdir -p data
 	exec $(BUILD)/livecount --config conf/livecount.conf
 
-# Every test: unit, integration and web, through ctest.
+# Every test: unit, integration and web through ctest, then each fuzz
+# target for a few seconds (a smoke run; `make fuzz` runs them longer).
 test: deps-test $(BUILD)/Makefile
 	cmake --build $(BUILD) -j$(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -j2
+	tests/fuzz/run.sh 3
+
+# Each libFuzzer target for FUZZ_SECONDS (default 60), in build-fuzz/.
+FUZZ_SECONDS ?= 60
+fuzz: deps-test
+	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 # The unit and integration suites again under ASan + UBSan.
 test-asan: deps-test
@@ -52,4 +59,4 @@ format:
 	clang-format -i src/*.c include/lc/*.h tests/unit/*.c
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

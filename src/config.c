@@ -128,7 +128,6 @@ set_key(struct lc_config *cfg, const struct key *k, const char *value,
 				 k->name, k->size - 1);
 			return LC_EINVAL;
 		}
-		memcpy(p, value, n + 1);
 		if (!strcmp(k->name, "log_level") &&
 		    lc_log_level_parse(value) < 0) {
 			snprintf(err, errlen,
@@ -137,6 +136,7 @@ set_key(struct lc_config *cfg, const struct key *k, const char *value,
 				 value);
 			return LC_EINVAL;
 		}
+		memcpy(p, value, n + 1);
 		return 0;
 	}
 
@@ -201,7 +201,9 @@ int
 lc_config_load_file(struct lc_config *cfg, const char *path, char *err,
 		    size_t errlen)
 {
-	char line[2048], sub[256];
+	char *line = NULL, sub[256];
+	size_t cap = 0;
+	ssize_t got;
 	unsigned lineno = 0;
 	FILE *f = fopen(path, "r");
 	int rc = 0;
@@ -211,13 +213,13 @@ lc_config_load_file(struct lc_config *cfg, const char *path, char *err,
 			 strerror(errno));
 		return LC_EIO;
 	}
-	while (fgets(line, sizeof(line), f)) {
+	while ((got = getline(&line, &cap, f)) >= 0) {
 		char *eq, *k, *v;
 
 		lineno++;
-		if (!strchr(line, '\n') && !feof(f)) {
-			snprintf(err, errlen, "%s:%u: line too long", path,
-				 lineno);
+		if (strlen(line) != (size_t)got) {
+			snprintf(err, errlen, "%s:%u: line contains a NUL byte",
+				 path, lineno);
 			rc = LC_EINVAL;
 			break;
 		}
@@ -240,6 +242,7 @@ lc_config_load_file(struct lc_config *cfg, const char *path, char *err,
 			break;
 		}
 	}
+	free(line);
 	fclose(f);
 	return rc;
 }

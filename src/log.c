@@ -8,6 +8,7 @@
 #include "lc/common.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,11 +56,13 @@ lc_time_parse(const char *s, int64_t *unix_s)
 
 	if (!s || !*s)
 		return LC_EINVAL;
-	/* A bare integer is Unix seconds. */
+	/* A bare integer is Unix seconds (up to year 9999). */
 	if (isdigit((unsigned char)s[0]) && !strchr(s, '-')) {
-		long long v = strtoll(s, &end, 10);
+		long long v;
 
-		if (*end || v < 0)
+		errno = 0;
+		v = strtoll(s, &end, 10);
+		if (*end || v < 0 || errno || v > 253402300799LL)
 			return LC_EINVAL;
 		*unix_s = v;
 		return 0;
@@ -92,9 +95,21 @@ lc_time_parse(const char *s, int64_t *unix_s)
 	    tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
 	    tm.tm_sec > 60)
 		return LC_EINVAL;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	*unix_s = (int64_t)timegm(&tm);
+	{
+		struct tm back;
+		int y = tm.tm_year, mo = tm.tm_mon, d = tm.tm_mday;
+		time_t t;
+
+		tm.tm_year -= 1900;
+		tm.tm_mon -= 1;
+		t = timegm(&tm);
+		/* timegm normalises 2026-02-31 to March: refuse such dates. */
+		gmtime_r(&t, &back);
+		if (back.tm_year + 1900 != y || back.tm_mon + 1 != mo ||
+		    back.tm_mday != d)
+			return LC_EINVAL;
+		*unix_s = (int64_t)t;
+	}
 	return 0;
 }
 

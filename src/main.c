@@ -18,6 +18,7 @@
 #include "lc/counter.h"
 #include "lc/dispatch.h"
 #include "lc/hash.h"
+#include "lc/parse.h"
 #include "lc/server.h"
 #include "lc/store.h"
 
@@ -141,6 +142,7 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	lc_hash_seed_init();
+	lc_parse_init();
 
 	if (ensure_parent_dir(cfg.db))
 		return 1;

@@ -15,6 +15,74 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+
+/*
+ * A note on the batch arena: a 10k-item batch makes jansson allocate and
+ * free about 60k small blocks (an object, its hash table, two strings and
+ * an integer per item); malloc and free were the largest cost of batched
+ * ingest. While json_loadb builds a like body's tree, this thread's
+ * jansson allocations come from a bump arena (one reserved region per
+ * thread); frees of blocks inside the region are no-ops, and lc_likes_free
+ * rewinds it once the tree is released. Only json_loadb's allocations go
+ * there: strings jansson makes later (json_dumps results, which callers
+ * free() themselves) always come from malloc.
+ */
+#define ARENA_BYTES ((size_t)64 << 20) /* reserved, touched on demand */
+
+static __thread char *arena_base, *arena_cur, *arena_end;
+static __thread bool arena_on;
+
+static void *
+arena_malloc(size_t n)
+{
+	n = (n + 15) & ~(size_t)15;
+	if (arena_on && (size_t)(arena_end - arena_cur) >= n) {
+		void *p = arena_cur;
+
+		arena_cur += n;
+		return p;
+	}
+	return malloc(n);
+}
+
+static void
+arena_free(void *p)
+{
+	if ((char *)p >= arena_base && (char *)p < arena_end)
+		return;
+	free(p);
+}
+
+void
+lc_parse_init(void)
+{
+	json_set_alloc_funcs(arena_malloc, arena_free);
+}
+
+static void
+arena_begin(void)
+{
+	if (!arena_base) {
+		void *m = mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+			       0);
+
+		if (m == MAP_FAILED)
+			return; /* plain malloc then */
+		arena_base = arena_cur = m;
+		arena_end = arena_base + ARENA_BYTES;
+	}
+	arena_cur = arena_base;
+	arena_on = true;
+}
+
+static void
+arena_end_use(void)
+{
+	arena_on = false;
+	arena_cur = arena_base;
+}
 
 int
 lc_err_set(struct lc_err *err, int status, const char *code, const char *fmt,
@@ -95,6 +163,9 @@ lc_n_parse(const char *s, size_t len, int64_t *n, struct lc_err *err)
 {
 	int64_t v = 0;
 
+	/* Leading zeros are fine ("007"); at most 7 digits remain. */
+	while (len > 1 && *s == '0')
+		s++, len--;
 	if (!len || len > 7)
 		goto bad;
 	for (size_t i = 0; i < len; i++) {
@@ -207,9 +278,13 @@ lc_likes_parse(const char *body, size_t len, const struct lc_limits *lim,
 	json_t *root;
 
 	memset(out, 0, sizeof(*out));
+	arena_begin();
 	root = load_json(body, len, lim, err);
-	if (!root)
+	arena_on = false; /* the tree is built; nothing else goes there */
+	if (!root) {
+		arena_end_use();
 		return LC_EINVAL;
+	}
 	out->root = root;
 	if (json_is_object(root)) {
 		if (take_like(root, lim, &out->one, err))
@@ -263,6 +338,7 @@ lc_likes_free(struct lc_likes *l)
 		free(l->items);
 	json_decref(l->root);
 	memset(l, 0, sizeof(*l));
+	arena_end_use();
 }
 
 int

@@ -22,6 +22,12 @@ struct lc_err {
 	char message[160];
 };
 
+/**
+ * Makes jansson allocate a parsed like body from a per-thread arena
+ * while it lives (see parse.c). Optional; call once before threads start.
+ */
+void lc_parse_init(void);
+
 /** Fills err and returns LC_EINVAL; for one-line error returns. */
 int lc_err_set(struct lc_err *err, int status, const char *code,
 	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -67,7 +73,9 @@ struct lc_limits {
 /**
  * Parses a POST /v1/likes JSON body: {"url":U,"n":K} (n defaults to 1) or
  * [{"url":U,"n":K}, ...]. All or nothing: on error nothing is returned.
- * Returns 0 or LC_EINVAL / LC_ETOOBIG with err filled.
+ * Returns 0 or LC_EINVAL / LC_ETOOBIG with err filled. On success the
+ * result must be released with lc_likes_free on the same thread before
+ * the next lc_likes_parse on that thread.
  */
 int lc_likes_parse(const char *body, size_t len, const struct lc_limits *lim,
 		   struct lc_likes *out, struct lc_err *err);

@@ -70,6 +70,9 @@ test_n_parse(void **state)
 	assert_int_equal(lc_n_parse("1000000", 7, &n, &err), 0);
 	assert_int_equal(n, 1000000);
 	assert_int_not_equal(lc_n_parse("1000001", 7, &n, &err), 0);
+	assert_int_equal(lc_n_parse("00000007", 8, &n, &err), 0);
+	assert_int_equal(n, 7);
+	assert_int_not_equal(lc_n_parse("00000000", 8, &n, &err), 0);
 	assert_string_equal(err.code, "bad_n");
 	assert_int_not_equal(lc_n_parse("0", 1, &n, &err), 0);
 	assert_int_not_equal(lc_n_parse("-1", 2, &n, &err), 0);
@@ -282,6 +285,8 @@ test_time_parse(void **state)
 	assert_int_equal(t, 1795491300);
 	assert_int_not_equal(lc_time_parse("yesterday", &t), 0);
 	assert_int_not_equal(lc_time_parse("2026-13-01", &t), 0);
+	assert_int_not_equal(lc_time_parse("2026-02-31", &t), 0);
+	assert_int_not_equal(lc_time_parse("99999999999999999999", &t), 0);
 	assert_int_not_equal(lc_time_parse("", &t), 0);
 }
 
