@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps deps-test build run test test-asan unit bench soak fuzz format clean
+.PHONY: all deps deps-test build run test test-asan unit bench soak persist fuzz format clean
 
 all: build
 
@@ -54,6 +54,10 @@ bench: build
 # 10 minutes of mixed load, RSS and fds sampled into loadtest/RESULTS.md.
 soak: build
 	loadtest/soak.sh $(BUILD)
+
+# Flush and reload 1M URLs through the real binary, into loadtest/RESULTS.md.
+persist: build
+	loadtest/persist.sh $(BUILD)
 
 format:
 	clang-format -i src/*.c include/lc/*.h tests/unit/*.c

@@ -349,12 +349,14 @@ w("`loadtest/bench.sh` installs `wrk` and `nginx` from Debian when they are miss
   "run prints one JSON summary line, whose fields this file quotes. Total time: "
   f"{open(os.path.join(OUT, 'elapsed_s')).read().strip() if os.path.exists(os.path.join(OUT, 'elapsed_s')) else '?'} s.")
 w("")
-# Keep the soak section (written by soak.sh) across benchmark runs.
+# Keep the sections other scripts write (soak.sh, persist.sh) across runs.
 import os as _os
-_soak = ""
+_kept = []
 if _os.path.exists(RESULTS):
     _old = open(RESULTS).read()
-    if "<!-- soak:begin -->" in _old and "<!-- soak:end -->" in _old:
-        _soak = _old[_old.index("<!-- soak:begin -->"):
-                     _old.index("<!-- soak:end -->") + len("<!-- soak:end -->")]
-open(RESULTS, "w").write("\n".join(L) + ("\n\n" + _soak + "\n" if _soak else ""))
+    for _name in ("soak", "persist"):
+        _a, _b = "<!-- %s:begin -->" % _name, "<!-- %s:end -->" % _name
+        if _a in _old and _b in _old:
+            _kept.append(_old[_old.index(_a):_old.index(_b) + len(_b)])
+open(RESULTS, "w").write("\n".join(L) + "".join("\n\n" + k for k in _kept) +
+                         ("\n" if _kept else ""))
