@@ -229,6 +229,7 @@ drain_mailbox(struct lc_worker *w)
 			lc_update_set_unref(sets[i]);
 		}
 	}
+	lc_worker_requeue_waiting(w);
 	lc_worker_flush_pending(w);
 }
 

@@ -397,14 +397,20 @@ lc_session_queue(struct lc_session *s)
 void
 lc_session_unqueue(struct lc_session *s)
 {
-	struct lc_session **pp = &s->w->pending;
+	struct lc_session **lists[2] = {&s->w->pending, &s->w->waiting};
 
 	if (!s->queued)
 		return;
-	while (*pp && *pp != s)
-		pp = &(*pp)->pending_next;
-	if (*pp)
-		*pp = s->pending_next;
+	for (int i = 0; i < 2; i++) {
+		struct lc_session **pp = lists[i];
+
+		while (*pp && *pp != s)
+			pp = &(*pp)->pending_next;
+		if (*pp) {
+			*pp = s->pending_next;
+			break;
+		}
+	}
 	s->queued = false;
 }
 
@@ -483,23 +489,50 @@ wait:
 	return false;
 }
 
+/*
+ * Sessions written per slice. Writing 5000 frames takes a worker tens of
+ * milliseconds; likes arriving meanwhile would wait for all of it and
+ * could miss the next tick. Slices let the loop serve them in between.
+ */
+#define FLUSH_SLICE 256
+
+static void
+flush_slice_cb(lws_sorted_usec_list_t *sul)
+{
+	lc_worker_flush_pending(lws_container_of(sul, struct lc_worker,
+						 flush_sul));
+}
+
 void
 lc_worker_flush_pending(struct lc_worker *w)
 {
-	struct lc_session *s = w->pending, *next, *keep = NULL;
+	struct lc_session *s;
+	int budget = FLUSH_SLICE;
 
-	w->pending = NULL;
-	for (; s; s = next) {
-		next = s->pending_next;
+	while (budget-- && (s = w->pending)) {
+		w->pending = s->pending_next;
 		if (lc_session_flush(s)) {
 			s->queued = false;
 			continue;
 		}
-		/* Unsent bytes: keep it, coalescing, for the next tick. */
-		s->pending_next = keep;
-		keep = s;
+		/* Unsent bytes: it waits, coalescing, for the next tick. */
+		s->pending_next = w->waiting;
+		w->waiting = s;
 	}
-	w->pending = keep;
+	if (w->pending && w->ctx)
+		lws_sul_schedule(w->ctx, 0, &w->flush_sul, flush_slice_cb, 1);
+}
+
+void
+lc_worker_requeue_waiting(struct lc_worker *w)
+{
+	struct lc_session *s;
+
+	while ((s = w->waiting)) {
+		w->waiting = s->pending_next;
+		s->pending_next = w->pending;
+		w->pending = s;
+	}
 }
 
 void

@@ -144,7 +144,9 @@ struct lc_worker {
 	struct lc_subs subs;
 	struct lc_store *reader; /* read-only db for history, lazily */
 	struct lc_session *sessions; /* list head, for the sweep */
-	struct lc_session *pending; /* sessions owing a frame, flushed per tick */
+	struct lc_session *pending; /* sessions to write now, in slices */
+	struct lc_session *waiting; /* SSE with unsent bytes: next tick */
+	lws_sorted_usec_list_t flush_sul; /* continues a sliced flush */
 	lws_sorted_usec_list_t sweep;
 	uint64_t seq;     /* last update set applied */
 	int64_t ts_ms;    /* its tick time */
@@ -260,8 +262,14 @@ void lc_session_queue(struct lc_session *s);
  * unsent data for it. Returns false when it must wait for the socket.
  */
 bool lc_session_flush(struct lc_session *s);
-/** Flushes every queued session; those that must wait stay queued. */
+/**
+ * Writes queued sessions, a slice at a time (the rest continues on the
+ * next loop iteration, so requests are served in between). Sessions whose
+ * socket is full wait for the next tick.
+ */
 void lc_worker_flush_pending(struct lc_worker *w);
+/** Puts sessions that waited back in the queue (each tick). */
+void lc_worker_requeue_waiting(struct lc_worker *w);
 /** Applies an update set to the worker's index, waking subscribers. */
 void lc_worker_apply_updates(struct lc_worker *w, struct lc_update_set *u);
 /** Periodic sweep: pings, stall closes. */
