@@ -228,6 +228,35 @@ test_flush_reload_history(void **state)
 	lc_counter_cleanup(&c);
 }
 
+/* A URL row left without counters (by hand) is found, not duplicated. */
+static void
+test_existing_url_row_is_reused(void **state)
+{
+	struct lc_counter c;
+	struct lc_batcher *bt;
+	struct lc_store *st;
+	char err[512];
+
+	(void)state;
+	st = lc_store_open(dbpath, false, err, sizeof(err));
+	lc_store_close(st);
+	exec_sql("INSERT INTO urls(id, url) VALUES (7, 'orphan')");
+	lc_counter_init(&c, 16);
+	st = lc_store_open(dbpath, false, err, sizeof(err));
+	bt = lc_batcher_create(st, 1000, 1000000);
+	tick(bt, get(&c, "newcomer"), 1, 0, lc_now_ms());
+	tick(bt, get(&c, "orphan"), 2, 0, lc_now_ms());
+	assert_int_equal(lc_batcher_flush_now(bt, 1000), 0);
+	assert_int_equal(query_int("SELECT url_id FROM counters WHERE likes = 2"),
+			 7);
+	assert_int_equal(query_int("SELECT id FROM urls WHERE url = "
+				   "'newcomer'"),
+			 8);
+	assert_int_equal(query_int("SELECT count(*) FROM urls"), 2);
+	assert_int_equal(lc_batcher_stop(bt), 0);
+	lc_counter_cleanup(&c);
+}
+
 static void
 test_throttle_leaves_rows_dirty(void **state)
 {
@@ -306,6 +335,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_schema_and_refusals, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_flush_reload_history,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_existing_url_row_is_reused,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_throttle_leaves_rows_dirty,
 						setup, teardown),
