@@ -207,7 +207,7 @@ run(void *arg)
 		pthread_mutex_lock(&bt->lock);
 		while (!bt->stopping &&
 		       pthread_cond_timedwait(&bt->cond, &bt->lock, &until) !=
-			       ETIMEDOUT)
+			   ETIMEDOUT)
 			;
 		stopping = bt->stopping;
 		pthread_mutex_unlock(&bt->lock);
@@ -245,7 +245,7 @@ lc_batcher_start(struct lc_store *st, int flush_interval_ms,
 		 int max_rows_per_sec)
 {
 	struct lc_batcher *bt =
-		lc_batcher_create(st, flush_interval_ms, max_rows_per_sec);
+	    lc_batcher_create(st, flush_interval_ms, max_rows_per_sec);
 
 	if (!bt)
 		return NULL;

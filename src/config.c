@@ -34,6 +34,8 @@ struct key {
 	const char *doc;
 };
 
+/* One row per key reads best as a table. */
+/* clang-format off */
 #define INT_KEY(n, d, lo, hi, doc)                                             \
 	{#n, KEY_INT, offsetof(struct lc_config, n), 0, d, lo, hi, doc}
 #define STR_KEY(n, d, doc)                                                     \
@@ -96,6 +98,8 @@ static const struct key keys[] = {
 	STR_KEY(tls_key, "", "PEM private key file for tls_cert"),
 };
 
+/* clang-format on */
+
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
 static const struct key *
@@ -106,7 +110,9 @@ find_key(const char *name, size_t len)
 	if (len >= sizeof(norm))
 		return NULL;
 	for (size_t i = 0; i < len; i++)
-		norm[i] = name[i] == '-' ? '_' : (char)tolower((unsigned char)name[i]);
+		norm[i] = name[i] == '-'
+			      ? '_'
+			      : (char)tolower((unsigned char)name[i]);
 	norm[len] = '\0';
 	for (size_t i = 0; i < NKEYS; i++)
 		if (!strcmp(keys[i].name, norm))
@@ -333,7 +339,8 @@ lc_config_from_args(struct lc_config *cfg, int argc, char **argv,
 		eq = strchr(name, '=');
 		k = find_key(name, eq ? (size_t)(eq - name) : strlen(name));
 		if (!k) {
-			snprintf(err, errlen, "%s: unknown flag (see --help)", a);
+			snprintf(err, errlen, "%s: unknown flag (see --help)",
+				 a);
 			return LC_EINVAL;
 		}
 		if (eq)
@@ -369,8 +376,7 @@ lc_config_usage(void *out)
 		for (char *p = flag + 2; *p; p++)
 			if (*p == '_')
 				*p = '-';
-		fprintf(f, "  %-24s %s (%s)\n", flag, keys[i].doc,
-			keys[i].def);
+		fprintf(f, "  %-24s %s (%s)\n", flag, keys[i].doc, keys[i].def);
 	}
 }
 
@@ -383,7 +389,8 @@ lc_config_dump(const struct lc_config *cfg, void *out)
 		if (keys[i].type == KEY_STR)
 			fprintf(out, "%s = %s\n", keys[i].name, p);
 		else
-			fprintf(out, "%s = %d\n", keys[i].name, *(const int *)p);
+			fprintf(out, "%s = %d\n", keys[i].name,
+				*(const int *)p);
 	}
 }
 

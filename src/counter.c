@@ -86,11 +86,12 @@ lc_counter_cleanup(struct lc_counter *c)
 	if (!ix)
 		return;
 	for (size_t i = 0; i <= ix->mask; i++) {
-		struct lc_entry *e = atomic_load_explicit(
-			&ix->slots[i], memory_order_relaxed);
+		struct lc_entry *e =
+		    atomic_load_explicit(&ix->slots[i], memory_order_relaxed);
 
 		if (e) {
-			/* The batcher is gone by now: its minute lists go too. */
+			/* The batcher is gone by now: its minute lists go too.
+			 */
 			while (e->minutes) {
 				struct lc_minute *m = e->minutes;
 
@@ -115,8 +116,8 @@ index_find(struct lc_counter_index *ix, const char *url, size_t len,
 	   uint64_t hash)
 {
 	for (size_t i = hash & ix->mask;; i = (i + 1) & ix->mask) {
-		struct lc_entry *e = atomic_load_explicit(
-			&ix->slots[i], memory_order_acquire);
+		struct lc_entry *e =
+		    atomic_load_explicit(&ix->slots[i], memory_order_acquire);
 
 		if (!e)
 			return NULL;
@@ -154,8 +155,8 @@ grow(struct lc_counter *c)
 	if (!ix)
 		return LC_ENOMEM;
 	for (size_t i = 0; i <= old->mask; i++) {
-		struct lc_entry *e = atomic_load_explicit(
-			&old->slots[i], memory_order_relaxed);
+		struct lc_entry *e =
+		    atomic_load_explicit(&old->slots[i], memory_order_relaxed);
 
 		if (e)
 			index_put(ix, e);
@@ -167,8 +168,7 @@ grow(struct lc_counter *c)
 }
 
 struct lc_entry *
-lc_counter_get(struct lc_counter *c, const char *url, size_t len,
-	       uint64_t hash)
+lc_counter_get(struct lc_counter *c, const char *url, size_t len, uint64_t hash)
 {
 	struct lc_entry *e = lc_counter_find(c, url, len, hash);
 	struct lc_counter_index *ix;
@@ -215,11 +215,11 @@ lc_counter_foreach(struct lc_counter *c,
 		   void (*fn)(struct lc_entry *e, void *arg), void *arg)
 {
 	struct lc_counter_index *ix =
-		atomic_load_explicit(&c->index, memory_order_acquire);
+	    atomic_load_explicit(&c->index, memory_order_acquire);
 
 	for (size_t i = 0; i <= ix->mask; i++) {
-		struct lc_entry *e = atomic_load_explicit(
-			&ix->slots[i], memory_order_acquire);
+		struct lc_entry *e =
+		    atomic_load_explicit(&ix->slots[i], memory_order_acquire);
 
 		if (e)
 			fn(e, arg);
@@ -236,9 +236,9 @@ lc_entry_read(const struct lc_entry *e)
 		s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
 		r.likes = atomic_load_explicit(&e->likes, memory_order_relaxed);
 		r.unlikes =
-			atomic_load_explicit(&e->unlikes, memory_order_relaxed);
-		r.updated_ms = atomic_load_explicit(&e->updated_ms,
-						    memory_order_relaxed);
+		    atomic_load_explicit(&e->unlikes, memory_order_relaxed);
+		r.updated_ms =
+		    atomic_load_explicit(&e->updated_ms, memory_order_relaxed);
 		atomic_thread_fence(memory_order_acquire);
 		s2 = atomic_load_explicit(&e->seq, memory_order_relaxed);
 	} while ((s1 & 1) || s1 != s2);
@@ -246,23 +246,20 @@ lc_entry_read(const struct lc_entry *e)
 }
 
 void
-lc_entry_add(struct lc_entry *e, int64_t likes, int64_t unlikes,
-	     int64_t now_ms)
+lc_entry_add(struct lc_entry *e, int64_t likes, int64_t unlikes, int64_t now_ms)
 {
 	uint32_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
 
 	atomic_store_explicit(&e->seq, s + 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
-	atomic_store_explicit(&e->likes,
-			      atomic_load_explicit(&e->likes,
-						   memory_order_relaxed) +
-				      likes,
-			      memory_order_relaxed);
-	atomic_store_explicit(&e->unlikes,
-			      atomic_load_explicit(&e->unlikes,
-						   memory_order_relaxed) +
-				      unlikes,
-			      memory_order_relaxed);
+	atomic_store_explicit(
+	    &e->likes,
+	    atomic_load_explicit(&e->likes, memory_order_relaxed) + likes,
+	    memory_order_relaxed);
+	atomic_store_explicit(
+	    &e->unlikes,
+	    atomic_load_explicit(&e->unlikes, memory_order_relaxed) + unlikes,
+	    memory_order_relaxed);
 	atomic_store_explicit(&e->updated_ms, now_ms, memory_order_relaxed);
 	atomic_store_explicit(&e->seq, s + 2, memory_order_release);
 }

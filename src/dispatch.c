@@ -34,8 +34,8 @@ lc_update_set_ref(struct lc_update_set *u)
 void
 lc_update_set_unref(struct lc_update_set *u)
 {
-	if (u && atomic_fetch_sub_explicit(&u->refs, 1,
-					   memory_order_acq_rel) == 1)
+	if (u &&
+	    atomic_fetch_sub_explicit(&u->refs, 1, memory_order_acq_rel) == 1)
 		free(u);
 }
 
@@ -76,8 +76,8 @@ lc_source_add(struct lc_source *s, struct lc_counter *c, const char *url,
 	int64_t pending;
 
 	pthread_mutex_lock(&s->lock);
-	it = lc_shard_add(s->active, url, len, h, n > 0 ? n : 0,
-			  n < 0 ? -n : 0);
+	it =
+	    lc_shard_add(s->active, url, len, h, n > 0 ? n : 0, n < 0 ? -n : 0);
 	if (!it) {
 		pthread_mutex_unlock(&s->lock);
 		return LC_ENOMEM;
@@ -92,8 +92,7 @@ lc_source_add(struct lc_source *s, struct lc_counter *c, const char *url,
 }
 
 int
-lc_source_add_batch(struct lc_source *s, const struct lc_like *items,
-		    size_t n)
+lc_source_add_batch(struct lc_source *s, const struct lc_like *items, size_t n)
 {
 	size_t i;
 
@@ -396,7 +395,8 @@ update_top(struct lc_dispatch *d)
 		lc_counter_foreach(d->counter, offer_cb, &h);
 		d->top_dirty = false;
 	} else {
-		/* Old members carry in_top, so each candidate is offered once. */
+		/* Old members carry in_top, so each candidate is offered once.
+		 */
 		for (size_t i = 0; i < d->top_n; i++)
 			heap_offer(&h, d->top_entries[i]);
 		for (size_t i = 0; i < d->nchanges; i++)
@@ -445,8 +445,8 @@ lc_dispatch_top_get(struct lc_dispatch *d)
 void
 lc_dispatch_top_put(struct lc_top *t)
 {
-	if (t && atomic_fetch_sub_explicit(&t->refs, 1,
-					   memory_order_acq_rel) == 1)
+	if (t &&
+	    atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
 		free(t);
 }
 
@@ -523,7 +523,7 @@ size_t
 lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms)
 {
 	int64_t t0 = lc_mono_us(), us;
-	static const uint64_t bounds_us[] = {1000, 2000, 5000, 10000,
+	static const uint64_t bounds_us[] = {1000,  2000,  5000,  10000,
 					     20000, 50000, 100000};
 	size_t b = 0;
 	uint64_t seq;
@@ -570,7 +570,7 @@ lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms)
 		if (d->rate_since_ms)
 			atomic_store(&d->stats.likes_per_s,
 				     (total - d->rate_base) * 1000 /
-					     (uint64_t)(now_ms - d->rate_since_ms));
+					 (uint64_t)(now_ms - d->rate_since_ms));
 		d->rate_since_ms = now_ms;
 		d->rate_base = total;
 	}

@@ -29,13 +29,13 @@
 enum method { M_GET, M_POST, M_DELETE, M_HEAD, M_OPTIONS, M_OTHER };
 
 struct http_pss {
-	uint8_t route;         /* enum lc_route */
-	uint8_t method;        /* enum method */
-	bool body_wanted;      /* body is being collected */
-	bool body_refused;     /* already answered; ignore the rest */
+	uint8_t route;	   /* enum lc_route */
+	uint8_t method;	   /* enum method */
+	bool body_wanted;  /* body is being collected */
+	bool body_refused; /* already answered; ignore the rest */
 	char *body;
 	size_t body_len, body_cap;
-	int64_t deadline_ms;   /* whole-body deadline */
+	int64_t deadline_ms; /* whole-body deadline */
 };
 
 #define QUERY_BUF 8448 /* max_http_header_data + slack */
@@ -84,7 +84,8 @@ lc_origin_allowed(const struct lc_config *cfg, const char *origin, size_t len)
 			p++, n--;
 		while (n && p[n - 1] == ' ')
 			n--;
-		if ((n == 1 && *p == '*') || (n == len && !memcmp(p, origin, n)))
+		if ((n == 1 && *p == '*') ||
+		    (n == len && !memcmp(p, origin, n)))
 			return true;
 		if (!e)
 			break;
@@ -102,18 +103,18 @@ lc_http_add_cors(struct lws *wsi, const struct lc_config *cfg,
 
 	if (!strcmp(cfg->allowed_origins, "*"))
 		return lws_add_http_header_by_name(
-			wsi, (const unsigned char *)"access-control-allow-origin:",
-			(const unsigned char *)"*", 1, p, end);
+		    wsi, (const unsigned char *)"access-control-allow-origin:",
+		    (const unsigned char *)"*", 1, p, end);
 	/* A list: echo the caller's origin when it is on it. */
 	n = lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
 	if (n <= 0 || !lc_origin_allowed(cfg, origin, (size_t)n))
 		return 0;
 	return lws_add_http_header_by_name(
-		       wsi, (const unsigned char *)"access-control-allow-origin:",
-		       (const unsigned char *)origin, n, p, end) ||
+		   wsi, (const unsigned char *)"access-control-allow-origin:",
+		   (const unsigned char *)origin, n, p, end) ||
 	       lws_add_http_header_by_name(wsi, (const unsigned char *)"vary:",
-					   (const unsigned char *)"Origin", 6, p,
-					   end);
+					   (const unsigned char *)"Origin", 6,
+					   p, end);
 }
 
 bool
@@ -165,8 +166,8 @@ reply_ex(struct lws *wsi, int status, const char *content_type,
 	    lws_add_http_header_content_length(wsi, len, &p, end))
 		return -1;
 	if (close && lws_add_http_header_by_token(
-			     wsi, WSI_TOKEN_CONNECTION,
-			     (const unsigned char *)"close", 5, &p, end))
+			 wsi, WSI_TOKEN_CONNECTION,
+			 (const unsigned char *)"close", 5, &p, end))
 		return -1;
 	/* The API is cookie-free: allowed origins may read it (CORS). */
 	if (pss && pss->route < LC_ROUTE_STATIC &&
@@ -239,8 +240,7 @@ reply_json(struct lws *wsi, int status, json_t *v)
 	if (!s)
 		return lc_http_error(wsi, 503, "out_of_memory",
 				     "server out of memory");
-	rc = lc_http_reply(wsi, status, "application/json", s, strlen(s),
-			   NULL);
+	rc = lc_http_reply(wsi, status, "application/json", s, strlen(s), NULL);
 	free(s);
 	return rc;
 }
@@ -267,8 +267,9 @@ lc_http_query(struct lws *wsi, const char *name, char *buf, size_t buflen,
 		vlen = (size_t)n - nlen - 1;
 		/* lws keeps a decoded %00 inside the fragment: refuse it. */
 		if (strlen(frag + nlen + 1) != vlen) {
-			lc_err_set(err, 400, !strcmp(name, "url") ? "bad_url"
-								  : "bad_request",
+			lc_err_set(err, 400,
+				   !strcmp(name, "url") ? "bad_url"
+							: "bad_request",
 				   "%s contains a NUL byte", name);
 			return -1;
 		}
@@ -376,8 +377,8 @@ like_one(struct lws *wsi, struct lc_worker *w, const struct lc_like *like,
 				close);
 	if (rate_limited(wsi, w, 1, close, &rc))
 		return rc;
-	if (lc_source_add(&w->source, w->srv->counter, like->url,
-			  like->url_len, like->n, &count))
+	if (lc_source_add(&w->source, w->srv->counter, like->url, like->url_len,
+			  like->n, &count))
 		return error_ex(wsi, 503, "out_of_memory",
 				"server out of memory", NULL, close);
 	count_accepted(w, like, 1);
@@ -396,8 +397,8 @@ likes_query(struct lws *wsi, struct lc_worker *w, struct http_pss *pss,
 	struct lc_err err;
 	int found;
 
-	found = lc_http_query(wsi, "url", buf, sizeof(buf), vals, lens, 1,
-			      &err);
+	found =
+	    lc_http_query(wsi, "url", buf, sizeof(buf), vals, lens, 1, &err);
 	if (found <= 0) {
 		if (!found)
 			lc_err_set(&err, 400, "bad_url",
@@ -414,8 +415,8 @@ likes_query(struct lws *wsi, struct lc_worker *w, struct http_pss *pss,
 		int k = lc_http_query(wsi, "n", nbuf, sizeof(nbuf), nv, nl, 1,
 				      &err);
 
-		if (k < 0 || (k == 1 && lc_n_parse(nv[0], nl[0], &like.n,
-						   &err)))
+		if (k < 0 ||
+		    (k == 1 && lc_n_parse(nv[0], nl[0], &like.n, &err)))
 			return reply_err(wsi, &err, close);
 	}
 	if (pss->method == M_DELETE)
@@ -429,9 +430,9 @@ query_has(struct lws *wsi, const char *name)
 	size_t nlen = strlen(name);
 	char frag[QUERY_BUF];
 
-	for (int idx = 0; lws_hdr_copy_fragment(wsi, frag, sizeof(frag),
-					       WSI_TOKEN_HTTP_URI_ARGS,
-					       idx) >= 0;
+	for (int idx = 0;
+	     lws_hdr_copy_fragment(wsi, frag, sizeof(frag),
+				   WSI_TOKEN_HTTP_URI_ARGS, idx) >= 0;
 	     idx++)
 		if (!strncmp(frag, name, nlen) && frag[nlen] == '=')
 			return true;
@@ -571,9 +572,10 @@ get_counts(struct lws *wsi, struct lc_worker *w)
 	int n;
 
 	if (!buf)
-		return lc_http_error(wsi, 503, "out_of_memory", "out of memory");
-	n = lc_http_query(wsi, "url", buf, max * 2049 + 1, vals, lens,
-			  (int)max, &err);
+		return lc_http_error(wsi, 503, "out_of_memory",
+				     "out of memory");
+	n = lc_http_query(wsi, "url", buf, max * 2049 + 1, vals, lens, (int)max,
+			  &err);
 	if (n <= 0) {
 		free(buf);
 		if (!n)
@@ -583,9 +585,9 @@ get_counts(struct lws *wsi, struct lc_worker *w)
 	}
 	counts = json_object();
 	for (int i = 0; i < n; i++) {
-		struct lc_entry *e = lc_counter_find(
-			w->srv->counter, vals[i], lens[i],
-			lc_hash(vals[i], lens[i]));
+		struct lc_entry *e =
+		    lc_counter_find(w->srv->counter, vals[i], lens[i],
+				    lc_hash(vals[i], lens[i]));
 		struct lc_counts c = {0, 0, 0};
 		int64_t pl = 0, pu = 0;
 		char ts[32];
@@ -654,9 +656,9 @@ get_top(struct lws *wsi, struct lc_worker *w)
 	arr = json_array();
 	for (size_t i = 0; i < t->n && i < (size_t)limit; i++)
 		json_array_append_new(
-			arr, json_pack("{s:s%, s:I}", "url", t->items[i].url,
-				       t->items[i].url_len, "count",
-				       (json_int_t)t->items[i].count));
+		    arr, json_pack("{s:s%, s:I}", "url", t->items[i].url,
+				   t->items[i].url_len, "count",
+				   (json_int_t)t->items[i].count));
 	lc_dispatch_top_put(t);
 	root = json_pack("{s:o}", "top", arr);
 	return reply_json(wsi, 200, root);
@@ -734,8 +736,10 @@ get_text(struct lws *wsi, char *s, size_t len, const char *type)
 	int rc;
 
 	if (!s)
-		return lc_http_error(wsi, 503, "out_of_memory", "out of memory");
-	rc = lc_http_reply(wsi, 200, type, s, len, "cache-control: no-store\r\n");
+		return lc_http_error(wsi, 503, "out_of_memory",
+				     "out of memory");
+	rc = lc_http_reply(wsi, 200, type, s, len,
+			   "cache-control: no-store\r\n");
 	free(s);
 	return rc;
 }
@@ -760,9 +764,10 @@ get_readyz(struct lws *wsi, struct lc_worker *w)
 	if (!status)
 		return lc_http_reply(wsi, 200, "application/json",
 				     "{\"status\":\"ready\"}", 18, NULL);
-	snprintf(body, sizeof(body),
-		 "{\"status\":\"%s\",\"error\":\"not_ready\",\"message\":\"%s\"}",
-		 status, msg);
+	snprintf(
+	    body, sizeof(body),
+	    "{\"status\":\"%s\",\"error\":\"not_ready\",\"message\":\"%s\"}",
+	    status, msg);
 	return lc_http_reply(wsi, 503, "application/json", body, strlen(body),
 			     NULL);
 }
@@ -772,15 +777,15 @@ get_readyz(struct lws *wsi, struct lc_worker *w)
 static const struct {
 	const char *ext, *type, *cache;
 } mime[] = {
-	{".html", "text/html; charset=utf-8", "no-cache"},
-	{".js", "text/javascript; charset=utf-8", "no-cache"},
-	{".mjs", "text/javascript; charset=utf-8", "no-cache"},
-	{".css", "text/css; charset=utf-8", "no-cache"},
-	{".ts", "text/plain; charset=utf-8", "no-cache"},
-	{".json", "application/json", "no-cache"},
-	{".svg", "image/svg+xml", "max-age=3600"},
-	{".png", "image/png", "max-age=3600"},
-	{".ico", "image/x-icon", "max-age=3600"},
+    {".html", "text/html; charset=utf-8", "no-cache"},
+    {".js", "text/javascript; charset=utf-8", "no-cache"},
+    {".mjs", "text/javascript; charset=utf-8", "no-cache"},
+    {".css", "text/css; charset=utf-8", "no-cache"},
+    {".ts", "text/plain; charset=utf-8", "no-cache"},
+    {".json", "application/json", "no-cache"},
+    {".svg", "image/svg+xml", "max-age=3600"},
+    {".png", "image/png", "max-age=3600"},
+    {".ico", "image/x-icon", "max-age=3600"},
 };
 
 static int
@@ -840,11 +845,11 @@ static const struct {
 	const char *path;
 	enum lc_route route;
 } routes[] = {
-	{"/v1/likes", LC_ROUTE_LIKES},     {"/v1/counts", LC_ROUTE_COUNTS},
-	{"/v1/top", LC_ROUTE_TOP},         {"/v1/history", LC_ROUTE_HISTORY},
-	{"/v1/stats", LC_ROUTE_STATS},     {"/healthz", LC_ROUTE_HEALTHZ},
-	{"/readyz", LC_ROUTE_READYZ},      {"/metrics", LC_ROUTE_METRICS},
-	{"/v1/events", LC_ROUTE_EVENTS},   {"/v1/ws", LC_ROUTE_WS},
+    {"/v1/likes", LC_ROUTE_LIKES},   {"/v1/counts", LC_ROUTE_COUNTS},
+    {"/v1/top", LC_ROUTE_TOP},	     {"/v1/history", LC_ROUTE_HISTORY},
+    {"/v1/stats", LC_ROUTE_STATS},   {"/healthz", LC_ROUTE_HEALTHZ},
+    {"/readyz", LC_ROUTE_READYZ},    {"/metrics", LC_ROUTE_METRICS},
+    {"/v1/events", LC_ROUTE_EVENTS}, {"/v1/ws", LC_ROUTE_WS},
 };
 
 static int
@@ -870,7 +875,8 @@ on_request(struct lws *wsi, struct lc_worker *w, struct http_pss *pss,
 				NULL, true);
 
 	if (pss->method == M_OPTIONS && pss->route < LC_ROUTE_STATIC)
-		/* CORS preflight: the methods and headers a browser may send. */
+		/* CORS preflight: the methods and headers a browser may send.
+		 */
 		return reply_ex(wsi, 204, "text/plain", "", 0,
 				"access-control-allow-methods: GET, POST, "
 				"DELETE, OPTIONS\r\n"
@@ -881,8 +887,7 @@ on_request(struct lws *wsi, struct lc_worker *w, struct http_pss *pss,
 	if (pss->route == LC_ROUTE_LIKES)
 		return likes_start(wsi, w, pss);
 	if (pss->method != M_GET && pss->method != M_HEAD) {
-		if (pss->route == LC_ROUTE_OTHER &&
-		    !strncmp(path, "/v1/", 4))
+		if (pss->route == LC_ROUTE_OTHER && !strncmp(path, "/v1/", 4))
 			return lc_http_error(wsi, 404, "not_found",
 					     "no such resource");
 		/* A body we will not read: close after answering. */
@@ -923,8 +928,8 @@ on_request(struct lws *wsi, struct lc_worker *w, struct http_pss *pss,
 }
 
 int
-lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
-		 void *user, void *in, size_t len)
+lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+		 void *in, size_t len)
 {
 	struct http_pss *pss = user;
 	struct lc_worker *w;

@@ -43,7 +43,8 @@ ensure_parent_dir(const char *path)
 	if (!strcmp(dir, ".") || !strcmp(dir, "/"))
 		return 0;
 	if (mkdir(dir, 0755) && errno != EEXIST) {
-		/* One level is what ./data/ needs; deeper trees are the admin's. */
+		/* One level is what ./data/ needs; deeper trees are the
+		 * admin's. */
 		lc_err("cannot create directory %s: %s", dir, strerror(errno));
 		return -1;
 	}
@@ -116,13 +117,15 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (!cfg.tls_cert[0] != !cfg.tls_key[0]) {
-		fprintf(stderr, "livecount: tls_cert and tls_key go together\n");
+		fprintf(stderr,
+			"livecount: tls_cert and tls_key go together\n");
 		return 2;
 	}
-	if (cfg.tls_cert[0] && (access(cfg.tls_cert, R_OK) ||
-				access(cfg.tls_key, R_OK))) {
+	if (cfg.tls_cert[0] &&
+	    (access(cfg.tls_cert, R_OK) || access(cfg.tls_key, R_OK))) {
 		fprintf(stderr, "livecount: tls_cert/tls_key: cannot read %s\n",
-			access(cfg.tls_cert, R_OK) ? cfg.tls_cert : cfg.tls_key);
+			access(cfg.tls_cert, R_OK) ? cfg.tls_cert
+						   : cfg.tls_key);
 		return 2;
 	}
 	if (check) {
@@ -131,10 +134,9 @@ main(int argc, char **argv)
 		return 0;
 	}
 	lc_log_set_level((enum lc_log_level)lc_log_level_parse(cfg.log_level));
-	lws_set_log_level(cfg.log_level[0] == 'd'
-				  ? LLL_ERR | LLL_WARN | LLL_NOTICE
-				  : LLL_ERR,
-			  NULL);
+	lws_set_log_level(
+	    cfg.log_level[0] == 'd' ? LLL_ERR | LLL_WARN | LLL_NOTICE : LLL_ERR,
+	    NULL);
 
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
@@ -179,8 +181,8 @@ main(int argc, char **argv)
 	srv.dispatch = &dispatch;
 	srv.batcher = batcher;
 	srv.started_ms = lc_now_ms();
-	srv.nworkers = cfg.workers ? cfg.workers
-				   : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	srv.nworkers =
+	    cfg.workers ? cfg.workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (srv.nworkers < 1)
 		srv.nworkers = 1;
 

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* clang-format off */
 static const char *const route_names[LC_ROUTE_MAX] = {
 	"likes",   "counts",  "top",    "history", "stats", "healthz",
 	"readyz",  "metrics", "events", "ws",      "static", "other"};
@@ -26,6 +27,7 @@ static const char *const status_names[LC_S_MAX] = {
 	LC_STATUSES
 #undef X
 	"other"};
+/* clang-format on */
 
 struct text {
 	char *s;
@@ -65,8 +67,8 @@ add(struct text *t, const char *fmt, ...)
 		int64_t _v = 0;                                                \
 		for (int _i = 0; _i < srv->nworkers; _i++)                     \
 			_v += (int64_t)atomic_load_explicit(                   \
-				&srv->workers[_i].stats.field,                 \
-				memory_order_relaxed);                         \
+			    &srv->workers[_i].stats.field,                     \
+			    memory_order_relaxed);                             \
 		_v;                                                            \
 	})
 
@@ -90,9 +92,10 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 
 	if (!t.s)
 		return NULL;
-	add(&t, "# HELP livecount_info Build information.\n"
-		"# TYPE livecount_info gauge\n"
-		"livecount_info{version=\"%s\"} 1\n",
+	add(&t,
+	    "# HELP livecount_info Build information.\n"
+	    "# TYPE livecount_info gauge\n"
+	    "livecount_info{version=\"%s\"} 1\n",
 	    LC_VERSION);
 	metric(&t, "livecount_uptime_seconds", "gauge", "Seconds since start.",
 	       (lc_now_ms() - srv->started_ms) / 1000);
@@ -113,28 +116,31 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 		for (int s = 0; s < LC_S_MAX; s++) {
 			int64_t v = SUM(http[r][s]);
 
-			if (v)
-				add(&t,
-				    "livecount_http_requests_total{route=\"%s\","
-				    "code=\"%s\"} %lld\n",
-				    route_names[r], status_names[s],
-				    (long long)v);
+			if (!v)
+				continue;
+			add(&t,
+			    "livecount_http_requests_total{route=\"%s\",code="
+			    "\"%s\"} %lld\n",
+			    route_names[r], status_names[s], (long long)v);
 		}
-	add(&t, "# HELP livecount_connections Live subscriber connections by "
-		"transport.\n# TYPE livecount_connections gauge\n"
-		"livecount_connections{transport=\"ws\"} %lld\n"
-		"livecount_connections{transport=\"sse\"} %lld\n",
+	add(&t,
+	    "# HELP livecount_connections Live subscriber connections by "
+	    "transport.\n# TYPE livecount_connections gauge\n"
+	    "livecount_connections{transport=\"ws\"} %lld\n"
+	    "livecount_connections{transport=\"sse\"} %lld\n",
 	    (long long)SUM(conns[LC_T_WS]), (long long)SUM(conns[LC_T_SSE]));
 	metric(&t, "livecount_subscriptions", "gauge",
 	       "Live subscriptions (session, URL).", SUM(subscriptions));
-	add(&t, "# HELP livecount_update_frames_total Update frames sent.\n"
-		"# TYPE livecount_update_frames_total counter\n"
-		"livecount_update_frames_total{transport=\"ws\"} %lld\n"
-		"livecount_update_frames_total{transport=\"sse\"} %lld\n",
+	add(&t,
+	    "# HELP livecount_update_frames_total Update frames sent.\n"
+	    "# TYPE livecount_update_frames_total counter\n"
+	    "livecount_update_frames_total{transport=\"ws\"} %lld\n"
+	    "livecount_update_frames_total{transport=\"sse\"} %lld\n",
 	    (long long)SUM(frames[LC_T_WS]), (long long)SUM(frames[LC_T_SSE]));
-	metric(&t, "livecount_shared_frames_total", "counter",
-	       "Update frames written from a per-URL frame built once per tick.",
-	       SUM(shared_frames));
+	metric(
+	    &t, "livecount_shared_frames_total", "counter",
+	    "Update frames written from a per-URL frame built once per tick.",
+	    SUM(shared_frames));
 	metric(&t, "livecount_snapshots_total", "counter",
 	       "Snapshot frames sent.", SUM(snapshots));
 	metric(&t, "livecount_coalesced_updates_total", "counter",
@@ -150,11 +156,13 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 
 	metric(&t, "livecount_dispatch_ticks_total", "counter",
 	       "Dispatch ticks run.", (int64_t)atomic_load(&ds->ticks));
-	add(&t, "# HELP livecount_dispatch_tick_seconds Dispatch tick "
-		"duration.\n# TYPE livecount_dispatch_tick_seconds histogram\n");
+	add(&t,
+	    "# HELP livecount_dispatch_tick_seconds Dispatch tick "
+	    "duration.\n# TYPE livecount_dispatch_tick_seconds histogram\n");
 	for (int i = 0; i < 8; i++) {
 		cum += atomic_load(&ds->tick_us_buckets[i]);
-		add(&t, "livecount_dispatch_tick_seconds_bucket{le=\"%s\"} %llu\n",
+		add(&t,
+		    "livecount_dispatch_tick_seconds_bucket{le=\"%s\"} %llu\n",
 		    le[i], (unsigned long long)cum);
 	}
 	add(&t,
@@ -162,9 +170,10 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 	    "livecount_dispatch_tick_seconds_count %llu\n",
 	    (double)atomic_load(&ds->tick_us_total) / 1e6,
 	    (unsigned long long)atomic_load(&ds->ticks));
-	add(&t, "# HELP livecount_dispatch_tick_seconds_max Longest tick.\n"
-		"# TYPE livecount_dispatch_tick_seconds_max gauge\n"
-		"livecount_dispatch_tick_seconds_max %.6f\n",
+	add(&t,
+	    "# HELP livecount_dispatch_tick_seconds_max Longest tick.\n"
+	    "# TYPE livecount_dispatch_tick_seconds_max gauge\n"
+	    "livecount_dispatch_tick_seconds_max %.6f\n",
 	    (double)atomic_load(&ds->tick_us_max) / 1e6);
 	metric(&t, "livecount_updates_published_total", "counter",
 	       "Subscribed URL changes published to workers.",
@@ -202,18 +211,18 @@ char *
 lc_stats_render(struct lc_server *srv, size_t *len)
 {
 	struct lc_dispatch_stats *ds = &srv->dispatch->stats;
-	json_t *o = json_pack(
-		"{s:I, s:I, s:I, s:{s:I, s:I}, s:I, s:I, s:I, s:i, s:I}",
-		"likes_total", (json_int_t)SUM(likes_accepted),
-		"unlikes_total", (json_int_t)SUM(unlikes_accepted),
-		"likes_per_s", (json_int_t)atomic_load(&ds->likes_per_s),
-		"connections", "ws", (json_int_t)SUM(conns[LC_T_WS]), "sse",
-		(json_int_t)SUM(conns[LC_T_SSE]), "subscriptions",
-		(json_int_t)SUM(subscriptions), "urls",
-		(json_int_t)lc_counter_size(srv->counter), "seq",
-		(json_int_t)atomic_load(&srv->dispatch->seq), "tick_ms",
-		srv->cfg->tick_ms, "uptime_s",
-		(json_int_t)((lc_now_ms() - srv->started_ms) / 1000));
+	json_t *o =
+	    json_pack("{s:I, s:I, s:I, s:{s:I, s:I}, s:I, s:I, s:I, s:i, s:I}",
+		      "likes_total", (json_int_t)SUM(likes_accepted),
+		      "unlikes_total", (json_int_t)SUM(unlikes_accepted),
+		      "likes_per_s", (json_int_t)atomic_load(&ds->likes_per_s),
+		      "connections", "ws", (json_int_t)SUM(conns[LC_T_WS]),
+		      "sse", (json_int_t)SUM(conns[LC_T_SSE]), "subscriptions",
+		      (json_int_t)SUM(subscriptions), "urls",
+		      (json_int_t)lc_counter_size(srv->counter), "seq",
+		      (json_int_t)atomic_load(&srv->dispatch->seq), "tick_ms",
+		      srv->cfg->tick_ms, "uptime_s",
+		      (json_int_t)((lc_now_ms() - srv->started_ms) / 1000));
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 
 	json_decref(o);

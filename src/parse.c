@@ -64,9 +64,9 @@ static void
 arena_begin(void)
 {
 	if (!arena_base) {
-		void *m = mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
-			       0);
+		void *m =
+		    mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
 		if (m == MAP_FAILED)
 			return; /* plain malloc then */
@@ -99,13 +99,13 @@ lc_err_set(struct lc_err *err, int status, const char *code, const char *fmt,
 }
 
 int
-lc_url_check(const char *url, size_t len, size_t max_bytes,
-	     struct lc_err *err)
+lc_url_check(const char *url, size_t len, size_t max_bytes, struct lc_err *err)
 {
 	const unsigned char *p = (const unsigned char *)url, *end = p + len;
 
 	if (!url || !len)
-		return lc_err_set(err, 400, "bad_url", "url is missing or empty");
+		return lc_err_set(err, 400, "bad_url",
+				  "url is missing or empty");
 	if (len > max_bytes)
 		return lc_err_set(err, 400, "bad_url",
 				  "url is %zu bytes, more than %zu", len,
@@ -231,12 +231,13 @@ load_json(const char *s, size_t len, const struct lc_limits *lim,
 
 /* Validates a url value (borrowed json_t) into out. */
 static int
-take_url(json_t *v, const struct lc_limits *lim, const char **url,
-	 size_t *len, struct lc_err *err)
+take_url(json_t *v, const struct lc_limits *lim, const char **url, size_t *len,
+	 struct lc_err *err)
 {
 	if (!json_is_string(v))
 		return lc_err_set(err, 400, "bad_url",
-				  v ? "url must be a string" : "url is missing");
+				  v ? "url must be a string"
+				    : "url is missing");
 	*url = json_string_value(v);
 	*len = json_string_length(v);
 	return lc_url_check(*url, *len, lim->max_url_bytes, err);
@@ -253,8 +254,8 @@ take_like(json_t *obj, const struct lc_limits *lim, struct lc_like *out,
 		return lc_err_set(err, 400, "bad_json",
 				  "a like must be an object {\"url\":..,"
 				  "\"n\":..}");
-	if (take_url(json_object_get(obj, "url"), lim, &out->url,
-		     &out->url_len, err))
+	if (take_url(json_object_get(obj, "url"), lim, &out->url, &out->url_len,
+		     err))
 		return LC_EINVAL;
 	n = json_object_get(obj, "n");
 	if (!n) {
@@ -353,7 +354,8 @@ lc_ws_op_parse(const char *msg, size_t len, const struct lc_limits *lim,
 	if (!op->root)
 		return LC_EINVAL;
 	if (!json_is_object(op->root)) {
-		lc_err_set(err, 400, "bad_op", "a message must be a JSON object");
+		lc_err_set(err, 400, "bad_op",
+			   "a message must be a JSON object");
 		goto fail;
 	}
 	v = json_object_get(op->root, "op");

@@ -41,17 +41,17 @@ static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason,
 			   void *user, void *in, size_t len);
 
 static const struct lws_protocols protocols_template[] = {
-	/* [0] also receives plain HTTP and SSE; pss size set at start */
-	{"http", lc_http_callback, 0, 0, 0, NULL, 0},
-	{"livecount.v1", lc_ws_callback, sizeof(struct lc_session), 256, 0,
-	 NULL, 0},
-	{"lc-listen", listen_callback, 0, 0, 0, NULL, 0},
-	{NULL, NULL, 0, 0, 0, NULL, 0}};
+    /* [0] also receives plain HTTP and SSE; pss size set at start */
+    {"http", lc_http_callback, 0, 0, 0, NULL, 0},
+    {"livecount.v1", lc_ws_callback, sizeof(struct lc_session), 256, 0, NULL,
+     0},
+    {"lc-listen", listen_callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 /* No per-connection validity timers: the sweep does pings (LWS-NOTES). */
 static const lws_retry_bo_t retry_policy = {
-	.secs_since_valid_ping = 0,
-	.secs_since_valid_hangup = 0,
+    .secs_since_valid_ping = 0,
+    .secs_since_valid_hangup = 0,
 };
 
 char *
@@ -266,8 +266,9 @@ listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 				break;
 			}
 			LC_STAT_ADD(w->stats.accepts, 1);
-			adopt(w, fd, sa.sin_family == AF_INET ? sa.sin_addr.s_addr
-							       : 0);
+			adopt(w, fd,
+			      sa.sin_family == AF_INET ? sa.sin_addr.s_addr
+						       : 0);
 		}
 		return 0;
 
@@ -350,8 +351,8 @@ worker_main(void *arg)
 	}
 	w->vh = lws_get_vhost_by_name(w->ctx, "livecount");
 	u.filefd = w->listen_fd;
-	w->listen_wsi = lws_adopt_descriptor_vhost(w->vh, LWS_ADOPT_RAW_FILE_DESC,
-						   u, "lc-listen", NULL);
+	w->listen_wsi = lws_adopt_descriptor_vhost(
+	    w->vh, LWS_ADOPT_RAW_FILE_DESC, u, "lc-listen", NULL);
 	if (!w->listen_wsi) {
 		lc_err("worker %d: cannot adopt the listening socket", w->id);
 		goto signal;
@@ -389,7 +390,8 @@ bind_listener(const char *addr, int port, char *err, size_t errlen)
 	int fd, one = 1;
 
 	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
-		snprintf(err, errlen, "bind: '%s' is not an IPv4 address", addr);
+		snprintf(err, errlen, "bind: '%s' is not an IPv4 address",
+			 addr);
 		return -1;
 	}
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -425,8 +427,8 @@ lc_server_start(struct lc_server *srv)
 		/* Leave room for listeners, the database and the loop. */
 		getrlimit(RLIMIT_NOFILE, &rl);
 		srv->max_conns = rl.rlim_cur == RLIM_INFINITY
-					 ? INT64_MAX
-					 : (int64_t)rl.rlim_cur - 64;
+				     ? INT64_MAX
+				     : (int64_t)rl.rlim_cur - 64;
 	}
 	srv->workers = calloc((size_t)srv->nworkers, sizeof(*srv->workers));
 	if (!srv->workers)
@@ -445,7 +447,8 @@ lc_server_start(struct lc_server *srv)
 			return LC_EIO;
 		}
 		if (!port) {
-			/* The first socket picked the port; the rest join it. */
+			/* The first socket picked the port; the rest join it.
+			 */
 			struct sockaddr_in sa;
 			socklen_t sl = sizeof(sa);
 

@@ -227,8 +227,9 @@ static void
 update_head(struct out *o, enum lc_transport t, uint64_t seq, int64_t ts)
 {
 	if (t == LC_T_WS)
-		putf(o, "{\"type\":\"update\",\"seq\":%" PRIu64 ",\"ts\":%" PRId64
-			",\"counts\":{",
+		putf(o,
+		     "{\"type\":\"update\",\"seq\":%" PRIu64 ",\"ts\":%" PRId64
+		     ",\"counts\":{",
 		     seq, ts);
 	else
 		putf(o,
@@ -244,8 +245,7 @@ update_item(struct out *o, bool first, const char *key, int64_t count,
 	if (!first)
 		put(o, ",", 1);
 	puts_(o, key);
-	putf(o, ":{\"count\":%" PRId64 ",\"delta\":%" PRId64 "}", count,
-	     delta);
+	putf(o, ":{\"count\":%" PRId64 ",\"delta\":%" PRId64 "}", count, delta);
 }
 
 static void
@@ -259,12 +259,13 @@ snapshot_frame(struct lc_session *s, char **frame)
 {
 	struct lc_worker *w = s->w;
 	struct out o = {.w = w};
-	uint64_t seq = atomic_load_explicit(&w->srv->dispatch->seq,
-					    memory_order_acquire);
+	uint64_t seq =
+	    atomic_load_explicit(&w->srv->dispatch->seq, memory_order_acquire);
 	bool first = true;
 
-	puts_(&o, s->transport == LC_T_WS ? "{\"type\":\"snapshot\",\"counts\":{"
-					  : "event: snapshot\ndata: {\"counts\":{");
+	puts_(&o, s->transport == LC_T_WS
+		      ? "{\"type\":\"snapshot\",\"counts\":{"
+		      : "event: snapshot\ndata: {\"counts\":{");
 	for (uint16_t i = 0; i < s->nsubs; i++) {
 		struct lc_sub *sub = &s->subs[i];
 		struct lc_entry *e = sub->node->e;
@@ -389,9 +390,18 @@ lc_session_queue(struct lc_session *s)
 {
 	if (s->queued || s->closing)
 		return;
+	/*
+	 * First in, first out: under load a flush takes several slices and
+	 * ticks keep coming; a LIFO would serve the sessions it just wrote
+	 * again and starve the ones at its end.
+	 */
 	s->queued = true;
-	s->pending_next = s->w->pending;
-	s->w->pending = s;
+	s->pending_next = NULL;
+	if (s->w->pending)
+		s->w->pending_tail->pending_next = s;
+	else
+		s->w->pending = s;
+	s->w->pending_tail = s;
 }
 
 void
@@ -402,12 +412,16 @@ lc_session_unqueue(struct lc_session *s)
 	if (!s->queued)
 		return;
 	for (int i = 0; i < 2; i++) {
-		struct lc_session **pp = lists[i];
+		struct lc_session **pp = lists[i], *prev = NULL;
 
-		while (*pp && *pp != s)
+		while (*pp && *pp != s) {
+			prev = *pp;
 			pp = &(*pp)->pending_next;
+		}
 		if (*pp) {
 			*pp = s->pending_next;
+			if (i == 0 && s->w->pending_tail == s)
+				s->w->pending_tail = prev;
 			break;
 		}
 	}
@@ -444,7 +458,7 @@ bool
 lc_session_flush(struct lc_session *s)
 {
 	enum lws_write_protocol kind =
-		s->transport == LC_T_WS ? LWS_WRITE_TEXT : LWS_WRITE_HTTP;
+	    s->transport == LC_T_WS ? LWS_WRITE_TEXT : LWS_WRITE_HTTP;
 	bool wrote = false;
 	char *frame;
 	size_t n;
@@ -499,8 +513,8 @@ wait:
 static void
 flush_slice_cb(lws_sorted_usec_list_t *sul)
 {
-	lc_worker_flush_pending(lws_container_of(sul, struct lc_worker,
-						 flush_sul));
+	lc_worker_flush_pending(
+	    lws_container_of(sul, struct lc_worker, flush_sul));
 }
 
 void
@@ -511,6 +525,8 @@ lc_worker_flush_pending(struct lc_worker *w)
 
 	while (budget-- && (s = w->pending)) {
 		w->pending = s->pending_next;
+		if (!w->pending)
+			w->pending_tail = NULL;
 		if (lc_session_flush(s)) {
 			s->queued = false;
 			continue;
@@ -528,9 +544,12 @@ lc_worker_requeue_waiting(struct lc_worker *w)
 {
 	struct lc_session *s;
 
+	/* They waited a tick already: they go first. */
 	while ((s = w->waiting)) {
 		w->waiting = s->pending_next;
 		s->pending_next = w->pending;
+		if (!w->pending)
+			w->pending_tail = s;
 		w->pending = s;
 	}
 }
@@ -585,7 +604,8 @@ lc_worker_sweep(struct lc_worker *w, int64_t now)
 					LWS_TO_KILL_ASYNC);
 			continue;
 		}
-		if (s->transport == LC_T_WS && s->ping_sent_ms > s->last_rx_ms &&
+		if (s->transport == LC_T_WS &&
+		    s->ping_sent_ms > s->last_rx_ms &&
 		    now - s->ping_sent_ms >= cfg->ws_ping_ms) {
 			/* A ping unanswered for a whole interval: peer gone. */
 			s->closing = true;
@@ -594,8 +614,8 @@ lc_worker_sweep(struct lc_worker *w, int64_t now)
 			continue;
 		}
 		if (now - s->last_tx_ms >= (s->transport == LC_T_WS
-						    ? cfg->ws_ping_ms
-						    : cfg->sse_ping_ms)) {
+						? cfg->ws_ping_ms
+						: cfg->sse_ping_ms)) {
 			s->ping_due = true;
 			lc_session_queue(s);
 		}

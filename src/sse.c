@@ -59,13 +59,14 @@ lc_sse_start(struct lws *wsi, struct lc_worker *w)
 	const char *urls[64];
 	size_t lens[64];
 	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
-					   *end = hdr + sizeof(hdr);
+					  *end = hdr + sizeof(hdr);
 	struct lc_session *s;
 	struct lc_err err;
 	int n;
 
 	if (!buf)
-		return lc_http_error(wsi, 503, "out_of_memory", "out of memory");
+		return lc_http_error(wsi, 503, "out_of_memory",
+				     "out of memory");
 	n = lc_http_query(wsi, "url", buf, bufsz, urls, lens, max, &err);
 	if (n <= 0) {
 		free(buf);
@@ -77,7 +78,8 @@ lc_sse_start(struct lws *wsi, struct lc_worker *w)
 	s = lc_conn_of(wsi) ? calloc(1, sizeof(*s)) : NULL;
 	if (!s) {
 		free(buf);
-		return lc_http_error(wsi, 503, "out_of_memory", "out of memory");
+		return lc_http_error(wsi, 503, "out_of_memory",
+				     "out of memory");
 	}
 	lc_session_init(s, w, wsi, LC_T_SSE);
 	lc_conn_of(wsi)->sse = s;
@@ -89,14 +91,14 @@ lc_sse_start(struct lws *wsi, struct lc_worker *w)
 	free(buf);
 	if (lws_add_http_header_status(wsi, HTTP_STATUS_OK, &p, end) ||
 	    lws_add_http_header_by_token(
-		    wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
-		    (const unsigned char *)"text/event-stream", 17, &p, end) ||
+		wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+		(const unsigned char *)"text/event-stream", 17, &p, end) ||
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
 					 (const unsigned char *)"no-cache", 8,
 					 &p, end) ||
 	    lws_add_http_header_by_name(
-		    wsi, (const unsigned char *)"x-accel-buffering:",
-		    (const unsigned char *)"no", 2, &p, end) ||
+		wsi, (const unsigned char *)"x-accel-buffering:",
+		(const unsigned char *)"no", 2, &p, end) ||
 	    lc_http_add_cors(wsi, w->srv->cfg, &p, end) ||
 	    lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;

@@ -30,38 +30,38 @@ struct lc_store {
 	sqlite3 *db;
 	int lock_fd; /* flock()ed database file, -1 for readers */
 	sqlite3_stmt *put_url, *put_counter, *put_minute, *history;
-	sqlite3_stmt *new_url;  /* insert with an id chosen here */
-	int64_t next_id;        /* ids above every urls.id (writer only) */
+	sqlite3_stmt *new_url; /* insert with an id chosen here */
+	int64_t next_id;       /* ids above every urls.id (writer only) */
 };
 
 static const char *const migrations[] = {
-	/* 1: the first schema. */
-	"CREATE TABLE urls (\n"
-	"  id INTEGER PRIMARY KEY,\n"
-	"  url TEXT NOT NULL UNIQUE\n"
-	");\n"
-	"CREATE TABLE counters (\n"
-	"  url_id INTEGER PRIMARY KEY REFERENCES urls(id),\n"
-	"  likes INTEGER NOT NULL,\n"
-	"  unlikes INTEGER NOT NULL,\n"
-	"  updated_at INTEGER NOT NULL -- Unix milliseconds\n"
-	");\n"
-	"CREATE TABLE likes_minute (\n"
-	"  url_id INTEGER NOT NULL REFERENCES urls(id),\n"
-	"  minute INTEGER NOT NULL, -- Unix seconds, start of the minute\n"
-	"  likes INTEGER NOT NULL,\n"
-	"  unlikes INTEGER NOT NULL,\n"
-	"  PRIMARY KEY (url_id, minute)\n"
-	") WITHOUT ROWID;\n"
-	"CREATE VIEW counts_v AS\n"
-	"  SELECT u.url, c.likes - c.unlikes AS count, c.likes, c.unlikes,\n"
-	"         strftime('%Y-%m-%d %H:%M:%f', c.updated_at / 1000.0,\n"
-	"                  'unixepoch') AS updated_at\n"
-	"  FROM counters c JOIN urls u ON u.id = c.url_id;\n"
-	"CREATE VIEW history_v AS\n"
-	"  SELECT u.url, datetime(m.minute, 'unixepoch') AS minute,\n"
-	"         m.likes, m.unlikes, m.likes - m.unlikes AS net\n"
-	"  FROM likes_minute m JOIN urls u ON u.id = m.url_id;\n",
+    /* 1: the first schema. */
+    "CREATE TABLE urls (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  url TEXT NOT NULL UNIQUE\n"
+    ");\n"
+    "CREATE TABLE counters (\n"
+    "  url_id INTEGER PRIMARY KEY REFERENCES urls(id),\n"
+    "  likes INTEGER NOT NULL,\n"
+    "  unlikes INTEGER NOT NULL,\n"
+    "  updated_at INTEGER NOT NULL -- Unix milliseconds\n"
+    ");\n"
+    "CREATE TABLE likes_minute (\n"
+    "  url_id INTEGER NOT NULL REFERENCES urls(id),\n"
+    "  minute INTEGER NOT NULL, -- Unix seconds, start of the minute\n"
+    "  likes INTEGER NOT NULL,\n"
+    "  unlikes INTEGER NOT NULL,\n"
+    "  PRIMARY KEY (url_id, minute)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE VIEW counts_v AS\n"
+    "  SELECT u.url, c.likes - c.unlikes AS count, c.likes, c.unlikes,\n"
+    "         strftime('%Y-%m-%d %H:%M:%f', c.updated_at / 1000.0,\n"
+    "                  'unixepoch') AS updated_at\n"
+    "  FROM counters c JOIN urls u ON u.id = c.url_id;\n"
+    "CREATE VIEW history_v AS\n"
+    "  SELECT u.url, datetime(m.minute, 'unixepoch') AS minute,\n"
+    "         m.likes, m.unlikes, m.likes - m.unlikes AS net\n"
+    "  FROM likes_minute m JOIN urls u ON u.id = m.url_id;\n",
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -207,8 +207,8 @@ lc_store_open(const char *path, bool readonly, char *err, size_t errlen)
 			goto fail;
 		}
 	}
-	if (sqlite3_open_v2(path, &st->db, flags | SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(path, &st->db, flags | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
 		snprintf(err, errlen, "database: cannot open %s: %s", path,
 			 st->db ? sqlite3_errmsg(st->db) : "out of memory");
 		goto fail;
@@ -322,17 +322,18 @@ lc_store_load(struct lc_store *st, struct lc_counter *c, int64_t now_ms)
 	long n = 0;
 	int rc;
 
-	if (sqlite3_prepare_v2(st->db,
-			       "SELECT u.url, c.likes, c.unlikes, c.updated_at, "
-			       "u.id FROM counters c JOIN urls u ON u.id = "
-			       "c.url_id",
-			       -1, &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+		st->db,
+		"SELECT u.url, c.likes, c.unlikes, c.updated_at, "
+		"u.id FROM counters c JOIN urls u ON u.id = "
+		"c.url_id",
+		-1, &s, NULL) != SQLITE_OK)
 		return LC_EIO;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *url = (const char *)sqlite3_column_text(s, 0);
 		size_t len = (size_t)sqlite3_column_bytes(s, 0);
-		struct lc_entry *e = lc_counter_get(c, url, len,
-						    lc_hash(url, len));
+		struct lc_entry *e =
+		    lc_counter_get(c, url, len, lc_hash(url, len));
 
 		if (!e) {
 			sqlite3_finalize(s);
@@ -360,7 +361,7 @@ lc_store_load(struct lc_store *st, struct lc_counter *c, int64_t now_ms)
 		const char *url = (const char *)sqlite3_column_text(s, 0);
 		size_t len = (size_t)sqlite3_column_bytes(s, 0);
 		struct lc_entry *e =
-			lc_counter_find(c, url, len, lc_hash(url, len));
+		    lc_counter_find(c, url, len, lc_hash(url, len));
 		struct lc_minute *m;
 
 		if (!e || !(m = calloc(1, sizeof(*m))))
@@ -413,11 +414,12 @@ lc_store_flush(struct lc_store *st, struct lc_entry *const *entries, size_t n)
 				e->db_id = st->next_id++;
 			} else if (rc == SQLITE_CONSTRAINT) {
 				sqlite3_bind_text(st->put_url, 1, e->url,
-						  (int)e->url_len, SQLITE_STATIC);
+						  (int)e->url_len,
+						  SQLITE_STATIC);
 				rc = sqlite3_step(st->put_url);
 				if (rc == SQLITE_ROW)
 					e->db_id = sqlite3_column_int64(
-						st->put_url, 0);
+					    st->put_url, 0);
 				sqlite3_reset(st->put_url);
 				if (rc != SQLITE_ROW)
 					goto fail;
@@ -457,8 +459,8 @@ fail:
 	for (i = 0; i < assigned; i++)
 		entries[i]->db_id = 0;
 	return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED
-		       ? LC_EBUSY
-		       : LC_EIO;
+		   ? LC_EBUSY
+		   : LC_EIO;
 }
 
 int
@@ -478,11 +480,10 @@ lc_store_history(struct lc_store *st, const char *url, size_t len,
 
 		lc_iso8601_ms(sqlite3_column_int64(s, 0) * 1000, t);
 		json_array_append_new(
-			points,
-			json_pack("{s:s, s:I, s:I}", "t", t, "likes",
-				  (json_int_t)sqlite3_column_int64(s, 1),
-				  "unlikes",
-				  (json_int_t)sqlite3_column_int64(s, 2)));
+		    points,
+		    json_pack("{s:s, s:I, s:I}", "t", t, "likes",
+			      (json_int_t)sqlite3_column_int64(s, 1), "unlikes",
+			      (json_int_t)sqlite3_column_int64(s, 2)));
 	}
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);

@@ -121,7 +121,8 @@ lc_subs_add(struct lc_subs *s, struct lc_entry *e, struct lc_sub *sub)
 		s->n++;
 	}
 	if (node->n == node->cap) {
-		/* Only nodes with members get here, so failing leaves no husk. */
+		/* Only nodes with members get here, so failing leaves no husk.
+		 */
 		uint32_t cap = node->cap * 2;
 		void *p = realloc(node->subs, cap * sizeof(*node->subs));
 

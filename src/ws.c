@@ -147,7 +147,8 @@ static int
 on_receive(struct lws *wsi, struct lc_session *s, const char *in, size_t len)
 {
 	size_t max = (size_t)s->w->srv->cfg->max_ws_message_bytes;
-	bool first = lws_is_first_fragment(wsi), final = lws_is_final_fragment(wsi);
+	bool first = lws_is_first_fragment(wsi),
+	     final = lws_is_final_fragment(wsi);
 	struct lc_err err;
 
 	s->last_rx_ms = lc_now_ms();
@@ -237,7 +238,7 @@ lc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		int n;
 
 		if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_GET_URI) <=
-			    0 ||
+			0 ||
 		    strcmp(buf, "/v1/ws"))
 			return 1;
 		/* Browsers send Origin; other clients need not. */
@@ -263,11 +264,12 @@ lc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			size_t tl[1];
 			struct lc_err e2;
 
-			/* Browsers cannot set headers on a WebSocket: ?token= */
+			/* Browsers cannot set headers on a WebSocket: ?token=
+			 */
 			s->authorized =
-				lc_http_query(wsi, "token", tok, sizeof(tok), tv,
-					      tl, 1, &e2) == 1 &&
-				lc_token_matches(w->srv->cfg, tv[0], tl[0]);
+			    lc_http_query(wsi, "token", tok, sizeof(tok), tv,
+					  tl, 1, &e2) == 1 &&
+			    lc_token_matches(w->srv->cfg, tv[0], tl[0]);
 		}
 		/* Query args are gone after this callback: read them now. */
 		max = w->srv->cfg->max_urls_per_request;
@@ -276,9 +278,8 @@ lc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			return -1;
 		n = lc_http_query(wsi, "url", buf, (size_t)max * 2049 + 1, urls,
 				  lens, max, &err);
-		if (n < 0 ||
-		    (n > 0 && lc_session_subscribe(s, urls, lens, (size_t)n,
-						   &err)))
+		if (n < 0 || (n > 0 && lc_session_subscribe(s, urls, lens,
+							    (size_t)n, &err)))
 			send_error(s, &err);
 		free(buf);
 		return 0;

@@ -21,13 +21,13 @@
 #include <stdint.h>
 
 struct lc_batcher_stats {
-	_Atomic uint64_t flushes;       /* successful flush transactions */
-	_Atomic uint64_t flush_errors;  /* failed flush transactions */
-	_Atomic uint64_t rows;          /* URL rows written */
+	_Atomic uint64_t flushes;      /* successful flush transactions */
+	_Atomic uint64_t flush_errors; /* failed flush transactions */
+	_Atomic uint64_t rows;	       /* URL rows written */
 	_Atomic uint64_t flush_us_total;
 	_Atomic uint64_t flush_us_max;
-	_Atomic uint64_t dirty;         /* URLs waiting to be written */
-	_Atomic bool healthy;           /* last flush succeeded (readyz) */
+	_Atomic uint64_t dirty; /* URLs waiting to be written */
+	_Atomic bool healthy;	/* last flush succeeded (readyz) */
 };
 
 struct lc_batcher;
@@ -50,8 +50,7 @@ void lc_batcher_push(struct lc_batcher *bt, struct lc_change_batch *b);
 int lc_batcher_flush_now(struct lc_batcher *bt, size_t max_rows);
 
 /** A batcher with no thread, for unit tests driving flushes by hand. */
-struct lc_batcher *lc_batcher_create(struct lc_store *st,
-				     int flush_interval_ms,
+struct lc_batcher *lc_batcher_create(struct lc_store *st, int flush_interval_ms,
 				     int max_rows_per_sec);
 
 /**

@@ -18,13 +18,13 @@
 /* Error codes: functions return 0 or one of these (negative). */
 enum {
 	LC_OK = 0,
-	LC_ENOMEM = -1,   /* allocation failed */
-	LC_EINVAL = -2,   /* bad argument or bad input */
-	LC_ERANGE = -3,   /* value out of bounds */
-	LC_ETOOBIG = -4,  /* input larger than a configured limit */
-	LC_EIO = -5,      /* I/O or database failure */
-	LC_ENOTDB = -6,   /* file is not a livecount database */
-	LC_EBUSY = -7,    /* resource held by someone else */
+	LC_ENOMEM = -1,	 /* allocation failed */
+	LC_EINVAL = -2,	 /* bad argument or bad input */
+	LC_ERANGE = -3,	 /* value out of bounds */
+	LC_ETOOBIG = -4, /* input larger than a configured limit */
+	LC_EIO = -5,	 /* I/O or database failure */
+	LC_ENOTDB = -6,	 /* file is not a livecount database */
+	LC_EBUSY = -7,	 /* resource held by someone else */
 };
 
 /* Wall clock in Unix milliseconds. */
@@ -62,7 +62,7 @@ int lc_log_level_parse(const char *name);
 
 /** Writes one line "<ISO time> <LEVEL> <message>" to stderr. Any thread. */
 void lc_log(enum lc_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 #define lc_err(...) lc_log(LC_LOG_ERROR, __VA_ARGS__)
 #define lc_warn(...) lc_log(LC_LOG_WARN, __VA_ARGS__)

@@ -15,37 +15,37 @@
 #include <stdint.h>
 
 struct lc_config {
-	char bind[64];           /* listen address */
-	int port;                /* listen port; 0 = pick a free port */
-	char db[1024];           /* SQLite file path */
-	int workers;             /* worker threads; 0 = number of cores */
-	int tick_ms;             /* dispatch tick */
-	int flush_interval_ms;   /* batcher flush period */
-	int max_rows_per_sec;    /* batcher throttle, rows written per second */
-	char web_root[1024];     /* static files served at / */
-	char log_level[16];      /* error | warn | info | debug */
+	char bind[64];	       /* listen address */
+	int port;	       /* listen port; 0 = pick a free port */
+	char db[1024];	       /* SQLite file path */
+	int workers;	       /* worker threads; 0 = number of cores */
+	int tick_ms;	       /* dispatch tick */
+	int flush_interval_ms; /* batcher flush period */
+	int max_rows_per_sec;  /* batcher throttle, rows written per second */
+	char web_root[1024];   /* static files served at / */
+	char log_level[16];    /* error | warn | info | debug */
 
-	int max_body_bytes;      /* HTTP request body cap (413) */
-	int max_batch_items;     /* items per JSON batch (413) */
-	int max_url_bytes;       /* bytes per liked URL (400) */
-	int max_urls_per_request;/* url= params per GET /v1/counts or SSE */
-	int max_json_depth;      /* JSON nesting accepted (400) */
-	int max_subs_per_conn;   /* subscriptions per WS connection */
-	int max_ws_message_bytes;/* WS message cap (close 1009) */
-	int max_ops_per_sec;     /* client WS ops per second per connection */
-	int stall_timeout_ms;    /* close a subscriber making no progress */
-	int sse_ping_ms;         /* SSE comment after this much silence */
-	int ws_ping_ms;          /* WS ping after this much silence */
-	int http_timeout_ms;     /* whole-request deadline for HTTP bodies */
-	int top_limit_max;       /* upper bound of GET /v1/top?limit */
+	int max_body_bytes;	  /* HTTP request body cap (413) */
+	int max_batch_items;	  /* items per JSON batch (413) */
+	int max_url_bytes;	  /* bytes per liked URL (400) */
+	int max_urls_per_request; /* url= params per GET /v1/counts or SSE */
+	int max_json_depth;	  /* JSON nesting accepted (400) */
+	int max_subs_per_conn;	  /* subscriptions per WS connection */
+	int max_ws_message_bytes; /* WS message cap (close 1009) */
+	int max_ops_per_sec;	  /* client WS ops per second per connection */
+	int stall_timeout_ms;	  /* close a subscriber making no progress */
+	int sse_ping_ms;	  /* SSE comment after this much silence */
+	int ws_ping_ms;		  /* WS ping after this much silence */
+	int http_timeout_ms;	  /* whole-request deadline for HTTP bodies */
+	int top_limit_max;	  /* upper bound of GET /v1/top?limit */
 
-	int max_connections;     /* per process; 0 = fd limit - 64 */
-	int max_conns_per_ip;    /* per client IPv4 address; 0 = no limit */
+	int max_connections;  /* per process; 0 = fd limit - 64 */
+	int max_conns_per_ip; /* per client IPv4 address; 0 = no limit */
 	int max_likes_per_sec_per_ip; /* like items per second; 0 = no limit */
-	char write_token[256];   /* if set, likes need Bearer <token> */
-	char allowed_origins[1024]; /* "*" or comma-separated origins */
-	char tls_cert[1024];     /* PEM certificate: serve HTTPS/WSS */
-	char tls_key[1024];      /* PEM private key for tls_cert */
+	char write_token[256];	      /* if set, likes need Bearer <token> */
+	char allowed_origins[1024];   /* "*" or comma-separated origins */
+	char tls_cert[1024];	      /* PEM certificate: serve HTTPS/WSS */
+	char tls_key[1024];	      /* PEM private key for tls_cert */
 };
 
 /** Fills every field with its built-in default. */

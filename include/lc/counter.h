@@ -36,12 +36,12 @@ struct lc_entry {
 	/* JSON-encoded url with quotes, made on first need; any thread. */
 	_Atomic(char *) json_key;
 	/* Dispatcher thread only. */
-	uint64_t tick;     /* last tick in which this entry changed */
+	uint64_t tick;	   /* last tick in which this entry changed */
 	uint32_t tick_idx; /* its index in that tick's change list */
-	bool in_top;       /* member of the published top list */
+	bool in_top;	   /* member of the published top list */
 	/* Batcher thread only. */
-	bool dirty;                /* queued for the next flush */
-	int64_t db_id;             /* urls.id, 0 until written */
+	bool dirty;		   /* queued for the next flush */
+	int64_t db_id;		   /* urls.id, 0 until written */
 	struct lc_minute *minutes; /* per-minute totals not yet dropped */
 	uint32_t url_len;
 	char url[]; /* NUL-terminated */
@@ -56,8 +56,8 @@ struct lc_counter_index;
 
 struct lc_counter {
 	_Atomic(struct lc_counter_index *) index; /* current; lock-free reads */
-	pthread_mutex_t insert_lock; /* guards inserts, growth, `size` */
-	size_t size;                 /* entries in the table */
+	pthread_mutex_t insert_lock;	  /* guards inserts, growth, `size` */
+	size_t size;			  /* entries in the table */
 	struct lc_counter_index *retired; /* outgrown indexes, freed at end */
 };
 
@@ -116,8 +116,8 @@ const char *lc_entry_json_key(struct lc_entry *e);
 
 struct lc_shard_item {
 	uint64_t hash;
-	struct lc_entry *entry; /* table entry when known, else NULL */
-	int64_t likes, unlikes; /* pending since the last tick */
+	struct lc_entry *entry;	   /* table entry when known, else NULL */
+	int64_t likes, unlikes;	   /* pending since the last tick */
 	uint32_t url_off, url_len; /* url bytes in the shard's arena */
 };
 
@@ -146,9 +146,8 @@ struct lc_shard_item *lc_shard_add(struct lc_shard *s, const char *url,
 				   int64_t unlikes);
 
 /** Finds the item for url, or NULL. */
-struct lc_shard_item *lc_shard_find(const struct lc_shard *s,
-				    const char *url, size_t len,
-				    uint64_t hash);
+struct lc_shard_item *lc_shard_find(const struct lc_shard *s, const char *url,
+				    size_t len, uint64_t hash);
 
 static inline const char *
 lc_shard_url(const struct lc_shard *s, const struct lc_shard_item *it)

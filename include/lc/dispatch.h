@@ -61,9 +61,9 @@ void lc_update_set_unref(struct lc_update_set *u);
 
 /** A producer of deltas and consumer of update sets (a worker). */
 struct lc_source {
-	pthread_mutex_t lock;     /* guards `active`; worker <-> dispatcher */
-	struct lc_shard *active;  /* receives the source's likes */
-	struct lc_shard *spare;   /* dispatcher only: the next empty shard */
+	pthread_mutex_t lock;	 /* guards `active`; worker <-> dispatcher */
+	struct lc_shard *active; /* receives the source's likes */
+	struct lc_shard *spare;	 /* dispatcher only: the next empty shard */
 	struct lc_shard shards[2];
 
 	pthread_mutex_t mbox_lock; /* guards mbox*, dispatcher <-> worker */
@@ -120,13 +120,13 @@ struct lc_top {
 
 struct lc_dispatch_stats {
 	_Atomic uint64_t ticks;
-	_Atomic uint64_t tick_us_total;  /* sum of tick durations */
+	_Atomic uint64_t tick_us_total; /* sum of tick durations */
 	_Atomic uint64_t tick_us_max;
 	_Atomic uint64_t likes, unlikes; /* merged totals since start */
 	_Atomic uint64_t urls_changed;
-	_Atomic uint64_t updates;        /* update-set items published */
+	_Atomic uint64_t updates;	     /* update-set items published */
 	_Atomic uint64_t tick_us_buckets[8]; /* <=1,2,5,10,20,50,100ms,+Inf */
-	_Atomic uint64_t likes_per_s;    /* likes+unlikes merged, last ~1 s */
+	_Atomic uint64_t likes_per_s; /* likes+unlikes merged, last ~1 s */
 };
 
 struct lc_dispatch {
@@ -142,7 +142,7 @@ struct lc_dispatch {
 	size_t nchanges, changes_cap;
 	struct lc_entry **top_entries;
 	size_t top_n;
-	bool top_dirty; /* needs a full rescan */
+	bool top_dirty;	       /* needs a full rescan */
 	int64_t rate_since_ms; /* start of the likes_per_s window */
 	uint64_t rate_base;    /* likes+unlikes at that start */
 

@@ -17,7 +17,7 @@
 #define LC_N_MAX 1000000 /* |n| of one like request or item */
 
 struct lc_err {
-	int status;       /* HTTP status: 400, 413, 415 ... */
+	int status;	  /* HTTP status: 400, 413, 415 ... */
 	const char *code; /* machine code: "bad_url", "bad_n" ... */
 	char message[160];
 };
@@ -57,11 +57,11 @@ struct lc_like {
 };
 
 struct lc_likes {
-	json_t *root;        /* owns the strings; release with lc_likes_free */
-	bool batch;          /* body was an array */
-	size_t n;            /* items */
+	json_t *root; /* owns the strings; release with lc_likes_free */
+	bool batch;   /* body was an array */
+	size_t n;     /* items */
 	struct lc_like *items;
-	struct lc_like one;  /* storage when !batch */
+	struct lc_like one; /* storage when !batch */
 };
 
 struct lc_limits {
@@ -87,8 +87,8 @@ enum lc_ws_op_kind { LC_OP_SUBSCRIBE, LC_OP_UNSUBSCRIBE, LC_OP_LIKE };
 /** A parsed client WebSocket frame. */
 struct lc_ws_op {
 	enum lc_ws_op_kind kind;
-	json_t *root;  /* owns the strings; release with lc_ws_op_free */
-	json_t *urls;  /* borrowed array of validated strings (subscribe) */
+	json_t *root; /* owns the strings; release with lc_ws_op_free */
+	json_t *urls; /* borrowed array of validated strings (subscribe) */
 	struct lc_like like; /* LC_OP_LIKE */
 };
 

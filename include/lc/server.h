@@ -41,6 +41,7 @@ enum lc_route {
 };
 
 /* HTTP statuses tracked in metrics; anything else counts as "other". */
+/* clang-format off */
 #define LC_STATUSES                                                            \
 	X(200) X(204) X(304) X(400) X(401) X(403) X(404) X(405) X(408)        \
 	X(411) X(413) X(415) X(426) X(429) X(431) X(500) X(503)
@@ -51,6 +52,7 @@ enum lc_status_idx {
 	LC_S_OTHER,
 	LC_S_MAX
 };
+/* clang-format on */
 
 enum lc_transport { LC_T_WS = 0, LC_T_SSE = 1 };
 
@@ -59,25 +61,24 @@ struct lc_worker_stats {
 	_Atomic uint64_t http[LC_ROUTE_MAX][LC_S_MAX];
 	_Atomic uint64_t likes_accepted;   /* like units (sum of n > 0) */
 	_Atomic uint64_t unlikes_accepted; /* unlike units */
-	_Atomic int64_t conns[2];          /* live, by transport */
+	_Atomic int64_t conns[2];	   /* live, by transport */
 	_Atomic int64_t subscriptions;
-	_Atomic uint64_t frames[2];        /* update frames sent */
-	_Atomic uint64_t shared_frames;    /* of which shared per-URL */
+	_Atomic uint64_t frames[2];	/* update frames sent */
+	_Atomic uint64_t shared_frames; /* of which shared per-URL */
 	_Atomic uint64_t snapshots;
-	_Atomic uint64_t coalesced;        /* updates merged into a pending one */
-	_Atomic uint64_t slow_closes;      /* closed for stalling */
-	_Atomic uint64_t client_errors;    /* error frames sent */
-	_Atomic uint64_t accepts;          /* connections accepted */
-	_Atomic uint64_t accept_refused;   /* over max_connections */
+	_Atomic uint64_t coalesced;	 /* updates merged into a pending one */
+	_Atomic uint64_t slow_closes;	 /* closed for stalling */
+	_Atomic uint64_t client_errors;	 /* error frames sent */
+	_Atomic uint64_t accepts;	 /* connections accepted */
+	_Atomic uint64_t accept_refused; /* over max_connections */
 };
 
 /* Single-writer increment: the owning worker is the only writer. */
 #define LC_STAT_ADD(field, v)                                                  \
-	atomic_store_explicit(&(field),                                        \
-			      atomic_load_explicit(&(field),                   \
-						   memory_order_relaxed) +     \
-				      (v),                                     \
-			      memory_order_relaxed)
+	atomic_store_explicit(                                                 \
+	    &(field),                                                          \
+	    atomic_load_explicit(&(field), memory_order_relaxed) + (v),        \
+	    memory_order_relaxed)
 
 struct lc_server;
 struct lc_session;
@@ -88,8 +89,8 @@ struct lc_session;
  * per-IP limits, and the SSE session when the connection becomes a stream.
  */
 struct lc_conn {
-	uint32_t ip;      /* IPv4, network byte order */
-	uint16_t bucket;  /* index into lc_server.ip_conns */
+	uint32_t ip;	 /* IPv4, network byte order */
+	uint16_t bucket; /* index into lc_server.ip_conns */
 	struct lc_session *sse;
 };
 
@@ -106,29 +107,29 @@ struct lc_rate {
 struct lc_session {
 	struct lws *wsi;
 	struct lc_worker *w;
-	struct lc_session *prev, *next; /* worker's session list */
+	struct lc_session *prev, *next;	 /* worker's session list */
 	struct lc_session *pending_next; /* worker's `pending` list */
-	uint8_t transport;              /* enum lc_transport */
-	bool dirty;         /* an update is owed (coalesces further ticks) */
-	bool snapshot_due;  /* some subscription owes a snapshot */
-	bool ping_due;      /* WS: send a ping; SSE: send ": ping" */
-	bool headers_sent;  /* SSE: response headers written */
+	uint8_t transport;		 /* enum lc_transport */
+	bool dirty;	   /* an update is owed (coalesces further ticks) */
+	bool snapshot_due; /* some subscription owes a snapshot */
+	bool ping_due;	   /* WS: send a ping; SSE: send ": ping" */
+	bool headers_sent; /* SSE: response headers written */
 	bool closing;
-	bool queued;        /* on the worker's `pending` list */
-	bool authorized;    /* WS: presented write_token (or none needed) */
-	uint8_t strikes;    /* bad client frames in the current window */
+	bool queued;	 /* on the worker's `pending` list */
+	bool authorized; /* WS: presented write_token (or none needed) */
+	uint8_t strikes; /* bad client frames in the current window */
 	uint16_t nsubs, cap;
 	struct lc_sub *subs; /* &one or heap array of cap */
 	struct lc_sub one;
 	int64_t dirty_since_ms; /* when `dirty` went up (stall detection) */
-	int64_t last_tx_ms;     /* last frame written */
-	int64_t last_rx_ms;     /* last frame / pong received (WS) */
-	int64_t ping_sent_ms;   /* last ping written (WS); answered if < rx */
-	int64_t ops_window_ms;  /* rate limit window start */
+	int64_t last_tx_ms;	/* last frame written */
+	int64_t last_rx_ms;	/* last frame / pong received (WS) */
+	int64_t ping_sent_ms;	/* last ping written (WS); answered if < rx */
+	int64_t ops_window_ms;	/* rate limit window start */
 	uint32_t ops_in_window;
-	char *err_frame;        /* pending error frame (LWS_PRE + text) */
+	char *err_frame; /* pending error frame (LWS_PRE + text) */
 	size_t err_len;
-	char *rx;               /* WS: partial message being assembled */
+	char *rx; /* WS: partial message being assembled */
 	size_t rx_len, rx_cap;
 };
 
@@ -142,18 +143,19 @@ struct lc_worker {
 	struct lws *listen_wsi;
 	struct lc_source source;
 	struct lc_subs subs;
-	struct lc_store *reader; /* read-only db for history, lazily */
-	struct lc_session *sessions; /* list head, for the sweep */
-	struct lc_session *pending; /* sessions to write now, in slices */
-	struct lc_session *waiting; /* SSE with unsent bytes: next tick */
+	struct lc_store *reader;	  /* read-only db for history, lazily */
+	struct lc_session *sessions;	  /* list head, for the sweep */
+	struct lc_session *pending;      /* FIFO of sessions to write now */
+	struct lc_session *pending_tail; /* its last session */
+	struct lc_session *waiting;	  /* SSE with unsent bytes: next tick */
 	lws_sorted_usec_list_t flush_sul; /* continues a sliced flush */
 	lws_sorted_usec_list_t sweep;
-	uint64_t seq;     /* last update set applied */
-	int64_t ts_ms;    /* its tick time */
-	int64_t conns;    /* live connections on this worker */
+	uint64_t seq;  /* last update set applied */
+	int64_t ts_ms; /* its tick time */
+	int64_t conns; /* live connections on this worker */
 	_Atomic bool stop;
-	int start_rc;     /* result of start-up, for main */
-	char *buf;        /* scratch response buffer (LWS_PRE + buf_cap) */
+	int start_rc; /* result of start-up, for main */
+	char *buf;    /* scratch response buffer (LWS_PRE + buf_cap) */
 	size_t buf_cap;
 	struct lc_rate rate[LC_RATE_SLOTS]; /* likes/s per client IP */
 	struct lc_worker_stats stats;
@@ -166,13 +168,13 @@ struct lc_server {
 	struct lc_batcher *batcher;
 	struct lc_worker *workers;
 	int nworkers;
-	int port;         /* actual listening port */
+	int port; /* actual listening port */
 	int64_t started_ms;
 	_Atomic bool draining;
 	_Atomic bool ready;
-	_Atomic int64_t conns_total;     /* open connections, all workers */
-	_Atomic uint32_t *ip_conns;      /* open connections per IP bucket */
-	int64_t max_conns;               /* effective max_connections */
+	_Atomic int64_t conns_total; /* open connections, all workers */
+	_Atomic uint32_t *ip_conns;  /* open connections per IP bucket */
+	int64_t max_conns;	     /* effective max_connections */
 	pthread_mutex_t start_lock;
 	pthread_cond_t start_cond;
 	int started;
@@ -225,8 +227,7 @@ bool lc_origin_allowed(const struct lc_config *cfg, const char *origin,
 int lc_http_add_cors(struct lws *wsi, const struct lc_config *cfg,
 		     unsigned char **p, unsigned char *end);
 /** Constant-time comparison of tok (len bytes) with write_token. */
-bool lc_token_matches(const struct lc_config *cfg, const char *tok,
-		      size_t len);
+bool lc_token_matches(const struct lc_config *cfg, const char *tok, size_t len);
 /** Whether the request carries "Authorization: Bearer <write_token>". */
 bool lc_http_authorized(struct lws *wsi, const struct lc_config *cfg);
 /**
@@ -236,17 +237,15 @@ bool lc_http_authorized(struct lws *wsi, const struct lc_config *cfg);
  */
 struct lc_err;
 int lc_http_query(struct lws *wsi, const char *name, char *buf, size_t buflen,
-		  const char **vals, size_t *lens, int max,
-		  struct lc_err *err);
+		  const char **vals, size_t *lens, int max, struct lc_err *err);
 
 /* subscribe.c: transport-independent session logic */
-void lc_session_init(struct lc_session *s, struct lc_worker *w,
-		     struct lws *wsi, enum lc_transport t);
+void lc_session_init(struct lc_session *s, struct lc_worker *w, struct lws *wsi,
+		     enum lc_transport t);
 /** Subscribes to validated urls; snapshot owed. Returns 0 or LC_E*. */
 int lc_session_subscribe(struct lc_session *s, const char *const *urls,
 			 const size_t *lens, size_t n, struct lc_err *err);
-void lc_session_unsubscribe(struct lc_session *s, const char *url,
-			    size_t len);
+void lc_session_unsubscribe(struct lc_session *s, const char *url, size_t len);
 void lc_session_cleanup(struct lc_session *s);
 /**
  * Builds the next frame owed to the session (snapshot first, then update)

@@ -25,9 +25,9 @@
 
 /** Per-minute totals of one URL, owned by the batcher thread. */
 struct lc_minute {
-	int64_t minute; /* Unix seconds, a multiple of 60 */
+	int64_t minute;		/* Unix seconds, a multiple of 60 */
 	int64_t likes, unlikes; /* absolute totals for that minute */
-	bool dirty;     /* changed since last written */
+	bool dirty;		/* changed since last written */
 	struct lc_minute *next; /* older minutes follow */
 };
 

@@ -31,11 +31,11 @@ struct lc_subs_node {
 	struct lc_sub **subs; /* this worker's subscriptions to e */
 	uint32_t n, cap;
 	int64_t count, delta; /* latest update applied */
-	uint64_t seq;         /* its tick seq; 0 = none yet */
+	uint64_t seq;	      /* its tick seq; 0 = none yet */
 	int64_t ts_ms;
 	/* Shared frames for sessions whose only URL is this one. */
 	void *frame_mem[LC_FRAME_KINDS]; /* allocation (owned) */
-	char *frame[LC_FRAME_KINDS];     /* frame bytes inside frame_mem */
+	char *frame[LC_FRAME_KINDS];	 /* frame bytes inside frame_mem */
 	size_t frame_len[LC_FRAME_KINDS];
 	uint64_t frame_seq[LC_FRAME_KINDS]; /* seq the frame was built for */
 };
@@ -43,11 +43,11 @@ struct lc_subs_node {
 /** One session's subscription to one URL. */
 struct lc_sub {
 	struct lc_subs_node *node;
-	uint32_t idx;       /* position in node->subs */
+	uint32_t idx;	    /* position in node->subs */
 	bool snapshot_due;  /* a snapshot frame is owed for this URL */
 	int64_t last_count; /* count last sent to the client */
 	uint64_t last_seq;  /* tick seq of that count */
-	void *owner;        /* the session */
+	void *owner;	    /* the session */
 };
 
 struct lc_subs {

@@ -40,18 +40,18 @@ test_set_checks_type_and_bounds(void **state)
 			 0);
 	assert_int_equal(c.tick_ms, 50);
 	assert_int_not_equal(
-		lc_config_set(&c, "tick_ms", "abc", err, sizeof(err)), 0);
+	    lc_config_set(&c, "tick_ms", "abc", err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "tick_ms"));
 	assert_int_not_equal(
-		lc_config_set(&c, "port", "70000", err, sizeof(err)), 0);
+	    lc_config_set(&c, "port", "70000", err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "port"));
-	assert_int_not_equal(
-		lc_config_set(&c, "port", "12x", err, sizeof(err)), 0);
-	assert_int_not_equal(
-		lc_config_set(&c, "nope", "1", err, sizeof(err)), 0);
+	assert_int_not_equal(lc_config_set(&c, "port", "12x", err, sizeof(err)),
+			     0);
+	assert_int_not_equal(lc_config_set(&c, "nope", "1", err, sizeof(err)),
+			     0);
 	assert_non_null(strstr(err, "nope"));
 	assert_int_not_equal(
-		lc_config_set(&c, "log_level", "loud", err, sizeof(err)), 0);
+	    lc_config_set(&c, "log_level", "loud", err, sizeof(err)), 0);
 	assert_int_equal(c.port, 8080); /* failed sets change nothing */
 }
 
@@ -95,9 +95,9 @@ test_file_errors_name_line_and_key(void **state)
 	p = write_tmp("just words\n");
 	assert_int_not_equal(lc_config_load_file(&c, p, err, sizeof(err)), 0);
 	unlink(p);
-	assert_int_not_equal(lc_config_load_file(&c, "/nonexistent/x.conf",
-						 err, sizeof(err)),
-			     0);
+	assert_int_not_equal(
+	    lc_config_load_file(&c, "/nonexistent/x.conf", err, sizeof(err)),
+	    0);
 }
 
 static void
@@ -108,21 +108,22 @@ test_precedence_flags_env_file_defaults(void **state)
 	char err[256], cfgarg[128];
 	char *p = write_tmp("port = 1111\ntick_ms = 11\nflush_interval_ms = "
 			    "111\n");
-	char *env[] = {"LIVECOUNT_TICK_MS=22", "LIVECOUNT_FLUSH_INTERVAL_MS=222",
-		       "OTHER=1", NULL};
-	char *argv[] = {"livecount", "--config", cfgarg, "--flush-interval-ms",
-			"333", "--db=/tmp/x.db", NULL};
+	char *env[] = {"LIVECOUNT_TICK_MS=22",
+		       "LIVECOUNT_FLUSH_INTERVAL_MS=222", "OTHER=1", NULL};
+	char *argv[] = {
+	    "livecount", "--config",	   cfgarg, "--flush-interval-ms",
+	    "333",	 "--db=/tmp/x.db", NULL};
 
 	(void)state;
 	snprintf(cfgarg, sizeof(cfgarg), "%s", p);
 	assert_int_equal(lc_config_from_args(&c, 6, argv, env, &help, &version,
 					     &check, err, sizeof(err)),
 			 0);
-	assert_int_equal(c.port, 1111);              /* file */
-	assert_int_equal(c.tick_ms, 22);             /* env beats file */
-	assert_int_equal(c.flush_interval_ms, 333);  /* flag beats env */
-	assert_string_equal(c.db, "/tmp/x.db");      /* --key=value form */
-	assert_int_equal(c.max_batch_items, 10000);  /* default */
+	assert_int_equal(c.port, 1111);		    /* file */
+	assert_int_equal(c.tick_ms, 22);	    /* env beats file */
+	assert_int_equal(c.flush_interval_ms, 333); /* flag beats env */
+	assert_string_equal(c.db, "/tmp/x.db");	    /* --key=value form */
+	assert_int_equal(c.max_batch_items, 10000); /* default */
 	assert_false(help || version || check);
 	unlink(p);
 }
@@ -152,13 +153,13 @@ test_bad_flags_and_env(void **state)
 	assert_int_not_equal(lc_config_from_args(&c, 2, a3, env_ok, &h, &v, &k,
 						 err, sizeof(err)),
 			     0);
-	assert_int_not_equal(lc_config_from_args(&c, 1, a1, env_bad, &h, &v,
-						 &k, err, sizeof(err)),
+	assert_int_not_equal(lc_config_from_args(&c, 1, a1, env_bad, &h, &v, &k,
+						 err, sizeof(err)),
 			     0);
 	assert_non_null(strstr(err, "LIVECOUNT_BOGUS"));
 	/* --help wins even over a bad flag, so usage is always reachable. */
-	assert_int_equal(lc_config_from_args(&c, 3, a4, env_ok, &h, &v, &k,
-					     err, sizeof(err)),
+	assert_int_equal(lc_config_from_args(&c, 3, a4, env_ok, &h, &v, &k, err,
+					     sizeof(err)),
 			 0);
 	assert_true(h);
 }
@@ -205,12 +206,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_set_checks_type_and_bounds),
-		cmocka_unit_test(test_file_errors_name_line_and_key),
-		cmocka_unit_test(test_precedence_flags_env_file_defaults),
-		cmocka_unit_test(test_bad_flags_and_env),
-		cmocka_unit_test(test_shipped_conf_documents_every_key),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_set_checks_type_and_bounds),
+	    cmocka_unit_test(test_file_errors_name_line_and_key),
+	    cmocka_unit_test(test_precedence_flags_env_file_defaults),
+	    cmocka_unit_test(test_bad_flags_and_env),
+	    cmocka_unit_test(test_shipped_conf_documents_every_key),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

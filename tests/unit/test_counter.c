@@ -89,9 +89,8 @@ test_shard_add_clear(void **state)
 		}
 		assert_int_equal(s.n, 1000);
 		assert_int_equal(s.total_likes, 10000);
-		struct lc_shard_item *it =
-			lc_shard_find(&s, "https://x/7", 11,
-				      lc_hash("https://x/7", 11));
+		struct lc_shard_item *it = lc_shard_find(
+		    &s, "https://x/7", 11, lc_hash("https://x/7", 11));
 		assert_non_null(it);
 		assert_int_equal(it->likes, 10);
 		assert_int_equal(it->unlikes, 5);
@@ -268,11 +267,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_table_insert_find_grow),
-		cmocka_unit_test(test_json_key_escapes),
-		cmocka_unit_test(test_shard_add_clear),
-		cmocka_unit_test(test_threads_exact_totals),
-		cmocka_unit_test(test_returned_count_and_pending),
+	    cmocka_unit_test(test_table_insert_find_grow),
+	    cmocka_unit_test(test_json_key_escapes),
+	    cmocka_unit_test(test_shard_add_clear),
+	    cmocka_unit_test(test_threads_exact_totals),
+	    cmocka_unit_test(test_returned_count_and_pending),
 	};
 
 	lc_hash_seed_init();

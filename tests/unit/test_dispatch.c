@@ -201,9 +201,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_update_sets),
-		cmocka_unit_test(test_top_list),
-		cmocka_unit_test(test_batcher_gets_every_change),
+	    cmocka_unit_test(test_update_sets),
+	    cmocka_unit_test(test_top_list),
+	    cmocka_unit_test(test_batcher_gets_every_change),
 	};
 
 	lc_hash_seed_init();

@@ -13,7 +13,7 @@
 #include <string.h>
 
 static const struct lc_limits lim = {
-	.max_url_bytes = 2048, .max_batch_items = 10000, .max_json_depth = 8};
+    .max_url_bytes = 2048, .max_batch_items = 10000, .max_json_depth = 8};
 
 static int
 url_ok(const char *s, size_t len)
@@ -42,14 +42,14 @@ test_url_validation(void **state)
 	assert_false(URL_OK("a\tb"));
 	assert_false(URL_OK("a\x7f"));
 	assert_false(url_ok("a\0b", 3));
-	assert_false(URL_OK("\xc2\x85"));            /* C1 control NEL */
-	assert_false(URL_OK("\xff"));                /* never valid */
-	assert_false(URL_OK("\xc3"));                /* truncated */
-	assert_false(URL_OK("\xc0\xaf"));            /* overlong '/' */
-	assert_false(URL_OK("\xe0\x80\xaf"));        /* overlong */
-	assert_false(URL_OK("\xed\xa0\x80"));        /* surrogate */
-	assert_false(URL_OK("\xf4\x90\x80\x80"));    /* > U+10FFFF */
-	assert_false(URL_OK("\x80"));                /* lone continuation */
+	assert_false(URL_OK("\xc2\x85"));	  /* C1 control NEL */
+	assert_false(URL_OK("\xff"));		  /* never valid */
+	assert_false(URL_OK("\xc3"));		  /* truncated */
+	assert_false(URL_OK("\xc0\xaf"));	  /* overlong '/' */
+	assert_false(URL_OK("\xe0\x80\xaf"));	  /* overlong */
+	assert_false(URL_OK("\xed\xa0\x80"));	  /* surrogate */
+	assert_false(URL_OK("\xf4\x90\x80\x80")); /* > U+10FFFF */
+	assert_false(URL_OK("\x80"));		  /* lone continuation */
 	memset(big, 'a', sizeof(big));
 	assert_true(url_ok(big, 2048));
 	assert_false(url_ok(big, 2049));
@@ -120,8 +120,8 @@ test_like_object(void **state)
 	assert_int_equal(parse("{\"url\":\"a\"}", &l, &err), 0);
 	assert_int_equal(l.items[0].n, 1);
 	lc_likes_free(&l);
-	assert_int_equal(parse("{\"url\":\"a\",\"n\":-3,\"extra\":1}", &l, &err),
-			 0);
+	assert_int_equal(
+	    parse("{\"url\":\"a\",\"n\":-3,\"extra\":1}", &l, &err), 0);
 	assert_int_equal(l.items[0].n, -3);
 	lc_likes_free(&l);
 }
@@ -169,10 +169,10 @@ test_batch(void **state)
 	assert_int_equal(l.n, 0);
 	lc_likes_free(&l);
 	assert_int_equal(
-		parse("[{\"url\":\"a\",\"n\":2},{\"url\":\"b\",\"n\":-1},"
-		      "{\"url\":\"a\"}]",
-		      &l, &err),
-		0);
+	    parse("[{\"url\":\"a\",\"n\":2},{\"url\":\"b\",\"n\":-1},"
+		  "{\"url\":\"a\"}]",
+		  &l, &err),
+	    0);
 	assert_int_equal(l.n, 3);
 	assert_string_equal(l.items[1].url, "b");
 	assert_int_equal(l.items[1].n, -1);
@@ -181,8 +181,8 @@ test_batch(void **state)
 
 	/* One bad item rejects the whole batch, naming the item. */
 	assert_int_not_equal(
-		parse("[{\"url\":\"a\"},{\"url\":\"b\",\"n\":\"x\"}]", &l, &err),
-		0);
+	    parse("[{\"url\":\"a\"},{\"url\":\"b\",\"n\":\"x\"}]", &l, &err),
+	    0);
 	assert_string_equal(err.code, "bad_n");
 	assert_non_null(strstr(err.message, "item 1"));
 	expect_error("[1]", 400, "bad_json");
@@ -232,9 +232,8 @@ test_ws_ops(void **state)
 	struct lc_err err;
 
 	(void)state;
-	assert_int_equal(op("{\"op\":\"subscribe\",\"urls\":[\"a\",\"b\"]}", &o,
-			    &err),
-			 0);
+	assert_int_equal(
+	    op("{\"op\":\"subscribe\",\"urls\":[\"a\",\"b\"]}", &o, &err), 0);
 	assert_int_equal(o.kind, LC_OP_SUBSCRIBE);
 	assert_int_equal(json_array_size(o.urls), 2);
 	lc_ws_op_free(&o);
@@ -242,9 +241,8 @@ test_ws_ops(void **state)
 			 0);
 	assert_int_equal(o.kind, LC_OP_UNSUBSCRIBE);
 	lc_ws_op_free(&o);
-	assert_int_equal(op("{\"op\":\"like\",\"url\":\"a\",\"n\":-2}", &o,
-			    &err),
-			 0);
+	assert_int_equal(
+	    op("{\"op\":\"like\",\"url\":\"a\",\"n\":-2}", &o, &err), 0);
 	assert_int_equal(o.kind, LC_OP_LIKE);
 	assert_int_equal(o.like.n, -2);
 	lc_ws_op_free(&o);
@@ -256,13 +254,11 @@ test_ws_ops(void **state)
 	assert_int_not_equal(op("{\"op\":1}", &o, &err), 0);
 	assert_int_not_equal(op("{\"op\":\"subscribe\"}", &o, &err), 0);
 	assert_string_equal(err.code, "bad_url");
-	assert_int_not_equal(op("{\"op\":\"subscribe\",\"urls\":[\"a\",3]}", &o,
-				&err),
-			     0);
+	assert_int_not_equal(
+	    op("{\"op\":\"subscribe\",\"urls\":[\"a\",3]}", &o, &err), 0);
 	assert_string_equal(err.code, "bad_url");
-	assert_int_not_equal(op("{\"op\":\"like\",\"url\":\"a\",\"n\":0}", &o,
-				&err),
-			     0);
+	assert_int_not_equal(
+	    op("{\"op\":\"like\",\"url\":\"a\",\"n\":0}", &o, &err), 0);
 	assert_string_equal(err.code, "bad_n");
 	assert_int_not_equal(op("not json", &o, &err), 0);
 	assert_string_equal(err.code, "bad_json");
@@ -294,14 +290,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_url_validation),
-		cmocka_unit_test(test_n_parse),
-		cmocka_unit_test(test_like_object),
-		cmocka_unit_test(test_like_errors),
-		cmocka_unit_test(test_batch),
-		cmocka_unit_test(test_json_depth),
-		cmocka_unit_test(test_ws_ops),
-		cmocka_unit_test(test_time_parse),
+	    cmocka_unit_test(test_url_validation),
+	    cmocka_unit_test(test_n_parse),
+	    cmocka_unit_test(test_like_object),
+	    cmocka_unit_test(test_like_errors),
+	    cmocka_unit_test(test_batch),
+	    cmocka_unit_test(test_json_depth),
+	    cmocka_unit_test(test_ws_ops),
+	    cmocka_unit_test(test_time_parse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

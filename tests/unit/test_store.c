@@ -188,12 +188,12 @@ test_flush_reload_history(void **state)
 	assert_non_null(ro);
 	points = json_array();
 	assert_int_equal(lc_store_history(ro, "https://a/1", 11,
-					  now / 1000 - 3600,
-					  now / 1000 + 60, 100, points),
+					  now / 1000 - 3600, now / 1000 + 60,
+					  100, points),
 			 0);
 	assert_int_equal(json_array_size(points), 2);
 	assert_int_equal(json_integer_value(json_object_get(
-				 json_array_get(points, 1), "likes")),
+			     json_array_get(points, 1), "likes")),
 			 7);
 	json_decref(points);
 	lc_store_close(ro);
@@ -247,8 +247,8 @@ test_existing_url_row_is_reused(void **state)
 	tick(bt, get(&c, "newcomer"), 1, 0, lc_now_ms());
 	tick(bt, get(&c, "orphan"), 2, 0, lc_now_ms());
 	assert_int_equal(lc_batcher_flush_now(bt, 1000), 0);
-	assert_int_equal(query_int("SELECT url_id FROM counters WHERE likes = 2"),
-			 7);
+	assert_int_equal(
+	    query_int("SELECT url_id FROM counters WHERE likes = 2"), 7);
 	assert_int_equal(query_int("SELECT id FROM urls WHERE url = "
 				   "'newcomer'"),
 			 8);
@@ -332,16 +332,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_schema_and_refusals, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_flush_reload_history,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_existing_url_row_is_reused,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_throttle_leaves_rows_dirty,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_failed_flush_keeps_rows,
-						setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_schema_and_refusals, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_flush_reload_history, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_existing_url_row_is_reused,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_throttle_leaves_rows_dirty,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_flush_keeps_rows, setup,
+					    teardown),
 	};
 
 	lc_hash_seed_init();

@@ -63,9 +63,9 @@ test_add_remove_many(void **state)
 	for (int i = 0; i < SESSIONS; i++)
 		for (int k = 0; k < 3; k++) {
 			subs[i][k].owner = &subs[i];
-			assert_int_equal(lc_subs_add(&s, e[(i + k * 7) % URLS],
-						     &subs[i][k]),
-					 0);
+			assert_int_equal(
+			    lc_subs_add(&s, e[(i + k * 7) % URLS], &subs[i][k]),
+			    0);
 		}
 	check_consistent(&s);
 	assert_int_equal(s.subscriptions, SESSIONS * 3);
@@ -127,8 +127,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_add_remove_many),
-		cmocka_unit_test(test_churn_keeps_index_small),
+	    cmocka_unit_test(test_add_remove_many),
+	    cmocka_unit_test(test_churn_keeps_index_small),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
