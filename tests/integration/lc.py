@@ -160,6 +160,20 @@ class Server:
         return SSE(self.port, urls, **kw)
 
 
+def read_until(read, pred, timeout):
+    """Calls read(time_left) until pred(item); returns every item read."""
+    deadline = time.time() + timeout
+    seen = []
+    while True:
+        left = deadline - time.time()
+        if left <= 0:
+            raise AssertionError("timed out; saw %r" % seen[-5:])
+        item = read(left)
+        seen.append(item)
+        if pred(item):
+            return seen
+
+
 class WS:
     """A minimal RFC 6455 client (text frames, masking optional)."""
 
@@ -242,16 +256,7 @@ class WS:
 
     def until(self, pred, timeout=5):
         """Reads messages until pred(msg) is true; returns them all."""
-        deadline = time.time() + timeout
-        seen = []
-        while True:
-            left = deadline - time.time()
-            if left <= 0:
-                raise AssertionError("timed out; saw %r" % seen[-5:])
-            m = self.recv(left)
-            seen.append(m)
-            if pred(m):
-                return seen
+        return read_until(self.recv, pred, timeout)
 
     def close(self):
         try:
@@ -309,16 +314,8 @@ class SSE:
         return ev, eid, json.loads(data[0])
 
     def until(self, pred, timeout=5):
-        deadline = time.time() + timeout
-        seen = []
-        while True:
-            left = deadline - time.time()
-            if left <= 0:
-                raise AssertionError("timed out; saw %r" % seen[-5:])
-            e = self.event(left)
-            seen.append(e)
-            if pred(e):
-                return seen
+        """Reads events until pred(event) is true; returns them all."""
+        return read_until(self.event, pred, timeout)
 
     def close(self):
         self.sock.close()
