@@ -144,9 +144,9 @@ mark_clean(struct lc_entry *e)
 int
 lc_batcher_flush_now(struct lc_batcher *bt, size_t max_rows)
 {
-	size_t n = bt->q_n < max_rows ? bt->q_n : max_rows;
 	struct lc_entry **batch;
 	int64_t t0, us;
+	size_t n;
 	int rc;
 
 	drain_inbox(bt);

@@ -153,6 +153,10 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 	       SUM(client_errors));
 	metric(&t, "livecount_connections_accepted_total", "counter",
 	       "TCP connections accepted.", SUM(accepts));
+	metric(&t, "livecount_connections_refused_total", "counter",
+	       "Connections closed at once: over max_connections or "
+	       "max_conns_per_ip.",
+	       SUM(accept_refused));
 
 	metric(&t, "livecount_dispatch_ticks_total", "counter",
 	       "Dispatch ticks run.", (int64_t)atomic_load(&ds->ticks));

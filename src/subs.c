@@ -29,8 +29,8 @@ lc_subs_init(struct lc_subs *s)
 	return 0;
 }
 
-void
-lc_subs_node_drop_frames(struct lc_subs_node *node)
+static void
+drop_frames(struct lc_subs_node *node)
 {
 	for (int k = 0; k < LC_FRAME_KINDS; k++) {
 		free(node->frame_mem[k]);
@@ -44,7 +44,7 @@ lc_subs_node_drop_frames(struct lc_subs_node *node)
 static void
 node_free(struct lc_subs_node *node)
 {
-	lc_subs_node_drop_frames(node);
+	drop_frames(node);
 	free(node->subs);
 	free(node);
 }

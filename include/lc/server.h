@@ -113,7 +113,6 @@ struct lc_session {
 	bool dirty;	   /* an update is owed (coalesces further ticks) */
 	bool snapshot_due; /* some subscription owes a snapshot */
 	bool ping_due;	   /* WS: send a ping; SSE: send ": ping" */
-	bool headers_sent; /* SSE: response headers written */
 	bool closing;
 	bool queued;	 /* on the worker's `pending` list */
 	bool authorized; /* WS: presented write_token (or none needed) */

@@ -73,7 +73,4 @@ int lc_subs_add(struct lc_subs *s, struct lc_entry *e, struct lc_sub *sub);
 /** Unlinks sub; frees the node when it was the last one. */
 void lc_subs_remove(struct lc_subs *s, struct lc_sub *sub);
 
-/** Frees a node's cached frames (when its count changes). */
-void lc_subs_node_drop_frames(struct lc_subs_node *node);
-
 #endif

@@ -88,6 +88,7 @@ def test_connection_limits():
         # released on close: new connections are welcome again
         check(s.get("/healthz")[0] == 200)
         check(s.metric("livecount_connections_accepted_total") >= 22)
+        check(s.metric("livecount_connections_refused_total") >= 1)
 
 
 def test_like_rate_limit():
