@@ -210,6 +210,26 @@ lc_dispatch_init(struct lc_dispatch *d, struct lc_counter *c,
 	return 0;
 }
 
+static void
+sum_cb(struct lc_entry *e, void *arg)
+{
+	struct lc_dispatch *d = arg;
+	struct lc_counts r = lc_entry_read(e);
+
+	atomic_fetch_add_explicit(&d->stats.all_likes, r.likes,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&d->stats.all_unlikes, r.unlikes,
+				  memory_order_relaxed);
+}
+
+void
+lc_dispatch_sum_table(struct lc_dispatch *d)
+{
+	atomic_store(&d->stats.all_likes, 0);
+	atomic_store(&d->stats.all_unlikes, 0);
+	lc_counter_foreach(d->counter, sum_cb, d);
+}
+
 void
 lc_dispatch_cleanup(struct lc_dispatch *d)
 {
@@ -287,6 +307,10 @@ merge_shard(struct lc_dispatch *d, struct lc_source *src, struct lc_shard *sh,
 					  memory_order_relaxed);
 		atomic_fetch_add_explicit(&d->stats.unlikes,
 					  (uint64_t)it->unlikes,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&d->stats.all_likes, it->likes,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&d->stats.all_unlikes, it->unlikes,
 					  memory_order_relaxed);
 	}
 }

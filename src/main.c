@@ -194,6 +194,7 @@ main(int argc, char **argv)
 	if (lc_dispatch_init(&dispatch, &counter, NULL, 0, batcher,
 			     (size_t)cfg.top_limit_max))
 		goto out_batcher;
+	lc_dispatch_sum_table(&dispatch);
 	if (lc_server_start(&srv))
 		goto out_server;
 	sources = calloc((size_t)srv.nworkers, sizeof(*sources));

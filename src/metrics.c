@@ -215,8 +215,13 @@ char *
 lc_stats_render(struct lc_server *srv, size_t *len)
 {
 	struct lc_dispatch_stats *ds = &srv->dispatch->stats;
-	json_t *o =
-	    json_pack("{s:I, s:I, s:I, s:{s:I, s:I}, s:I, s:I, s:I, s:i, s:I}",
+	int64_t all_l = atomic_load(&ds->all_likes);
+	int64_t all_u = atomic_load(&ds->all_unlikes);
+	json_t *o = json_pack(
+	    "{s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:{s:I, s:I}, s:I, s:I, s:I, "
+	    "s:i, s:I}",
+	    "totals", "likes", (json_int_t)all_l, "unlikes", (json_int_t)all_u,
+	    "count", (json_int_t)(all_l - all_u),
 		      "likes_total", (json_int_t)SUM(likes_accepted),
 		      "unlikes_total", (json_int_t)SUM(unlikes_accepted),
 		      "likes_per_s", (json_int_t)atomic_load(&ds->likes_per_s),

@@ -127,6 +127,8 @@ struct lc_dispatch_stats {
 	_Atomic uint64_t updates;	     /* update-set items published */
 	_Atomic uint64_t tick_us_buckets[8]; /* <=1,2,5,10,20,50,100ms,+Inf */
 	_Atomic uint64_t likes_per_s; /* likes+unlikes merged, last ~1 s */
+	/* All-time sums over the table (loaded + merged): /v1/stats. */
+	_Atomic int64_t all_likes, all_unlikes;
 };
 
 struct lc_dispatch {
@@ -157,6 +159,13 @@ int lc_dispatch_init(struct lc_dispatch *d, struct lc_counter *c,
 		     struct lc_source **sources, size_t nsources,
 		     struct lc_batcher *batcher, size_t top_k);
 void lc_dispatch_cleanup(struct lc_dispatch *d);
+
+/**
+ * Recomputes the all-time sums (stats.all_likes/all_unlikes) from the
+ * table; called once after loading the database, before the first tick.
+ * Dispatcher thread.
+ */
+void lc_dispatch_sum_table(struct lc_dispatch *d);
 
 /**
  * Runs one tick: swap, merge, publish. Dispatcher thread only.

@@ -113,10 +113,17 @@ def test_restart_keeps_counts_and_history():
         c = s.counts("p/1", "p/2")
         check(c["p/1"]["count"] == 40 and c["p/1"]["likes"] == 41, c)
         check(c["p/2"]["count"] == 50, c)
+        # all-time totals come from the database, not from this run
+        st, stats = s.json("GET", "/v1/stats")
+        check(stats["totals"] == {"likes": 91, "unlikes": 1, "count": 90},
+              stats)
+        check(stats["likes_total"] == 0, stats)
         s.like("p/1", n=2)
         st, b = s.json("GET", "/v1/history?url=p/1")
         s.settle()
         check(s.count("p/1") == 42)
+        st, stats = s.json("GET", "/v1/stats")
+        check(stats["totals"]["count"] == 92, stats)
         check(s.stop() == 0)
         db = sqlite3.connect(s.db)
         hist = db.execute("SELECT sum(likes) FROM likes_minute").fetchone()
