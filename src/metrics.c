@@ -221,17 +221,17 @@ lc_stats_render(struct lc_server *srv, size_t *len)
 	    "{s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:{s:I, s:I}, s:I, s:I, s:I, "
 	    "s:i, s:I}",
 	    "totals", "likes", (json_int_t)all_l, "unlikes", (json_int_t)all_u,
-	    "count", (json_int_t)(all_l - all_u),
-		      "likes_total", (json_int_t)SUM(likes_accepted),
-		      "unlikes_total", (json_int_t)SUM(unlikes_accepted),
-		      "likes_per_s", (json_int_t)atomic_load(&ds->likes_per_s),
-		      "connections", "ws", (json_int_t)SUM(conns[LC_T_WS]),
-		      "sse", (json_int_t)SUM(conns[LC_T_SSE]), "subscriptions",
-		      (json_int_t)SUM(subscriptions), "urls",
-		      (json_int_t)lc_counter_size(srv->counter), "seq",
-		      (json_int_t)atomic_load(&srv->dispatch->seq), "tick_ms",
-		      srv->cfg->tick_ms, "uptime_s",
-		      (json_int_t)((lc_now_ms() - srv->started_ms) / 1000));
+	    "count", (json_int_t)(all_l - all_u), "likes_total",
+	    (json_int_t)SUM(likes_accepted), "unlikes_total",
+	    (json_int_t)SUM(unlikes_accepted), "likes_per_s",
+	    (json_int_t)atomic_load(&ds->likes_per_s), "connections", "ws",
+	    (json_int_t)SUM(conns[LC_T_WS]), "sse",
+	    (json_int_t)SUM(conns[LC_T_SSE]), "subscriptions",
+	    (json_int_t)SUM(subscriptions), "urls",
+	    (json_int_t)lc_counter_size(srv->counter), "seq",
+	    (json_int_t)atomic_load(&srv->dispatch->seq), "tick_ms",
+	    srv->cfg->tick_ms, "uptime_s",
+	    (json_int_t)((lc_now_ms() - srv->started_ms) / 1000));
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 
 	json_decref(o);

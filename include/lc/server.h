@@ -144,8 +144,8 @@ struct lc_worker {
 	struct lc_subs subs;
 	struct lc_store *reader;	  /* read-only db for history, lazily */
 	struct lc_session *sessions;	  /* list head, for the sweep */
-	struct lc_session *pending;      /* FIFO of sessions to write now */
-	struct lc_session *pending_tail; /* its last session */
+	struct lc_session *pending;	  /* FIFO of sessions to write now */
+	struct lc_session *pending_tail;  /* its last session */
 	struct lc_session *waiting;	  /* SSE with unsent bytes: next tick */
 	lws_sorted_usec_list_t flush_sul; /* continues a sliced flush */
 	lws_sorted_usec_list_t sweep;
