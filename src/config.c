@@ -22,7 +22,7 @@
 #define LC_WEB_ROOT "./web"
 #endif
 
-enum key_type { KEY_INT, KEY_STR };
+enum key_type { KEY_INT, KEY_STR, KEY_BOOL };
 
 struct key {
 	const char *name;
@@ -47,6 +47,9 @@ struct key {
 	 0,                                                                    \
 	 0,                                                                    \
 	 doc}
+
+#define BOOL_KEY(n, d, doc)                                                    \
+	{#n, KEY_BOOL, offsetof(struct lc_config, n), 0, d, 0, 1, doc}
 
 static const struct key keys[] = {
 	STR_KEY(bind, "0.0.0.0", "address to listen on"),
@@ -96,11 +99,32 @@ static const struct key keys[] = {
 		"browser origins allowed for WebSocket and CORS, comma-separated"),
 	STR_KEY(tls_cert, "", "PEM certificate file: serve HTTPS and WSS"),
 	STR_KEY(tls_key, "", "PEM private key file for tls_cert"),
+	BOOL_KEY(reuse_port, "no",
+		 "share the port with other processes (SO_REUSEPORT)"),
+	STR_KEY(redis_url, "",
+		"cluster mode: redis://HOST:PORT[/DB]; empty = single node"),
+	INT_KEY(node_id, "0", 0, 1023,
+		"cluster mode: this node's id, unique in the cluster (1..1023)"),
 };
 
 /* clang-format on */
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+int
+lc_config_parse_bool(const char *v)
+{
+	static const char *const yes[] = {"1", "yes", "true", "on"};
+	static const char *const no[] = {"0", "no", "false", "off"};
+
+	for (size_t i = 0; i < 4; i++) {
+		if (!strcasecmp(v, yes[i]))
+			return 1;
+		if (!strcasecmp(v, no[i]))
+			return 0;
+	}
+	return -1;
+}
 
 static const struct key *
 find_key(const char *name, size_t len)
@@ -149,6 +173,19 @@ set_key(struct lc_config *cfg, const struct key *k, const char *value,
 	char *end;
 	long long v;
 
+	if (k->type == KEY_BOOL) {
+		int b = lc_config_parse_bool(value);
+
+		if (b < 0) {
+			snprintf(err, errlen,
+				 "%s: '%s' is not yes/no, true/false, on/off "
+				 "or 1/0",
+				 k->name, value);
+			return LC_EINVAL;
+		}
+		*(bool *)p = b;
+		return 0;
+	}
 	errno = 0;
 	v = strtoll(value, &end, 10);
 	while (*end && isspace((unsigned char)*end))
@@ -306,8 +343,17 @@ lc_config_from_args(struct lc_config *cfg, int argc, char **argv,
 				return LC_EINVAL;
 			}
 			file = argv[++i];
-		} else if (!strncmp(argv[i], "--", 2))
-			i += !strchr(argv[i], '='); /* skip the value */
+		} else if (!strncmp(argv[i], "--", 2) &&
+			   !strchr(argv[i], '=')) {
+			const struct key *k =
+			    find_key(argv[i] + 2, strlen(argv[i] + 2));
+
+			/* skip the value; a bool flag may stand alone */
+			if (!k || k->type != KEY_BOOL ||
+			    (i + 1 < argc &&
+			     lc_config_parse_bool(argv[i + 1]) >= 0))
+				i++;
+		}
 	}
 	if (*help || *version)
 		return 0;
@@ -345,6 +391,10 @@ lc_config_from_args(struct lc_config *cfg, int argc, char **argv,
 		}
 		if (eq)
 			value = eq + 1;
+		else if (k->type == KEY_BOOL &&
+			 (i + 1 >= argc ||
+			  lc_config_parse_bool(argv[i + 1]) < 0))
+			value = "yes";
 		else if (i + 1 < argc)
 			value = argv[++i];
 		else {
@@ -388,6 +438,9 @@ lc_config_dump(const struct lc_config *cfg, void *out)
 
 		if (keys[i].type == KEY_STR)
 			fprintf(out, "%s = %s\n", keys[i].name, p);
+		else if (keys[i].type == KEY_BOOL)
+			fprintf(out, "%s = %s\n", keys[i].name,
+				*(const bool *)p ? "yes" : "no");
 		else
 			fprintf(out, "%s = %d\n", keys[i].name,
 				*(const int *)p);

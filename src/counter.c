@@ -75,6 +75,7 @@ lc_counter_init(struct lc_counter *c, size_t expected)
 		return LC_ENOMEM;
 	atomic_init(&c->index, ix);
 	pthread_mutex_init(&c->insert_lock, NULL);
+	pthread_mutex_init(&c->slots_lock, NULL);
 	return 0;
 }
 
@@ -99,6 +100,7 @@ lc_counter_cleanup(struct lc_counter *c)
 				free(m);
 			}
 			free(atomic_load(&e->json_key));
+			free(e->slots);
 			free(e);
 		}
 	}
@@ -108,6 +110,7 @@ lc_counter_cleanup(struct lc_counter *c)
 		free(r);
 	}
 	pthread_mutex_destroy(&c->insert_lock);
+	pthread_mutex_destroy(&c->slots_lock);
 	atomic_store(&c->index, NULL);
 }
 

@@ -19,8 +19,10 @@
 #define _GNU_SOURCE
 #include "lc/dispatch.h"
 #include "lc/batcher.h"
+#include "lc/cluster.h"
 #include "lc/common.h"
 #include "lc/hash.h"
+#include "lc/slots.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -234,24 +236,16 @@ void
 lc_dispatch_cleanup(struct lc_dispatch *d)
 {
 	free(d->changes);
+	free(d->own);
 	free(d->top_entries);
 	lc_dispatch_top_put(d->top);
 	pthread_mutex_destroy(&d->top_lock);
 }
 
-/* Records a change of e in this tick's list, merging repeats. */
+/* Makes room for one more change, so that note_change cannot fail. */
 static int
-note_change(struct lc_dispatch *d, struct lc_entry *e, int64_t likes,
-	    int64_t unlikes)
+reserve_change(struct lc_dispatch *d)
 {
-	struct lc_change *c;
-
-	if (e->tick == d->tick_no) {
-		c = &d->changes[e->tick_idx];
-		c->likes += likes;
-		c->unlikes += unlikes;
-		return 0;
-	}
 	if (d->nchanges == d->changes_cap) {
 		size_t cap = d->changes_cap ? d->changes_cap * 2 : 1024;
 		void *p = realloc(d->changes, cap * sizeof(*d->changes));
@@ -261,12 +255,32 @@ note_change(struct lc_dispatch *d, struct lc_entry *e, int64_t likes,
 		d->changes = p;
 		d->changes_cap = cap;
 	}
+	return 0;
+}
+
+/* Records a change of e in this tick's list, merging repeats. */
+static int
+note_change(struct lc_dispatch *d, struct lc_entry *e, int64_t likes,
+	    int64_t unlikes, bool own)
+{
+	struct lc_change *c;
+
+	if (e->tick == d->tick_no) {
+		c = &d->changes[e->tick_idx];
+		c->likes += likes;
+		c->unlikes += unlikes;
+		c->own |= own;
+		return 0;
+	}
+	if (reserve_change(d))
+		return LC_ENOMEM;
 	e->tick = d->tick_no;
 	e->tick_idx = (uint32_t)d->nchanges;
 	c = &d->changes[d->nchanges++];
 	c->e = e;
 	c->likes = likes;
 	c->unlikes = unlikes;
+	c->own = own;
 	return 0;
 }
 
@@ -289,7 +303,22 @@ merge_shard(struct lc_dispatch *d, struct lc_source *src, struct lc_shard *sh,
 		 * to hold the likes, so give them back to the source's active
 		 * shard and try again next tick.
 		 */
-		if (!e || note_change(d, e, it->likes, it->unlikes)) {
+		/*
+		 * In cluster mode the likes also go to this node's own slot;
+		 * the slot is made first so that nothing after
+		 * note_change can fail.
+		 */
+		if (e && d->cluster) {
+			int rc;
+
+			pthread_mutex_lock(&d->counter->slots_lock);
+			rc = lc_slots_add_own(e, d->cluster->self, 0, 0, 0);
+			pthread_mutex_unlock(&d->counter->slots_lock);
+			if (rc)
+				e = NULL;
+		}
+		if (!e || note_change(d, e, it->likes, it->unlikes,
+				      d->cluster != NULL)) {
 			bool kept;
 
 			pthread_mutex_lock(&src->lock);
@@ -302,7 +331,13 @@ merge_shard(struct lc_dispatch *d, struct lc_source *src, struct lc_shard *sh,
 			       kept ? "retried next tick" : "LOST");
 			continue;
 		}
-		lc_entry_add(e, it->likes, it->unlikes, now_ms);
+		if (d->cluster) {
+			pthread_mutex_lock(&d->counter->slots_lock);
+			lc_slots_add_own(e, d->cluster->self, it->likes,
+					 it->unlikes, now_ms);
+			pthread_mutex_unlock(&d->counter->slots_lock);
+		} else
+			lc_entry_add(e, it->likes, it->unlikes, now_ms);
 		atomic_fetch_add_explicit(&d->stats.likes, (uint64_t)it->likes,
 					  memory_order_relaxed);
 		atomic_fetch_add_explicit(&d->stats.unlikes,
@@ -313,6 +348,100 @@ merge_shard(struct lc_dispatch *d, struct lc_source *src, struct lc_shard *sh,
 		atomic_fetch_add_explicit(&d->stats.all_unlikes, it->unlikes,
 					  memory_order_relaxed);
 	}
+}
+
+/*
+ * Merges the slot readings the bridge received from other nodes (and,
+ * once after start, from our own earlier runs). A reading that changes
+ * nothing costs a lookup; one that cannot be merged (out of memory) is
+ * dropped and a resync asked for, which reads it again.
+ */
+static void
+merge_remote(struct lc_dispatch *d, int64_t now_ms)
+{
+	struct lc_cluster *cl = d->cluster;
+	struct lc_remote_batch *b = lc_cluster_take_remote(cl), *next;
+	uint64_t items = 0;
+
+	for (; b; b = next) {
+		next = b->next;
+		for (size_t i = 0; i < b->n; i++) {
+			const struct lc_remote_item *it = &b->items[i];
+			const char *url = b->urls.p + it->url_off;
+			struct lc_entry *e;
+			int64_t dl, du;
+			int rc;
+
+			items++;
+			e = lc_counter_get(d->counter, url, it->url_len,
+					   lc_hash(url, it->url_len));
+			if (!e || reserve_change(d)) {
+				atomic_fetch_add(&cl->stats.merge_errors, 1);
+				atomic_store(&cl->resync_wanted, true);
+				continue;
+			}
+			pthread_mutex_lock(&d->counter->slots_lock);
+			rc = lc_slots_merge(e, cl->self, it->node, it->likes,
+					    it->unlikes, b->adopt, now_ms, &dl,
+					    &du);
+			pthread_mutex_unlock(&d->counter->slots_lock);
+			if (rc) {
+				atomic_fetch_add(&cl->stats.merge_errors, 1);
+				atomic_store(&cl->resync_wanted, true);
+				continue;
+			}
+			if (!dl && !du)
+				continue;
+			note_change(d, e, dl, du, it->node == cl->self);
+			atomic_fetch_add_explicit(&d->stats.likes, (uint64_t)dl,
+						  memory_order_relaxed);
+			atomic_fetch_add_explicit(&d->stats.unlikes,
+						  (uint64_t)du,
+						  memory_order_relaxed);
+			atomic_fetch_add_explicit(&d->stats.all_likes, dl,
+						  memory_order_relaxed);
+			atomic_fetch_add_explicit(&d->stats.all_unlikes, du,
+						  memory_order_relaxed);
+			if (it->node == cl->self) {
+				atomic_fetch_add(&cl->stats.adopted_likes,
+						 (uint64_t)(dl + du));
+			} else {
+				atomic_fetch_add(&cl->stats.remote_likes,
+						 (uint64_t)dl);
+				atomic_fetch_add(&cl->stats.remote_unlikes,
+						 (uint64_t)du);
+			}
+		}
+		lc_remote_batch_free(b);
+	}
+	if (items)
+		atomic_fetch_add(&cl->stats.remote_items, items);
+}
+
+/*
+ * Hands the entries whose own slot changed to the bridge. If that fails
+ * (out of memory) they are kept and offered again next tick: the bridge
+ * reads the slot itself, so a late hand-off still pushes the latest value.
+ */
+static void
+hand_to_bridge(struct lc_dispatch *d)
+{
+	for (size_t i = 0; i < d->nchanges; i++) {
+		if (!d->changes[i].own)
+			continue;
+		if (d->own_n == d->own_cap) {
+			size_t cap = d->own_cap ? d->own_cap * 2 : 1024;
+			void *p = realloc(d->own, cap * sizeof(*d->own));
+
+			if (!p)
+				break; /* the rest are pushed at the resync */
+			d->own = p;
+			d->own_cap = cap;
+		}
+		d->own[d->own_n++] = d->changes[i].e;
+	}
+	if (d->own_n && !lc_cluster_post_own(d->cluster, d->own, d->own_n))
+		d->own_n = 0;
 }
 
 struct heap {
@@ -568,8 +697,12 @@ lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms)
 			lc_shard_clear(full);
 		}
 	}
+	if (d->cluster)
+		merge_remote(d, now_ms);
 	seq = atomic_load_explicit(&d->seq, memory_order_relaxed) + 1;
 	publish_updates(d, seq, now_ms);
+	if (d->cluster)
+		hand_to_bridge(d);
 	atomic_store_explicit(&d->seq, seq, memory_order_release);
 	hand_to_batcher(d, now_ms);
 	update_top(d);

@@ -13,6 +13,8 @@
  */
 #define _GNU_SOURCE
 #include "lc/batcher.h"
+#include "lc/bridge.h"
+#include "lc/cluster.h"
 #include "lc/common.h"
 #include "lc/config.h"
 #include "lc/counter.h"
@@ -94,6 +96,9 @@ main(int argc, char **argv)
 	struct lc_server srv;
 	struct lc_source **sources = NULL;
 	struct lc_batcher *batcher;
+	struct lc_bridge *bridge = NULL;
+	static struct lc_cluster cluster;
+	bool clustered;
 	struct lc_store *store;
 	bool help, version, check;
 	char err[512];
@@ -128,6 +133,26 @@ main(int argc, char **argv)
 						   : cfg.tls_key);
 		return 2;
 	}
+	clustered = cfg.redis_url[0] != '\0';
+	if (clustered) {
+		char host[256];
+		int port, db;
+
+		if (lc_bridge_parse_url(cfg.redis_url, host, sizeof(host),
+					&port, &db)) {
+			fprintf(stderr,
+				"livecount: redis_url: '%s' is not "
+				"redis://HOST[:PORT][/DB]\n",
+				cfg.redis_url);
+			return 2;
+		}
+		if (!cfg.node_id) {
+			fprintf(stderr, "livecount: node_id: cluster mode "
+					"(redis_url) needs a node_id, 1..1023, "
+					"unique in the cluster\n");
+			return 2;
+		}
+	}
 	if (check) {
 		lc_config_dump(&cfg, stdout);
 		fprintf(stderr, "livecount: configuration ok\n");
@@ -157,6 +182,11 @@ main(int argc, char **argv)
 		lc_err("out of memory");
 		return 1;
 	}
+	if (clustered) {
+		lc_cluster_init(&cluster, (uint32_t)cfg.node_id);
+		lc_store_set_cluster(store, &counter.slots_lock,
+				     (uint32_t)cfg.node_id);
+	}
 	t0 = lc_mono_us();
 	loaded = lc_store_load(store, &counter, lc_now_ms());
 	if (loaded < 0) {
@@ -167,6 +197,17 @@ main(int argc, char **argv)
 	}
 	lc_info("loaded %ld URLs from %s in %lld ms", loaded, cfg.db,
 		(long long)(lc_mono_us() - t0) / 1000);
+
+	if (clustered) {
+		bridge = lc_bridge_start(cfg.redis_url, &counter, &cluster, err,
+					 sizeof(err));
+		if (!bridge) {
+			lc_err("%s", err);
+			lc_store_close(store);
+			lc_counter_cleanup(&counter);
+			return 2;
+		}
+	}
 
 	batcher = lc_batcher_start(store, cfg.flush_interval_ms,
 				   cfg.max_rows_per_sec);
@@ -180,6 +221,7 @@ main(int argc, char **argv)
 	srv.counter = &counter;
 	srv.dispatch = &dispatch;
 	srv.batcher = batcher;
+	srv.bridge = bridge;
 	srv.started_ms = lc_now_ms();
 	srv.nworkers =
 	    cfg.workers ? cfg.workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -194,6 +236,8 @@ main(int argc, char **argv)
 	if (lc_dispatch_init(&dispatch, &counter, NULL, 0, batcher,
 			     (size_t)cfg.top_limit_max))
 		goto out_batcher;
+	if (clustered)
+		dispatch.cluster = &cluster;
 	lc_dispatch_sum_table(&dispatch);
 	if (lc_server_start(&srv))
 		goto out_server;
@@ -217,6 +261,9 @@ main(int argc, char **argv)
 	atomic_store(&srv.ready, false);
 	lc_server_stop(&srv);
 	lc_dispatch_tick(&dispatch, lc_now_ms()); /* the final merge */
+	/* A last push of what the final tick handed to the bridge. */
+	lc_bridge_stop(bridge);
+	bridge = NULL;
 	rc = lc_batcher_stop(batcher) ? 1 : 0;
 	batcher = NULL;
 	lc_dispatch_cleanup(&dispatch);
@@ -230,9 +277,12 @@ out_server:
 	lc_dispatch_cleanup(&dispatch);
 out_batcher:
 	rc = 1;
+	lc_bridge_stop(bridge);
 	if (batcher)
 		lc_batcher_stop(batcher);
 out_free:
+	if (clustered)
+		lc_cluster_cleanup(&cluster);
 	lc_server_free(&srv);
 	free(sources);
 	lc_counter_cleanup(&counter);

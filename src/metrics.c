@@ -10,6 +10,8 @@
  */
 #define _GNU_SOURCE
 #include "lc/batcher.h"
+#include "lc/bridge.h"
+#include "lc/cluster.h"
 #include "lc/common.h"
 #include "lc/server.h"
 
@@ -78,6 +80,88 @@ metric(struct text *t, const char *name, const char *type, const char *help,
 {
 	add(t, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", name, help, name, type,
 	    name, (long long)v);
+}
+
+/* Cluster mode: the Redis link, resyncs, push lag and round trips. */
+static void
+cluster_metrics(struct text *t, struct lc_server *srv)
+{
+	const struct lc_bridge_stats *b = lc_bridge_stats(srv->bridge);
+	const struct lc_cluster_stats *cs = &srv->dispatch->cluster->stats;
+	static const char *const le[LC_BRIDGE_RTT_BUCKETS] = {
+	    "0.0005", "0.001", "0.002", "0.005", "0.01",
+	    "0.05",   "0.1",   "0.5",	"1",	 "+Inf"};
+	int64_t oldest = atomic_load(&b->oldest_pending_us);
+	uint64_t cum = 0;
+
+	metric(t, "livecount_cluster_link_up", "gauge",
+	       "1 while the link to Redis is up and synced, else 0.",
+	       atomic_load(&b->link_up));
+	metric(t, "livecount_cluster_connects_total", "counter",
+	       "Connections to Redis made (first and reconnects).",
+	       (int64_t)atomic_load(&b->connects));
+	metric(t, "livecount_cluster_errors_total", "counter",
+	       "Failed Redis connects, commands and lost connections.",
+	       (int64_t)atomic_load(&b->errors));
+	metric(t, "livecount_cluster_resyncs_total", "counter",
+	       "Full resyncs with Redis (after each (re)subscribe, gap or "
+	       "epoch change).",
+	       (int64_t)atomic_load(&b->resyncs));
+	metric(t, "livecount_cluster_resync_last_milliseconds", "gauge",
+	       "Duration of the last full resync.",
+	       (int64_t)atomic_load(&b->resync_ms_last));
+	metric(t, "livecount_cluster_seq_gaps_total", "counter",
+	       "Lost pub/sub messages detected (each heals by a resync).",
+	       (int64_t)atomic_load(&b->seq_gaps));
+	metric(t, "livecount_cluster_pushed_urls_total", "counter",
+	       "Own per-URL totals written to Redis.",
+	       (int64_t)atomic_load(&b->pushed_urls));
+	metric(t, "livecount_cluster_pending_urls", "gauge",
+	       "Own per-URL totals waiting to be written to Redis.",
+	       (int64_t)atomic_load(&b->pending_urls));
+	add(t,
+	    "# HELP livecount_cluster_push_lag_seconds Age of the oldest own "
+	    "change not yet in Redis.\n"
+	    "# TYPE livecount_cluster_push_lag_seconds gauge\n"
+	    "livecount_cluster_push_lag_seconds %.3f\n",
+	    oldest ? (double)(lc_mono_us() - oldest) / 1e6 : 0.0);
+	metric(t, "livecount_cluster_messages_sent_total", "counter",
+	       "Messages published (pushes and heartbeats).",
+	       (int64_t)atomic_load(&b->messages_out));
+	metric(t, "livecount_cluster_sent_bytes_total", "counter",
+	       "Bytes published.", (int64_t)atomic_load(&b->bytes_out));
+	metric(t, "livecount_cluster_messages_received_total", "counter",
+	       "Messages received from the channel.",
+	       (int64_t)atomic_load(&b->messages_in));
+	metric(t, "livecount_cluster_received_bytes_total", "counter",
+	       "Bytes received from the channel.",
+	       (int64_t)atomic_load(&b->bytes_in));
+	metric(t, "livecount_cluster_redis_commands_total", "counter",
+	       "Redis commands sent.", (int64_t)atomic_load(&b->commands));
+	metric(t, "livecount_cluster_remote_likes_total", "counter",
+	       "Like units learnt from other nodes.",
+	       (int64_t)atomic_load(&cs->remote_likes));
+	metric(t, "livecount_cluster_remote_unlikes_total", "counter",
+	       "Unlike units learnt from other nodes.",
+	       (int64_t)atomic_load(&cs->remote_unlikes));
+	metric(t, "livecount_cluster_adopted_total", "counter",
+	       "Own like and unlike units found in Redis from an earlier run.",
+	       (int64_t)atomic_load(&cs->adopted_likes));
+	add(t, "# HELP livecount_cluster_redis_rtt_seconds Redis round trips "
+	       "(one pipeline each).\n"
+	       "# TYPE livecount_cluster_redis_rtt_seconds histogram\n");
+	for (int i = 0; i < LC_BRIDGE_RTT_BUCKETS; i++) {
+		cum += atomic_load(&b->rtt_buckets[i]);
+		add(t,
+		    "livecount_cluster_redis_rtt_seconds_bucket{le=\"%s\"} "
+		    "%llu\n",
+		    le[i], (unsigned long long)cum);
+	}
+	add(t,
+	    "livecount_cluster_redis_rtt_seconds_sum %.6f\n"
+	    "livecount_cluster_redis_rtt_seconds_count %llu\n",
+	    (double)atomic_load(&b->rtt_us_sum) / 1e6,
+	    (unsigned long long)atomic_load(&b->rtt_count));
 }
 
 char *
@@ -203,6 +287,8 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 	metric(&t, "livecount_dirty_urls", "gauge",
 	       "URLs waiting to be written to the database.",
 	       (int64_t)atomic_load(&bs->dirty));
+	if (srv->bridge)
+		cluster_metrics(&t, srv);
 	if (t.oom) {
 		free(t.s);
 		return NULL;
@@ -232,8 +318,12 @@ lc_stats_render(struct lc_server *srv, size_t *len)
 	    (json_int_t)atomic_load(&srv->dispatch->seq), "tick_ms",
 	    srv->cfg->tick_ms, "uptime_s",
 	    (json_int_t)((lc_now_ms() - srv->started_ms) / 1000));
-	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	char *s;
 
+	if (o && srv->bridge)
+		json_object_set_new(o, "cluster",
+				    lc_bridge_status_json(srv->bridge));
+	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (s)
 		*len = strlen(s);

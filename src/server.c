@@ -408,6 +408,38 @@ bind_listener(const char *addr, int port, char *err, size_t errlen)
 	return fd;
 }
 
+/*
+ * Without reuse_port, refuses a port that another process listens on: our
+ * own workers share their port through SO_REUSEPORT, which would otherwise
+ * let a second server silently take half of the connections. A probe
+ * socket without SO_REUSEPORT cannot bind next to a listener.
+ */
+static int
+check_port_free(const char *addr, int port, char *err, size_t errlen)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port)};
+	int fd, one = 1, rc = 0;
+
+	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
+		return 0; /* bind_listener says why */
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
+	    errno == EADDRINUSE) {
+		snprintf(err, errlen,
+			 "cannot listen on %s:%d: the port is in use by "
+			 "another process (set reuse_port = yes on every "
+			 "node that should share it)",
+			 addr, port);
+		rc = -1;
+	}
+	close(fd);
+	return rc;
+}
+
 int
 lc_server_start(struct lc_server *srv)
 {
@@ -429,6 +461,11 @@ lc_server_start(struct lc_server *srv)
 		srv->max_conns = rl.rlim_cur == RLIM_INFINITY
 				     ? INT64_MAX
 				     : (int64_t)rl.rlim_cur - 64;
+	}
+	if (port && !cfg->reuse_port &&
+	    check_port_free(cfg->bind, port, err, sizeof(err))) {
+		lc_err("%s", err);
+		return LC_EBUSY;
 	}
 	srv->workers = calloc((size_t)srv->nworkers, sizeof(*srv->workers));
 	if (!srv->workers)

@@ -16,8 +16,11 @@
 #include "lc/common.h"
 #include "lc/hash.h"
 
+#include "lc/slots.h"
+
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +33,11 @@ struct lc_store {
 	sqlite3 *db;
 	int lock_fd; /* flock()ed database file, -1 for readers */
 	sqlite3_stmt *put_url, *put_counter, *put_minute, *history;
-	sqlite3_stmt *new_url; /* insert with an id chosen here */
-	int64_t next_id;       /* ids above every urls.id (writer only) */
+	sqlite3_stmt *put_slot;	     /* node_slots upsert */
+	pthread_mutex_t *slots_lock; /* the table's, in cluster mode */
+	sqlite3_stmt *new_url;	     /* insert with an id chosen here */
+	int64_t next_id;	     /* ids above every urls.id (writer only) */
+	uint32_t self;		     /* cluster mode: this node's id */
 };
 
 static const char *const migrations[] = {
@@ -62,6 +68,18 @@ static const char *const migrations[] = {
     "  SELECT u.url, datetime(m.minute, 'unixepoch') AS minute,\n"
     "         m.likes, m.unlikes, m.likes - m.unlikes AS net\n"
     "  FROM likes_minute m JOIN urls u ON u.id = m.url_id;\n",
+    /* 2: cluster mode: every node's own totals per URL. */
+    "CREATE TABLE node_slots (\n"
+    "  url_id INTEGER NOT NULL REFERENCES urls(id),\n"
+    "  node INTEGER NOT NULL, -- node_id that accepted these likes\n"
+    "  likes INTEGER NOT NULL,\n"
+    "  unlikes INTEGER NOT NULL,\n"
+    "  PRIMARY KEY (url_id, node)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE VIEW node_slots_v AS\n"
+    "  SELECT u.url, s.node, s.likes - s.unlikes AS count, s.likes,\n"
+    "         s.unlikes\n"
+    "  FROM node_slots s JOIN urls u ON u.id = s.url_id;\n",
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -277,6 +295,12 @@ lc_store_open(const char *path, bool readonly, char *err, size_t errlen)
 		    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(url_id, minute) DO "
 		    "UPDATE SET likes = excluded.likes, unlikes = "
 		    "excluded.unlikes",
+		    err, errlen) ||
+	    prepare(st, &st->put_slot,
+		    "INSERT INTO node_slots(url_id, node, likes, unlikes) "
+		    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(url_id, node) DO "
+		    "UPDATE SET likes = excluded.likes, unlikes = "
+		    "excluded.unlikes",
 		    err, errlen))
 		goto fail;
 	return st;
@@ -300,6 +324,7 @@ lc_store_close(struct lc_store *st)
 	sqlite3_finalize(st->new_url);
 	sqlite3_finalize(st->put_counter);
 	sqlite3_finalize(st->put_minute);
+	sqlite3_finalize(st->put_slot);
 	sqlite3_finalize(st->history);
 	if (st->db && sqlite3_close(st->db) != SQLITE_OK)
 		lc_err("database: close: %s", sqlite3_errmsg(st->db));
@@ -312,6 +337,28 @@ const char *
 lc_store_errmsg(struct lc_store *st)
 {
 	return sqlite3_errmsg(st->db);
+}
+
+struct settle {
+	uint32_t self;
+	int rc;
+};
+
+static void
+settle_cb(struct lc_entry *e, void *arg)
+{
+	struct settle *a = arg;
+
+	if (!a->rc)
+		a->rc = lc_slots_settle(e, a->self);
+}
+
+void
+lc_store_set_cluster(struct lc_store *st, pthread_mutex_t *slots_lock,
+		     uint32_t self)
+{
+	st->slots_lock = slots_lock;
+	st->self = self;
 }
 
 long
@@ -349,6 +396,41 @@ lc_store_load(struct lc_store *st, struct lc_counter *c, int64_t now_ms)
 	if (rc != SQLITE_DONE)
 		return LC_EIO;
 
+	/* Cluster mode: every node's slots, then counts = their sums. */
+	if (st->slots_lock) {
+		if (sqlite3_prepare_v2(st->db,
+				       "SELECT u.url, s.node, s.likes, "
+				       "s.unlikes FROM node_slots s JOIN urls "
+				       "u ON u.id = s.url_id",
+				       -1, &s, NULL) != SQLITE_OK)
+			return LC_EIO;
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			const char *url =
+			    (const char *)sqlite3_column_text(s, 0);
+			size_t len = (size_t)sqlite3_column_bytes(s, 0);
+			int64_t node = sqlite3_column_int64(s, 1);
+			struct lc_entry *e =
+			    lc_counter_find(c, url, len, lc_hash(url, len));
+
+			if (!e || node < 1 || node > LC_MAX_NODE_ID)
+				continue;
+			if (lc_slots_load(e, st->self, (uint32_t)node,
+					  sqlite3_column_int64(s, 2),
+					  sqlite3_column_int64(s, 3))) {
+				sqlite3_finalize(s);
+				return LC_ENOMEM;
+			}
+		}
+		sqlite3_finalize(s);
+		if (rc != SQLITE_DONE)
+			return LC_EIO;
+		struct settle a = {st->self, 0};
+
+		lc_counter_foreach(c, settle_cb, &a);
+		if (a.rc)
+			return LC_ENOMEM;
+	}
+
 	/* The current minute continues where the last run left it. */
 	if (sqlite3_prepare_v2(st->db,
 			       "SELECT u.url, m.likes, m.unlikes FROM "
@@ -385,18 +467,49 @@ step_done(sqlite3_stmt *s)
 	return rc == SQLITE_DONE ? 0 : rc;
 }
 
+/*
+ * Reads e's counts and (in cluster mode) its slots together: the
+ * dispatcher changes both under the same lock, so the database always
+ * holds counts equal to the slots' sums. *sl is `buf` or a malloc'ed copy.
+ */
+static int
+read_entry(struct lc_store *st, struct lc_entry *e, struct lc_counts *cnt,
+	   struct lc_slot *buf, size_t bufn, struct lc_slot **sl,
+	   uint32_t *nslots)
+{
+	*sl = buf;
+	*nslots = 0;
+	if (!st->slots_lock) {
+		*cnt = lc_entry_read(e);
+		return 0;
+	}
+	pthread_mutex_lock(st->slots_lock);
+	*cnt = lc_entry_read(e);
+	if (e->slots && e->slots->n) {
+		*nslots = e->slots->n;
+		if (*nslots > bufn)
+			*sl = malloc(*nslots * sizeof(**sl));
+		if (*sl)
+			memcpy(*sl, e->slots->s, *nslots * sizeof(**sl));
+	}
+	pthread_mutex_unlock(st->slots_lock);
+	return *sl ? 0 : LC_ENOMEM;
+}
+
 int
 lc_store_flush(struct lc_store *st, struct lc_entry *const *entries, size_t n)
 {
 	size_t assigned = 0;
 	int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	struct lc_slot buf[16], *sl = buf;
 	size_t i;
 
 	if (rc != SQLITE_OK)
 		goto fail;
 	for (i = 0; i < n; i++) {
 		struct lc_entry *e = entries[i];
-		struct lc_counts cnt = lc_entry_read(e);
+		struct lc_counts cnt;
+		uint32_t nslots;
 
 		if (!e->db_id) {
 			/*
@@ -427,12 +540,27 @@ lc_store_flush(struct lc_store *st, struct lc_entry *const *entries, size_t n)
 				goto fail;
 			assigned = i + 1;
 		}
+		if (read_entry(st, e, &cnt, buf, 16, &sl, &nslots)) {
+			rc = SQLITE_NOMEM;
+			goto fail;
+		}
 		sqlite3_bind_int64(st->put_counter, 1, e->db_id);
 		sqlite3_bind_int64(st->put_counter, 2, cnt.likes);
 		sqlite3_bind_int64(st->put_counter, 3, cnt.unlikes);
 		sqlite3_bind_int64(st->put_counter, 4, cnt.updated_ms);
 		if ((rc = step_done(st->put_counter)))
 			goto fail;
+		for (uint32_t k = 0; k < nslots; k++) {
+			sqlite3_bind_int64(st->put_slot, 1, e->db_id);
+			sqlite3_bind_int64(st->put_slot, 2, sl[k].node);
+			sqlite3_bind_int64(st->put_slot, 3, sl[k].likes);
+			sqlite3_bind_int64(st->put_slot, 4, sl[k].unlikes);
+			if ((rc = step_done(st->put_slot)))
+				goto fail;
+		}
+		if (sl != buf)
+			free(sl);
+		sl = buf;
 		for (struct lc_minute *m = e->minutes; m; m = m->next) {
 			if (!m->dirty)
 				continue;
@@ -448,6 +576,8 @@ lc_store_flush(struct lc_store *st, struct lc_entry *const *entries, size_t n)
 	if (rc == SQLITE_OK)
 		return 0;
 fail:
+	if (sl != buf)
+		free(sl);
 	lc_warn("database: flush failed: %s", sqlite3_errmsg(st->db));
 	if (!sqlite3_get_autocommit(st->db))
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);

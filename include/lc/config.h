@@ -46,7 +46,14 @@ struct lc_config {
 	char allowed_origins[1024];   /* "*" or comma-separated origins */
 	char tls_cert[1024];	      /* PEM certificate: serve HTTPS/WSS */
 	char tls_key[1024];	      /* PEM private key for tls_cert */
+
+	bool reuse_port;     /* share the port with other processes */
+	char redis_url[512]; /* cluster mode when set */
+	int node_id;	     /* cluster mode: 1..1023, unique */
 };
+
+/** Parses yes/no, true/false, on/off, 1/0 (any case): 1, 0, or -1. */
+int lc_config_parse_bool(const char *v);
 
 /** Fills every field with its built-in default. */
 void lc_config_defaults(struct lc_config *cfg);

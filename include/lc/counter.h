@@ -39,6 +39,14 @@ struct lc_entry {
 	uint64_t tick;	   /* last tick in which this entry changed */
 	uint32_t tick_idx; /* its index in that tick's change list */
 	bool in_top;	   /* member of the published top list */
+	/*
+	 * Cluster mode only (NULL on a single node): every node's absolute
+	 * totals for this url (slots.h). Written by the dispatcher, read by
+	 * the batcher and the bridge, always under the table's slots_lock.
+	 */
+	struct lc_slots *slots;
+	/* Bridge thread only: queued to be pushed to Redis. */
+	bool push_queued;
 	/* Batcher thread only. */
 	bool dirty;		   /* queued for the next flush */
 	int64_t db_id;		   /* urls.id, 0 until written */
@@ -59,6 +67,9 @@ struct lc_counter {
 	pthread_mutex_t insert_lock;	  /* guards inserts, growth, `size` */
 	size_t size;			  /* entries in the table */
 	struct lc_counter_index *retired; /* outgrown indexes, freed at end */
+	/* Cluster mode: guards every entry's `slots` (and, in the dispatcher,
+	 * keeps an entry's counts and slots changing together). */
+	pthread_mutex_t slots_lock;
 };
 
 /** Initialises an empty table. Returns 0 or LC_ENOMEM. */

@@ -10,9 +10,10 @@
  *     source's thread;
  *   - the tick's changes (url, likes, unlikes) to the batcher.
  *
- * A "source" is anything that produces deltas and consumes updates. Today
- * that is each worker thread; a Redis bridge to other nodes would be one
- * more source, merged the same way.
+ * A "source" is anything that produces deltas and consumes updates: each
+ * worker thread. In cluster mode the bridge to Redis is one more source of
+ * deltas (other nodes' slot readings, merged by the rules of slots.h), and
+ * the dispatcher hands it the entries whose own slot changed (cluster.h).
  */
 #ifndef LC_DISPATCH_H
 #define LC_DISPATCH_H
@@ -22,14 +23,17 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct lc_batcher;
+struct lc_cluster;
 
 /** One URL's change in a tick. */
 struct lc_change {
 	struct lc_entry *e;
 	int64_t likes, unlikes;
+	bool own; /* cluster mode: this node's own slot changed */
 };
 
 /** A tick's changes for the batcher; owned by whoever holds it. */
@@ -136,12 +140,15 @@ struct lc_dispatch {
 	struct lc_source **sources;
 	size_t nsources;
 	struct lc_batcher *batcher; /* may be NULL (tests) */
+	struct lc_cluster *cluster; /* NULL on a single node */
 	size_t top_k;
 
 	/* dispatcher thread only */
 	uint64_t tick_no;
 	struct lc_change *changes;
 	size_t nchanges, changes_cap;
+	struct lc_entry **own; /* cluster: entries whose own slot changed */
+	size_t own_n, own_cap;
 	struct lc_entry **top_entries;
 	size_t top_n;
 	bool top_dirty;	       /* needs a full rescan */

@@ -165,6 +165,7 @@ struct lc_server {
 	struct lc_counter *counter;
 	struct lc_dispatch *dispatch;
 	struct lc_batcher *batcher;
+	struct lc_bridge *bridge; /* cluster mode; NULL on a single node */
 	struct lc_worker *workers;
 	int nworkers;
 	int port; /* actual listening port */

@@ -8,7 +8,9 @@
  *
  * Schema (user_version 1): urls(id, url), counters(url_id, likes, unlikes,
  * updated_at in Unix ms), likes_minute(url_id, minute in Unix s, likes,
- * unlikes), views counts_v and history_v. Every flush writes absolute
+ * unlikes), views counts_v and history_v; (user_version 2, cluster mode)
+ * node_slots(url_id, node, likes, unlikes) and view node_slots_v. Every
+ * flush writes absolute
  * values, so running a flush twice never double-counts.
  */
 #ifndef LC_STORE_H
@@ -17,11 +19,12 @@
 #include "lc/counter.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #define LC_STORE_APP_ID 0x4c43544c /* "LCTL" in PRAGMA application_id */
-#define LC_STORE_SCHEMA_VERSION 1
+#define LC_STORE_SCHEMA_VERSION 2
 
 /** Per-minute totals of one URL, owned by the batcher thread. */
 struct lc_minute {
@@ -44,6 +47,14 @@ struct lc_store *lc_store_open(const char *path, bool readonly, char *err,
 			       size_t errlen);
 
 void lc_store_close(struct lc_store *st);
+
+/**
+ * Cluster mode: the store then loads and writes every node's slots
+ * (node_slots), reading an entry's counts and slots under slots_lock.
+ * Call before lc_store_load. Not for read-only stores.
+ */
+void lc_store_set_cluster(struct lc_store *st, pthread_mutex_t *slots_lock,
+			  uint32_t self);
 
 /**
  * Loads every counter into c, and the current minute's totals (for

@@ -308,11 +308,11 @@ def test_disk_full_then_space_returns():
     try:
         with Server(db=os.path.join(mnt, "lc.db"), flush_ms=200) as s:
             # fill the disk, then make URLs that need new pages
-            with open(filler, "wb") as f:
+            # unbuffered: a buffered close would raise ENOSPC itself
+            with open(filler, "wb", buffering=0) as f:
                 try:
                     while True:
                         f.write(b"\0" * 65536)
-                        f.flush()
                 except OSError:
                     pass
             batch = [{"url": "full/%d/" % i + "x" * 300, "n": 1}

@@ -1,0 +1,83 @@
+/*
+ * livecount — the bridge: cluster mode's link to Redis.
+ *
+ * Two threads of its own, each with one synchronous hiredis connection
+ * with connect and command timeouts, so a stalled or unreachable Redis
+ * only ever stalls the bridge: counting and serving never wait for it.
+ *   - the command thread pushes this node's own slots (ZADD GT + PUBLISH,
+ *     pipelined), publishes a heartbeat every second, refreshes the node's
+ *     lease, watches the data set's epoch, and runs full resyncs;
+ *   - the subscriber thread listens on the channel and hands every other
+ *     node's readings to the dispatcher (cluster.h), checks each sender's
+ *     sequence for gaps, and asks for a resync after every (re)subscribe.
+ * Both reconnect with exponential backoff and full jitter.
+ *
+ * It does not merge anything itself (the dispatcher does, slots.h) and
+ * never calls into a worker.
+ */
+#ifndef LC_BRIDGE_H
+#define LC_BRIDGE_H
+
+#include "lc/cluster.h"
+#include "lc/counter.h"
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Redis round trips: <= 0.5, 1, 2, 5, 10, 50, 100, 500, 1000 ms, +Inf. */
+#define LC_BRIDGE_RTT_BUCKETS 10
+
+struct lc_bridge_stats {
+	_Atomic bool link_up;		 /* pushing and receiving, synced */
+	_Atomic uint64_t connects;	 /* successful (re)connections */
+	_Atomic uint64_t errors;	 /* failed connects and commands */
+	_Atomic uint64_t resyncs;	 /* completed full resyncs */
+	_Atomic uint64_t resync_ms_last; /* duration of the last one */
+	_Atomic uint64_t seq_gaps;	 /* lost pub/sub messages detected */
+	_Atomic uint64_t pushed_urls;	 /* own slots written (ZADD GT) */
+	_Atomic uint64_t messages_out, bytes_out; /* PUBLISHed */
+	_Atomic uint64_t messages_in, bytes_in;	  /* received */
+	_Atomic uint64_t commands;		  /* Redis commands sent */
+	_Atomic uint64_t pending_urls;		  /* own slots not yet pushed */
+	_Atomic int64_t oldest_pending_us;	  /* mono time, 0 = none */
+	_Atomic uint64_t rtt_buckets[LC_BRIDGE_RTT_BUCKETS];
+	_Atomic uint64_t rtt_us_sum, rtt_count;
+};
+
+struct lc_bridge;
+
+/** Parses redis://HOST[:PORT][/DB]. Returns 0 or LC_EINVAL. */
+int lc_bridge_parse_url(const char *url, char *host, size_t hostlen, int *port,
+			int *db);
+
+/**
+ * Starts the bridge for node cl->self against redis_url. When Redis
+ * answers, the node's lease is taken first: if another running process
+ * holds node id cl->self, returns NULL with the reason in err (exit 2
+ * material). When Redis does not answer, starts anyway (logged) and keeps
+ * trying. Main thread, after the database is loaded.
+ */
+struct lc_bridge *lc_bridge_start(const char *redis_url, struct lc_counter *c,
+				  struct lc_cluster *cl, char *err,
+				  size_t errlen);
+
+/**
+ * Stops both threads after a last push of what the final tick handed over
+ * (bounded by the command timeout), and frees the bridge. Main thread.
+ */
+void lc_bridge_stop(struct lc_bridge *b);
+
+/** Wakes the command thread (the dispatcher's hand-off hook). Any thread. */
+void lc_bridge_wake(void *b);
+
+const struct lc_bridge_stats *lc_bridge_stats(struct lc_bridge *b);
+
+/**
+ * {"node_id":N,"link":"up"|"down","nodes":[{"id","self","link",
+ * "last_push_age_ms"}...]} for /v1/stats (new reference). Any thread.
+ */
+json_t *lc_bridge_status_json(struct lc_bridge *b);
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * livecount — per-node slots: how a URL's count is shared by the nodes of
+ * a cluster, and the merge rules that make it exact.
+ *
+ * Each node owns two grow-only absolute totals per URL: the likes and the
+ * unlikes it accepted itself (a PN-counter kept as max-registers, see
+ * shared/CLUSTER-NOTES.md). A URL's cluster count is the sum over the
+ * nodes of (likes - unlikes). An entry's slots list every node's totals as
+ * this node knows them; the entry's own counts are kept equal to their
+ * sums, so every reader sees cluster totals without knowing about slots.
+ *
+ * Merge rules (lc_slots_merge):
+ *   - another node's slot only ever grows: a reading lower than or equal
+ *     to what is known (a duplicate, a retry, a late or reordered message)
+ *     changes nothing; a higher one adds the difference;
+ *   - this node's own slot grows only by its own likes (lc_slots_add_own),
+ *     except once after start: the values Redis holds for our own slot from
+ *     an earlier run of this node ("adopt") raise the slot's base, for a
+ *     node restarted with an older or empty database.
+ *
+ * This module does not talk to Redis and does not lock: callers hold the
+ * table's slots_lock. Only the dispatcher thread writes.
+ */
+#ifndef LC_SLOTS_H
+#define LC_SLOTS_H
+
+#include "lc/counter.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/** Highest node id (node ids are 1..LC_MAX_NODE_ID). */
+#define LC_MAX_NODE_ID 1023
+
+struct lc_slot {
+	uint32_t node;
+	int64_t likes, unlikes; /* that node's absolute totals */
+};
+
+struct lc_slots {
+	uint32_t n, cap;
+	/* Own slot's totals from before this run (loaded or adopted). */
+	int64_t base_likes, base_unlikes;
+	struct lc_slot s[];
+};
+
+/**
+ * Adds this node's own likes/unlikes (both >= 0) to its slot of e, and to
+ * e's counts (stamped now_ms). Returns 0 or LC_ENOMEM (nothing changed).
+ */
+int lc_slots_add_own(struct lc_entry *e, uint32_t self, int64_t likes,
+		     int64_t unlikes, int64_t now_ms);
+
+/**
+ * Merges one reading (node, likes, unlikes) of e's slots, as received from
+ * Redis. For another node keeps the maximum; for self changes something
+ * only when `adopt` (the first full resync after start), then raising the
+ * base to the reading. Applies the increase to e's counts (stamped now_ms)
+ * and returns it in *dl / *du (0 when nothing changed). Returns 0 or
+ * LC_ENOMEM (nothing changed; the reading comes again at the next resync).
+ */
+int lc_slots_merge(struct lc_entry *e, uint32_t self, uint32_t node,
+		   int64_t likes, int64_t unlikes, bool adopt, int64_t now_ms,
+		   int64_t *dl, int64_t *du);
+
+/**
+ * Sets a slot as loaded from the database (start-up, before any thread
+ * runs); for self it is also the base. Does not touch e's counts: call
+ * lc_slots_settle once every slot is loaded. Returns 0 or LC_ENOMEM.
+ */
+int lc_slots_load(struct lc_entry *e, uint32_t self, uint32_t node,
+		  int64_t likes, int64_t unlikes);
+
+/**
+ * Start-up in cluster mode: makes e's counts the sum of its slots. An entry
+ * with counts but no slots (a database from single-node mode, or from
+ * before cluster mode) gives those counts to this node's own slot.
+ * Returns 0 or LC_ENOMEM.
+ */
+int lc_slots_settle(struct lc_entry *e, uint32_t self);
+
+/** The slot of node in e, or NULL. */
+const struct lc_slot *lc_slots_find(const struct lc_entry *e, uint32_t node);
+
+#endif

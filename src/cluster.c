@@ -1,0 +1,399 @@
+/*
+ * Cluster mode's wire format (Redis keys, members, pub/sub messages) and
+ * the dispatcher <-> bridge hand-offs. See cluster.h.
+ *
+ * Threads: the encoding functions are pure; the hand-offs are called by
+ * the dispatcher and the bridge threads, under the cluster's mutex, for a
+ * pointer swap or an append.
+ *
+ * A note on the hash tag: Redis Cluster maps a key to a slot by the text
+ * between its first '{' and '}'. lc_hash is seeded per process, so every
+ * node would tag a URL differently; the tag is FNV-1a instead, the same on
+ * every node and every run. Redis Cluster itself is not supported yet
+ * (hiredis 0.14.1 has no slot map); the tag keeps that door open.
+ */
+#define _GNU_SOURCE
+#include "lc/cluster.h"
+#include "lc/common.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+lc_buf_add(struct lc_buf *b, const void *p, size_t n)
+{
+	if (b->n + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *q;
+
+		while (cap < b->n + n + 1)
+			cap *= 2;
+		q = realloc(b->p, cap);
+		if (!q)
+			return LC_ENOMEM;
+		b->p = q;
+		b->cap = cap;
+	}
+	if (n)
+		memcpy(b->p + b->n, p, n);
+	b->n += n;
+	b->p[b->n] = '\0';
+	return 0;
+}
+
+void
+lc_buf_free(struct lc_buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+static uint32_t
+fnv1a(const char *s, size_t len)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return h;
+}
+
+size_t
+lc_cluster_key(char *out, size_t cap, const char *url, size_t len)
+{
+	uint32_t h = fnv1a(url, len);
+
+	if (cap < LC_CLUSTER_KEY_HEAD + len + 1)
+		return 0;
+	snprintf(out, cap, LC_CLUSTER_KEY_PREFIX "{%04x}:",
+		 (unsigned)((h ^ (h >> 16)) & 0xffff));
+	memcpy(out + LC_CLUSTER_KEY_HEAD, url, len);
+	out[LC_CLUSTER_KEY_HEAD + len] = '\0';
+	return LC_CLUSTER_KEY_HEAD + len;
+}
+
+bool
+lc_cluster_key_url(const char *key, size_t klen, const char **url, size_t *len)
+{
+	if (klen <= LC_CLUSTER_KEY_HEAD ||
+	    memcmp(key, LC_CLUSTER_KEY_PREFIX "{", 6) ||
+	    memcmp(key + 10, "}:", 2))
+		return false;
+	*url = key + LC_CLUSTER_KEY_HEAD;
+	*len = klen - LC_CLUSTER_KEY_HEAD;
+	return true;
+}
+
+/* Parses a decimal in [0, max] that fills exactly [s, s+len). */
+static bool
+parse_u64(const char *s, size_t len, uint64_t max, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	if (!len || len > 20)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		if (x > (max - (uint64_t)(s[i] - '0')) / 10)
+			return false;
+		x = x * 10 + (uint64_t)(s[i] - '0');
+	}
+	*v = x;
+	return true;
+}
+
+bool
+lc_cluster_member_parse(const char *m, size_t len, uint32_t *node,
+			bool *unlikes)
+{
+	uint64_t v;
+
+	if (len < 3 || m[len - 2] != ':' ||
+	    (m[len - 1] != 'l' && m[len - 1] != 'u') ||
+	    !parse_u64(m, len - 2, 1023, &v) || !v)
+		return false;
+	*node = (uint32_t)v;
+	*unlikes = m[len - 1] == 'u';
+	return true;
+}
+
+bool
+lc_cluster_score_parse(const char *s, size_t len, int64_t *v)
+{
+	uint64_t u;
+	char tmp[64], *end;
+	double d;
+
+	if (parse_u64(s, len, INT64_MAX, &u)) {
+		*v = (int64_t)u;
+		return true;
+	}
+	/* Redis prints large scores as doubles ("1e+17"). */
+	if (!len || len >= sizeof(tmp))
+		return false;
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	errno = 0;
+	d = strtod(tmp, &end);
+	if (*end || errno || !(d >= 0) || d >= 9.2e18 || d != floor(d))
+		return false;
+	*v = (int64_t)d;
+	return true;
+}
+
+int
+lc_msg_begin(struct lc_buf *b, const struct lc_msg_header *h)
+{
+	char line[96];
+	int n = snprintf(line, sizeof(line),
+			 LC_CLUSTER_MSG_MAGIC " %" PRIu32 " %016" PRIx64
+					      " %" PRIu64 "\n",
+			 h->node, h->boot, h->seq);
+
+	b->n = 0;
+	return lc_buf_add(b, line, (size_t)n);
+}
+
+int
+lc_msg_add(struct lc_buf *b, uint32_t node, int64_t likes, int64_t unlikes,
+	   const char *url, size_t len)
+{
+	char head[80];
+	int n =
+	    snprintf(head, sizeof(head), "%" PRIu32 " %" PRId64 " %" PRId64 " ",
+		     node, likes, unlikes);
+
+	if (lc_buf_add(b, head, (size_t)n) || lc_buf_add(b, url, len) ||
+	    lc_buf_add(b, "\n", 1))
+		return LC_ENOMEM;
+	return 0;
+}
+
+/* Splits the next space-separated field off [*p, end). */
+static bool
+field(const char **p, const char *end, const char **f, size_t *len)
+{
+	const char *s = *p, *sp = memchr(s, ' ', (size_t)(end - s));
+
+	if (!sp)
+		return false;
+	*f = s;
+	*len = (size_t)(sp - s);
+	*p = sp + 1;
+	return true;
+}
+
+long
+lc_msg_parse(const char *p, size_t n, struct lc_msg_header *h,
+	     int (*fn)(void *arg, uint32_t node, int64_t likes, int64_t unlikes,
+		       const char *url, size_t len),
+	     void *arg)
+{
+	const char *end = p + n, *nl, *f;
+	size_t flen;
+	uint64_t v, boot = 0;
+	long lines = 0;
+
+	nl = memchr(p, '\n', n);
+	if (!nl || !field(&p, nl, &f, &flen) || flen != 3 ||
+	    memcmp(f, LC_CLUSTER_MSG_MAGIC, 3) || !field(&p, nl, &f, &flen) ||
+	    !parse_u64(f, flen, 1023, &v) || !v)
+		return LC_EINVAL;
+	h->node = (uint32_t)v;
+	if (!field(&p, nl, &f, &flen) || flen != 16)
+		return LC_EINVAL;
+	for (size_t i = 0; i < 16; i++) {
+		char c = f[i];
+		int d = c >= '0' && c <= '9'   ? c - '0'
+			: c >= 'a' && c <= 'f' ? c - 'a' + 10
+					       : -1;
+
+		if (d < 0)
+			return LC_EINVAL;
+		boot = boot << 4 | (uint64_t)d;
+	}
+	h->boot = boot;
+	if (!parse_u64(p, (size_t)(nl - p), UINT64_MAX, &h->seq))
+		return LC_EINVAL;
+	p = nl + 1;
+	while (p < end) {
+		uint64_t node, l, u;
+		int rc;
+
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			return LC_EINVAL;
+		if (!field(&p, nl, &f, &flen) ||
+		    !parse_u64(f, flen, 1023, &node) || !node ||
+		    !field(&p, nl, &f, &flen) ||
+		    !parse_u64(f, flen, INT64_MAX, &l) ||
+		    !field(&p, nl, &f, &flen) ||
+		    !parse_u64(f, flen, INT64_MAX, &u) || p == nl)
+			return LC_EINVAL;
+		rc = fn(arg, (uint32_t)node, (int64_t)l, (int64_t)u, p,
+			(size_t)(nl - p));
+		if (rc)
+			return rc;
+		lines++;
+		p = nl + 1;
+	}
+	return lines;
+}
+
+/* ------------------------------------------------------------------ */
+
+struct lc_remote_batch *
+lc_remote_batch_new(bool adopt)
+{
+	struct lc_remote_batch *b = calloc(1, sizeof(*b));
+
+	if (b)
+		b->adopt = adopt;
+	return b;
+}
+
+int
+lc_remote_batch_add(struct lc_remote_batch *b, uint32_t node, int64_t likes,
+		    int64_t unlikes, const char *url, size_t len)
+{
+	struct lc_remote_item *it;
+
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64;
+		void *p = realloc(b->items, cap * sizeof(*b->items));
+
+		if (!p)
+			return LC_ENOMEM;
+		b->items = p;
+		b->cap = cap;
+	}
+	it = &b->items[b->n];
+	it->node = node;
+	it->likes = likes;
+	it->unlikes = unlikes;
+	it->url_off = (uint32_t)b->urls.n;
+	it->url_len = (uint32_t)len;
+	if (lc_buf_add(&b->urls, url, len) || lc_buf_add(&b->urls, "", 1))
+		return LC_ENOMEM;
+	b->n++;
+	return 0;
+}
+
+void
+lc_remote_batch_free(struct lc_remote_batch *b)
+{
+	if (!b)
+		return;
+	free(b->items);
+	lc_buf_free(&b->urls);
+	free(b);
+}
+
+int
+lc_cluster_init(struct lc_cluster *cl, uint32_t self)
+{
+	memset(cl, 0, sizeof(*cl));
+	cl->self = self;
+	pthread_mutex_init(&cl->lock, NULL);
+	return 0;
+}
+
+void
+lc_cluster_cleanup(struct lc_cluster *cl)
+{
+	struct lc_remote_batch *b = cl->in_head;
+
+	while (b) {
+		struct lc_remote_batch *next = b->next;
+
+		lc_remote_batch_free(b);
+		b = next;
+	}
+	free(cl->out);
+	pthread_mutex_destroy(&cl->lock);
+}
+
+void
+lc_cluster_post_remote(struct lc_cluster *cl, struct lc_remote_batch *b)
+{
+	b->next = NULL;
+	pthread_mutex_lock(&cl->lock);
+	if (cl->in_tail)
+		cl->in_tail->next = b;
+	else
+		cl->in_head = b;
+	cl->in_tail = b;
+	cl->in_items += b->n;
+	pthread_mutex_unlock(&cl->lock);
+}
+
+size_t
+lc_cluster_remote_pending(struct lc_cluster *cl)
+{
+	size_t n;
+
+	pthread_mutex_lock(&cl->lock);
+	n = cl->in_items;
+	pthread_mutex_unlock(&cl->lock);
+	return n;
+}
+
+struct lc_remote_batch *
+lc_cluster_take_remote(struct lc_cluster *cl)
+{
+	struct lc_remote_batch *b;
+
+	pthread_mutex_lock(&cl->lock);
+	b = cl->in_head;
+	cl->in_head = cl->in_tail = NULL;
+	cl->in_items = 0;
+	pthread_mutex_unlock(&cl->lock);
+	return b;
+}
+
+int
+lc_cluster_post_own(struct lc_cluster *cl, struct lc_entry *const *e, size_t n)
+{
+	if (!n)
+		return 0;
+	pthread_mutex_lock(&cl->lock);
+	if (cl->out_n + n > cl->out_cap) {
+		size_t cap = cl->out_cap ? cl->out_cap : 1024;
+		void *p;
+
+		while (cap < cl->out_n + n)
+			cap *= 2;
+		p = realloc(cl->out, cap * sizeof(*cl->out));
+		if (!p) {
+			pthread_mutex_unlock(&cl->lock);
+			return LC_ENOMEM;
+		}
+		cl->out = p;
+		cl->out_cap = cap;
+	}
+	memcpy(cl->out + cl->out_n, e, n * sizeof(*e));
+	cl->out_n += n;
+	pthread_mutex_unlock(&cl->lock);
+	if (cl->wake_bridge)
+		cl->wake_bridge(cl->wake_arg);
+	return 0;
+}
+
+size_t
+lc_cluster_take_own(struct lc_cluster *cl, struct lc_entry ***out)
+{
+	size_t n;
+
+	pthread_mutex_lock(&cl->lock);
+	*out = cl->out;
+	n = cl->out_n;
+	cl->out = NULL;
+	cl->out_n = cl->out_cap = 0;
+	pthread_mutex_unlock(&cl->lock);
+	return n;
+}

@@ -1,0 +1,141 @@
+/*
+ * Per-node slots of an entry and their merge rules (see slots.h).
+ *
+ * Threads: the dispatcher writes (and main at start-up, before any other
+ * thread); the batcher and the bridge read. Every call happens under the
+ * counter table's slots_lock, taken by the caller.
+ *
+ * A note on the own slot after a restart: the base is what this node knew
+ * of itself at start (its database). Redis may know more (the database
+ * lost a flush in a crash, or it is a new, empty one); the first full
+ * resync after start therefore "adopts" the reading for our own slot:
+ * base = max(base, reading), and the own slot rises by the difference. The
+ * bridge pushes nothing of our own slot before that resync is complete, so
+ * every reading it adopts was written by an earlier run, never by this one
+ * (adopting our own pushes would count them twice).
+ */
+#include "lc/slots.h"
+#include "lc/common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static struct lc_slot *
+slot_get(struct lc_entry *e, uint32_t node, bool create)
+{
+	struct lc_slots *ss = e->slots;
+
+	for (uint32_t i = 0; ss && i < ss->n; i++)
+		if (ss->s[i].node == node)
+			return &ss->s[i];
+	if (!create)
+		return NULL;
+	if (!ss || ss->n == ss->cap) {
+		uint32_t cap = ss ? ss->cap * 2 : 2;
+		struct lc_slots *p =
+		    realloc(ss, sizeof(*ss) + cap * sizeof(ss->s[0]));
+
+		if (!p)
+			return NULL;
+		if (!ss)
+			memset(p, 0, sizeof(*p));
+		p->cap = cap;
+		e->slots = ss = p;
+	}
+	ss->s[ss->n] = (struct lc_slot){.node = node};
+	return &ss->s[ss->n++];
+}
+
+const struct lc_slot *
+lc_slots_find(const struct lc_entry *e, uint32_t node)
+{
+	return slot_get((struct lc_entry *)e, node, false);
+}
+
+int
+lc_slots_add_own(struct lc_entry *e, uint32_t self, int64_t likes,
+		 int64_t unlikes, int64_t now_ms)
+{
+	struct lc_slot *s = slot_get(e, self, true);
+
+	if (!s)
+		return LC_ENOMEM;
+	s->likes += likes;
+	s->unlikes += unlikes;
+	lc_entry_add(e, likes, unlikes, now_ms);
+	return 0;
+}
+
+int
+lc_slots_merge(struct lc_entry *e, uint32_t self, uint32_t node, int64_t likes,
+	       int64_t unlikes, bool adopt, int64_t now_ms, int64_t *dl,
+	       int64_t *du)
+{
+	struct lc_slot *s;
+
+	*dl = *du = 0;
+	if (node == self && !adopt)
+		return 0; /* we are the authority on our own slot */
+	s = slot_get(e, node, true);
+	if (!s)
+		return LC_ENOMEM;
+	if (node == self) {
+		struct lc_slots *ss = e->slots;
+
+		if (likes > ss->base_likes) {
+			*dl = likes - ss->base_likes;
+			ss->base_likes = likes;
+		}
+		if (unlikes > ss->base_unlikes) {
+			*du = unlikes - ss->base_unlikes;
+			ss->base_unlikes = unlikes;
+		}
+	} else {
+		if (likes > s->likes)
+			*dl = likes - s->likes;
+		if (unlikes > s->unlikes)
+			*du = unlikes - s->unlikes;
+	}
+	s->likes += *dl;
+	s->unlikes += *du;
+	if (*dl || *du)
+		lc_entry_add(e, *dl, *du, now_ms);
+	return 0;
+}
+
+int
+lc_slots_load(struct lc_entry *e, uint32_t self, uint32_t node, int64_t likes,
+	      int64_t unlikes)
+{
+	struct lc_slot *s = slot_get(e, node, true);
+
+	if (!s)
+		return LC_ENOMEM;
+	s->likes = likes;
+	s->unlikes = unlikes;
+	if (node == self) {
+		e->slots->base_likes = likes;
+		e->slots->base_unlikes = unlikes;
+	}
+	return 0;
+}
+
+int
+lc_slots_settle(struct lc_entry *e, uint32_t self)
+{
+	struct lc_counts c = lc_entry_read(e);
+	int64_t l = 0, u = 0;
+
+	if (!e->slots || !e->slots->n) {
+		if (!c.likes && !c.unlikes)
+			return 0;
+		return lc_slots_load(e, self, self, c.likes, c.unlikes);
+	}
+	for (uint32_t i = 0; i < e->slots->n; i++) {
+		l += e->slots->s[i].likes;
+		u += e->slots->s[i].unlikes;
+	}
+	if (l != c.likes || u != c.unlikes)
+		lc_entry_add(e, l - c.likes, u - c.unlikes, c.updated_ms);
+	return 0;
+}

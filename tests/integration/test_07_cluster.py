@@ -1,0 +1,288 @@
+"""Cluster mode: several real livecount nodes sharing counts through a real
+redis-server on loopback. Every failure case ends in exact counts on every
+node: Redis stalled, a partition (a proxy the test cuts), the pub/sub
+subscription killed, a lost message, a node SIGKILLed and restarted (same
+and empty database), Redis restarted empty, a duplicate node id, two nodes
+on one port."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+
+from lc import BIN, Server, check, free_port, run
+from redis_util import Proxy, Redis
+
+
+def node(redis, node_id, *args, url=None, **kw):
+    kw.setdefault("workers", 1)
+    return Server("--redis-url", url or redis.url(), "--node-id",
+                  str(node_id), *args, **kw)
+
+
+def wait_for(pred, timeout=15, what="condition"):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            last = pred()
+            if last is True:
+                return
+        except (OSError, AssertionError) as e:
+            last = e
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+
+
+def converge(nodes, url, expected, timeout=15):
+    def ok():
+        got = [n.count(url) for n in nodes]
+        return True if all(g == expected for g in got) else got
+    wait_for(ok, timeout, "%s == %d on every node" % (url, expected))
+
+
+def link_up(n):
+    return n.metric("livecount_cluster_link_up") == 1
+
+
+def fnv_tag(url):
+    h = 2166136261
+    for b in url.encode():
+        h = ((h ^ b) * 16777619) & 0xffffffff
+    return "%04x" % ((h ^ (h >> 16)) & 0xffff)
+
+
+def redis_key(url):
+    return "lc:u:{%s}:%s" % (fnv_tag(url), url)
+
+
+def test_three_nodes_converge():
+    with Redis() as r, node(r, 1) as a, node(r, 2) as b, node(r, 3) as c:
+        for n in (a, b, c):
+            wait_for(lambda: link_up(n), what="link up")
+        ws = c.ws(["x"])
+        snap = ws.recv()
+        check(snap["type"] == "snapshot", snap)
+        a.like("x", n=5)
+        b.like("x", n=7)
+        c.like("x", n=2, method="DELETE")
+        b.like("only-on-b", n=100)
+        converge([a, b, c], "x", 10)
+        converge([a, b, c], "only-on-b", 100)
+        # a subscriber on c sees likes made on a and b
+        ws.until(lambda m: m.get("type") == "update" and
+                 m["counts"].get("x", {}).get("count") == 10)
+        ws.close()
+        # the top list is cluster-wide
+        st, top = a.json("GET", "/v1/top?limit=5")
+        check(top["top"][0] == {"url": "only-on-b", "count": 100}, top)
+        # every node's own totals are in Redis, written with ZADD GT
+        z = r.cmd("ZRANGE", redis_key("x"), 0, -1, "WITHSCORES")
+        slots = dict(zip(z[::2], z[1::2]))
+        check(slots == {"1:l": "5", "1:u": "0", "2:l": "7", "2:u": "0",
+                        "3:l": "0", "3:u": "2"}, slots)
+        # /v1/stats lists the nodes this node knows
+        def three():
+            st, s = a.json("GET", "/v1/stats")
+            ids = sorted(n["id"] for n in s["cluster"]["nodes"])
+            return True if ids == [1, 2, 3] else ids
+        wait_for(three, what="three nodes in /v1/stats")
+        st, s = a.json("GET", "/v1/stats")
+        check(s["cluster"]["node_id"] == 1 and s["cluster"]["link"] == "up",
+              s)
+        check(s["totals"]["count"] == 110, s)
+        # the database holds cluster totals and every node's slots
+        for n in (a, b, c):
+            check(n.stop() == 0)
+        db = sqlite3.connect(a.db)
+        check(dict(db.execute("SELECT url, count FROM counts_v")) ==
+              {"x": 10, "only-on-b": 100})
+        rows = sorted(db.execute(
+            "SELECT node, likes, unlikes FROM node_slots_v WHERE url='x'"))
+        check(rows == [(1, 5, 0), (2, 7, 0), (3, 0, 2)], rows)
+        db.close()
+
+
+def test_redis_stalled():
+    with Redis() as r, node(r, 1) as a, node(r, 2) as b:
+        for n in (a, b):
+            wait_for(lambda: link_up(n), what="link up")
+        a.like("s", n=1)
+        converge([a, b], "s", 1)
+        r.proc.send_signal(signal.SIGSTOP)
+        try:
+            for _ in range(20):
+                a.like("s")
+                b.like("s", n=2)
+            # each keeps counting and serving its own view
+            check(a.count("s") == 21 and b.count("s") == 41,
+                  (a.count("s"), b.count("s")))
+            wait_for(lambda: not link_up(a), what="link down on a")
+            check(a.get("/readyz")[0] == 200)
+        finally:
+            r.proc.send_signal(signal.SIGCONT)
+        converge([a, b], "s", 61, timeout=30)
+        wait_for(lambda: link_up(a), what="link up again")
+
+
+def test_partition():
+    with Redis() as r:
+        px = Proxy(r.port)
+        try:
+            with node(r, 1, url=r.url(px.port)) as a, node(r, 2) as b:
+                for n in (a, b):
+                    wait_for(lambda: link_up(n), what="link up")
+                a.like("p", n=10)
+                converge([a, b], "p", 10)
+                px.cut()
+                t_end = time.time() + 10
+                na = nb = 0
+                while time.time() < t_end:
+                    a.like("p")
+                    b.like("p", n=3)
+                    na += 1
+                    nb += 3
+                    time.sleep(0.05)
+                # during the cut each side shows its own likes
+                check(a.count("p") == 10 + na, (a.count("p"), na))
+                check(b.count("p") == 10 + nb, (b.count("p"), nb))
+                check(not link_up(a))
+                px.heal()
+                converge([a, b], "p", 10 + na + nb, timeout=30)
+        finally:
+            px.close()
+
+
+def test_pubsub_killed_and_lost_message():
+    with Redis() as r, node(r, 1) as a, node(r, 2) as b:
+        for n in (a, b):
+            wait_for(lambda: link_up(n), what="link up")
+        resyncs = b.metric("livecount_cluster_resyncs_total")
+        killed = r.cmd("CLIENT", "KILL", "TYPE", "pubsub")
+        check(killed >= 2, killed)
+        a.like("k", n=4)
+        converge([a, b], "k", 4)
+        wait_for(lambda: b.metric("livecount_cluster_resyncs_total") >
+                 resyncs, what="a resync on b")
+        # A message lost on its way: node 9's total is in Redis but its
+        # PUBLISH never arrived; the next message shows a sequence gap,
+        # and the resync it triggers brings the total in.
+        r.cmd("ZADD", redis_key("k"), "GT", 6, "9:l", 0, "9:u")
+        r.cmd("PUBLISH", "lc:changes", "lc1 9 00000000000000aa 1\n")
+        time.sleep(0.3)
+        check(a.count("k") == 4 and b.count("k") == 4)
+        r.cmd("PUBLISH", "lc:changes", "lc1 9 00000000000000aa 3\n")
+        converge([a, b], "k", 10)
+        check(b.metric("livecount_cluster_seq_gaps_total") >= 1)
+        # duplicates and stale readings never count twice
+        r.cmd("PUBLISH", "lc:changes",
+              "lc1 9 00000000000000aa 4\n9 6 0 k\n9 5 0 k\n9 6 0 k\n")
+        time.sleep(0.5)
+        converge([a, b], "k", 10)
+
+
+def test_node_sigkill_restart():
+    with Redis() as r:
+        with node(r, 1, flush_ms=100) as a, node(r, 2) as b:
+            for n in (a, b):
+                wait_for(lambda: link_up(n), what="link up")
+            a.like("r", n=50)
+            b.like("r", n=5)
+            converge([a, b], "r", 55)
+            time.sleep(0.3)  # flushed to a's database
+            a.stop(signal.SIGKILL)
+            # restart with the same database: nothing counted twice
+            a.start()
+            wait_for(lambda: link_up(a), what="link up after restart")
+            converge([a, b], "r", 55)
+            a.like("r", n=1)
+            converge([a, b], "r", 56)
+            # acknowledged while Redis is stalled: flushed, not pushed;
+            # killed; pushed when it comes back
+            r.proc.send_signal(signal.SIGSTOP)
+            try:
+                a.like("r", n=20)
+                time.sleep(0.5)
+                a.stop(signal.SIGKILL)
+            finally:
+                r.proc.send_signal(signal.SIGCONT)
+            a.start()
+            converge([a, b], "r", 76, timeout=30)
+            a.stop(signal.SIGKILL)
+            # restart with an empty database: our own total from Redis
+            os.unlink(a.db)
+            for suffix in ("-wal", "-shm"):
+                if os.path.exists(a.db + suffix):
+                    os.unlink(a.db + suffix)
+            a.start()
+            converge([a, b], "r", 76)
+            a.like("r", n=4)
+            converge([a, b], "r", 80)
+            z = r.cmd("ZSCORE", redis_key("r"), "1:l")
+            check(z == "75", z)
+
+
+def test_redis_restarted_empty():
+    with Redis() as r, node(r, 1) as a, node(r, 2) as b:
+        for n in (a, b):
+            wait_for(lambda: link_up(n), what="link up")
+        a.like("e", n=3)
+        b.like("e", n=4)
+        b.like("f", n=1)
+        converge([a, b], "e", 7)
+        r.restart()
+        # every node repopulates it
+        wait_for(lambda: r.cmd("ZSCORE", redis_key("e"), "2:l") == "4" and
+                 r.cmd("ZSCORE", redis_key("e"), "1:l") == "3",
+                 what="Redis repopulated")
+        a.like("e", n=1)
+        converge([a, b], "e", 8)
+        # a brand-new node learns the full totals
+        with node(r, 3) as c:
+            converge([a, b, c], "e", 8)
+            converge([c], "f", 1)
+
+
+def test_duplicate_node_id_refused():
+    with Redis() as r, node(r, 1) as a:
+        try:
+            node(r, 1)
+        except RuntimeError as e:
+            check("node_id 1 is in use" in str(e), e)
+        else:
+            raise AssertionError("a second node 1 started")
+        check(a.get("/healthz")[0] == 200)
+    # cluster mode needs a node id
+    with Redis() as r:
+        try:
+            Server("--redis-url", r.url())
+        except RuntimeError as e:
+            check("node_id" in str(e), e)
+        else:
+            raise AssertionError("started without node_id")
+
+
+def test_reuse_port():
+    port = free_port()
+    with Redis() as r:
+        with node(r, 1, "--reuse-port", port=port) as a, \
+                node(r, 2, "--reuse-port", port=port) as b:
+            # a third server on the busy port without reuse_port: refused
+            # (run by hand: /readyz on the shared port would answer for a)
+            p = subprocess.run(
+                [BIN, "--bind", "127.0.0.1", "--port", str(port), "--db",
+                 os.path.join(a.dir, "third.db")],
+                capture_output=True, timeout=20)
+            check(p.returncode != 0 and
+                  b"in use by another process" in p.stderr, p)
+            for _ in range(40):
+                a.like("rp")  # a.port == b.port: the kernel picks
+            converge([a, b], "rp", 40)
+            check(a.proc.poll() is None and b.proc.poll() is None)
+
+
+run([test_three_nodes_converge, test_redis_stalled, test_partition,
+     test_pubsub_killed_and_lost_message, test_node_sigkill_restart,
+     test_redis_restarted_empty, test_duplicate_node_id_refused,
+     test_reuse_port])
