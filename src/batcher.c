@@ -192,7 +192,8 @@ run(void *arg)
 	struct lc_batcher *bt = arg;
 	size_t budget = (size_t)((int64_t)bt->max_rows_per_sec *
 				 bt->flush_interval_ms / 1000);
-	int64_t idle_checkpoint_at = 0;
+	int64_t idle_checkpoint_at = 0, last_flush = 0;
+	const int64_t interval = (int64_t)bt->flush_interval_ms * 1000;
 
 	if (!budget)
 		budget = 1;
@@ -204,26 +205,50 @@ run(void *arg)
 	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10))
 		lc_debug("batcher: cannot lower its priority");
 	for (;;) {
-		struct timespec until;
-		bool stopping;
+		bool stopping, flush = false;
 
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += bt->flush_interval_ms / 1000;
-		until.tv_nsec += (long)(bt->flush_interval_ms % 1000) * 1000000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
 		pthread_mutex_lock(&bt->lock);
-		while (!bt->stopping &&
-		       pthread_cond_timedwait(&bt->cond, &bt->lock, &until) !=
-			   ETIMEDOUT)
-			;
+		for (;;) {
+			int64_t now = lc_mono_us(), due = last_flush + interval;
+			bool pending = bt->inbox_n || bt->q_n;
+			struct timespec until;
+			int64_t wait;
+
+			if (bt->stopping)
+				break;
+			if (pending && now >= due) {
+				flush = true;
+				break;
+			}
+			/*
+			 * Leading edge: with nothing pending we sleep until
+			 * the dispatcher pushes (it signals), and a change
+			 * after a quiet interval is written at once; changes
+			 * within the interval after a flush wait for the
+			 * next one. The wait is bounded so the idle
+			 * checkpoint below still runs.
+			 */
+			wait = pending ? due - now : interval;
+			clock_gettime(CLOCK_MONOTONIC, &until);
+			until.tv_sec += (time_t)(wait / 1000000);
+			until.tv_nsec += (long)(wait % 1000000) * 1000;
+			if (until.tv_nsec >= 1000000000) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000;
+			}
+			if (pthread_cond_timedwait(&bt->cond, &bt->lock,
+						   &until) == ETIMEDOUT &&
+			    !pending)
+				break; /* idle: time for the checkpoint */
+		}
 		stopping = bt->stopping;
 		pthread_mutex_unlock(&bt->lock);
 		if (stopping)
 			break;
-		lc_batcher_flush_now(bt, budget);
+		if (flush) {
+			last_flush = lc_mono_us();
+			lc_batcher_flush_now(bt, budget);
+		}
 		/* A quiet database gets its WAL folded back in. */
 		if (!bt->q_n && lc_mono_us() > idle_checkpoint_at) {
 			lc_store_checkpoint(bt->store);
@@ -244,8 +269,14 @@ lc_batcher_create(struct lc_store *st, int flush_interval_ms,
 	bt->store = st;
 	bt->flush_interval_ms = flush_interval_ms;
 	bt->max_rows_per_sec = max_rows_per_sec;
+	pthread_condattr_t ca;
+
 	pthread_mutex_init(&bt->lock, NULL);
-	pthread_cond_init(&bt->cond, NULL);
+	/* Deadlines on the monotonic clock: a clock step changes nothing. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&bt->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	atomic_init(&bt->stats.healthy, true);
 	return bt;
 }
@@ -287,6 +318,9 @@ lc_batcher_push(struct lc_batcher *bt, struct lc_change_batch *b)
 		bt->inbox_cap = cap;
 	}
 	bt->inbox[bt->inbox_n++] = b;
+	/* Wakes an idle batcher: a change after a quiet interval is written
+	 * at once (leading edge); a busy one is not waiting on the cond. */
+	pthread_cond_signal(&bt->cond);
 	pthread_mutex_unlock(&bt->lock);
 }
 

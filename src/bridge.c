@@ -26,6 +26,7 @@
 #define _GNU_SOURCE
 #include "lc/bridge.h"
 #include "lc/common.h"
+#include "lc/dispatch.h"
 #include "lc/slots.h"
 
 #include <errno.h>
@@ -911,6 +912,7 @@ on_message(struct lc_bridge *b, const char *p, size_t n)
 		return;
 	}
 	lc_cluster_post_remote(b->cl, s.batch);
+	lc_kick_maybe(b->cl->kick); /* a lone remote like goes out at once */
 }
 
 static redisContext *

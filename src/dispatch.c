@@ -90,6 +90,7 @@ lc_source_add(struct lc_source *s, struct lc_counter *c, const char *url,
 	pending = it->likes - it->unlikes;
 	pthread_mutex_unlock(&s->lock);
 	*count = pending + (e ? lc_entry_count(e) : 0);
+	lc_kick_maybe(s->kick);
 	return 0;
 }
 
@@ -108,6 +109,7 @@ lc_source_add_batch(struct lc_source *s, const struct lc_like *items, size_t n)
 			goto undo;
 	}
 	pthread_mutex_unlock(&s->lock);
+	lc_kick_maybe(s->kick);
 	return 0;
 undo:
 	/* Out of memory: take back what this batch added (items exist). */
@@ -230,6 +232,13 @@ lc_dispatch_sum_table(struct lc_dispatch *d)
 	atomic_store(&d->stats.all_likes, 0);
 	atomic_store(&d->stats.all_unlikes, 0);
 	lc_counter_foreach(d->counter, sum_cb, d);
+}
+
+void
+lc_dispatch_set_kick(struct lc_dispatch *d, void (*fn)(void *), void *arg)
+{
+	d->kick.fn = fn;
+	d->kick.arg = arg;
 }
 
 void
@@ -720,6 +729,13 @@ lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms)
 		atomic_store(&d->stats.tick_us_max, (uint64_t)us);
 	atomic_fetch_add_explicit(&d->stats.urls_changed, d->nchanges,
 				  memory_order_relaxed);
+	/*
+	 * Quiet tick: the next like wakes us. (A like added between this
+	 * tick's swap and here waits for the next regular tick: late by at
+	 * most one tick, never lost.)
+	 */
+	atomic_store_explicit(&d->kick.armed, d->nchanges == 0,
+			      memory_order_release);
 	if (now_ms - d->rate_since_ms >= 1000) {
 		uint64_t total = atomic_load(&d->stats.likes) +
 				 atomic_load(&d->stats.unlikes);

@@ -53,10 +53,28 @@ ensure_parent_dir(const char *path)
 	return 0;
 }
 
+/* Wakes the dispatcher (main) thread: the leading-edge kick. */
+static pthread_t dispatcher_thread;
+
+static void
+kick_dispatcher(void *arg)
+{
+	(void)arg;
+	pthread_kill(dispatcher_thread, SIGUSR1);
+}
+
+/*
+ * The dispatch loop. Ticks run every tick_ms; a kick (SIGUSR1, sent by the
+ * first like after a quiet tick, lc_kick_maybe) moves the next tick to
+ * "now" if no tick with changes ran in the last tick_ms, else to tick_ms
+ * after that one: a lone like goes out at once, a storm at most once per
+ * tick.
+ */
 static void
 tick_loop(struct lc_dispatch *d, const sigset_t *sigs, int tick_ms)
 {
-	int64_t next = lc_mono_us() + (int64_t)tick_ms * 1000;
+	const int64_t tick_us = (int64_t)tick_ms * 1000;
+	int64_t next = lc_mono_us() + tick_us, last_change = 0;
 
 	for (;;) {
 		int64_t wait = next - lc_mono_us();
@@ -67,6 +85,11 @@ tick_loop(struct lc_dispatch *d, const sigset_t *sigs, int tick_ms)
 					      (long)(wait % 1000000) * 1000};
 
 			sig = sigtimedwait(sigs, NULL, &ts);
+			if (sig == SIGUSR1) {
+				if (last_change + tick_us < next)
+					next = last_change + tick_us;
+				continue;
+			}
 			if (sig > 0) {
 				lc_info("received %s, shutting down",
 					strsignal(sig));
@@ -79,11 +102,9 @@ tick_loop(struct lc_dispatch *d, const sigset_t *sigs, int tick_ms)
 			if (lc_mono_us() < next)
 				continue;
 		}
-		lc_dispatch_tick(d, lc_now_ms());
-		next += (int64_t)tick_ms * 1000;
-		/* After a long stall, tick again from now, not in a burst. */
-		if (lc_mono_us() - next > (int64_t)tick_ms * 1000)
-			next = lc_mono_us() + (int64_t)tick_ms * 1000;
+		if (lc_dispatch_tick(d, lc_now_ms()))
+			last_change = lc_mono_us();
+		next = lc_mono_us() + tick_us;
 	}
 }
 
@@ -166,7 +187,9 @@ main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGUSR1); /* the leading-edge kick, see tick_loop */
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	dispatcher_thread = pthread_self();
 	signal(SIGPIPE, SIG_IGN);
 	lc_hash_seed_init();
 	lc_parse_init();
@@ -198,17 +221,6 @@ main(int argc, char **argv)
 	lc_info("loaded %ld URLs from %s in %lld ms", loaded, cfg.db,
 		(long long)(lc_mono_us() - t0) / 1000);
 
-	if (clustered) {
-		bridge = lc_bridge_start(cfg.redis_url, &counter, &cluster, err,
-					 sizeof(err));
-		if (!bridge) {
-			lc_err("%s", err);
-			lc_store_close(store);
-			lc_counter_cleanup(&counter);
-			return 2;
-		}
-	}
-
 	batcher = lc_batcher_start(store, cfg.flush_interval_ms,
 				   cfg.max_rows_per_sec);
 	if (!batcher) {
@@ -221,7 +233,6 @@ main(int argc, char **argv)
 	srv.counter = &counter;
 	srv.dispatch = &dispatch;
 	srv.batcher = batcher;
-	srv.bridge = bridge;
 	srv.started_ms = lc_now_ms();
 	srv.nworkers =
 	    cfg.workers ? cfg.workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -236,9 +247,24 @@ main(int argc, char **argv)
 	if (lc_dispatch_init(&dispatch, &counter, NULL, 0, batcher,
 			     (size_t)cfg.top_limit_max))
 		goto out_batcher;
-	if (clustered)
+	if (clustered) {
+		/* Before listening: a duplicate node id exits here. */
 		dispatch.cluster = &cluster;
+		cluster.kick = &dispatch.kick;
+		bridge = lc_bridge_start(cfg.redis_url, &counter, &cluster, err,
+					 sizeof(err));
+		if (!bridge) {
+			lc_err("%s", err);
+			lc_dispatch_cleanup(&dispatch);
+			lc_batcher_stop(batcher);
+			lc_cluster_cleanup(&cluster);
+			lc_counter_cleanup(&counter);
+			return 2;
+		}
+		srv.bridge = bridge;
+	}
 	lc_dispatch_sum_table(&dispatch);
+	lc_dispatch_set_kick(&dispatch, kick_dispatcher, NULL);
 	if (lc_server_start(&srv))
 		goto out_server;
 	sources = calloc((size_t)srv.nworkers, sizeof(*sources));

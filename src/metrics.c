@@ -263,6 +263,10 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 	    "# TYPE livecount_dispatch_tick_seconds_max gauge\n"
 	    "livecount_dispatch_tick_seconds_max %.6f\n",
 	    (double)atomic_load(&ds->tick_us_max) / 1e6);
+	metric(&t, "livecount_dispatch_kicks_total", "counter",
+	       "Ticks run at once for the first change after a quiet tick "
+	       "(leading edge).",
+	       (int64_t)atomic_load(&srv->dispatch->kick.kicks));
 	metric(&t, "livecount_updates_published_total", "counter",
 	       "Subscribed URL changes published to workers.",
 	       (int64_t)atomic_load(&ds->updates));

@@ -478,6 +478,7 @@ lc_server_start(struct lc_server *srv)
 		w->listen_fd = -1;
 		if (lc_source_init(&w->source) || lc_subs_init(&w->subs))
 			return LC_ENOMEM;
+		w->source.kick = &srv->dispatch->kick; /* leading edge */
 		w->listen_fd = bind_listener(cfg->bind, port, err, sizeof(err));
 		if (w->listen_fd < 0) {
 			lc_err("%s", err);

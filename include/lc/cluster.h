@@ -34,6 +34,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct lc_kick;
+
 #define LC_CLUSTER_CHANNEL "lc:changes"
 #define LC_CLUSTER_KEY_PREFIX "lc:u:"
 /* "lc:u:{TTTT}:" */
@@ -128,6 +130,7 @@ struct lc_cluster {
 	struct lc_entry **out;
 	size_t out_n, out_cap;
 
+	struct lc_kick *kick; /* the dispatcher's leading edge (dispatch.h) */
 	void (*wake_bridge)(void *arg); /* after posting own changes */
 	void *wake_arg;
 	/* Set by the dispatcher when it had to drop readings: resync. */

@@ -197,11 +197,59 @@ test_batcher_gets_every_change(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+static int kicked;
+
+static void
+kick(void *arg)
+{
+	(void)arg;
+	kicked++;
+}
+
+/* Leading edge: armed by a quiet tick, fired once by the next like. */
+static void
+test_kick(void **state)
+{
+	struct lc_counter c;
+	struct lc_source a, *srcs[1] = {&a};
+	struct lc_dispatch d;
+	struct lc_like batch[1] = {{"b", 1, 1}};
+
+	(void)state;
+	lc_counter_init(&c, 16);
+	lc_source_init(&a);
+	lc_dispatch_init(&d, &c, srcs, 1, NULL, 10);
+	lc_dispatch_set_kick(&d, kick, NULL);
+	a.kick = &d.kick;
+	kicked = 0;
+	like(&a, &c, "x", 1); /* not armed before the first tick */
+	assert_int_equal(kicked, 0);
+	assert_int_equal(lc_dispatch_tick(&d, 1), 1); /* busy tick */
+	like(&a, &c, "x", 1);
+	assert_int_equal(kicked, 0);
+	lc_dispatch_tick(&d, 2);
+	assert_int_equal(lc_dispatch_tick(&d, 3), 0); /* quiet: armed */
+	like(&a, &c, "x", 1);
+	like(&a, &c, "x", 1); /* only the first of a quiet period kicks */
+	assert_int_equal(kicked, 1);
+	assert_int_equal(lc_dispatch_tick(&d, 4), 1);
+	lc_dispatch_tick(&d, 5);
+	assert_int_equal(lc_source_add_batch(&a, batch, 1), 0);
+	assert_int_equal(kicked, 2);
+	assert_int_equal(atomic_load(&d.kick.kicks), 2);
+	lc_dispatch_tick(&d, 6);
+	assert_int_equal(lc_entry_count(get(&c, "x")), 4);
+	lc_dispatch_cleanup(&d);
+	lc_source_cleanup(&a);
+	lc_counter_cleanup(&c);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_update_sets),
+	    cmocka_unit_test(test_kick),
 	    cmocka_unit_test(test_top_list),
 	    cmocka_unit_test(test_batcher_gets_every_change),
 	};
