@@ -202,17 +202,15 @@ lc_dispatch_init(struct lc_dispatch *d, struct lc_counter *c,
 	d->batcher = batcher;
 	d->top_k = top_k;
 	d->top_dirty = true;
-	d->top_entries = calloc(top_k ? top_k : 1, sizeof(*d->top_entries));
 	d->top = calloc(1, sizeof(*d->top));
-	if (!d->top_entries || !d->top) {
-		free(d->top_entries);
-		free(d->top);
+	if (!d->top)
 		return LC_ENOMEM;
-	}
 	atomic_init(&d->top->refs, 1);
 	pthread_mutex_init(&d->top_lock, NULL);
 	return 0;
 }
+
+static void rank_cb(struct lc_entry *e, void *arg);
 
 static void
 sum_cb(struct lc_entry *e, void *arg)
@@ -232,6 +230,8 @@ lc_dispatch_sum_table(struct lc_dispatch *d)
 	atomic_store(&d->stats.all_likes, 0);
 	atomic_store(&d->stats.all_unlikes, 0);
 	lc_counter_foreach(d->counter, sum_cb, d);
+	lc_counter_foreach(d->counter, rank_cb, d);
+	d->top_dirty = true;
 }
 
 void
@@ -246,7 +246,7 @@ lc_dispatch_cleanup(struct lc_dispatch *d)
 {
 	free(d->changes);
 	free(d->own);
-	free(d->top_entries);
+	free(d->rank);
 	lc_dispatch_top_put(d->top);
 	pthread_mutex_destroy(&d->top_lock);
 }
@@ -453,143 +453,200 @@ hand_to_bridge(struct lc_dispatch *d)
 		d->own_n = 0;
 }
 
-struct heap {
-	struct lc_entry **e;
-	int64_t *v;
-	size_t n, k;
-};
-
+/*
+ * A note on the top list: the rank heap holds every liked URL ordered by
+ * count, and is updated for just the URLs that changed in a tick (a sift
+ * up or down each: O(changed * log n), whatever the table's size). The
+ * top k are then the k best of the heap, found by a best-first walk from
+ * the root over a small frontier heap (O(k log k)), and published as an
+ * immutable, refcounted list for readers.
+ */
 static void
-heap_swap(struct heap *h, size_t a, size_t b)
+rank_set(struct lc_dispatch *d, size_t i, struct lc_rank r)
 {
-	struct lc_entry *te = h->e[a];
-	int64_t tv = h->v[a];
-
-	h->e[a] = h->e[b];
-	h->v[a] = h->v[b];
-	h->e[b] = te;
-	h->v[b] = tv;
+	d->rank[i] = r;
+	r.e->rank_idx = (uint32_t)(i + 1);
 }
 
 static void
-heap_sift_down(struct heap *h, size_t i)
+rank_sift_up(struct lc_dispatch *d, size_t i)
 {
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
+	struct lc_rank r = d->rank[i];
 
-		if (l < h->n && h->v[l] < h->v[m])
-			m = l;
-		if (r < h->n && h->v[r] < h->v[m])
-			m = r;
-		if (m == i)
-			return;
-		heap_swap(h, i, m);
+	while (i && d->rank[(i - 1) / 2].count < r.count) {
+		rank_set(d, i, d->rank[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	rank_set(d, i, r);
+}
+
+static void
+rank_sift_down(struct lc_dispatch *d, size_t i)
+{
+	struct lc_rank r = d->rank[i];
+
+	for (;;) {
+		size_t l = 2 * i + 1, m = l;
+
+		if (l >= d->rank_n)
+			break;
+		if (l + 1 < d->rank_n &&
+		    d->rank[l + 1].count > d->rank[l].count)
+			m = l + 1;
+		if (d->rank[m].count <= r.count)
+			break;
+		rank_set(d, i, d->rank[m]);
 		i = m;
 	}
+	rank_set(d, i, r);
 }
 
-static void
-heap_offer(struct heap *h, struct lc_entry *e)
+/* Puts e in the rank heap or moves it to its new count. */
+static int
+rank_update(struct lc_dispatch *d, struct lc_entry *e)
 {
-	int64_t v = lc_entry_count(e);
+	struct lc_counts c = lc_entry_read(e);
+	int64_t v = c.likes - c.unlikes;
+	size_t i;
 
-	if (h->n < h->k) {
-		size_t i = h->n++;
+	if (!c.likes && !c.unlikes)
+		return 0; /* never liked: not rankable */
+	if (!e->rank_idx) {
+		if (d->rank_n == d->rank_cap) {
+			size_t cap = d->rank_cap ? d->rank_cap * 2 : 1024;
+			void *p = realloc(d->rank, cap * sizeof(*d->rank));
 
-		h->e[i] = e;
-		h->v[i] = v;
-		while (i && h->v[(i - 1) / 2] > h->v[i]) {
-			heap_swap(h, i, (i - 1) / 2);
-			i = (i - 1) / 2;
+			if (!p)
+				return LC_ENOMEM;
+			d->rank = p;
+			d->rank_cap = cap;
 		}
-	} else if (h->k && v > h->v[0]) {
-		h->e[0] = e;
-		h->v[0] = v;
-		heap_sift_down(h, 0);
+		rank_set(d, d->rank_n++, (struct lc_rank){e, v});
+		rank_sift_up(d, d->rank_n - 1);
+		return 0;
 	}
+	i = e->rank_idx - 1;
+	if (v == d->rank[i].count)
+		return 0;
+	d->rank[i].count = v;
+	if (i && d->rank[(i - 1) / 2].count < v)
+		rank_sift_up(d, i);
+	else
+		rank_sift_down(d, i);
+	return 0;
 }
 
 static void
-offer_cb(struct lc_entry *e, void *arg)
+rank_cb(struct lc_entry *e, void *arg)
 {
-	heap_offer(arg, e);
+	struct lc_dispatch *d = arg;
+
+	if (rank_update(d, e))
+		d->top_dirty = true; /* retried at the next full pass */
 }
 
 static int
 cmp_top(const void *a, const void *b)
 {
-	const struct lc_entry *x = *(struct lc_entry *const *)a;
-	const struct lc_entry *y = *(struct lc_entry *const *)b;
-	int64_t cx = lc_entry_count(x), cy = lc_entry_count(y);
+	const struct lc_rank *x = a, *y = b;
 
-	if (cx != cy)
-		return cx > cy ? -1 : 1;
-	return strcmp(x->url, y->url);
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	return strcmp(x->e->url, y->e->url);
 }
 
-/*
- * Keeps the top_k entries by count. Between full scans, the new top can
- * only come from the old top plus this tick's changes, as long as no
- * member of the old top went down (then an outsider may have overtaken
- * it, and we rescan the whole table).
- */
+/* The k best of the rank heap: best-first from the root. */
+static size_t
+rank_best(struct lc_dispatch *d, struct lc_rank *out, size_t k,
+	  uint32_t *frontier)
+{
+	size_t n = 0, fn = 0;
+
+	if (d->rank_n)
+		frontier[fn++] = 0;
+	while (n < k && fn) {
+		/* frontier is a small max-heap of rank indexes */
+		uint32_t top = frontier[0];
+
+		out[n++] = d->rank[top];
+		frontier[0] = frontier[--fn];
+		for (size_t i = 0;;) {
+			size_t l = 2 * i + 1, m = i;
+
+			if (l < fn && d->rank[frontier[l]].count >
+					  d->rank[frontier[m]].count)
+				m = l;
+			if (l + 1 < fn && d->rank[frontier[l + 1]].count >
+					      d->rank[frontier[m]].count)
+				m = l + 1;
+			if (m == i)
+				break;
+			uint32_t t = frontier[i];
+
+			frontier[i] = frontier[m];
+			frontier[m] = t;
+			i = m;
+		}
+		for (uint32_t c = 2 * top + 1; c <= 2 * top + 2; c++) {
+			size_t i;
+
+			if (c >= d->rank_n)
+				break;
+			i = fn++;
+			frontier[i] = c;
+			while (i && d->rank[frontier[(i - 1) / 2]].count <
+					d->rank[frontier[i]].count) {
+				uint32_t t = frontier[i];
+
+				frontier[i] = frontier[(i - 1) / 2];
+				frontier[(i - 1) / 2] = t;
+				i = (i - 1) / 2;
+			}
+		}
+	}
+	return n;
+}
+
 static void
 update_top(struct lc_dispatch *d)
 {
-	struct heap h;
+	struct lc_rank *best;
+	uint32_t *frontier;
 	struct lc_top *t, *old;
+	size_t n;
 
 	if (!d->top_k)
 		return;
-	for (size_t i = 0; i < d->nchanges && !d->top_dirty; i++)
-		if (d->changes[i].e->in_top &&
-		    d->changes[i].likes < d->changes[i].unlikes)
+	for (size_t i = 0; i < d->nchanges; i++)
+		if (rank_update(d, d->changes[i].e))
 			d->top_dirty = true;
-	if (!d->top_dirty && !d->nchanges)
+	if (!d->nchanges && !d->top_dirty)
 		return;
-	h.k = d->top_k;
-	h.n = 0;
-	h.e = malloc(h.k * sizeof(*h.e));
-	h.v = malloc(h.k * sizeof(*h.v));
-	if (!h.e || !h.v)
+	best = malloc(d->top_k * sizeof(*best));
+	frontier = malloc((2 * d->top_k + 2) * sizeof(*frontier));
+	if (!best || !frontier)
 		goto out;
-	if (d->top_dirty) {
-		lc_counter_foreach(d->counter, offer_cb, &h);
-		d->top_dirty = false;
-	} else {
-		/* Old members carry in_top, so each candidate is offered once.
-		 */
-		for (size_t i = 0; i < d->top_n; i++)
-			heap_offer(&h, d->top_entries[i]);
-		for (size_t i = 0; i < d->nchanges; i++)
-			if (!d->changes[i].e->in_top)
-				heap_offer(&h, d->changes[i].e);
-	}
-	for (size_t i = 0; i < d->top_n; i++)
-		d->top_entries[i]->in_top = false;
-	qsort(h.e, h.n, sizeof(*h.e), cmp_top);
-	memcpy(d->top_entries, h.e, h.n * sizeof(*h.e));
-	d->top_n = h.n;
-	t = malloc(sizeof(*t) + h.n * sizeof(t->items[0]));
+	n = rank_best(d, best, d->top_k, frontier);
+	qsort(best, n, sizeof(*best), cmp_top);
+	t = malloc(sizeof(*t) + n * sizeof(t->items[0]));
 	if (!t)
 		goto out;
 	atomic_init(&t->refs, 1);
-	t->n = h.n;
-	for (size_t i = 0; i < h.n; i++) {
-		t->items[i].url = h.e[i]->url;
-		t->items[i].url_len = h.e[i]->url_len;
-		t->items[i].count = lc_entry_count(h.e[i]);
+	t->n = n;
+	for (size_t i = 0; i < n; i++) {
+		t->items[i].url = best[i].e->url;
+		t->items[i].url_len = best[i].e->url_len;
+		t->items[i].count = best[i].count;
 	}
 	pthread_mutex_lock(&d->top_lock);
 	old = d->top;
 	d->top = t;
 	pthread_mutex_unlock(&d->top_lock);
 	lc_dispatch_top_put(old);
+	d->top_dirty = false;
 out:
-	for (size_t i = 0; i < d->top_n; i++)
-		d->top_entries[i]->in_top = true;
-	free(h.e);
-	free(h.v);
+	free(best);
+	free(frontier);
 }
 
 struct lc_top *

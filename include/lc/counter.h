@@ -38,7 +38,7 @@ struct lc_entry {
 	/* Dispatcher thread only. */
 	uint64_t tick;	   /* last tick in which this entry changed */
 	uint32_t tick_idx; /* its index in that tick's change list */
-	bool in_top;	   /* member of the published top list */
+	uint32_t rank_idx; /* position + 1 in the rank heap, 0 = absent */
 	/*
 	 * Cluster mode only (NULL on a single node): every node's absolute
 	 * totals for this url (slots.h). Written by the dispatcher, read by

@@ -175,9 +175,18 @@ struct lc_dispatch {
 	size_t nchanges, changes_cap;
 	struct lc_entry **own; /* cluster: entries whose own slot changed */
 	size_t own_n, own_cap;
-	struct lc_entry **top_entries;
-	size_t top_n;
-	bool top_dirty;	       /* needs a full rescan */
+	/*
+	 * Every URL that was ever liked or unliked, in a max-heap by count
+	 * (indexed: each entry knows its position), kept up to date with
+	 * O(log n) per changed URL; the top list is read off its first
+	 * levels. Subscribe-only URLs (never liked) are not in it.
+	 */
+	struct lc_rank {
+		struct lc_entry *e;
+		int64_t count;
+	} * rank;
+	size_t rank_n, rank_cap;
+	bool top_dirty;	       /* republish the top list */
 	int64_t rate_since_ms; /* start of the likes_per_s window */
 	uint64_t rate_base;    /* likes+unlikes at that start */
 
@@ -195,9 +204,9 @@ int lc_dispatch_init(struct lc_dispatch *d, struct lc_counter *c,
 void lc_dispatch_cleanup(struct lc_dispatch *d);
 
 /**
- * Recomputes the all-time sums (stats.all_likes/all_unlikes) from the
- * table; called once after loading the database, before the first tick.
- * Dispatcher thread.
+ * Recomputes the all-time sums (stats.all_likes/all_unlikes) and ranks
+ * every liked URL for the top list, from the table; called once after
+ * loading the database, before the first tick. Dispatcher thread.
  */
 void lc_dispatch_sum_table(struct lc_dispatch *d);
 

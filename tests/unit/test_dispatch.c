@@ -160,6 +160,78 @@ test_top_list(void **state)
 	lc_counter_cleanup(&c);
 }
 
+static int
+cmp_desc(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x > y ? -1 : x < y;
+}
+
+/*
+ * The incremental top list against brute force: 2000 URLs, random likes
+ * and unlikes (counts go down and below zero) over 300 ticks, plus
+ * subscribe-only URLs (entries never liked) that must never be listed.
+ */
+static void
+test_top_list_matches_brute_force(void **state)
+{
+	enum { N = 2000, K = 20 };
+	static int64_t want[N], sorted[N];
+	struct lc_counter c;
+	struct lc_source a, *srcs[1] = {&a};
+	struct lc_dispatch d;
+	char url[32];
+
+	(void)state;
+	srand(3);
+	memset(want, 0, sizeof(want));
+	lc_counter_init(&c, 16);
+	lc_source_init(&a);
+	lc_dispatch_init(&d, &c, srcs, 1, NULL, K);
+	for (int i = 0; i < 50; i++) {
+		snprintf(url, sizeof(url), "watched-only/%d", i);
+		get(&c, url);
+	}
+	for (int tick = 0; tick < 300; tick++) {
+		int changes = 1 + rand() % 40;
+		struct lc_top *t;
+		size_t liked = 0;
+
+		while (changes--) {
+			int i = rand() % N;
+			int64_t n = (rand() % 21) - 10;
+
+			if (!n)
+				n = 1;
+			snprintf(url, sizeof(url), "u/%d", i);
+			like(&a, &c, url, n);
+			want[i] += n;
+		}
+		lc_dispatch_tick(&d, 1000 + tick);
+		t = lc_dispatch_top_get(&d);
+		for (int i = 0; i < N; i++) {
+			snprintf(url, sizeof(url), "u/%d", i);
+			if (lc_counter_find(&c, url, strlen(url),
+					    lc_hash(url, strlen(url))))
+				sorted[liked++] = want[i];
+		}
+		qsort(sorted, liked, sizeof(sorted[0]), cmp_desc);
+		assert_int_equal(t->n, liked < K ? liked : K);
+		for (size_t i = 0; i < t->n; i++) {
+			assert_true(t->items[i].count == sorted[i]);
+			assert_true(strncmp(t->items[i].url, "u/", 2) == 0);
+			if (i)
+				assert_true(t->items[i - 1].count >=
+					    t->items[i].count);
+		}
+		lc_dispatch_top_put(t);
+	}
+	lc_dispatch_cleanup(&d);
+	lc_source_cleanup(&a);
+	lc_counter_cleanup(&c);
+}
+
 static void
 test_batcher_gets_every_change(void **state)
 {
@@ -251,6 +323,7 @@ main(void)
 	    cmocka_unit_test(test_update_sets),
 	    cmocka_unit_test(test_kick),
 	    cmocka_unit_test(test_top_list),
+	    cmocka_unit_test(test_top_list_matches_brute_force),
 	    cmocka_unit_test(test_batcher_gets_every_change),
 	};
 
