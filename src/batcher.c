@@ -89,8 +89,8 @@ fold_change(struct lc_batcher *bt, const struct lc_change *c, int64_t minute)
 		m->next = e->minutes;
 		e->minutes = m;
 	}
-	m->likes += c->likes;
-	m->unlikes += c->unlikes;
+	m->likes = lc_sat_add(m->likes, c->likes);
+	m->unlikes = lc_sat_add(m->unlikes, c->unlikes);
 	m->dirty = true;
 queue:
 	if (!e->dirty) {

@@ -257,11 +257,13 @@ lc_entry_add(struct lc_entry *e, int64_t likes, int64_t unlikes, int64_t now_ms)
 	atomic_thread_fence(memory_order_release);
 	atomic_store_explicit(
 	    &e->likes,
-	    atomic_load_explicit(&e->likes, memory_order_relaxed) + likes,
+	    lc_sat_add(atomic_load_explicit(&e->likes, memory_order_relaxed),
+		       likes),
 	    memory_order_relaxed);
 	atomic_store_explicit(
 	    &e->unlikes,
-	    atomic_load_explicit(&e->unlikes, memory_order_relaxed) + unlikes,
+	    lc_sat_add(atomic_load_explicit(&e->unlikes, memory_order_relaxed),
+		       unlikes),
 	    memory_order_relaxed);
 	atomic_store_explicit(&e->updated_ms, now_ms, memory_order_relaxed);
 	atomic_store_explicit(&e->seq, s + 2, memory_order_release);
@@ -429,9 +431,9 @@ lc_shard_add(struct lc_shard *s, const char *url, size_t len, uint64_t hash,
 		;
 	s->slots[i] = ++s->n;
 add:
-	it->likes += likes;
-	it->unlikes += unlikes;
-	s->total_likes += likes;
-	s->total_unlikes += unlikes;
+	it->likes = lc_sat_add(it->likes, likes);
+	it->unlikes = lc_sat_add(it->unlikes, unlikes);
+	s->total_likes = lc_sat_add(s->total_likes, likes);
+	s->total_unlikes = lc_sat_add(s->total_unlikes, unlikes);
 	return it;
 }

@@ -89,7 +89,7 @@ lc_source_add(struct lc_source *s, struct lc_counter *c, const char *url,
 	e = it->entry;
 	pending = it->likes - it->unlikes;
 	pthread_mutex_unlock(&s->lock);
-	*count = pending + (e ? lc_entry_count(e) : 0);
+	*count = lc_sat_add(pending, e ? lc_entry_count(e) : 0);
 	lc_kick_maybe(s->kick);
 	return 0;
 }
@@ -276,8 +276,8 @@ note_change(struct lc_dispatch *d, struct lc_entry *e, int64_t likes,
 
 	if (e->tick == d->tick_no) {
 		c = &d->changes[e->tick_idx];
-		c->likes += likes;
-		c->unlikes += unlikes;
+		c->likes = lc_sat_add(c->likes, likes);
+		c->unlikes = lc_sat_add(c->unlikes, unlikes);
 		c->own |= own;
 		return 0;
 	}

@@ -596,8 +596,8 @@ get_counts(struct lws *wsi, struct lc_worker *w)
 		if (e)
 			c = lc_entry_read(e);
 		lc_source_pending(&w->source, vals[i], lens[i], &pl, &pu);
-		c.likes += pl;
-		c.unlikes += pu;
+		c.likes = lc_sat_add(c.likes, pl);
+		c.unlikes = lc_sat_add(c.unlikes, pu);
 		o = json_pack("{s:I, s:I, s:I}", "count",
 			      (json_int_t)(c.likes - c.unlikes), "likes",
 			      (json_int_t)c.likes, "unlikes",

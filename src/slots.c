@@ -60,8 +60,8 @@ lc_slots_add_own(struct lc_entry *e, uint32_t self, int64_t likes,
 
 	if (!s)
 		return LC_ENOMEM;
-	s->likes += likes;
-	s->unlikes += unlikes;
+	s->likes = lc_sat_add(s->likes, likes);
+	s->unlikes = lc_sat_add(s->unlikes, unlikes);
 	lc_entry_add(e, likes, unlikes, now_ms);
 	return 0;
 }
@@ -132,8 +132,8 @@ lc_slots_settle(struct lc_entry *e, uint32_t self)
 		return lc_slots_load(e, self, self, c.likes, c.unlikes);
 	}
 	for (uint32_t i = 0; i < e->slots->n; i++) {
-		l += e->slots->s[i].likes;
-		u += e->slots->s[i].unlikes;
+		l = lc_sat_add(l, e->slots->s[i].likes);
+		u = lc_sat_add(u, e->slots->s[i].unlikes);
 	}
 	if (l != c.likes || u != c.unlikes)
 		lc_entry_add(e, l - c.likes, u - c.unlikes, c.updated_ms);

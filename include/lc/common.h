@@ -27,6 +27,21 @@ enum {
 	LC_EBUSY = -7,	 /* resource held by someone else */
 };
 
+/*
+ * a + b, saturated at +-(2^63 - 1): counts never wrap (a like beyond the
+ * maximum leaves the count there; README says so). Symmetric, so a count
+ * (likes - unlikes, both saturated) always fits.
+ */
+static inline int64_t
+lc_sat_add(int64_t a, int64_t b)
+{
+	int64_t r;
+
+	if (__builtin_add_overflow(a, b, &r) || r == INT64_MIN)
+		return b > 0 ? INT64_MAX : -INT64_MAX;
+	return r;
+}
+
 /* Wall clock in Unix milliseconds. */
 static inline int64_t
 lc_now_ms(void)
