@@ -134,6 +134,8 @@ mark_clean(struct lc_entry *e)
 	if (!m)
 		return;
 	m->dirty = false;
+	m->written_likes = m->likes;
+	m->written_unlikes = m->unlikes;
 	/* Keep the newest minute: later changes in it add to its total. */
 	for (next = m->next, m->next = NULL; next; next = m) {
 		m = next->next;
@@ -324,9 +326,28 @@ lc_batcher_push(struct lc_batcher *bt, struct lc_change_batch *b)
 	pthread_mutex_unlock(&bt->lock);
 }
 
-int
-lc_batcher_stop(struct lc_batcher *bt)
+/* Likes and unlikes acknowledged but not in the database (dirty minutes). */
+static int64_t
+unwritten(struct lc_batcher *bt)
 {
+	int64_t n = 0;
+
+	for (size_t i = 0; i < bt->q_n; i++)
+		for (struct lc_minute *m = bt->q[(bt->q_head + i) % bt->q_cap]
+					      ->minutes;
+		     m; m = m->next)
+			if (m->dirty)
+				n = lc_sat_add(
+				    n, lc_sat_add(m->likes - m->written_likes,
+						  m->unlikes - m->written_unlikes));
+	return n;
+}
+
+int
+lc_batcher_stop(struct lc_batcher *bt, int timeout_ms, int64_t *lost_likes,
+		size_t *lost_urls)
+{
+	int64_t deadline = lc_mono_us() + (int64_t)timeout_ms * 1000;
 	int rc = 0;
 
 	if (bt->threaded) {
@@ -336,18 +357,33 @@ lc_batcher_stop(struct lc_batcher *bt)
 		pthread_mutex_unlock(&bt->lock);
 		pthread_join(bt->thread, NULL);
 	}
-	/* Final flush: everything, unthrottled; wait out a busy database. */
-	for (int attempt = 0; attempt < 20; attempt++) {
+	/*
+	 * Final flush: everything, unthrottled; wait out a busy or full
+	 * database until the deadline (shutdown_timeout_ms), then give up
+	 * and say how much could not be written.
+	 */
+	for (;;) {
+		int64_t left_ms = (deadline - lc_mono_us()) / 1000;
+
+		/* Never wait on a lock past the deadline. */
+		lc_store_set_busy_timeout(
+		    bt->store,
+		    left_ms < 100 ? 100 : left_ms > 5000 ? 5000 : (int)left_ms);
 		drain_inbox(bt);
 		rc = lc_batcher_flush_now(bt, SIZE_MAX);
 		if (!rc && !bt->q_n)
 			break;
+		if (lc_mono_us() >= deadline)
+			break;
 		if (rc)
 			nanosleep(&(struct timespec){0, 250000000}, NULL);
 	}
-	if (rc || bt->q_n)
-		lc_err("batcher: %zu URLs could not be written at shutdown",
-		       bt->q_n);
+	if (lost_likes)
+		*lost_likes = bt->q_n ? unwritten(bt) : 0;
+	if (lost_urls)
+		*lost_urls = bt->q_n;
+	if (!rc && bt->q_n)
+		rc = LC_EIO;
 	lc_store_close(bt->store);
 	/* Entries are owned by the counter table; minutes by us. */
 	while (bt->q_n) {

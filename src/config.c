@@ -99,6 +99,8 @@ static const struct key keys[] = {
 		"browser origins allowed for WebSocket and CORS, comma-separated"),
 	STR_KEY(tls_cert, "", "PEM certificate file: serve HTTPS and WSS"),
 	STR_KEY(tls_key, "", "PEM private key file for tls_cert"),
+	INT_KEY(shutdown_timeout_ms, "60000", 0, 3600000,
+		"on SIGTERM, how long to retry writing to a failing database"),
 	BOOL_KEY(reuse_port, "no",
 		 "share the port with other processes (SO_REUSEPORT)"),
 	STR_KEY(redis_url, "",

@@ -10,18 +10,20 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static enum lc_log_level max_level = LC_LOG_INFO;
+/* Set at start and by SIGHUP (main) while other threads log. */
+static _Atomic int max_level = LC_LOG_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void
 lc_log_set_level(enum lc_log_level level)
 {
-	max_level = level;
+	atomic_store(&max_level, (int)level);
 }
 
 int
@@ -120,7 +122,7 @@ lc_log(enum lc_log_level level, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (level > max_level)
+	if ((int)level > atomic_load_explicit(&max_level, memory_order_relaxed))
 		return;
 	lc_iso8601_ms(lc_now_ms(), ts);
 	n = snprintf(line, sizeof(line), "%s %-5s ", ts, level_names[level]);

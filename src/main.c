@@ -70,8 +70,63 @@ kick_dispatcher(void *arg)
  * after that one: a lone like goes out at once, a storm at most once per
  * tick.
  */
+/*
+ * SIGHUP: re-reads the configuration the way start did (file, environment,
+ * flags) and applies what can change in a running server: log_level.
+ * Other changed keys are named in the log as needing a restart; a bad
+ * file is logged and the running configuration kept. Never exits.
+ */
+static int saved_argc;
+static char **saved_argv;
+
 static void
-tick_loop(struct lc_dispatch *d, const sigset_t *sigs, int tick_ms)
+reload(const struct lc_config *running)
+{
+	static struct lc_config fresh;
+	bool help, version, check;
+	char err[512];
+	FILE *f;
+	char *a = NULL, *b = NULL;
+	size_t alen = 0, blen = 0;
+
+	if (lc_config_from_args(&fresh, saved_argc, saved_argv, environ, &help,
+				&version, &check, err, sizeof(err))) {
+		lc_err("SIGHUP: configuration not reloaded: %s", err);
+		return;
+	}
+	lc_log_set_level(
+	    (enum lc_log_level)lc_log_level_parse(fresh.log_level));
+	/* Name the keys whose change needs a restart. */
+	f = open_memstream(&a, &alen);
+	if (f) {
+		lc_config_dump(running, f);
+		fclose(f);
+	}
+	f = open_memstream(&b, &blen);
+	if (f) {
+		lc_config_dump(&fresh, f);
+		fclose(f);
+	}
+	if (a && b) {
+		char *sa, *sb, *la = strtok_r(a, "\n", &sa),
+				*lb = strtok_r(b, "\n", &sb);
+
+		for (; la && lb;
+		     la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb))
+			if (strcmp(la, lb) && strncmp(la, "log_level", 9))
+				lc_warn("SIGHUP: '%s' needs a restart (running: "
+					"'%s')",
+					lb, la);
+	}
+	free(a);
+	free(b);
+	lc_info("SIGHUP: configuration reloaded (log_level = %s)",
+		fresh.log_level);
+}
+
+static void
+tick_loop(struct lc_dispatch *d, const sigset_t *sigs, int tick_ms,
+	  const struct lc_config *cfg)
 {
 	const int64_t tick_us = (int64_t)tick_ms * 1000;
 	int64_t next = lc_mono_us() + tick_us, last_change = 0;
@@ -88,6 +143,10 @@ tick_loop(struct lc_dispatch *d, const sigset_t *sigs, int tick_ms)
 			if (sig == SIGUSR1) {
 				if (last_change + tick_us < next)
 					next = last_change + tick_us;
+				continue;
+			}
+			if (sig == SIGHUP) {
+				reload(cfg);
 				continue;
 			}
 			if (sig > 0) {
@@ -128,6 +187,8 @@ main(int argc, char **argv)
 	int64_t t0;
 	int rc = 1;
 
+	saved_argc = argc;
+	saved_argv = argv;
 	if (lc_config_from_args(&cfg, argc, argv, environ, &help, &version,
 				&check, err, sizeof(err))) {
 		fprintf(stderr, "livecount: %s\n", err);
@@ -188,6 +249,7 @@ main(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGUSR1); /* the leading-edge kick, see tick_loop */
+	sigaddset(&sigs, SIGHUP);  /* reload, never die: see reload() */
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	dispatcher_thread = pthread_self();
 	signal(SIGPIPE, SIG_IGN);
@@ -256,7 +318,8 @@ main(int argc, char **argv)
 		if (!bridge) {
 			lc_err("%s", err);
 			lc_dispatch_cleanup(&dispatch);
-			lc_batcher_stop(batcher);
+			lc_batcher_stop(batcher, cfg.shutdown_timeout_ms, NULL,
+					NULL);
 			lc_cluster_cleanup(&cluster);
 			lc_counter_cleanup(&counter);
 			return 2;
@@ -281,7 +344,7 @@ main(int argc, char **argv)
 		LC_VERSION, cfg.tls_cert[0] ? "https" : "http", cfg.bind,
 		srv.port, srv.nworkers, cfg.tick_ms, cfg.db);
 
-	tick_loop(&dispatch, &sigs, cfg.tick_ms);
+	tick_loop(&dispatch, &sigs, cfg.tick_ms, &cfg);
 
 	atomic_store(&srv.draining, true);
 	atomic_store(&srv.ready, false);
@@ -290,12 +353,30 @@ main(int argc, char **argv)
 	/* A last push of what the final tick handed to the bridge. */
 	lc_bridge_stop(bridge);
 	bridge = NULL;
-	rc = lc_batcher_stop(batcher) ? 1 : 0;
-	batcher = NULL;
+	{
+		int64_t lost = 0;
+		size_t lost_urls = 0;
+
+		rc = lc_batcher_stop(batcher, cfg.shutdown_timeout_ms, &lost,
+				     &lost_urls)
+			 ? 1
+			 : 0;
+		batcher = NULL;
+		if (rc)
+			lc_err("stopped WITHOUT writing everything: %lld "
+			       "acknowledged likes and unlikes of %zu URLs "
+			       "could not be written to %s within "
+			       "shutdown_timeout_ms (%d ms)",
+			       (long long)lost, lost_urls, cfg.db,
+			       cfg.shutdown_timeout_ms);
+	}
 	lc_dispatch_cleanup(&dispatch);
-	lc_info("stopped cleanly; %llu likes and %llu unlikes merged this run",
-		(unsigned long long)atomic_load(&dispatch.stats.likes),
-		(unsigned long long)atomic_load(&dispatch.stats.unlikes));
+	if (!rc)
+		lc_info("stopped cleanly; %llu likes and %llu unlikes merged "
+			"this run",
+			(unsigned long long)atomic_load(&dispatch.stats.likes),
+			(unsigned long long)atomic_load(
+			    &dispatch.stats.unlikes));
 	goto out_free;
 
 out_server:
@@ -305,7 +386,7 @@ out_batcher:
 	rc = 1;
 	lc_bridge_stop(bridge);
 	if (batcher)
-		lc_batcher_stop(batcher);
+		lc_batcher_stop(batcher, cfg.shutdown_timeout_ms, NULL, NULL);
 out_free:
 	if (clustered)
 		lc_cluster_cleanup(&cluster);

@@ -449,8 +449,8 @@ lc_store_load(struct lc_store *st, struct lc_counter *c, int64_t now_ms)
 		if (!e || !(m = calloc(1, sizeof(*m))))
 			continue;
 		m->minute = minute;
-		m->likes = sqlite3_column_int64(s, 1);
-		m->unlikes = sqlite3_column_int64(s, 2);
+		m->likes = m->written_likes = sqlite3_column_int64(s, 1);
+		m->unlikes = m->written_unlikes = sqlite3_column_int64(s, 2);
 		m->next = e->minutes;
 		e->minutes = m;
 	}
@@ -618,6 +618,12 @@ lc_store_history(struct lc_store *st, const char *url, size_t len,
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 	return rc == SQLITE_DONE ? 0 : LC_EIO;
+}
+
+void
+lc_store_set_busy_timeout(struct lc_store *st, int ms)
+{
+	sqlite3_busy_timeout(st->db, ms);
 }
 
 void

@@ -54,11 +54,15 @@ struct lc_batcher *lc_batcher_create(struct lc_store *st, int flush_interval_ms,
 				     int max_rows_per_sec);
 
 /**
- * Stops the thread after a final, unthrottled flush of everything queued
- * (retried a few times if the database is busy), closes the store and
- * frees the batcher. Returns 0 when everything was written.
+ * Stops the thread after a final, unthrottled flush of everything queued,
+ * retried until timeout_ms if the database cannot be written; closes the
+ * store and frees the batcher. Returns 0 when everything was written,
+ * else nonzero with the acknowledged likes + unlikes that could not be
+ * written in *lost_likes and their URLs in *lost_urls (either may be
+ * NULL).
  */
-int lc_batcher_stop(struct lc_batcher *bt);
+int lc_batcher_stop(struct lc_batcher *bt, int timeout_ms, int64_t *lost_likes,
+		    size_t *lost_urls);
 
 /** Counters for /metrics; any thread. */
 const struct lc_batcher_stats *lc_batcher_stats(struct lc_batcher *bt);

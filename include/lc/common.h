@@ -69,7 +69,7 @@ enum lc_log_level {
 	LC_LOG_DEBUG = 3,
 };
 
-/** Sets the most verbose level that is printed. Call before threads start. */
+/** Sets the most verbose level that is printed. Any thread (SIGHUP). */
 void lc_log_set_level(enum lc_log_level level);
 
 /** Parses "error", "warn", "info" or "debug"; returns -1 when unknown. */

@@ -47,7 +47,8 @@ struct lc_config {
 	char tls_cert[1024];	      /* PEM certificate: serve HTTPS/WSS */
 	char tls_key[1024];	      /* PEM private key for tls_cert */
 
-	bool reuse_port;     /* share the port with other processes */
+	int shutdown_timeout_ms; /* final flush retries on SIGTERM */
+	bool reuse_port;	 /* share the port with other processes */
 	char redis_url[512]; /* cluster mode when set */
 	int node_id;	     /* cluster mode: 1..1023, unique */
 };

@@ -30,6 +30,7 @@
 struct lc_minute {
 	int64_t minute;		/* Unix seconds, a multiple of 60 */
 	int64_t likes, unlikes; /* absolute totals for that minute */
+	int64_t written_likes, written_unlikes; /* as last committed */
 	bool dirty;		/* changed since last written */
 	struct lc_minute *next; /* older minutes follow */
 };
@@ -80,6 +81,9 @@ int lc_store_flush(struct lc_store *st, struct lc_entry *const *entries,
 int lc_store_history(struct lc_store *st, const char *url, size_t len,
 		     int64_t since_s, int64_t until_s, size_t max_points,
 		     json_t *points);
+
+/** How long a write waits for a lock held by another connection. */
+void lc_store_set_busy_timeout(struct lc_store *st, int ms);
 
 /** Runs a passive WAL checkpoint (when idle). */
 void lc_store_checkpoint(struct lc_store *st);

@@ -261,7 +261,7 @@ test_batcher_gets_every_change(void **state)
 	lc_dispatch_tick(&d, lc_now_ms());
 	assert_int_equal(lc_batcher_flush_now(bt, 100000), 0);
 	assert_int_equal(atomic_load(&lc_batcher_stats(bt)->rows), 250);
-	assert_int_equal(lc_batcher_stop(bt), 0);
+	assert_int_equal(lc_batcher_stop(bt, 5000, NULL, NULL), 0);
 	lc_dispatch_cleanup(&d);
 	lc_source_cleanup(&a);
 	lc_counter_cleanup(&c);

@@ -181,7 +181,7 @@ test_flush_reload_history(void **state)
 			 (long long)(now / 60000 * 60));
 		assert_int_equal(query_int(sql), 7);
 	}
-	assert_int_equal(lc_batcher_stop(bt), 0);
+	assert_int_equal(lc_batcher_stop(bt, 5000, NULL, NULL), 0);
 
 	/* History through a read-only connection. */
 	ro = lc_store_open(dbpath, true, err, sizeof(err));
@@ -215,7 +215,7 @@ test_flush_reload_history(void **state)
 	bt = lc_batcher_create(st, 1000, 1000000);
 	tick(bt, e, 1, 0, now + 3);
 	assert_int_equal(lc_batcher_flush_now(bt, 1000), 0);
-	assert_int_equal(lc_batcher_stop(bt), 0);
+	assert_int_equal(lc_batcher_stop(bt, 5000, NULL, NULL), 0);
 	{
 		char sql[160];
 
@@ -253,7 +253,7 @@ test_existing_url_row_is_reused(void **state)
 				   "'newcomer'"),
 			 8);
 	assert_int_equal(query_int("SELECT count(*) FROM urls"), 2);
-	assert_int_equal(lc_batcher_stop(bt), 0);
+	assert_int_equal(lc_batcher_stop(bt, 5000, NULL, NULL), 0);
 	lc_counter_cleanup(&c);
 }
 
@@ -287,7 +287,7 @@ test_throttle_leaves_rows_dirty(void **state)
 				   "'t/9'"),
 			 0);
 	/* Stopping flushes the rest, unthrottled. */
-	assert_int_equal(lc_batcher_stop(bt), 0);
+	assert_int_equal(lc_batcher_stop(bt, 5000, NULL, NULL), 0);
 	assert_int_equal(query_int("SELECT count(*) FROM counters"), 10);
 	lc_counter_cleanup(&c);
 }
@@ -324,7 +324,7 @@ test_failed_flush_keeps_rows(void **state)
 	assert_int_equal(query_int("SELECT likes FROM counters"), 3);
 	assert_int_equal(query_int("SELECT likes FROM likes_minute"), 3);
 	assert_int_equal(query_int("SELECT count(*) FROM urls"), 1);
-	assert_int_equal(lc_batcher_stop(bt), 0);
+	assert_int_equal(lc_batcher_stop(bt, 5000, NULL, NULL), 0);
 	lc_counter_cleanup(&c);
 }
 
