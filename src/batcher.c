@@ -73,11 +73,41 @@ fold_change(struct lc_batcher *bt, const struct lc_change *c, int64_t minute)
 	struct lc_entry *e = c->e;
 	struct lc_minute *m = e->minutes;
 
-	if (!m || m->minute != minute) {
+	if (m && minute < m->minute) {
 		/*
-		 * Ticks arrive in order, so a new minute is always the newest:
-		 * it goes in front.
+		 * The wall clock stepped back: a minute comes round again.
+		 * Its row only ever grows: find it in memory, or start from
+		 * what the database holds for it, never from zero.
 		 */
+		struct lc_minute **pp = &e->minutes;
+
+		while (*pp && (*pp)->minute > minute)
+			pp = &(*pp)->next;
+		if (*pp && (*pp)->minute == minute) {
+			m = *pp;
+		} else {
+			m = calloc(1, sizeof(*m));
+			if (!m) {
+				lc_err("batcher: out of memory; %s misses "
+				       "minute history",
+				       e->url);
+				goto queue;
+			}
+			m->minute = minute;
+			if (e->db_id &&
+			    lc_store_minute_get(bt->store, e->db_id, minute,
+						&m->likes, &m->unlikes))
+				lc_warn("batcher: cannot read minute %lld of "
+					"%s: %s",
+					(long long)minute, e->url,
+					lc_store_errmsg(bt->store));
+			m->written_likes = m->likes;
+			m->written_unlikes = m->unlikes;
+			m->next = *pp;
+			*pp = m;
+		}
+	} else if (!m || m->minute != minute) {
+		/* A new minute is the newest: it goes in front. */
 		m = calloc(1, sizeof(*m));
 		if (!m) {
 			lc_err("batcher: out of memory; %s misses minute "
@@ -333,13 +363,14 @@ unwritten(struct lc_batcher *bt)
 	int64_t n = 0;
 
 	for (size_t i = 0; i < bt->q_n; i++)
-		for (struct lc_minute *m = bt->q[(bt->q_head + i) % bt->q_cap]
-					      ->minutes;
+		for (struct lc_minute *m =
+			 bt->q[(bt->q_head + i) % bt->q_cap]->minutes;
 		     m; m = m->next)
 			if (m->dirty)
 				n = lc_sat_add(
 				    n, lc_sat_add(m->likes - m->written_likes,
-						  m->unlikes - m->written_unlikes));
+						  m->unlikes -
+						      m->written_unlikes));
 	return n;
 }
 
@@ -366,9 +397,10 @@ lc_batcher_stop(struct lc_batcher *bt, int timeout_ms, int64_t *lost_likes,
 		int64_t left_ms = (deadline - lc_mono_us()) / 1000;
 
 		/* Never wait on a lock past the deadline. */
-		lc_store_set_busy_timeout(
-		    bt->store,
-		    left_ms < 100 ? 100 : left_ms > 5000 ? 5000 : (int)left_ms);
+		lc_store_set_busy_timeout(bt->store, left_ms < 100 ? 100
+						     : left_ms > 5000
+							 ? 5000
+							 : (int)left_ms);
 		drain_inbox(bt);
 		rc = lc_batcher_flush_now(bt, SIZE_MAX);
 		if (!rc && !bt->q_n)

@@ -793,16 +793,23 @@ lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms)
 	 */
 	atomic_store_explicit(&d->kick.armed, d->nchanges == 0,
 			      memory_order_release);
-	if (now_ms - d->rate_since_ms >= 1000) {
-		uint64_t total = atomic_load(&d->stats.likes) +
-				 atomic_load(&d->stats.unlikes);
+	{
+		/* The rate window is on the monotonic clock (a step of the
+		 * wall clock must not divide by a negative time). */
+		int64_t mono_ms = lc_mono_us() / 1000;
 
-		if (d->rate_since_ms)
-			atomic_store(&d->stats.likes_per_s,
-				     (total - d->rate_base) * 1000 /
-					 (uint64_t)(now_ms - d->rate_since_ms));
-		d->rate_since_ms = now_ms;
-		d->rate_base = total;
+		if (mono_ms - d->rate_since_ms >= 1000) {
+			uint64_t total = atomic_load(&d->stats.likes) +
+					 atomic_load(&d->stats.unlikes);
+
+			if (d->rate_since_ms)
+				atomic_store(
+				    &d->stats.likes_per_s,
+				    (total - d->rate_base) * 1000 /
+					(uint64_t)(mono_ms - d->rate_since_ms));
+			d->rate_since_ms = mono_ms;
+			d->rate_base = total;
+		}
 	}
 	return d->nchanges;
 }

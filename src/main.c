@@ -109,14 +109,15 @@ reload(const struct lc_config *running)
 	}
 	if (a && b) {
 		char *sa, *sb, *la = strtok_r(a, "\n", &sa),
-				*lb = strtok_r(b, "\n", &sb);
+			       *lb = strtok_r(b, "\n", &sb);
 
-		for (; la && lb;
-		     la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb))
+		for (; la && lb; la = strtok_r(NULL, "\n", &sa),
+				 lb = strtok_r(NULL, "\n", &sb))
 			if (strcmp(la, lb) && strncmp(la, "log_level", 9))
-				lc_warn("SIGHUP: '%s' needs a restart (running: "
-					"'%s')",
-					lb, la);
+				lc_warn(
+				    "SIGHUP: '%s' needs a restart (running: "
+				    "'%s')",
+				    lb, la);
 	}
 	free(a);
 	free(b);
@@ -372,11 +373,11 @@ main(int argc, char **argv)
 	}
 	lc_dispatch_cleanup(&dispatch);
 	if (!rc)
-		lc_info("stopped cleanly; %llu likes and %llu unlikes merged "
-			"this run",
-			(unsigned long long)atomic_load(&dispatch.stats.likes),
-			(unsigned long long)atomic_load(
-			    &dispatch.stats.unlikes));
+		lc_info(
+		    "stopped cleanly; %llu likes and %llu unlikes merged "
+		    "this run",
+		    (unsigned long long)atomic_load(&dispatch.stats.likes),
+		    (unsigned long long)atomic_load(&dispatch.stats.unlikes));
 	goto out_free;
 
 out_server:

@@ -620,6 +620,30 @@ lc_store_history(struct lc_store *st, const char *url, size_t len,
 	return rc == SQLITE_DONE ? 0 : LC_EIO;
 }
 
+int
+lc_store_minute_get(struct lc_store *st, int64_t url_id, int64_t minute,
+		    int64_t *likes, int64_t *unlikes)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	*likes = *unlikes = 0;
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT likes, unlikes FROM likes_minute WHERE "
+			       "url_id = ?1 AND minute = ?2",
+			       -1, &s, NULL) != SQLITE_OK)
+		return LC_EIO;
+	sqlite3_bind_int64(s, 1, url_id);
+	sqlite3_bind_int64(s, 2, minute);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*likes = sqlite3_column_int64(s, 0);
+		*unlikes = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : LC_EIO;
+}
+
 void
 lc_store_set_busy_timeout(struct lc_store *st, int ms)
 {

@@ -49,8 +49,8 @@ struct lc_config {
 
 	int shutdown_timeout_ms; /* final flush retries on SIGTERM */
 	bool reuse_port;	 /* share the port with other processes */
-	char redis_url[512]; /* cluster mode when set */
-	int node_id;	     /* cluster mode: 1..1023, unique */
+	char redis_url[512];	 /* cluster mode when set */
+	int node_id;		 /* cluster mode: 1..1023, unique */
 };
 
 /** Parses yes/no, true/false, on/off, 1/0 (any case): 1, 0, or -1. */

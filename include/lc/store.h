@@ -31,8 +31,8 @@ struct lc_minute {
 	int64_t minute;		/* Unix seconds, a multiple of 60 */
 	int64_t likes, unlikes; /* absolute totals for that minute */
 	int64_t written_likes, written_unlikes; /* as last committed */
-	bool dirty;		/* changed since last written */
-	struct lc_minute *next; /* older minutes follow */
+	bool dirty;				/* changed since last written */
+	struct lc_minute *next;			/* older minutes follow */
 };
 
 struct lc_store;
@@ -81,6 +81,13 @@ int lc_store_flush(struct lc_store *st, struct lc_entry *const *entries,
 int lc_store_history(struct lc_store *st, const char *url, size_t len,
 		     int64_t since_s, int64_t until_s, size_t max_points,
 		     json_t *points);
+
+/**
+ * Reads one minute's totals (0, 0 when there is no row). Writer store,
+ * batcher thread. Returns 0 or LC_EIO.
+ */
+int lc_store_minute_get(struct lc_store *st, int64_t url_id, int64_t minute,
+			int64_t *likes, int64_t *unlikes);
 
 /** How long a write waits for a lock held by another connection. */
 void lc_store_set_busy_timeout(struct lc_store *st, int ms);

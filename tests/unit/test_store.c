@@ -328,6 +328,54 @@ test_failed_flush_keeps_rows(void **state)
 	lc_counter_cleanup(&c);
 }
 
+static int64_t
+minute_likes(int64_t minute_s)
+{
+	char sql[160];
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT likes FROM likes_minute WHERE minute = %lld",
+		 (long long)minute_s);
+	return query_int(sql);
+}
+
+/*
+ * The wall clock steps back a minute: the minute that comes round again
+ * adds to its row (found in memory, or read back from the database after
+ * its node was dropped), never overwrites it with a smaller total.
+ */
+static void
+test_minute_revisited_after_clock_step(void **state)
+{
+	struct lc_counter c;
+	struct lc_store *st;
+	struct lc_batcher *bt;
+	struct lc_entry *e;
+	char err[256];
+	const int64_t t = 1795000000000LL / 60000 * 60000; /* a minute start */
+
+	(void)state;
+	lc_counter_init(&c, 16);
+	st = lc_store_open(dbpath, false, err, sizeof(err));
+	bt = lc_batcher_create(st, 1000, 1000000);
+	e = get(&c, "step");
+	tick(bt, e, 5, 0, t);
+	assert_int_equal(lc_batcher_flush_now(bt, 1000), 0);
+	tick(bt, e, 2, 0, t + 60000); /* next minute: the first is dropped */
+	assert_int_equal(lc_batcher_flush_now(bt, 1000), 0);
+	tick(bt, e, 3, 1, t + 5000);  /* stepped back into the first minute */
+	tick(bt, e, 1, 0, t + 61000); /* and forward again */
+	assert_int_equal(lc_batcher_flush_now(bt, 1000), 0);
+	assert_int_equal(minute_likes(t / 1000), 8);
+	assert_int_equal(minute_likes(t / 1000 + 60), 3);
+	tick(bt, e, 1, 0, t + 6000); /* again, its node still in memory */
+	assert_int_equal(lc_batcher_flush_now(bt, 1000), 0);
+	assert_int_equal(minute_likes(t / 1000), 9);
+	assert_int_equal(query_int("SELECT likes FROM counters"), 12);
+	assert_int_equal(lc_batcher_stop(bt, 5000, NULL, NULL), 0);
+	lc_counter_cleanup(&c);
+}
+
 int
 main(void)
 {
@@ -342,6 +390,8 @@ main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_flush_keeps_rows, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_minute_revisited_after_clock_step, setup, teardown),
 	};
 
 	lc_hash_seed_init();
