@@ -27,6 +27,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Atomic int lc_dispatch_fail_updates, lc_dispatch_fail_batches;
+
+/* malloc, unless a test asked this kind of allocation to fail. */
+static void *
+tick_alloc(size_t n, _Atomic int *fail)
+{
+	int f = atomic_load_explicit(fail, memory_order_relaxed);
+
+	if (f > 0 && atomic_compare_exchange_strong(fail, &f, f - 1))
+		return NULL;
+	return malloc(n);
+}
+
 void
 lc_update_set_ref(struct lc_update_set *u)
 {
@@ -278,6 +291,8 @@ note_change(struct lc_dispatch *d, struct lc_entry *e, int64_t likes,
 		c = &d->changes[e->tick_idx];
 		c->likes = lc_sat_add(c->likes, likes);
 		c->unlikes = lc_sat_add(c->unlikes, unlikes);
+		c->tick_likes = lc_sat_add(c->tick_likes, likes);
+		c->tick_unlikes = lc_sat_add(c->tick_unlikes, unlikes);
 		c->own |= own;
 		return 0;
 	}
@@ -287,8 +302,8 @@ note_change(struct lc_dispatch *d, struct lc_entry *e, int64_t likes,
 	e->tick_idx = (uint32_t)d->nchanges;
 	c = &d->changes[d->nchanges++];
 	c->e = e;
-	c->likes = likes;
-	c->unlikes = unlikes;
+	c->likes = c->tick_likes = likes;
+	c->unlikes = c->tick_unlikes = unlikes;
 	c->own = own;
 	return 0;
 }
@@ -675,16 +690,23 @@ publish_updates(struct lc_dispatch *d, uint64_t seq, int64_t now_ms)
 	struct lc_update_set *u;
 	size_t n = 0;
 
+	d->carry_updates = false;
 	for (size_t i = 0; i < d->nchanges; i++)
-		if (atomic_load_explicit(&d->changes[i].e->subscribers,
+		if ((d->changes[i].tick_likes || d->changes[i].tick_unlikes) &&
+		    atomic_load_explicit(&d->changes[i].e->subscribers,
 					 memory_order_relaxed) > 0)
 			n++;
 	if (!n)
 		return;
-	u = malloc(sizeof(*u) + n * sizeof(u->items[0]));
+	u = tick_alloc(sizeof(*u) + n * sizeof(u->items[0]),
+		       &lc_dispatch_fail_updates);
 	if (!u) {
-		lc_err("dispatch: out of memory; skipping tick %llu updates",
+		/* Kept: the next tick publishes these changes with its own. */
+		lc_err("dispatch: out of memory; tick %llu's updates go out "
+		       "with the next tick",
 		       (unsigned long long)seq);
+		atomic_fetch_add(&d->stats.alloc_failures, 1);
+		d->carry_updates = true;
 		return;
 	}
 	atomic_init(&u->refs, 1);
@@ -696,14 +718,15 @@ publish_updates(struct lc_dispatch *d, uint64_t seq, int64_t now_ms)
 		struct lc_update *it;
 		const char *key;
 
-		if (atomic_load_explicit(&c->e->subscribers,
+		if ((!c->tick_likes && !c->tick_unlikes) ||
+		    atomic_load_explicit(&c->e->subscribers,
 					 memory_order_relaxed) <= 0 ||
 		    !(key = lc_entry_json_key(c->e)))
 			continue;
 		it = &u->items[u->n++];
 		it->e = c->e;
 		it->count = lc_entry_count(c->e);
-		it->delta = c->likes - c->unlikes;
+		it->delta = c->tick_likes - c->tick_unlikes;
 		it->key = key;
 		it->key_len = strlen(key);
 	}
@@ -719,17 +742,22 @@ hand_to_batcher(struct lc_dispatch *d, int64_t now_ms)
 {
 	struct lc_change_batch *b;
 
+	d->carry_batch = false;
 	if (!d->batcher || !d->nchanges)
 		return;
-	b = malloc(sizeof(*b) + d->nchanges * sizeof(b->items[0]));
+	b = tick_alloc(sizeof(*b) + d->nchanges * sizeof(b->items[0]),
+		       &lc_dispatch_fail_batches);
 	if (!b) {
 		/*
-		 * The table already holds these counts; only this tick's
-		 * minute history is lost. Say so loudly.
+		 * Kept: the next tick hands these changes to the batcher
+		 * with its own (the database would otherwise never hear of
+		 * them). Their minute is then the next tick's.
 		 */
-		lc_err("dispatch: out of memory; %zu URLs miss this minute's "
-		       "history",
+		lc_err("dispatch: out of memory; %zu URLs' changes go to the "
+		       "batcher with the next tick",
 		       d->nchanges);
+		atomic_fetch_add(&d->stats.alloc_failures, 1);
+		d->carry_batch = true;
 		return;
 	}
 	b->minute_s = now_ms / 60000 * 60;
@@ -748,7 +776,23 @@ lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms)
 	uint64_t seq;
 
 	d->tick_no++;
-	d->nchanges = 0;
+	if (!d->carry_batch && !d->carry_updates) {
+		d->nchanges = 0;
+	} else {
+		/* A hand-off failed last tick: keep its changes, re-stamped
+		 * so this tick's add to them; each consumer gets what it
+		 * missed once. */
+		for (size_t i = 0; i < d->nchanges; i++) {
+			struct lc_change *c = &d->changes[i];
+
+			c->e->tick = d->tick_no;
+			c->e->tick_idx = (uint32_t)i;
+			if (!d->carry_updates)
+				c->tick_likes = c->tick_unlikes = 0;
+			if (!d->carry_batch)
+				c->likes = c->unlikes = 0;
+		}
+	}
 	for (size_t i = 0; i < d->nsources; i++) {
 		struct lc_source *s = d->sources[i];
 		struct lc_shard *full;

@@ -263,6 +263,10 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 	    "# TYPE livecount_dispatch_tick_seconds_max gauge\n"
 	    "livecount_dispatch_tick_seconds_max %.6f\n",
 	    (double)atomic_load(&ds->tick_us_max) / 1e6);
+	metric(&t, "livecount_dispatch_alloc_failures_total", "counter",
+	       "Tick hand-offs that failed for memory and were retried with "
+	       "the next tick.",
+	       (int64_t)atomic_load(&ds->alloc_failures));
 	metric(&t, "livecount_dispatch_kicks_total", "counter",
 	       "Ticks run at once for the first change after a quiet tick "
 	       "(leading edge).",

@@ -32,7 +32,8 @@ struct lc_cluster;
 /** One URL's change in a tick. */
 struct lc_change {
 	struct lc_entry *e;
-	int64_t likes, unlikes;
+	int64_t likes, unlikes; /* for the batcher (may span carried ticks) */
+	int64_t tick_likes, tick_unlikes; /* this tick's part: updates */
 	bool own; /* cluster mode: this node's own slot changed */
 };
 
@@ -59,6 +60,10 @@ struct lc_update_set {
 	size_t n;
 	struct lc_update items[];
 };
+
+/* Fault injection for tests: the next N update-set / batcher-batch
+ * allocations of a tick fail. */
+extern _Atomic int lc_dispatch_fail_updates, lc_dispatch_fail_batches;
 
 void lc_update_set_ref(struct lc_update_set *u);
 void lc_update_set_unref(struct lc_update_set *u);
@@ -156,7 +161,8 @@ struct lc_dispatch_stats {
 	_Atomic uint64_t urls_changed;
 	_Atomic uint64_t updates;	     /* update-set items published */
 	_Atomic uint64_t tick_us_buckets[8]; /* <=1,2,5,10,20,50,100ms,+Inf */
-	_Atomic uint64_t likes_per_s; /* likes+unlikes merged, last ~1 s */
+	_Atomic uint64_t likes_per_s;	 /* likes+unlikes merged, last ~1 s */
+	_Atomic uint64_t alloc_failures; /* hand-offs retried next tick */
 	/* All-time sums over the table (loaded + merged): /v1/stats. */
 	_Atomic int64_t all_likes, all_unlikes;
 };
@@ -173,6 +179,9 @@ struct lc_dispatch {
 	uint64_t tick_no;
 	struct lc_change *changes;
 	size_t nchanges, changes_cap;
+	/* A hand-off that failed (out of memory) keeps its changes for the
+	 * next tick instead of losing them. */
+	bool carry_batch, carry_updates;
 	struct lc_entry **own; /* cluster: entries whose own slot changed */
 	size_t own_n, own_cap;
 	/*

@@ -15,6 +15,7 @@
 #include "lc/dispatch.h"
 #include "lc/hash.h"
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +270,77 @@ test_batcher_gets_every_change(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+/*
+ * An allocation that fails on the tick path (the batcher's batch, the
+ * update set) keeps the tick's changes for the next tick: the database
+ * and the subscribers still get every like exactly once.
+ */
+static void
+test_alloc_failure_keeps_changes(void **state)
+{
+	char dir[] = "/tmp/lc_test_dispatch_XXXXXX", path[96], err[256];
+	struct lc_counter c;
+	struct lc_source a, *srcs[1] = {&a};
+	struct lc_dispatch d;
+	struct lc_batcher *bt;
+	struct lc_store *st;
+	struct lc_update_set *u[8];
+	struct lc_entry *w;
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	size_t n;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/lc.db", dir);
+	lc_counter_init(&c, 16);
+	lc_source_init(&a);
+	st = lc_store_open(path, false, err, sizeof(err));
+	bt = lc_batcher_create(st, 1000, 1000000);
+	lc_dispatch_init(&d, &c, srcs, 1, bt, 10);
+	w = get(&c, "watched");
+	atomic_store(&w->subscribers, 1);
+
+	like(&a, &c, "watched", 5);
+	atomic_store(&lc_dispatch_fail_batches, 1);
+	atomic_store(&lc_dispatch_fail_updates, 1);
+	lc_dispatch_tick(&d, lc_now_ms()); /* both hand-offs fail */
+	assert_int_equal(lc_source_take_updates(&a, u, 8), 0);
+	assert_int_equal(atomic_load(&d.stats.alloc_failures), 2);
+	like(&a, &c, "watched", 2);
+	like(&a, &c, "other", 1);
+	lc_dispatch_tick(&d, lc_now_ms());
+	n = lc_source_take_updates(&a, u, 8);
+	assert_int_equal(n, 1);
+	assert_int_equal(u[0]->n, 1);
+	assert_true(u[0]->items[0].count == 7);
+	assert_true(u[0]->items[0].delta == 7); /* 5 missed + 2 */
+	lc_update_set_unref(u[0]);
+	/* the next tick does not repeat them */
+	like(&a, &c, "watched", 1);
+	lc_dispatch_tick(&d, lc_now_ms());
+	n = lc_source_take_updates(&a, u, 8);
+	assert_int_equal(n, 1);
+	assert_true(u[0]->items[0].delta == 1);
+	lc_update_set_unref(u[0]);
+	assert_int_equal(lc_batcher_stop(bt, 5000, NULL, NULL), 0);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "SELECT sum(likes) FROM "
+					    "likes_minute",
+					    -1, &q, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int64(q, 0), 9); /* once each */
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	lc_dispatch_cleanup(&d);
+	lc_source_cleanup(&a);
+	lc_counter_cleanup(&c);
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	assert_int_equal(system(path), 0);
+}
+
 static int kicked;
 
 static void
@@ -325,6 +397,7 @@ main(void)
 	    cmocka_unit_test(test_top_list),
 	    cmocka_unit_test(test_top_list_matches_brute_force),
 	    cmocka_unit_test(test_batcher_gets_every_change),
+	    cmocka_unit_test(test_alloc_failure_keeps_changes),
 	};
 
 	lc_hash_seed_init();
