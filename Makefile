@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps deps-test build run test test-asan unit bench soak persist fuzz format clean
+.PHONY: all deps deps-test build run test test-asan unit bench soak persist fuzz format clean install
 
 all: build
 
@@ -20,14 +20,19 @@ $(BUILD)/Makefile: CMakeLists.txt
 build: deps $(BUILD)/Makefile
 	cmake --build $(BUILD) -j$(JOBS)
 
-# Starts the server on port 8080 with its database at ./data/livecount.db.
+# Starts the server on port 8080 (PORT=9000 make run, or make run
+# PORT=9000) with its database at ./data/livecount.db.
+PORT ?=
 run: build
 	mkdir -p data
-	exec $(BUILD)/livecount --config conf/livecount.conf
+	exec $(BUILD)/livecount --config conf/livecount.conf $(if $(PORT),--port $(PORT))
 
 # Every test: unit, integration and web through ctest, then each fuzz
 # target for a few seconds (a smoke run; `make fuzz` runs them longer).
-test: deps-test $(BUILD)/Makefile
+# Configures again: a build dir made by `make run` may predate the test
+# packages.
+test: deps-test
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j$(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -j2
 	tests/fuzz/run.sh 3
@@ -58,6 +63,15 @@ soak: build
 # Flush and reload 1M URLs through the real binary, into loadtest/RESULTS.md.
 persist: build
 	loadtest/persist.sh $(BUILD)
+
+# Installs into PREFIX (default /usr/local; DESTDIR honoured): bin/livecount,
+# share/livecount/web, share/man/man8/livecount.8, etc/livecount/livecount.conf
+# (paths set for this prefix; an existing one is kept), lib/systemd/system/
+# livecount.service and the data directory var/lib/livecount. PREFIX=/usr
+# uses /etc and /var/lib instead.
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 format:
 	clang-format -i src/*.c include/lc/*.h tests/unit/*.c

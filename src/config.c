@@ -242,11 +242,38 @@ trim(char *s)
 	return s;
 }
 
+/*
+ * A relative path in a configuration file (db, web_root, tls_cert,
+ * tls_key) is relative to the file's directory, not to wherever the
+ * server was started from; flags and environment stay relative to the
+ * current directory, as usual on a command line.
+ */
+static int
+rebase_path(const char *file, const char *key, char **v, char *buf, size_t cap)
+{
+	static const char *const path_keys[] = {"db", "web_root", "tls_cert",
+						"tls_key"};
+	const char *slash = strrchr(file, '/');
+	bool is_path = false;
+	int n;
+
+	for (size_t i = 0; i < sizeof(path_keys) / sizeof(path_keys[0]); i++)
+		if (!strcmp(key, path_keys[i]))
+			is_path = true;
+	if (!is_path || !**v || **v == '/' || !slash)
+		return 0;
+	n = snprintf(buf, cap, "%.*s/%s", (int)(slash - file), file, *v);
+	if (n < 0 || (size_t)n >= cap)
+		return LC_EINVAL;
+	*v = buf;
+	return 0;
+}
+
 int
 lc_config_load_file(struct lc_config *cfg, const char *path, char *err,
 		    size_t errlen)
 {
-	char *line = NULL, sub[256];
+	char *line = NULL, sub[256], rebased[2048];
 	size_t cap = 0;
 	ssize_t got;
 	unsigned lineno = 0;
@@ -281,6 +308,12 @@ lc_config_load_file(struct lc_config *cfg, const char *path, char *err,
 		*eq = '\0';
 		k = trim(k);
 		v = trim(eq + 1);
+		if (rebase_path(path, k, &v, rebased, sizeof(rebased))) {
+			snprintf(err, errlen, "%s:%u: %s: path too long", path,
+				 lineno, k);
+			rc = LC_EINVAL;
+			break;
+		}
 		if (lc_config_set(cfg, k, v, sub, sizeof(sub))) {
 			snprintf(err, errlen, "%s:%u: %s", path, lineno, sub);
 			rc = LC_EINVAL;
@@ -417,6 +450,10 @@ lc_config_usage(void *out)
 	fprintf(f,
 		"usage: livecount [--config FILE] [--KEY VALUE ...] "
 		"[--check-config] [--help] [--version]\n\n"
+		"Counts likes for URLs and pushes live counts over WebSocket "
+		"and SSE.\nManual: man livecount (docs/livecount.8 in the "
+		"source tree). Signals: TERM/INT\nstop gracefully, HUP "
+		"reloads log_level.\n\n"
 		"Every configuration key is also a flag (tick_ms is "
 		"--tick-ms) and an environment\nvariable (LIVECOUNT_TICK_MS). "
 		"Precedence: flags > environment > file > defaults.\n\n"
@@ -438,7 +475,11 @@ lc_config_dump(const struct lc_config *cfg, void *out)
 	for (size_t i = 0; i < NKEYS; i++) {
 		const char *p = (const char *)cfg + keys[i].offset;
 
-		if (keys[i].type == KEY_STR)
+		if (keys[i].type == KEY_STR &&
+		    !strcmp(keys[i].name, "write_token") && *p)
+			fprintf(out, "%s = (set, %zu bytes)\n", keys[i].name,
+				strlen(p));
+		else if (keys[i].type == KEY_STR)
 			fprintf(out, "%s = %s\n", keys[i].name, p);
 		else if (keys[i].type == KEY_BOOL)
 			fprintf(out, "%s = %s\n", keys[i].name,

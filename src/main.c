@@ -20,12 +20,18 @@
 #include "lc/counter.h"
 #include "lc/dispatch.h"
 #include "lc/hash.h"
+#include "lc/notify.h"
 #include "lc/parse.h"
 #include "lc/server.h"
 #include "lc/store.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <libgen.h>
+#include <sqlite3.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,7 +90,7 @@ reload(const struct lc_config *running)
 {
 	static struct lc_config fresh;
 	bool help, version, check;
-	char err[512];
+	char err[2600];
 	FILE *f;
 	char *a = NULL, *b = NULL;
 	size_t alen = 0, blen = 0;
@@ -125,6 +131,76 @@ reload(const struct lc_config *running)
 		fresh.log_level);
 }
 
+/*
+ * --check-config: what start would refuse, checked without starting: the
+ * bind address, the database's directory (writable, or creatable one
+ * level), the web root.
+ */
+/* Can a file be created in dir? (access() says yes to root anywhere.) */
+static bool
+dir_writable(const char *dir)
+{
+	char tmp[1100];
+	int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+
+	if (fd >= 0) {
+		close(fd);
+		return true;
+	}
+	snprintf(tmp, sizeof(tmp), "%s/.livecount-check-XXXXXX", dir);
+	fd = mkstemp(tmp);
+	if (fd < 0)
+		return false;
+	close(fd);
+	unlink(tmp);
+	return true;
+}
+
+static int
+check_paths(const struct lc_config *cfg, char *err, size_t errlen)
+{
+	struct in_addr a;
+	struct stat st;
+	char tmp[1024], *dir;
+
+	if (inet_pton(AF_INET, cfg->bind, &a) != 1) {
+		snprintf(err, errlen, "bind: '%s' is not an IPv4 address",
+			 cfg->bind);
+		return -1;
+	}
+	snprintf(tmp, sizeof(tmp), "%s", cfg->db);
+	dir = dirname(tmp);
+	if (stat(dir, &st) == 0) {
+		if (!S_ISDIR(st.st_mode) || !dir_writable(dir)) {
+			snprintf(err, errlen,
+				 "db: directory %s is not writable", dir);
+			return -1;
+		}
+	} else {
+		char parent[1024];
+
+		snprintf(parent, sizeof(parent), "%s", dir);
+		if (!dir_writable(dirname(parent))) {
+			snprintf(err, errlen,
+				 "db: directory %s does not exist and cannot "
+				 "be created",
+				 dir);
+			return -1;
+		}
+	}
+	if (access(cfg->db, F_OK) == 0 && access(cfg->db, R_OK | W_OK)) {
+		snprintf(err, errlen, "db: %s is not readable and writable",
+			 cfg->db);
+		return -1;
+	}
+	if (stat(cfg->web_root, &st) || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "web_root: %s is not a directory",
+			 cfg->web_root);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 tick_loop(struct lc_dispatch *d, const sigset_t *sigs, int tick_ms,
 	  const struct lc_config *cfg)
@@ -147,7 +223,10 @@ tick_loop(struct lc_dispatch *d, const sigset_t *sigs, int tick_ms,
 				continue;
 			}
 			if (sig == SIGHUP) {
+				lc_notify("RELOADING=1");
 				reload(cfg);
+				lc_notify("READY=1\nSTATUS=configuration "
+					  "reloaded");
 				continue;
 			}
 			if (sig > 0) {
@@ -182,7 +261,7 @@ main(int argc, char **argv)
 	bool clustered;
 	struct lc_store *store;
 	bool help, version, check;
-	char err[512];
+	char err[2600];
 	sigset_t sigs;
 	long loaded;
 	int64_t t0;
@@ -200,8 +279,19 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (version) {
-		printf("livecount %s (libwebsockets %s)\n", LC_VERSION,
-		       lws_get_library_version());
+		char lws[32];
+		size_t n;
+
+		/* Debian's lws says "4.1.6-" (no git hash after the dash). */
+		snprintf(lws, sizeof(lws), "%s", lws_get_library_version());
+		n = strcspn(lws, " ");
+		lws[n] = '\0';
+		while (n && lws[n - 1] == '-')
+			lws[--n] = '\0';
+		printf("livecount %s (libwebsockets %s, hiredis %d.%d.%d, "
+		       "SQLite %s, jansson %s)\n",
+		       LC_VERSION, lws, HIREDIS_MAJOR, HIREDIS_MINOR,
+		       HIREDIS_PATCH, sqlite3_libversion(), JANSSON_VERSION);
 		return 0;
 	}
 	if (!cfg.tls_cert[0] != !cfg.tls_key[0]) {
@@ -237,6 +327,10 @@ main(int argc, char **argv)
 		}
 	}
 	if (check) {
+		if (check_paths(&cfg, err, sizeof(err))) {
+			fprintf(stderr, "livecount: %s\n", err);
+			return 2;
+		}
 		lc_config_dump(&cfg, stdout);
 		fprintf(stderr, "livecount: configuration ok\n");
 		return 0;
@@ -345,7 +439,12 @@ main(int argc, char **argv)
 		LC_VERSION, cfg.tls_cert[0] ? "https" : "http", cfg.bind,
 		srv.port, srv.nworkers, cfg.tick_ms, cfg.db);
 
+	lc_notify("READY=1\nSTATUS=listening on %s:%d, %ld URLs loaded\n"
+		  "MAINPID=%ld",
+		  cfg.bind, srv.port, loaded, (long)getpid());
 	tick_loop(&dispatch, &sigs, cfg.tick_ms, &cfg);
+	lc_notify("STOPPING=1\nSTATUS=draining: closing connections, final "
+		  "flush");
 
 	atomic_store(&srv.draining, true);
 	atomic_store(&srv.ready, false);
