@@ -88,10 +88,10 @@ export function renderChart(buckets, { zoom, width, height }) {
   let maxL = 0, maxU = 0;
   for (const b of buckets) { if (b.likes > maxL) maxL = b.likes; if (b.unlikes > maxU) maxU = b.unlikes; }
   // One linear scale from -low (unlikes) to high (likes); when there are
-  // unlikes they get at least a sixth of the height, so they stay visible.
+  // unlikes they get at least a thirteenth of the height, so they stay visible.
   const tick = niceStep(Math.max(maxL, maxU, 1) / 4);
   const high = Math.max(tick, Math.ceil(maxL / tick) * tick);
-  const low = maxU > 0 ? Math.max(maxU * 1.1, high / 5) : 0;
+  const low = maxU > 0 ? Math.max(maxU * 1.15, high / 12) : 0;
   const y = (v) => top + ((high - v) / (high + low)) * h;
   const bw = w / buckets.length;
   const barW = bw >= 3 ? bw * 0.8 : bw;
