@@ -388,7 +388,7 @@ test('360 px wide: no horizontal scroll, URLs shortened in the middle, full URL 
 test('screenshots of the URL page at desktop and phone width', async (t) => {
   mkdirSync(shotDir, { recursive: true });
   for (const [name, opts] of [
-    ['url-page.png', { viewport: { width: 1100, height: 1000 } }],
+    ['url-page.png', { viewport: { width: 1000, height: 600 } }], // full page: as tall as the content
     ['url-page-phone.png', { viewport: { width: 360, height: 740 }, isMobile: true, deviceScaleFactor: 2 }],
     ['dashboard-phone.png', { viewport: { width: 360, height: 740 }, isMobile: true, deviceScaleFactor: 2, path: '/' }],
   ]) {
