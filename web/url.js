@@ -38,6 +38,7 @@ const minuteOf = (sec) => Math.floor(sec / 60) * 60;
 
 const minutes = new Map(); // minute start (Unix s) -> {likes, unlikes}
 let loadedSince = Infinity; // history is loaded from here to now
+let readAt = 0; // minute of the last successful read up to now (catch-up after a disconnection)
 let curMinute = minuteOf(nowSec());
 let count = null;
 let updatedAt = null;
@@ -82,7 +83,9 @@ async function ensureLoaded() {
   const to = loadedSince === Infinity ? until : loadedSince;
   chart.dataset.state = 'loading';
   try {
+    const m = minuteOf(nowSec());
     await fetchRange(since, to);
+    if (to === until) readAt = m;
     loadedSince = Math.min(loadedSince, since);
   } catch (e) {
     say(`history: ${e.message}`);
@@ -110,7 +113,9 @@ function refreshTail(delayMs) {
     tailBusy = true;
     const m = minuteOf(nowSec());
     try {
-      await fetchRange(Math.max(loadedSince, m - 180), m + 60);
+      // The last minutes, or everything since the last read after a long disconnection.
+      await fetchRange(Math.max(loadedSince, Math.min(m - 180, readAt - 120)), m + 60);
+      readAt = m;
       draw();
     } catch { /* the next one */ }
     tailBusy = false;
