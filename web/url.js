@@ -99,6 +99,7 @@ function load() {
   loading = (loading || Promise.resolve()).then(ensureLoaded).then(() => {
     if (z === zoom && chart.dataset.state !== 'error') chart.dataset.state = 'ready';
     draw();
+    settle(); // the current minute again, once the batcher flushed what came before the page
   });
   return loading;
 }
@@ -120,6 +121,14 @@ function refreshTail(delayMs) {
     } catch { /* the next one */ }
     tailBusy = false;
   }, delayMs);
+}
+
+// After changes: read the last minutes once the batcher has probably flushed
+// them (default every second), and again later for slower flush settings.
+let lateTimer = 0;
+function settle() {
+  refreshTail(1500);
+  if (!lateTimer) lateTimer = setTimeout(() => { lateTimer = 0; refreshTail(0); }, 5000);
 }
 
 // ---- chart --------------------------------------------------------------
@@ -182,7 +191,7 @@ function addLive(ts, delta) {
 function rollover(m) {
   curMinute = m;
   draw();
-  refreshTail(1500); // the minute that ended, once the batcher flushed it
+  settle(); // the minute that ended, once the batcher flushed it
 }
 
 function showRate() {
@@ -280,6 +289,7 @@ function start() {
   $('home').href = home;
   document.title = `${url} · livecount`;
   $('json').href = `${server}/v1/history?url=${encodeURIComponent(url)}`;
+  $('json-item').hidden = false;
   $('snippet').textContent = `<script type="module" src="${server}/sdk/live-count.js"></script>\n` +
     `<live-count url="${attr(url)}" button></live-count>`;
 
@@ -289,7 +299,7 @@ function start() {
       if (!info.snapshot) {
         skewMs = info.ts - Date.now();
         addLive(info.ts, info.delta);
-        refreshTail(1500);
+        settle();
       }
       showCount(n);
       refreshCounts();

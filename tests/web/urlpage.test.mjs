@@ -217,6 +217,29 @@ test('URL page: a like moves the count and the current minute, without counting 
   assert.deepEqual(page.problems, []);
 });
 
+test('URL page: opened right after likes and unlikes, the current minute catches up without further updates', async (t) => {
+  // A server that writes to its database every 2.5 s: the page reads the
+  // history before the minute is there and must read it again by itself.
+  const slow = await startServer({ extraArgs: ['--flush-interval-ms', '2500'] });
+  t.after(() => slow.dispose());
+  const url = uniqueUrl('fresh');
+  await awayFromMinuteEdge(20);
+  const minute = Math.floor(Date.now() / 60000) * 60;
+  await likeHttp(slow.base, url, 5);
+  await likeHttp(slow.base, url, -2);
+  const ctx = await browser.newContext();
+  t.after(() => ctx.close());
+  const page = await ctx.newPage();
+  page.problems = [];
+  page.on('pageerror', (e) => page.problems.push(`pageerror: ${e.message}`));
+  await page.goto(slow.base + pageOf(url));
+  await waitFor(async () => num(await text(page, '#count')) === 3, { what: 'count' });
+  await waitFor(async () => JSON.stringify((await chartPoints(page)).at(-1)) === JSON.stringify([minute, 5, 2]),
+    { timeoutMs: 9000, what: 'current minute 5 likes, 2 unlikes' });
+  assert.equal(num(await text(page, '#unlikes')), 2);
+  assert.deepEqual(page.problems, []);
+});
+
 test('URL page: a new minute adds a bar (the page clock moved a minute on)', async (t) => {
   const url = uniqueUrl('roll');
   await awayFromMinuteEdge(20);
