@@ -211,7 +211,7 @@ test('URL page: a like moves the count and the current minute, without counting 
     return h.length === 1 && h[0][1] === 7 && h[0][2] === 2;
   }, { what: 'history of the current minute' });
   await waitFor(async () => num(await text(page, '#likes')) === sum(seeded, 1) + 7, { what: 'likes total from /v1/counts' });
-  await sleep(2500); // past the page's re-read of the last minutes (1.5 s after a change)
+  await sleep(5500); // past the page's re-reads of the last minutes (1.5 s and 5 s after a change)
   assert.deepEqual(await last(), [minute, 7, 2], 'current minute after the re-read');
   assert.equal(await countHttp(srv.base, url), base + 5);
   assert.deepEqual(page.problems, []);
