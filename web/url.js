@@ -110,7 +110,8 @@ function refreshTail(delayMs) {
   if (tailTimer) return;
   tailTimer = setTimeout(async () => {
     tailTimer = 0;
-    if (tailBusy || loadedSince === Infinity) return;
+    if (loadedSince === Infinity) return;
+    if (tailBusy) { refreshTail(500); return; }
     tailBusy = true;
     const m = minuteOf(nowSec());
     try {
@@ -310,7 +311,10 @@ function start() {
   }
   client.on('state', (s) => {
     updateBadge();
-    if (s === 'connected') { refreshCounts(); refreshTail(0); } // back: catch up at once
+    if (s === 'connected') { // (back) online: catch up at once
+      refreshCounts();
+      if (loadedSince === Infinity) load(); else refreshTail(0);
+    }
   });
   client.on('error', (e) => { if (e.code) say(`server: ${e.code} (${e.message})`); });
   $('badge').addEventListener('click', () => client.connect());
