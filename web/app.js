@@ -7,14 +7,24 @@
 // recomputed once a second, sparklines only for rows on screen. That keeps
 // 1000 rows updating every tick smooth.
 //
+// Each row links to the URL's page (u.html?url=...); URLs are shortened in
+// the middle (urlfmt.js). Totals are all-time sums from /v1/stats "totals"
+// (the database's after a restart); likes_total / unlikes_total, what this
+// process accepted since it started, are shown as such. In cluster mode
+// /v1/stats has "cluster" and the nodes panel shows it. A polite live region
+// tells screen readers the counts of the first rows, at most every 5 s.
+//
 // Query parameters: ?limit=N (rows, default 100), ?transport=ws|sse|auto,
 // ?server=http://host:port (another livecount; its /v1/* allow any origin).
 
 import { createClient } from './sdk/livecount.js';
+import { fillUrl, pageHref, splitUrl } from './urlfmt.js';
 
 const POLL_MS = 2000;
 const WINDOW_S = 60; // likes/s and sparkline window
 const MAX_FLASH = 60; // animate changed counts only when few change at once
+const ANNOUNCE_MS = 5000; // screen readers hear counts at most this often
+const ANNOUNCE_ROWS = 3; // ... of the first rows (watched ones first)
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -41,7 +51,7 @@ let frame = 0;
 
 const template = document.createElement('template');
 template.innerHTML = '<div class="row" role="row"><span class="rank" role="cell"></span>' +
-  '<span class="url" role="cell"></span><span class="num count" role="cell"></span>' +
+  '<span class="url" role="cell"><a></a></span><span class="num count" role="cell"></span>' +
   '<span class="num rate" role="cell"></span><span class="spark" role="cell"><canvas></canvas></span>' +
   '<span class="act" role="cell"><button type="button" data-act="like" title="Like">♥ +1</button>' +
   '<button type="button" data-act="unlike" title="Unlike">−1</button>' +
@@ -58,8 +68,8 @@ const visible = new IntersectionObserver((entries) => {
 function addRow(url, count) {
   const el = template.content.firstChild.cloneNode(true);
   const [rank, u, c, rate, spark] = el.children;
-  u.textContent = url;
-  u.title = url;
+  fillUrl(u.firstChild, url);
+  u.firstChild.href = pageHref(url, params);
   el.dataset.url = url;
   const row = {
     url, el, rankEl: rank, countEl: c, rateEl: rate, canvas: spark.firstChild,
@@ -150,6 +160,7 @@ function render() {
     row.shown = row.count;
     row.countEl.textContent = fmt.format(row.count);
     if (flash && up) row.countEl.animate(flashFrames, 700);
+    if (row.rank <= ANNOUNCE_ROWS || row.watched) announceSoon();
   }
   dirty.clear();
   if (secondDue) {
@@ -219,17 +230,76 @@ async function pollStats() {
   try {
     const s = await getJson('/v1/stats');
     const ws = s.connections?.ws ?? 0, sse = s.connections?.sse ?? 0;
+    const tot = s.totals || {};
     $('t-rate').textContent = fmtRate.format(s.likes_per_s ?? 0);
-    $('t-total').textContent = fmt.format(s.likes_total ?? 0);
+    $('t-count').textContent = tot.count === undefined ? '–' : fmt.format(tot.count);
+    $('t-likes').textContent = tot.likes === undefined ? '–' : fmt.format(tot.likes);
+    $('t-unlikes').textContent = tot.unlikes === undefined ? '–' : fmt.format(tot.unlikes);
+    $('t-likes-start').textContent = `${fmt.format(s.likes_total ?? 0)} since start`;
+    $('t-unlikes-start').textContent = `${fmt.format(s.unlikes_total ?? 0)} since start`;
     $('t-clients').textContent = fmt.format(ws + sse);
     $('t-split').textContent = `ws ${fmt.format(ws)} · sse ${fmt.format(sse)}`;
     $('t-urls').textContent = fmt.format(s.urls ?? 0);
     $('t-subs').textContent = fmt.format(s.subscriptions ?? 0);
+    renderCluster(s.cluster);
     setStale('stats', false);
   } catch (e) {
     setStale('stats', true);
   }
 }
+
+// Cluster mode only: {node_id, link, nodes: [{id, self, link, last_push_age_ms}]}.
+function renderCluster(c) {
+  const panel = $('cluster');
+  panel.hidden = !c;
+  if (!c) return;
+  $('cluster-self').textContent = `this is node ${c.node_id}, link ${c.link}`;
+  const tb = $('cluster-rows');
+  const trs = (c.nodes || []).map((n) => {
+    const tr = document.createElement('tr');
+    const age = n.last_push_age_ms;
+    const ageText = age === undefined || age === null ? '–' : age < 10000 ? `${fmt.format(age)} ms ago` : `${fmt.format(Math.round(age / 1000))} s ago`;
+    for (const [text, cls] of [[`${n.id}${n.self ? ' (this node)' : ''}`, ''], [n.link, `link-${n.link}`], [ageText, '']]) {
+      const td = document.createElement('td');
+      td.textContent = text;
+      if (cls) td.className = cls;
+      tr.append(td);
+    }
+    tr.dataset.node = n.id;
+    return tr;
+  });
+  tb.replaceChildren(...trs);
+}
+
+// ---- screen readers -----------------------------------------------------
+
+let announced = '', announceAt = 0, announceTimer = 0;
+function announceSoon() {
+  if (announceTimer) return;
+  announceTimer = setTimeout(() => {
+    announceTimer = 0;
+    const text = order.slice(0, ANNOUNCE_ROWS).filter((r) => r.count !== null)
+      .map((r) => { const { head, tail } = splitUrl(r.url); return `${head}${tail}: ${fmt.format(r.count)}`; }).join('; ');
+    if (!text || text === announced) return;
+    announced = text;
+    announceAt = Date.now();
+    $('announce').textContent = text;
+  }, Math.max(0, announceAt + ANNOUNCE_MS - Date.now()));
+}
+
+// The full URL of a focused row link (hover has the title).
+const tip = $('tip');
+list.addEventListener('focusin', (ev) => {
+  const a = ev.target.closest?.('a.short');
+  if (!a) return;
+  const r = a.getBoundingClientRect();
+  tip.textContent = a.title;
+  tip.style.left = `${Math.max(4, r.left)}px`;
+  tip.style.top = `${r.bottom + 4}px`;
+  tip.hidden = false;
+});
+list.addEventListener('focusout', () => { tip.hidden = true; });
+addEventListener('scroll', () => { tip.hidden = true; }, { passive: true });
 
 function poll() {
   pollTop();
@@ -312,6 +382,10 @@ $('watch').addEventListener('submit', (ev) => {
   const input = $('watch-url');
   const url = input.value.trim();
   if (!url) return;
+  if (ev.submitter?.value === 'page') {
+    location.href = pageHref(url, params);
+    return;
+  }
   const row = rows.get(url);
   try {
     if (!row) addRow(url, null).watched = true;

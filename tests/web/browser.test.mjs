@@ -64,6 +64,10 @@ test('static files are served with the right content types', async () => {
     ['/sdk/livecount.js', 'javascript'],
     ['/sdk/live-count.js', 'javascript'],
     ['/examples/live-count.html', 'text/html'],
+    ['/u.html', 'text/html'],
+    ['/url.js', 'javascript'],
+    ['/chart.js', 'javascript'],
+    ['/urlfmt.js', 'javascript'],
   ]) {
     const r = await http(srv.base, 'GET', path);
     assert.equal(r.status, 200, path);
@@ -116,7 +120,7 @@ test('dashboard shows live counts and totals', async (t) => {
 
   // Totals come from /v1/stats: this page's connection is one of the clients.
   await waitFor(async () => num(await page.locator('#t-clients').textContent()) >= 1, { what: 'clients total' });
-  await waitFor(async () => num(await page.locator('#t-total').textContent()) >= 1000, { what: 'likes total' });
+  await waitFor(async () => num(await page.locator('#t-likes').textContent()) >= 1000, { what: 'likes total (all time)' });
   assert.deepEqual(page.problems, []);
   t.diagnostic(`update visible ${ms} ms after the POST`);
 });

@@ -4,7 +4,7 @@
 // Environment (set by run.sh): LC_BINARY, the livecount binary; LC_WEB_ROOT,
 // the web/ directory it serves (default: this repository's web/).
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -231,4 +231,37 @@ export class NodeEventSource {
       this._emit('error', { error: e });
     }
   }
+}
+
+/** Run SQL on an SQLite file with the sqlite3 shell (a dependency of the build, see scripts/deps.sh); resolves to its stdout. */
+export function sqlite(db, sql) {
+  const r = spawnSync('sqlite3', ['-batch', '-bail', db], { input: sql, encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.error) throw new Error(`sqlite3: ${r.error.message} (apt-get install sqlite3)`);
+  if (r.status !== 0) throw new Error(`sqlite3 exited ${r.status}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/**
+ * Write history into a livecount database that no server has open (start a
+ * server once to create it, stop it, seed, start again). `seeds` is
+ * [{url, minutes: [[minuteUnixSeconds, likes, unlikes], ...]}]; each URL's
+ * counters row is the sum of its minutes, updated at the end of its last one.
+ */
+export function seedHistory(db, seeds) {
+  const q = (s) => `'${s.replace(/'/g, "''")}'`;
+  const lines = ['BEGIN;'];
+  for (const { url, minutes } of seeds) {
+    let likes = 0, unlikes = 0, last = 0;
+    lines.push(`INSERT INTO urls(id, url) VALUES ((SELECT coalesce(max(id), 0) + 1 FROM urls), ${q(url)});`);
+    const id = `(SELECT id FROM urls WHERE url = ${q(url)})`;
+    for (const [m, l, u] of minutes) {
+      likes += l;
+      unlikes += u;
+      last = Math.max(last, m);
+      lines.push(`INSERT INTO likes_minute(url_id, minute, likes, unlikes) VALUES (${id}, ${m}, ${l}, ${u});`);
+    }
+    lines.push(`INSERT INTO counters(url_id, likes, unlikes, updated_at) VALUES (${id}, ${likes}, ${unlikes}, ${(last + 59) * 1000 + 123});`);
+  }
+  lines.push('COMMIT;');
+  sqlite(db, lines.join('\n'));
 }
