@@ -2,10 +2,13 @@
 int64 limits saturate instead of wrapping, SIGHUP never kills the process
 without its final flush, SIGTERM with an unwritable database waits a
 bounded time and says how many likes it could not write."""
+import http.client
+import json
 import os
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 
 from lc import Server, check, run
@@ -113,5 +116,68 @@ def test_sigterm_with_unwritable_database():
         check(took < 1 + 5 + 2.5, took)
 
 
+def sigkill_loss(s, urls, seconds, senders=4):
+    """Acknowledged likes at a steady pace over `urls` for `seconds`, then
+    SIGKILL; returns (acknowledged, in the database, pace per second)."""
+    stop = threading.Event()
+    acked = [0] * senders
+
+    def load(k):
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+        body = json.dumps([{"url": u, "n": 1} for u in urls])
+        while not stop.is_set():
+            try:
+                c.request("POST", "/v1/likes", body,
+                          {"Content-Type": "application/json"})
+                if c.getresponse().read() and True:
+                    acked[k] += len(urls)
+            except OSError:
+                return
+    ts = [threading.Thread(target=load, args=(k,)) for k in range(senders)]
+    t0 = time.time()
+    for t in ts:
+        t.start()
+    time.sleep(seconds)
+    s.proc.send_signal(signal.SIGKILL)
+    s.proc.wait()
+    pace = sum(acked) / (time.time() - t0)
+    stop.set()
+    for t in ts:
+        t.join()
+    s.log.close()
+    db = sqlite3.connect(s.db)
+    saved = db.execute("SELECT coalesce(sum(likes), 0) FROM counters")\
+        .fetchone()[0]
+    db.close()
+    return sum(acked), saved, pace
+
+
+def test_sigkill_loss_window():
+    """README's promise: SIGKILL loses at most what was acknowledged in the
+    last flush_interval_ms + tick_ms (plus, when max_rows_per_sec
+    throttles, the changes of the URLs still waiting). Measured here."""
+    flush_ms, tick_ms = 500, 50
+    with Server(flush_ms=flush_ms, tick_ms=tick_ms) as s:
+        acked, saved, pace = sigkill_loss(s, ["kw/%d" % i for i in range(20)],
+                                          3)
+        lost_s = (acked - saved) / pace
+        print("     unthrottled: %d acknowledged, %d lost = %.2f s of likes "
+              "(flush %d ms + tick %d ms)" % (acked, acked - saved, lost_s,
+                                              flush_ms, tick_ms))
+        check(saved <= acked)
+        # the window plus scheduling slack on a shared 2-core machine
+        check(lost_s <= (flush_ms + tick_ms) / 1000 + 0.5, lost_s)
+    # throttled: 2000 URLs per batch, 1000 rows/s: most URLs wait
+    with Server("--max-rows-per-sec", "1000", flush_ms=200,
+                tick_ms=tick_ms) as s:
+        urls = ["kt/%d" % i for i in range(2000)]
+        time.sleep(0.2)
+        acked, saved, pace = sigkill_loss(s, urls, 2, senders=2)
+        print("     throttled (1000 rows/s, 2000 URLs): %d acknowledged, "
+              "%d lost = %.2f s of likes" % (acked, acked - saved,
+                                             (acked - saved) / pace))
+        check(saved <= acked)
+
+
 run([test_counts_saturate_at_int64_limits, test_sighup_reloads_and_never_kills,
-     test_sigterm_with_unwritable_database])
+     test_sigterm_with_unwritable_database, test_sigkill_loss_window])
