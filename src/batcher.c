@@ -44,7 +44,16 @@ struct lc_batcher {
 	size_t q_head, q_n, q_cap;
 
 	struct lc_batcher_stats stats;
+
+	/* Idempotency keys: written once every tick before them is. */
+	struct lc_idem *idem;
+	const _Atomic uint64_t *tick_seq; /* the dispatcher's published seq */
+	int64_t idem_ttl_ms, pruned_at_ms;
+	struct lc_idem_record *keybuf;
+	bool final; /* stopping: every tick is done, write every key */
 };
+
+#define KEYS_PER_FLUSH 256
 
 static int
 queue_push(struct lc_batcher *bt, struct lc_entry *e)
@@ -181,23 +190,52 @@ lc_batcher_flush_now(struct lc_batcher *bt, size_t max_rows)
 	size_t n;
 	int rc;
 
+	size_t nkeys = 0;
+	uint64_t upto = 0, seq;
+	int64_t prune = 0;
+
+	/*
+	 * The tick seq is read before the inbox is drained: every batch of
+	 * the ticks up to it is then folded, and once the queue is empty
+	 * after this flush, all their changes are in the database. Keys
+	 * whose likes were merged by then may be written in the same
+	 * transaction (never before their counts, so a retry after a crash
+	 * is never answered for a like the database lost).
+	 */
+	seq = bt->final	     ? UINT64_MAX
+	      : bt->tick_seq ? atomic_load(bt->tick_seq)
+			     : 0;
 	drain_inbox(bt);
 	n = bt->q_n < max_rows ? bt->q_n : max_rows;
-	if (!n)
+	if (bt->idem && bt->keybuf && n == bt->q_n)
+		nkeys = lc_idem_take_persistable(bt->idem, seq, bt->keybuf,
+						 KEYS_PER_FLUSH, &upto);
+	if (bt->idem && lc_now_ms() - bt->pruned_at_ms > 60000) {
+		prune = lc_now_ms() - bt->idem_ttl_ms;
+		bt->pruned_at_ms = lc_now_ms();
+	}
+	if (!n && !nkeys && !prune)
 		return 0;
-	batch = malloc(n * sizeof(*batch));
+	batch = malloc((n ? n : 1) * sizeof(*batch));
 	if (!batch)
 		return LC_ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		batch[i] = bt->q[(bt->q_head + i) % bt->q_cap];
 	t0 = lc_mono_us();
-	rc = lc_store_flush(bt->store, batch, n);
+	rc = lc_store_flush_keys(bt->store, batch, n, bt->keybuf, nkeys,
+				 prune > 0 ? prune : 0);
+	if (rc == 0 && nkeys)
+		lc_idem_persisted(bt->idem, upto);
+	if (rc && prune)
+		bt->pruned_at_ms = 0;
 	us = lc_mono_us() - t0;
 	if (rc == 0) {
 		for (size_t i = 0; i < n; i++)
 			mark_clean(batch[i]);
-		bt->q_head = (bt->q_head + n) % bt->q_cap;
-		bt->q_n -= n;
+		if (n) {
+			bt->q_head = (bt->q_head + n) % bt->q_cap;
+			bt->q_n -= n;
+		}
 		atomic_fetch_add(&bt->stats.flushes, 1);
 		atomic_fetch_add(&bt->stats.rows, n);
 		atomic_fetch_add(&bt->stats.flush_us_total, (uint64_t)us);
@@ -242,7 +280,9 @@ run(void *arg)
 		pthread_mutex_lock(&bt->lock);
 		for (;;) {
 			int64_t now = lc_mono_us(), due = last_flush + interval;
-			bool pending = bt->inbox_n || bt->q_n;
+			bool pending =
+			    bt->inbox_n || bt->q_n ||
+			    (bt->idem && lc_idem_unpersisted(bt->idem));
 			struct timespec until;
 			int64_t wait;
 
@@ -313,6 +353,15 @@ lc_batcher_create(struct lc_store *st, int flush_interval_ms,
 	return bt;
 }
 
+int
+lc_batcher_start_thread(struct lc_batcher *bt)
+{
+	if (pthread_create(&bt->thread, NULL, run, bt))
+		return LC_ENOMEM;
+	bt->threaded = true;
+	return 0;
+}
+
 struct lc_batcher *
 lc_batcher_start(struct lc_store *st, int flush_interval_ms,
 		 int max_rows_per_sec)
@@ -322,11 +371,10 @@ lc_batcher_start(struct lc_store *st, int flush_interval_ms,
 
 	if (!bt)
 		return NULL;
-	if (pthread_create(&bt->thread, NULL, run, bt)) {
+	if (lc_batcher_start_thread(bt)) {
 		free(bt);
 		return NULL;
 	}
-	bt->threaded = true;
 	return bt;
 }
 
@@ -388,6 +436,7 @@ lc_batcher_stop(struct lc_batcher *bt, int timeout_ms, int64_t *lost_likes,
 		pthread_mutex_unlock(&bt->lock);
 		pthread_join(bt->thread, NULL);
 	}
+	bt->final = true; /* the final tick ran: every key may be written */
 	/*
 	 * Final flush: everything, unthrottled; wait out a busy or full
 	 * database until the deadline (shutdown_timeout_ms), then give up
@@ -403,7 +452,8 @@ lc_batcher_stop(struct lc_batcher *bt, int timeout_ms, int64_t *lost_likes,
 							 : (int)left_ms);
 		drain_inbox(bt);
 		rc = lc_batcher_flush_now(bt, SIZE_MAX);
-		if (!rc && !bt->q_n)
+		if (!rc && !bt->q_n &&
+		    !(bt->idem && lc_idem_unpersisted(bt->idem)))
 			break;
 		if (lc_mono_us() >= deadline)
 			break;
@@ -424,10 +474,22 @@ lc_batcher_stop(struct lc_batcher *bt, int timeout_ms, int64_t *lost_likes,
 		bt->q_n--;
 	}
 	free(bt->q);
+	free(bt->keybuf);
 	pthread_mutex_destroy(&bt->lock);
 	pthread_cond_destroy(&bt->cond);
 	free(bt);
 	return rc;
+}
+
+void
+lc_batcher_set_idem(struct lc_batcher *bt, struct lc_idem *idem,
+		    const _Atomic uint64_t *tick_seq, int64_t ttl_ms)
+{
+	bt->keybuf = malloc(KEYS_PER_FLUSH * sizeof(*bt->keybuf));
+	bt->tick_seq = tick_seq;
+	bt->idem_ttl_ms = ttl_ms;
+	bt->pruned_at_ms = 0;
+	bt->idem = idem;
 }
 
 const struct lc_batcher_stats *

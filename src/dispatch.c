@@ -813,8 +813,13 @@ lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms)
 	publish_updates(d, seq, now_ms);
 	if (d->cluster)
 		hand_to_bridge(d);
-	atomic_store_explicit(&d->seq, seq, memory_order_release);
+	/*
+	 * The batch goes to the batcher before seq is published: a batcher
+	 * that reads seq then drains its inbox holds every tick up to seq
+	 * (idempotency keys rely on it, batcher.c).
+	 */
 	hand_to_batcher(d, now_ms);
+	atomic_store_explicit(&d->seq, seq, memory_order_release);
 	update_top(d);
 
 	us = lc_mono_us() - t0;

@@ -33,11 +33,12 @@ struct lc_store {
 	sqlite3 *db;
 	int lock_fd; /* flock()ed database file, -1 for readers */
 	sqlite3_stmt *put_url, *put_counter, *put_minute, *history;
-	sqlite3_stmt *put_slot;	     /* node_slots upsert */
-	pthread_mutex_t *slots_lock; /* the table's, in cluster mode */
-	sqlite3_stmt *new_url;	     /* insert with an id chosen here */
-	int64_t next_id;	     /* ids above every urls.id (writer only) */
-	uint32_t self;		     /* cluster mode: this node's id */
+	sqlite3_stmt *put_slot;		    /* node_slots upsert */
+	sqlite3_stmt *put_key, *prune_keys; /* idempotency_keys */
+	pthread_mutex_t *slots_lock;	    /* the table's, in cluster mode */
+	sqlite3_stmt *new_url;		    /* insert with an id chosen here */
+	int64_t next_id; /* ids above every urls.id (writer only) */
+	uint32_t self;	 /* cluster mode: this node's id */
 };
 
 static const char *const migrations[] = {
@@ -80,6 +81,14 @@ static const char *const migrations[] = {
     "  SELECT u.url, s.node, s.likes - s.unlikes AS count, s.likes,\n"
     "         s.unlikes\n"
     "  FROM node_slots s JOIN urls u ON u.id = s.url_id;\n",
+    /* 3: idempotency keys of recent likes and their first answers. */
+    "CREATE TABLE idempotency_keys (\n"
+    "  key TEXT PRIMARY KEY,\n"
+    "  status INTEGER NOT NULL,\n"
+    "  body TEXT NOT NULL,\n"
+    "  created_at INTEGER NOT NULL -- Unix milliseconds\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);\n",
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -296,6 +305,13 @@ lc_store_open(const char *path, bool readonly, char *err, size_t errlen)
 		    "UPDATE SET likes = excluded.likes, unlikes = "
 		    "excluded.unlikes",
 		    err, errlen) ||
+	    prepare(st, &st->put_key,
+		    "INSERT OR IGNORE INTO idempotency_keys(key, status, "
+		    "body, created_at) VALUES (?1, ?2, ?3, ?4)",
+		    err, errlen) ||
+	    prepare(st, &st->prune_keys,
+		    "DELETE FROM idempotency_keys WHERE created_at < ?1", err,
+		    errlen) ||
 	    prepare(st, &st->put_slot,
 		    "INSERT INTO node_slots(url_id, node, likes, unlikes) "
 		    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(url_id, node) DO "
@@ -325,6 +341,8 @@ lc_store_close(struct lc_store *st)
 	sqlite3_finalize(st->put_counter);
 	sqlite3_finalize(st->put_minute);
 	sqlite3_finalize(st->put_slot);
+	sqlite3_finalize(st->put_key);
+	sqlite3_finalize(st->prune_keys);
 	sqlite3_finalize(st->history);
 	if (st->db && sqlite3_close(st->db) != SQLITE_OK)
 		lc_err("database: close: %s", sqlite3_errmsg(st->db));
@@ -499,6 +517,14 @@ read_entry(struct lc_store *st, struct lc_entry *e, struct lc_counts *cnt,
 int
 lc_store_flush(struct lc_store *st, struct lc_entry *const *entries, size_t n)
 {
+	return lc_store_flush_keys(st, entries, n, NULL, 0, 0);
+}
+
+int
+lc_store_flush_keys(struct lc_store *st, struct lc_entry *const *entries,
+		    size_t n, const struct lc_idem_record *keys, size_t nkeys,
+		    int64_t prune_before_ms)
+{
 	size_t assigned = 0;
 	int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	struct lc_slot buf[16], *sl = buf;
@@ -572,6 +598,21 @@ lc_store_flush(struct lc_store *st, struct lc_entry *const *entries, size_t n)
 				goto fail;
 		}
 	}
+	for (i = 0; i < nkeys; i++) {
+		sqlite3_bind_text(st->put_key, 1, keys[i].key, -1,
+				  SQLITE_STATIC);
+		sqlite3_bind_int(st->put_key, 2, keys[i].status);
+		sqlite3_bind_text(st->put_key, 3, keys[i].body,
+				  (int)keys[i].len, SQLITE_STATIC);
+		sqlite3_bind_int64(st->put_key, 4, keys[i].created_ms);
+		if ((rc = step_done(st->put_key)))
+			goto fail;
+	}
+	if (prune_before_ms) {
+		sqlite3_bind_int64(st->prune_keys, 1, prune_before_ms);
+		if ((rc = step_done(st->prune_keys)))
+			goto fail;
+	}
 	rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		return 0;
@@ -618,6 +659,39 @@ lc_store_history(struct lc_store *st, const char *url, size_t len,
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 	return rc == SQLITE_DONE ? 0 : LC_EIO;
+}
+
+long
+lc_store_load_keys(struct lc_store *st, struct lc_idem *t, int64_t since_ms)
+{
+	sqlite3_stmt *s;
+	long n = 0;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT key, status, body, created_at FROM "
+			       "idempotency_keys WHERE created_at >= ?1 ORDER "
+			       "BY created_at",
+			       -1, &s, NULL) != SQLITE_OK)
+		return LC_EIO;
+	sqlite3_bind_int64(s, 1, since_ms);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(s, 0);
+		const char *b = (const char *)sqlite3_column_text(s, 2);
+
+		if (!k || !b)
+			continue;
+		if (lc_idem_load(t, k, (size_t)sqlite3_column_bytes(s, 0),
+				 sqlite3_column_int(s, 1), b,
+				 (size_t)sqlite3_column_bytes(s, 2),
+				 sqlite3_column_int64(s, 3))) {
+			sqlite3_finalize(s);
+			return LC_ENOMEM;
+		}
+		n++;
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? n : LC_EIO;
 }
 
 int

@@ -14,6 +14,7 @@
 #define LC_BATCHER_H
 
 #include "lc/dispatch.h"
+#include "lc/idem.h"
 #include "lc/store.h"
 
 #include <stdatomic.h>
@@ -49,6 +50,9 @@ void lc_batcher_push(struct lc_batcher *bt, struct lc_change_batch *b);
  */
 int lc_batcher_flush_now(struct lc_batcher *bt, size_t max_rows);
 
+/** Starts the thread of a batcher made by lc_batcher_create. */
+int lc_batcher_start_thread(struct lc_batcher *bt);
+
 /** A batcher with no thread, for unit tests driving flushes by hand. */
 struct lc_batcher *lc_batcher_create(struct lc_store *st, int flush_interval_ms,
 				     int max_rows_per_sec);
@@ -63,6 +67,15 @@ struct lc_batcher *lc_batcher_create(struct lc_store *st, int flush_interval_ms,
  */
 int lc_batcher_stop(struct lc_batcher *bt, int timeout_ms, int64_t *lost_likes,
 		    size_t *lost_urls);
+
+/**
+ * Persists idempotency keys (idem.h) with the flushes: a key is written in
+ * the transaction that writes the last of the changes of the tick after
+ * which its like was merged (tick_seq: the dispatcher's published seq),
+ * or later; keys older than ttl_ms are deleted. Before the thread starts.
+ */
+void lc_batcher_set_idem(struct lc_batcher *bt, struct lc_idem *idem,
+			 const _Atomic uint64_t *tick_seq, int64_t ttl_ms);
 
 /** Counters for /metrics; any thread. */
 const struct lc_batcher_stats *lc_batcher_stats(struct lc_batcher *bt);

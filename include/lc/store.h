@@ -17,6 +17,7 @@
 #define LC_STORE_H
 
 #include "lc/counter.h"
+#include "lc/idem.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -24,7 +25,7 @@
 #include <stdint.h>
 
 #define LC_STORE_APP_ID 0x4c43544c /* "LCTL" in PRAGMA application_id */
-#define LC_STORE_SCHEMA_VERSION 2
+#define LC_STORE_SCHEMA_VERSION 3
 
 /** Per-minute totals of one URL, owned by the batcher thread. */
 struct lc_minute {
@@ -91,6 +92,18 @@ int lc_store_minute_get(struct lc_store *st, int64_t url_id, int64_t minute,
 
 /** How long a write waits for a lock held by another connection. */
 void lc_store_set_busy_timeout(struct lc_store *st, int ms);
+
+/**
+ * lc_store_flush, plus idempotency keys written in the same transaction
+ * and keys created before prune_before_ms (if nonzero) deleted.
+ */
+int lc_store_flush_keys(struct lc_store *st, struct lc_entry *const *entries,
+			size_t n, const struct lc_idem_record *keys,
+			size_t nkeys, int64_t prune_before_ms);
+
+/** Loads the keys created since since_ms into t. Count or LC_E code. */
+long lc_store_load_keys(struct lc_store *st, struct lc_idem *t,
+			int64_t since_ms);
 
 /** Runs a passive WAL checkpoint (when idle). */
 void lc_store_checkpoint(struct lc_store *st);
