@@ -282,8 +282,9 @@ merge_shard(struct lc_dispatch *d, struct lc_source *src, struct lc_shard *sh,
 		if (!it->likes && !it->unlikes)
 			continue;
 		if (!e)
-			e = lc_counter_get(d->counter, lc_shard_url(sh, it),
-					   it->url_len, it->hash);
+			e = lc_counter_find_or_insert(d->counter,
+						      lc_shard_url(sh, it),
+						      it->url_len, it->hash);
 		/*
 		 * Out of memory while inserting a new URL: there is no entry
 		 * to hold the likes, so give them back to the source's active

@@ -224,7 +224,7 @@ lc_http_error(struct lws *wsi, int status, const char *code,
 }
 
 static int
-reply_err(struct lws *wsi, const struct lc_err *err, bool close)
+reply_err(struct lws *wsi, const struct lc_api_error *err, bool close)
 {
 	return error_ex(wsi, err->status, err->code, err->message, NULL, close);
 }
@@ -247,7 +247,8 @@ reply_json(struct lws *wsi, int status, json_t *v)
 
 int
 lc_http_query(struct lws *wsi, const char *name, char *buf, size_t buflen,
-	      const char **vals, size_t *lens, int max, struct lc_err *err)
+	      const char **vals, size_t *lens, int max,
+	      struct lc_api_error *err)
 {
 	struct lc_worker *w = worker_of(wsi);
 	size_t nlen = strlen(name), used = 0;
@@ -267,16 +268,16 @@ lc_http_query(struct lws *wsi, const char *name, char *buf, size_t buflen,
 		vlen = (size_t)n - nlen - 1;
 		/* lws keeps a decoded %00 inside the fragment: refuse it. */
 		if (strlen(frag + nlen + 1) != vlen) {
-			lc_err_set(err, 400,
-				   !strcmp(name, "url") ? "bad_url"
-							: "bad_request",
-				   "%s contains a NUL byte", name);
+			lc_api_error_set(err, 400,
+					 !strcmp(name, "url") ? "bad_url"
+							      : "bad_request",
+					 "%s contains a NUL byte", name);
 			return -1;
 		}
 		if (found == max) {
-			lc_err_set(err, 400, "too_many_urls",
-				   "at most %d %s parameters per request", max,
-				   name);
+			lc_api_error_set(err, 400, "too_many_urls",
+					 "at most %d %s parameters per request",
+					 max, name);
 			return -1;
 		}
 		if (!strcmp(name, "url") &&
@@ -284,8 +285,8 @@ lc_http_query(struct lws *wsi, const char *name, char *buf, size_t buflen,
 				 (size_t)w->srv->cfg->max_url_bytes, err))
 			return -1;
 		if (used + vlen + 1 > buflen) {
-			lc_err_set(err, 400, "bad_request",
-				   "query parameters too long");
+			lc_api_error_set(err, 400, "bad_request",
+					 "query parameters too long");
 			return -1;
 		}
 		memcpy(buf + used, frag + nlen + 1, vlen + 1);
@@ -394,15 +395,15 @@ likes_query(struct lws *wsi, struct lc_worker *w, struct http_pss *pss,
 	const char *vals[1];
 	size_t lens[1];
 	struct lc_like like;
-	struct lc_err err;
+	struct lc_api_error err;
 	int found;
 
 	found =
 	    lc_http_query(wsi, "url", buf, sizeof(buf), vals, lens, 1, &err);
 	if (found <= 0) {
 		if (!found)
-			lc_err_set(&err, 400, "bad_url",
-				   "url query parameter is missing");
+			lc_api_error_set(&err, 400, "bad_url",
+					 "url query parameter is missing");
 		return reply_err(wsi, &err, close);
 	}
 	like.url = vals[0];
@@ -444,7 +445,7 @@ likes_body(struct lws *wsi, struct lc_worker *w, struct http_pss *pss)
 {
 	struct lc_limits lim = limits_of(w);
 	struct lc_likes likes;
-	struct lc_err err;
+	struct lc_api_error err;
 	char body[64];
 	int rc;
 
@@ -566,7 +567,7 @@ get_counts(struct lws *wsi, struct lc_worker *w)
 	size_t max = (size_t)w->srv->cfg->max_urls_per_request;
 	const char *vals[64];
 	size_t lens[64];
-	struct lc_err err;
+	struct lc_api_error err;
 	char *buf = malloc(max * 2049 + 1);
 	json_t *counts, *root;
 	int n;
@@ -579,8 +580,9 @@ get_counts(struct lws *wsi, struct lc_worker *w)
 	if (n <= 0) {
 		free(buf);
 		if (!n)
-			lc_err_set(&err, 400, "bad_url",
-				   "at least one url query parameter needed");
+			lc_api_error_set(
+			    &err, 400, "bad_url",
+			    "at least one url query parameter needed");
 		return reply_err(wsi, &err, false);
 	}
 	counts = json_object();
@@ -617,7 +619,7 @@ get_counts(struct lws *wsi, struct lc_worker *w)
 
 static int
 int_param(struct lws *wsi, const char *name, long long lo, long long hi,
-	  long long def, long long *out, struct lc_err *err)
+	  long long def, long long *out, struct lc_api_error *err)
 {
 	char buf[32];
 	const char *v[1];
@@ -633,9 +635,9 @@ int_param(struct lws *wsi, const char *name, long long lo, long long hi,
 	}
 	*out = strtoll(v[0], &end, 10);
 	if (!l[0] || *end || *out < lo || *out > hi) {
-		lc_err_set(err, 400, "bad_request",
-			   "%s must be an integer from %lld to %lld", name, lo,
-			   hi);
+		lc_api_error_set(err, 400, "bad_request",
+				 "%s must be an integer from %lld to %lld",
+				 name, lo, hi);
 		return -1;
 	}
 	return 0;
@@ -644,7 +646,7 @@ int_param(struct lws *wsi, const char *name, long long lo, long long hi,
 static int
 get_top(struct lws *wsi, struct lc_worker *w)
 {
-	struct lc_err err;
+	struct lc_api_error err;
 	long long limit;
 	struct lc_top *t;
 	json_t *arr, *root;
@@ -666,7 +668,7 @@ get_top(struct lws *wsi, struct lc_worker *w)
 
 static int
 time_param(struct lws *wsi, const char *name, int64_t def, int64_t *out,
-	   struct lc_err *err)
+	   struct lc_api_error *err)
 {
 	char buf[64];
 	const char *v[1];
@@ -680,8 +682,9 @@ time_param(struct lws *wsi, const char *name, int64_t def, int64_t *out,
 		return 0;
 	}
 	if (lc_time_parse(v[0], out)) {
-		lc_err_set(err, 400, "bad_request",
-			   "%s must be ISO-8601 UTC or Unix seconds", name);
+		lc_api_error_set(err, 400, "bad_request",
+				 "%s must be ISO-8601 UTC or Unix seconds",
+				 name);
 		return -1;
 	}
 	return 0;
@@ -693,7 +696,7 @@ get_history(struct lws *wsi, struct lc_worker *w)
 	char buf[4096 + 16];
 	const char *vals[1];
 	size_t lens[1];
-	struct lc_err err;
+	struct lc_api_error err;
 	int64_t now_s = lc_now_ms() / 1000, since, until;
 	json_t *points, *root;
 	int n;
@@ -701,8 +704,8 @@ get_history(struct lws *wsi, struct lc_worker *w)
 	n = lc_http_query(wsi, "url", buf, sizeof(buf), vals, lens, 1, &err);
 	if (n <= 0) {
 		if (!n)
-			lc_err_set(&err, 400, "bad_url",
-				   "url query parameter is missing");
+			lc_api_error_set(&err, 400, "bad_url",
+					 "url query parameter is missing");
 		return reply_err(wsi, &err, false);
 	}
 	if (time_param(wsi, "until", now_s / 60 * 60 + 60, &until, &err) ||

@@ -89,7 +89,7 @@ find_sub(struct lc_session *s, const char *url, size_t len)
 
 int
 lc_session_subscribe(struct lc_session *s, const char *const *urls,
-		     const size_t *lens, size_t n, struct lc_err *err)
+		     const size_t *lens, size_t n, struct lc_api_error *err)
 {
 	struct lc_worker *w = s->w;
 	size_t max = (size_t)w->srv->cfg->max_subs_per_conn, fresh = 0;
@@ -98,9 +98,9 @@ lc_session_subscribe(struct lc_session *s, const char *const *urls,
 		if (!find_sub(s, urls[i], lens[i]))
 			fresh++;
 	if (s->nsubs + fresh > max)
-		return lc_err_set(err, 400, "too_many_subscriptions",
-				  "at most %zu subscriptions per connection",
-				  max);
+		return lc_api_error_set(
+		    err, 400, "too_many_subscriptions",
+		    "at most %zu subscriptions per connection", max);
 	if (reserve(s, s->nsubs + fresh))
 		goto oom;
 	for (size_t i = 0; i < n; i++) {
@@ -108,8 +108,9 @@ lc_session_subscribe(struct lc_session *s, const char *const *urls,
 		struct lc_entry *e;
 
 		if (!sub) {
-			e = lc_counter_get(w->srv->counter, urls[i], lens[i],
-					   lc_hash(urls[i], lens[i]));
+			e = lc_counter_find_or_insert(
+			    w->srv->counter, urls[i], lens[i],
+			    lc_hash(urls[i], lens[i]));
 			if (!e || !lc_entry_json_key(e))
 				goto oom;
 			sub = &s->subs[s->nsubs];
@@ -132,7 +133,8 @@ lc_session_subscribe(struct lc_session *s, const char *const *urls,
 		lc_session_queue(s);
 	return 0;
 oom:
-	return lc_err_set(err, 503, "out_of_memory", "server out of memory");
+	return lc_api_error_set(err, 503, "out_of_memory",
+				"server out of memory");
 }
 
 static void

@@ -61,7 +61,7 @@ lc_sse_start(struct lws *wsi, struct lc_worker *w)
 	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
 					  *end = hdr + sizeof(hdr);
 	struct lc_session *s;
-	struct lc_err err;
+	struct lc_api_error err;
 	int n;
 
 	if (!buf)
@@ -71,8 +71,9 @@ lc_sse_start(struct lws *wsi, struct lc_worker *w)
 	if (n <= 0) {
 		free(buf);
 		if (!n)
-			lc_err_set(&err, 400, "bad_url",
-				   "at least one url query parameter needed");
+			lc_api_error_set(
+			    &err, 400, "bad_url",
+			    "at least one url query parameter needed");
 		return lc_http_error(wsi, err.status, err.code, err.message);
 	}
 	s = lc_conn_of(wsi) ? calloc(1, sizeof(*s)) : NULL;

@@ -30,7 +30,7 @@ worker_of(struct lws *wsi)
 
 /* Queues one error frame; a second while one is pending is a strike. */
 static int
-send_error(struct lc_session *s, const struct lc_err *err)
+send_error(struct lc_session *s, const struct lc_api_error *err)
 {
 	json_t *o;
 	char *txt;
@@ -70,7 +70,7 @@ handle_op(struct lc_session *s, const char *msg, size_t len)
 				.max_batch_items = (size_t)cfg->max_batch_items,
 				.max_json_depth = cfg->max_json_depth};
 	struct lc_ws_op op;
-	struct lc_err err;
+	struct lc_api_error err;
 	int64_t now = lc_now_ms(), count;
 	int rc = 0;
 
@@ -80,9 +80,9 @@ handle_op(struct lc_session *s, const char *msg, size_t len)
 		s->strikes = 0;
 	}
 	if (++s->ops_in_window > (uint32_t)cfg->max_ops_per_sec) {
-		lc_err_set(&err, 429, "rate_limited",
-			   "more than %d messages per second",
-			   cfg->max_ops_per_sec);
+		lc_api_error_set(&err, 429, "rate_limited",
+				 "more than %d messages per second",
+				 cfg->max_ops_per_sec);
 		return send_error(s, &err);
 	}
 	if (lc_ws_op_parse(msg, len, &lim, (size_t)cfg->max_subs_per_conn, &op,
@@ -96,7 +96,8 @@ handle_op(struct lc_session *s, const char *msg, size_t len)
 		size_t *lens = malloc((n + 1) * sizeof(*lens));
 
 		if (!urls || !lens) {
-			lc_err_set(&err, 503, "out_of_memory", "out of memory");
+			lc_api_error_set(&err, 503, "out_of_memory",
+					 "out of memory");
 			rc = send_error(s, &err);
 		} else {
 			for (size_t i = 0; i < n; i++) {
@@ -118,18 +119,20 @@ handle_op(struct lc_session *s, const char *msg, size_t len)
 	}
 	case LC_OP_LIKE:
 		if (!s->authorized) {
-			lc_err_set(&err, 401, "unauthorized",
-				   "likes need the write token (Authorization "
-				   "header or ?token= when connecting)");
+			lc_api_error_set(
+			    &err, 401, "unauthorized",
+			    "likes need the write token (Authorization "
+			    "header or ?token= when connecting)");
 			rc = send_error(s, &err);
 		} else if (atomic_load(&w->srv->draining)) {
-			lc_err_set(&err, 503, "shutting_down",
-				   "server is shutting down");
+			lc_api_error_set(&err, 503, "shutting_down",
+					 "server is shutting down");
 			rc = send_error(s, &err);
 		} else if (lc_source_add(&w->source, w->srv->counter,
 					 op.like.url, op.like.url_len,
 					 op.like.n, &count)) {
-			lc_err_set(&err, 503, "out_of_memory", "out of memory");
+			lc_api_error_set(&err, 503, "out_of_memory",
+					 "out of memory");
 			rc = send_error(s, &err);
 		} else if (op.like.n > 0)
 			LC_STAT_ADD(w->stats.likes_accepted,
@@ -149,13 +152,13 @@ on_receive(struct lws *wsi, struct lc_session *s, const char *in, size_t len)
 	size_t max = (size_t)s->w->srv->cfg->max_ws_message_bytes;
 	bool first = lws_is_first_fragment(wsi),
 	     final = lws_is_final_fragment(wsi);
-	struct lc_err err;
+	struct lc_api_error err;
 
 	s->last_rx_ms = lc_now_ms();
 	if (lws_frame_is_binary(wsi)) {
 		if (final) {
-			lc_err_set(&err, 400, "bad_op",
-				   "send text frames with JSON");
+			lc_api_error_set(&err, 400, "bad_op",
+					 "send text frames with JSON");
 			return send_error(s, &err);
 		}
 		return 0;
@@ -251,7 +254,7 @@ lc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		char *buf;
 		const char *urls[64];
 		size_t lens[64];
-		struct lc_err err;
+		struct lc_api_error err;
 		int n, max;
 
 		w = worker_of(wsi);
@@ -262,7 +265,7 @@ lc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			char tok[300];
 			const char *tv[1];
 			size_t tl[1];
-			struct lc_err e2;
+			struct lc_api_error e2;
 
 			/* Browsers cannot set headers on a WebSocket: ?token=
 			 */

@@ -234,16 +234,18 @@ bool lc_http_authorized(struct lws *wsi, const struct lc_config *cfg);
  * vals (at most max), validating each as a liked URL when is_url. Values
  * point into buf. Returns the number found or -1 with err filled.
  */
-struct lc_err;
+struct lc_api_error;
 int lc_http_query(struct lws *wsi, const char *name, char *buf, size_t buflen,
-		  const char **vals, size_t *lens, int max, struct lc_err *err);
+		  const char **vals, size_t *lens, int max,
+		  struct lc_api_error *err);
 
 /* subscribe.c: transport-independent session logic */
 void lc_session_init(struct lc_session *s, struct lc_worker *w, struct lws *wsi,
 		     enum lc_transport t);
 /** Subscribes to validated urls; snapshot owed. Returns 0 or LC_E*. */
 int lc_session_subscribe(struct lc_session *s, const char *const *urls,
-			 const size_t *lens, size_t n, struct lc_err *err);
+			 const size_t *lens, size_t n,
+			 struct lc_api_error *err);
 void lc_session_unsubscribe(struct lc_session *s, const char *url, size_t len);
 void lc_session_cleanup(struct lc_session *s);
 /**
