@@ -548,8 +548,9 @@ size_t
 lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms)
 {
 	int64_t t0 = lc_mono_us(), us;
-	static const uint64_t bounds_us[] = {1000,  2000,  5000,  10000,
-					     20000, 50000, 100000};
+#define BOUND_US(us, le) us,
+	static const uint64_t bounds_us[] = {LC_TICK_BUCKET_BOUNDS(BOUND_US)};
+#undef BOUND_US
 	size_t b = 0;
 	uint64_t seq;
 
