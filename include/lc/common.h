@@ -24,7 +24,6 @@ enum {
 	LC_OK = 0,
 	LC_ENOMEM = -1,	 /* allocation failed */
 	LC_EINVAL = -2,	 /* bad argument or bad input */
-	LC_ERANGE = -3,	 /* value out of bounds */
 	LC_ETOOBIG = -4, /* input larger than a configured limit */
 	LC_EIO = -5,	 /* I/O or database failure */
 	LC_ENOTDB = -6,	 /* file is not a livecount database */
