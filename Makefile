@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps deps-test build run test test-asan unit bench soak persist fuzz format clean install
+.PHONY: all deps deps-test build run test test-asan test-tsan unit bench soak persist fuzz format format-check check-layers clean install
 
 all: build
 
@@ -48,6 +48,20 @@ test-asan: deps-test
 	cmake --build build-asan -j$(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L 'unit|integration'
 
+# The integration suite under ThreadSanitizer, in build-tsan/. Reports in
+# libwebsockets/libuv internals are suppressed in tests/tsan.supp (each
+# entry says why); a report in our code fails the run.
+test-tsan: deps-test
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLC_TSAN=ON
+	cmake --build build-tsan -j$(JOBS)
+	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+		ctest --output-on-failure -L 'unit|integration'
+
+# No object of the server calls one above it, and none in a circle.
+check-layers: $(BUILD)/Makefile
+	cmake --build $(BUILD) -j$(JOBS)
+	scripts/check-layers.sh $(BUILD)
+
 unit: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j$(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -L unit
@@ -76,5 +90,8 @@ install: build
 format:
 	clang-format -i src/*.c include/lc/*.h tests/unit/*.c
 
+format-check:
+	clang-format --dry-run --Werror src/*.c include/lc/*.h tests/unit/*.c
+
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz

@@ -171,7 +171,8 @@ grow(struct lc_counter *c)
 }
 
 struct lc_entry *
-lc_counter_get(struct lc_counter *c, const char *url, size_t len, uint64_t hash)
+lc_counter_find_or_insert(struct lc_counter *c, const char *url, size_t len,
+			  uint64_t hash)
 {
 	struct lc_entry *e = lc_counter_find(c, url, len, hash);
 	struct lc_counter_index *ix;

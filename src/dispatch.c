@@ -320,8 +320,9 @@ merge_shard(struct lc_dispatch *d, struct lc_source *src, struct lc_shard *sh,
 		if (!it->likes && !it->unlikes)
 			continue;
 		if (!e)
-			e = lc_counter_get(d->counter, lc_shard_url(sh, it),
-					   it->url_len, it->hash);
+			e = lc_counter_find_or_insert(d->counter,
+						      lc_shard_url(sh, it),
+						      it->url_len, it->hash);
 		/*
 		 * Out of memory while inserting a new URL: there is no entry
 		 * to hold the likes, so give them back to the source's active
@@ -397,8 +398,9 @@ merge_remote(struct lc_dispatch *d, int64_t now_ms)
 			int rc;
 
 			items++;
-			e = lc_counter_get(d->counter, url, it->url_len,
-					   lc_hash(url, it->url_len));
+			e = lc_counter_find_or_insert(
+			    d->counter, url, it->url_len,
+			    lc_hash(url, it->url_len));
 			if (!e || reserve_change(d)) {
 				atomic_fetch_add(&cl->stats.merge_errors, 1);
 				atomic_store(&cl->resync_wanted, true);
@@ -770,8 +772,9 @@ size_t
 lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms)
 {
 	int64_t t0 = lc_mono_us(), us;
-	static const uint64_t bounds_us[] = {1000,  2000,  5000,  10000,
-					     20000, 50000, 100000};
+#define BOUND_US(us, le) us,
+	static const uint64_t bounds_us[] = {LC_TICK_BUCKET_BOUNDS(BOUND_US)};
+#undef BOUND_US
 	size_t b = 0;
 	uint64_t seq;
 

@@ -5,6 +5,7 @@
  * threads never interleave (stdio locks the stream per call).
  */
 #define _GNU_SOURCE
+#include "lc/log.h"
 #include "lc/common.h"
 
 #include <ctype.h>

@@ -1,6 +1,6 @@
 /*
- * /metrics (Prometheus text exposition) and /v1/stats (JSON for the
- * dashboard).
+ * Metrics (see metrics.h): counting HTTP replies, /metrics (Prometheus text
+ * exposition) and /v1/stats (JSON for the dashboard).
  *
  * Threads: rendered on whichever worker serves the request. Every number
  * read here is an atomic written by exactly one thread (a worker, the
@@ -9,27 +9,54 @@
  * codes and transports; never a URL.
  */
 #define _GNU_SOURCE
+#include "lc/metrics.h"
 #include "lc/batcher.h"
 #include "lc/bridge.h"
 #include "lc/cluster.h"
 #include "lc/common.h"
-#include "lc/server.h"
+#include "lc/worker.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-/* clang-format off */
 static const char *const route_names[LC_ROUTE_MAX] = {
-	"likes",   "counts",  "top",    "history", "stats", "healthz",
-	"readyz",  "metrics", "events", "ws",      "static", "other"};
+#define ROUTE_LABEL(id, path, label) label,
+    LC_ROUTES(ROUTE_LABEL)
+#undef ROUTE_LABEL
+};
 
 static const char *const status_names[LC_S_MAX] = {
-#define X(c) #c,
-	LC_STATUSES
-#undef X
+#define STATUS_NAME(c) #c,
+    LC_STATUSES(STATUS_NAME)
+#undef STATUS_NAME
 	"other"};
-/* clang-format on */
+
+static const char *const tick_le[LC_TICK_BUCKETS] = {
+#define BUCKET_LE(us, le) le,
+    LC_TICK_BUCKET_BOUNDS(BUCKET_LE)
+#undef BUCKET_LE
+	"+Inf"};
+
+static int
+status_idx(int status)
+{
+	switch (status) {
+#define STATUS_CASE(c)                                                         \
+	case c:                                                                \
+		return LC_S_##c;
+		LC_STATUSES(STATUS_CASE)
+#undef STATUS_CASE
+	}
+	return LC_S_OTHER;
+}
+
+void
+lc_metrics_count_http(struct lc_worker_stats *st, enum lc_route route,
+		      int status)
+{
+	LC_STAT_ADD(st->http[route][status_idx(status)], 1);
+}
 
 struct text {
 	char *s;
@@ -69,8 +96,7 @@ add(struct text *t, const char *fmt, ...)
 		int64_t _v = 0;                                                \
 		for (int _i = 0; _i < srv->nworkers; _i++)                     \
 			_v += (int64_t)atomic_load_explicit(                   \
-			    &srv->workers[_i].stats.field,                     \
-			    memory_order_relaxed);                             \
+			    &srv->workers[_i].field, memory_order_relaxed);    \
 		_v;                                                            \
 	})
 
@@ -169,8 +195,6 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 {
 	struct lc_dispatch_stats *ds = &srv->dispatch->stats;
 	const struct lc_batcher_stats *bs = lc_batcher_stats(srv->batcher);
-	static const char *const le[] = {"0.001", "0.002", "0.005", "0.01",
-					 "0.02",  "0.05",  "0.1",   "+Inf"};
 	struct text t = {.s = malloc(16384), .cap = 16384};
 	uint64_t cum = 0;
 
@@ -184,10 +208,11 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 	metric(&t, "livecount_uptime_seconds", "gauge", "Seconds since start.",
 	       (lc_now_ms() - srv->started_ms) / 1000);
 	metric(&t, "livecount_likes_total", "counter",
-	       "Like units accepted (sum of n > 0).", SUM(likes_accepted));
+	       "Like units accepted (sum of n > 0).",
+	       SUM(stats.likes_accepted));
 	metric(&t, "livecount_unlikes_total", "counter",
 	       "Unlike units accepted (sum of -n for n < 0).",
-	       SUM(unlikes_accepted));
+	       SUM(stats.unlikes_accepted));
 	metric(&t, "livecount_likes_merged_total", "counter",
 	       "Like units merged into the counter table by the dispatcher.",
 	       (int64_t)atomic_load(&ds->likes));
@@ -198,7 +223,7 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 		"and status.\n# TYPE livecount_http_requests_total counter\n");
 	for (int r = 0; r < LC_ROUTE_MAX; r++)
 		for (int s = 0; s < LC_S_MAX; s++) {
-			int64_t v = SUM(http[r][s]);
+			int64_t v = SUM(stats.http[r][s]);
 
 			if (!v)
 				continue;
@@ -212,46 +237,50 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 	    "transport.\n# TYPE livecount_connections gauge\n"
 	    "livecount_connections{transport=\"ws\"} %lld\n"
 	    "livecount_connections{transport=\"sse\"} %lld\n",
-	    (long long)SUM(conns[LC_T_WS]), (long long)SUM(conns[LC_T_SSE]));
+	    (long long)SUM(delivery.stats.conns[LC_T_WS]),
+	    (long long)SUM(delivery.stats.conns[LC_T_SSE]));
 	metric(&t, "livecount_subscriptions", "gauge",
-	       "Live subscriptions (session, URL).", SUM(subscriptions));
+	       "Live subscriptions (session, URL).",
+	       SUM(delivery.stats.subscriptions));
 	add(&t,
 	    "# HELP livecount_update_frames_total Update frames sent.\n"
 	    "# TYPE livecount_update_frames_total counter\n"
 	    "livecount_update_frames_total{transport=\"ws\"} %lld\n"
 	    "livecount_update_frames_total{transport=\"sse\"} %lld\n",
-	    (long long)SUM(frames[LC_T_WS]), (long long)SUM(frames[LC_T_SSE]));
+	    (long long)SUM(delivery.stats.frames[LC_T_WS]),
+	    (long long)SUM(delivery.stats.frames[LC_T_SSE]));
 	metric(
 	    &t, "livecount_shared_frames_total", "counter",
 	    "Update frames written from a per-URL frame built once per tick.",
-	    SUM(shared_frames));
+	    SUM(delivery.stats.shared_frames));
 	metric(&t, "livecount_snapshots_total", "counter",
-	       "Snapshot frames sent.", SUM(snapshots));
+	       "Snapshot frames sent.", SUM(delivery.stats.snapshots));
 	metric(&t, "livecount_coalesced_updates_total", "counter",
 	       "Updates merged into one still waiting to be written.",
-	       SUM(coalesced));
+	       SUM(delivery.stats.coalesced));
 	metric(&t, "livecount_slow_consumer_closes_total", "counter",
-	       "Subscribers closed for making no progress.", SUM(slow_closes));
+	       "Subscribers closed for making no progress.",
+	       SUM(delivery.stats.slow_closes));
 	metric(&t, "livecount_client_errors_total", "counter",
 	       "Error frames sent for bad client messages.",
-	       SUM(client_errors));
+	       SUM(stats.client_errors));
 	metric(&t, "livecount_connections_accepted_total", "counter",
-	       "TCP connections accepted.", SUM(accepts));
+	       "TCP connections accepted.", SUM(stats.accepts));
 	metric(&t, "livecount_connections_refused_total", "counter",
 	       "Connections closed at once: over max_connections or "
 	       "max_conns_per_ip.",
-	       SUM(accept_refused));
+	       SUM(stats.accept_refused));
 
 	metric(&t, "livecount_dispatch_ticks_total", "counter",
 	       "Dispatch ticks run.", (int64_t)atomic_load(&ds->ticks));
 	add(&t,
 	    "# HELP livecount_dispatch_tick_seconds Dispatch tick "
 	    "duration.\n# TYPE livecount_dispatch_tick_seconds histogram\n");
-	for (int i = 0; i < 8; i++) {
+	for (int i = 0; i < LC_TICK_BUCKETS; i++) {
 		cum += atomic_load(&ds->tick_us_buckets[i]);
 		add(&t,
 		    "livecount_dispatch_tick_seconds_bucket{le=\"%s\"} %llu\n",
-		    le[i], (unsigned long long)cum);
+		    tick_le[i], (unsigned long long)cum);
 	}
 	add(&t,
 	    "livecount_dispatch_tick_seconds_sum %.6f\n"
@@ -316,12 +345,12 @@ lc_stats_render(struct lc_server *srv, size_t *len)
 	    "s:i, s:I}",
 	    "totals", "likes", (json_int_t)all_l, "unlikes", (json_int_t)all_u,
 	    "count", (json_int_t)(all_l - all_u), "likes_total",
-	    (json_int_t)SUM(likes_accepted), "unlikes_total",
-	    (json_int_t)SUM(unlikes_accepted), "likes_per_s",
+	    (json_int_t)SUM(stats.likes_accepted), "unlikes_total",
+	    (json_int_t)SUM(stats.unlikes_accepted), "likes_per_s",
 	    (json_int_t)atomic_load(&ds->likes_per_s), "connections", "ws",
-	    (json_int_t)SUM(conns[LC_T_WS]), "sse",
-	    (json_int_t)SUM(conns[LC_T_SSE]), "subscriptions",
-	    (json_int_t)SUM(subscriptions), "urls",
+	    (json_int_t)SUM(delivery.stats.conns[LC_T_WS]), "sse",
+	    (json_int_t)SUM(delivery.stats.conns[LC_T_SSE]), "subscriptions",
+	    (json_int_t)SUM(delivery.stats.subscriptions), "urls",
 	    (json_int_t)lc_counter_size(srv->counter), "seq",
 	    (json_int_t)atomic_load(&srv->dispatch->seq), "tick_ms",
 	    srv->cfg->tick_ms, "uptime_s",

@@ -85,8 +85,8 @@ arena_end_use(void)
 }
 
 int
-lc_err_set(struct lc_err *err, int status, const char *code, const char *fmt,
-	   ...)
+lc_api_error_set(struct lc_api_error *err, int status, const char *code,
+		 const char *fmt, ...)
 {
 	va_list ap;
 
@@ -99,17 +99,18 @@ lc_err_set(struct lc_err *err, int status, const char *code, const char *fmt,
 }
 
 int
-lc_url_check(const char *url, size_t len, size_t max_bytes, struct lc_err *err)
+lc_url_check(const char *url, size_t len, size_t max_bytes,
+	     struct lc_api_error *err)
 {
 	const unsigned char *p = (const unsigned char *)url, *end = p + len;
 
 	if (!url || !len)
-		return lc_err_set(err, 400, "bad_url",
-				  "url is missing or empty");
+		return lc_api_error_set(err, 400, "bad_url",
+					"url is missing or empty");
 	if (len > max_bytes)
-		return lc_err_set(err, 400, "bad_url",
-				  "url is %zu bytes, more than %zu", len,
-				  max_bytes);
+		return lc_api_error_set(err, 400, "bad_url",
+					"url is %zu bytes, more than %zu", len,
+					max_bytes);
 	while (p < end) {
 		uint32_t cp;
 		int extra;
@@ -149,17 +150,17 @@ lc_url_check(const char *url, size_t len, size_t max_bytes, struct lc_err *err)
 	}
 	return 0;
 control:
-	return lc_err_set(err, 400, "bad_url",
-			  "url contains a control character at byte %zu",
-			  (size_t)(p - (const unsigned char *)url));
+	return lc_api_error_set(err, 400, "bad_url",
+				"url contains a control character at byte %zu",
+				(size_t)(p - (const unsigned char *)url));
 utf8:
-	return lc_err_set(err, 400, "bad_url",
-			  "url is not valid UTF-8 at byte %zu",
-			  (size_t)(p - (const unsigned char *)url));
+	return lc_api_error_set(err, 400, "bad_url",
+				"url is not valid UTF-8 at byte %zu",
+				(size_t)(p - (const unsigned char *)url));
 }
 
 int
-lc_n_parse(const char *s, size_t len, int64_t *n, struct lc_err *err)
+lc_n_parse(const char *s, size_t len, int64_t *n, struct lc_api_error *err)
 {
 	int64_t v = 0;
 
@@ -178,8 +179,8 @@ lc_n_parse(const char *s, size_t len, int64_t *n, struct lc_err *err)
 	*n = v;
 	return 0;
 bad:
-	return lc_err_set(err, 400, "bad_n",
-			  "n must be an integer from 1 to %d", LC_N_MAX);
+	return lc_api_error_set(err, 400, "bad_n",
+				"n must be an integer from 1 to %d", LC_N_MAX);
 }
 
 int
@@ -212,32 +213,33 @@ lc_json_depth(const char *s, size_t len)
 /* Parses JSON text with the shared limits; root is a new reference. */
 static json_t *
 load_json(const char *s, size_t len, const struct lc_limits *lim,
-	  struct lc_err *err)
+	  struct lc_api_error *err)
 {
 	json_error_t jerr;
 	json_t *root;
 
 	if (lc_json_depth(s, len) > lim->max_json_depth) {
-		lc_err_set(err, 400, "bad_json", "JSON nested deeper than %d",
-			   lim->max_json_depth);
+		lc_api_error_set(err, 400, "bad_json",
+				 "JSON nested deeper than %d",
+				 lim->max_json_depth);
 		return NULL;
 	}
 	root = json_loadb(s, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root)
-		lc_err_set(err, 400, "bad_json", "malformed JSON: %s",
-			   jerr.text);
+		lc_api_error_set(err, 400, "bad_json", "malformed JSON: %s",
+				 jerr.text);
 	return root;
 }
 
 /* Validates a url value (borrowed json_t) into out. */
 static int
 take_url(json_t *v, const struct lc_limits *lim, const char **url, size_t *len,
-	 struct lc_err *err)
+	 struct lc_api_error *err)
 {
 	if (!json_is_string(v))
-		return lc_err_set(err, 400, "bad_url",
-				  v ? "url must be a string"
-				    : "url is missing");
+		return lc_api_error_set(err, 400, "bad_url",
+					v ? "url must be a string"
+					  : "url is missing");
 	*url = json_string_value(v);
 	*len = json_string_length(v);
 	return lc_url_check(*url, *len, lim->max_url_bytes, err);
@@ -246,14 +248,14 @@ take_url(json_t *v, const struct lc_limits *lim, const char **url, size_t *len,
 /* Validates one {"url":U,"n":K} object (borrowed) into out. */
 static int
 take_like(json_t *obj, const struct lc_limits *lim, struct lc_like *out,
-	  struct lc_err *err)
+	  struct lc_api_error *err)
 {
 	json_t *n;
 
 	if (!json_is_object(obj))
-		return lc_err_set(err, 400, "bad_json",
-				  "a like must be an object {\"url\":..,"
-				  "\"n\":..}");
+		return lc_api_error_set(err, 400, "bad_json",
+					"a like must be an object {\"url\":..,"
+					"\"n\":..}");
 	if (take_url(json_object_get(obj, "url"), lim, &out->url, &out->url_len,
 		     err))
 		return LC_EINVAL;
@@ -265,16 +267,17 @@ take_like(json_t *obj, const struct lc_limits *lim, struct lc_like *out,
 	if (!json_is_integer(n) || json_integer_value(n) == 0 ||
 	    json_integer_value(n) > LC_N_MAX ||
 	    json_integer_value(n) < -LC_N_MAX)
-		return lc_err_set(err, 400, "bad_n",
-				  "n must be a non-zero integer from %d to %d",
-				  -LC_N_MAX, LC_N_MAX);
+		return lc_api_error_set(
+		    err, 400, "bad_n",
+		    "n must be a non-zero integer from %d to %d", -LC_N_MAX,
+		    LC_N_MAX);
 	out->n = json_integer_value(n);
 	return 0;
 }
 
 int
 lc_likes_parse(const char *body, size_t len, const struct lc_limits *lim,
-	       struct lc_likes *out, struct lc_err *err)
+	       struct lc_likes *out, struct lc_api_error *err)
 {
 	json_t *root;
 
@@ -295,23 +298,25 @@ lc_likes_parse(const char *body, size_t len, const struct lc_limits *lim,
 		return 0;
 	}
 	if (!json_is_array(root)) {
-		lc_err_set(err, 400, "bad_json",
-			   "body must be a like object or an array of them");
+		lc_api_error_set(
+		    err, 400, "bad_json",
+		    "body must be a like object or an array of them");
 		goto fail;
 	}
 	out->batch = true;
 	out->n = json_array_size(root);
 	if (out->n > lim->max_batch_items) {
-		lc_err_set(err, 413, "too_many_items",
-			   "batch has %zu items, more than %zu", out->n,
-			   lim->max_batch_items);
+		lc_api_error_set(err, 413, "too_many_items",
+				 "batch has %zu items, more than %zu", out->n,
+				 lim->max_batch_items);
 		goto fail_big;
 	}
 	if (!out->n)
 		return 0;
 	out->items = malloc(out->n * sizeof(*out->items));
 	if (!out->items) {
-		lc_err_set(err, 503, "out_of_memory", "server out of memory");
+		lc_api_error_set(err, 503, "out_of_memory",
+				 "server out of memory");
 		goto fail;
 	}
 	for (size_t i = 0; i < out->n; i++)
@@ -344,7 +349,7 @@ lc_likes_free(struct lc_likes *l)
 
 int
 lc_ws_op_parse(const char *msg, size_t len, const struct lc_limits *lim,
-	       size_t max_urls, struct lc_ws_op *op, struct lc_err *err)
+	       size_t max_urls, struct lc_ws_op *op, struct lc_api_error *err)
 {
 	const char *name;
 	json_t *v;
@@ -354,14 +359,14 @@ lc_ws_op_parse(const char *msg, size_t len, const struct lc_limits *lim,
 	if (!op->root)
 		return LC_EINVAL;
 	if (!json_is_object(op->root)) {
-		lc_err_set(err, 400, "bad_op",
-			   "a message must be a JSON object");
+		lc_api_error_set(err, 400, "bad_op",
+				 "a message must be a JSON object");
 		goto fail;
 	}
 	v = json_object_get(op->root, "op");
 	name = json_string_value(v);
 	if (!name) {
-		lc_err_set(err, 400, "bad_op", "\"op\" must be a string");
+		lc_api_error_set(err, 400, "bad_op", "\"op\" must be a string");
 		goto fail;
 	}
 	if (!strcmp(name, "like")) {
@@ -375,18 +380,19 @@ lc_ws_op_parse(const char *msg, size_t len, const struct lc_limits *lim,
 	else if (!strcmp(name, "unsubscribe"))
 		op->kind = LC_OP_UNSUBSCRIBE;
 	else {
-		lc_err_set(err, 400, "bad_op",
-			   "op must be subscribe, unsubscribe or like");
+		lc_api_error_set(err, 400, "bad_op",
+				 "op must be subscribe, unsubscribe or like");
 		goto fail;
 	}
 	op->urls = json_object_get(op->root, "urls");
 	if (!json_is_array(op->urls)) {
-		lc_err_set(err, 400, "bad_url", "\"urls\" must be an array");
+		lc_api_error_set(err, 400, "bad_url",
+				 "\"urls\" must be an array");
 		goto fail;
 	}
 	if (json_array_size(op->urls) > max_urls) {
-		lc_err_set(err, 400, "too_many_subscriptions",
-			   "at most %zu urls per connection", max_urls);
+		lc_api_error_set(err, 400, "too_many_subscriptions",
+				 "at most %zu urls per connection", max_urls);
 		goto fail;
 	}
 	for (size_t i = 0; i < json_array_size(op->urls); i++) {

@@ -1,11 +1,12 @@
 /*
- * Worker threads: one lws_context each on its own libuv loop, one
- * SO_REUSEPORT listening socket each, the per-worker sweep timer, and the
- * mailbox wake-up.
+ * Server wiring: the worker threads, one lws_context each on its own libuv
+ * loop with the protocols table (http, livecount.v1, lc-listen), and one
+ * SO_REUSEPORT listening socket each, from which connections are accepted
+ * and adopted into lws.
  *
- * Threads: lc_server_start/stop run on the main thread; everything else on
- * the worker threads. Main talks to a worker only through `stop`, the
- * source mailbox and lws_cancel_service().
+ * Threads: lc_server_start/stop/free run on the main thread; the listen
+ * callback and worker_main on the worker threads. Main talks to a worker
+ * only through `stop`, the source mailbox and lws_cancel_service().
  *
  * A note on listening: lws 4.1.6 built with LWS_MAX_SMP 1 cannot share a
  * listen port between contexts (its listen-share option needs several
@@ -17,11 +18,12 @@
  * spreads new connections across the workers' sockets.
  */
 #define _GNU_SOURCE
-#include "lc/batcher.h"
-#include "lc/common.h"
-#include "lc/hash.h"
 #include "lc/server.h"
+#include "lc/common.h"
+#include "lc/http.h"
 #include "lc/store.h"
+#include "lc/worker.h"
+#include "lc/ws.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,7 +37,6 @@
 #include <unistd.h>
 
 #define ACCEPT_BATCH 64
-#define SWEEP_US (1000 * LWS_US_PER_MS)
 
 static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason,
 			   void *user, void *in, size_t len);
@@ -43,8 +44,7 @@ static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason,
 static const struct lws_protocols protocols_template[] = {
     /* [0] also receives plain HTTP and SSE; pss size set at start */
     {"http", lc_http_callback, 0, 0, 0, NULL, 0},
-    {"livecount.v1", lc_ws_callback, sizeof(struct lc_session), 256, 0, NULL,
-     0},
+    {"livecount.v1", lc_ws_callback, 0, 256, 0, NULL, 0},
     {"lc-listen", listen_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0}};
 
@@ -53,46 +53,6 @@ static const lws_retry_bo_t retry_policy = {
     .secs_since_valid_ping = 0,
     .secs_since_valid_hangup = 0,
 };
-
-char *
-lc_worker_buf(struct lc_worker *w, size_t n)
-{
-	if (n > w->buf_cap) {
-		size_t cap = w->buf_cap ? w->buf_cap : 65536;
-		char *p;
-
-		while (cap < n)
-			cap *= 2;
-		p = realloc(w->buf, LWS_PRE + cap);
-		if (!p)
-			return NULL;
-		w->buf = p;
-		w->buf_cap = cap;
-	}
-	return w->buf;
-}
-
-void
-lc_worker_session_link(struct lc_worker *w, struct lc_session *s)
-{
-	s->prev = NULL;
-	s->next = w->sessions;
-	if (w->sessions)
-		w->sessions->prev = s;
-	w->sessions = s;
-}
-
-void
-lc_worker_session_unlink(struct lc_worker *w, struct lc_session *s)
-{
-	if (s->prev)
-		s->prev->next = s->next;
-	else if (w->sessions == s)
-		w->sessions = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	s->prev = s->next = NULL;
-}
 
 static void
 tune_socket(int fd)
@@ -107,63 +67,14 @@ tune_socket(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
-/* Counts the connection against the limits; false when over one. */
-static bool
-conn_admit(struct lc_server *srv, struct lc_conn *c)
-{
-	const struct lc_config *cfg = srv->cfg;
-	uint32_t per_ip;
-
-	if (atomic_fetch_add(&srv->conns_total, 1) + 1 > srv->max_conns) {
-		atomic_fetch_sub(&srv->conns_total, 1);
-		return false;
-	}
-	per_ip = atomic_fetch_add(&srv->ip_conns[c->bucket], 1) + 1;
-	if (cfg->max_conns_per_ip && per_ip > (uint32_t)cfg->max_conns_per_ip) {
-		atomic_fetch_sub(&srv->ip_conns[c->bucket], 1);
-		atomic_fetch_sub(&srv->conns_total, 1);
-		return false;
-	}
-	return true;
-}
-
-static void
-conn_uncount(struct lc_server *srv, struct lc_conn *c)
-{
-	atomic_fetch_sub(&srv->ip_conns[c->bucket], 1);
-	atomic_fetch_sub(&srv->conns_total, 1);
-}
-
-void
-lc_conn_release(struct lws *wsi)
-{
-	struct lc_conn *c = lc_conn_of(wsi);
-	struct lc_worker *w;
-
-	if (!c)
-		return;
-	lws_set_opaque_user_data(wsi, NULL);
-	w = lws_context_user(lws_get_context(wsi));
-	conn_uncount(w->srv, c);
-	free(c);
-}
-
 /* Hands an accepted socket to lws, within the connection limits. */
 static void
 adopt(struct lc_worker *w, int fd, uint32_t ip)
 {
-	struct lc_conn *c = calloc(1, sizeof(*c));
+	struct lc_conn *c = lc_conn_create(w, ip);
 	struct lws *wsi;
 
 	if (!c) {
-		close(fd);
-		return;
-	}
-	c->ip = ip;
-	c->bucket = (uint16_t)(lc_hash_mix(ip) & (LC_IP_BUCKETS - 1));
-	if (!conn_admit(w->srv, c)) {
-		LC_STAT_ADD(w->stats.accept_refused, 1);
-		free(c);
 		close(fd);
 		return;
 	}
@@ -177,69 +88,10 @@ adopt(struct lc_worker *w, int fd, uint32_t ip)
 	if (!wsi) {
 		/* lws closed the fd. */
 		LC_STAT_ADD(w->stats.accept_refused, 1);
-		conn_uncount(w->srv, c);
-		free(c);
+		lc_conn_destroy(w, c);
 		return;
 	}
-	lws_set_opaque_user_data(wsi, c);
-}
-
-int
-lc_worker_rate_take(struct lc_worker *w, struct lws *wsi, int64_t cost)
-{
-	int limit = w->srv->cfg->max_likes_per_sec_per_ip;
-	struct lc_conn *c = lc_conn_of(wsi);
-	struct lc_rate *r;
-	int64_t now;
-
-	if (!limit || !c)
-		return 0;
-	if (cost > limit)
-		cost = limit; /* a batch larger than the rate still gets in */
-	r = &w->rate[lc_hash_mix(c->ip) & (LC_RATE_SLOTS - 1)];
-	now = lc_now_ms();
-	if (r->ip != c->ip || !r->last_ms) {
-		/* Direct-mapped: a new address takes the slot, full bucket. */
-		r->ip = c->ip;
-		r->tokens = limit;
-		r->last_ms = now;
-	}
-	r->tokens += (double)(now - r->last_ms) * limit / 1000.0;
-	if (r->tokens > limit)
-		r->tokens = limit;
-	r->last_ms = now;
-	if (r->tokens < (double)cost) {
-		int wait = (int)(((double)cost - r->tokens) / limit) + 1;
-
-		return wait;
-	}
-	r->tokens -= (double)cost;
-	return 0;
-}
-
-static void
-drain_mailbox(struct lc_worker *w)
-{
-	struct lc_update_set *sets[16];
-	size_t n;
-
-	while ((n = lc_source_take_updates(&w->source, sets, 16))) {
-		for (size_t i = 0; i < n; i++) {
-			lc_worker_apply_updates(w, sets[i]);
-			lc_update_set_unref(sets[i]);
-		}
-	}
-	lc_worker_requeue_waiting(w);
-	lc_worker_flush_pending(w);
-}
-
-static void
-sweep_cb(lws_sorted_usec_list_t *sul)
-{
-	struct lc_worker *w = lws_container_of(sul, struct lc_worker, sweep);
-
-	lc_worker_sweep(w, lc_now_ms());
-	lws_sul_schedule(w->ctx, 0, &w->sweep, sweep_cb, SWEEP_US);
+	lc_conn_attach(wsi, c);
 }
 
 static int
@@ -279,7 +131,7 @@ listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			lws_context_destroy(w->ctx);
 			return 0;
 		}
-		drain_mailbox(w);
+		lc_worker_drain_mailbox(w);
 		return 0;
 
 	case LWS_CALLBACK_RAW_CLOSE_FILE:
@@ -288,12 +140,6 @@ listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	default:
 		return 0;
 	}
-}
-
-static void
-wake_worker(void *ctx)
-{
-	lws_cancel_service(ctx);
 }
 
 static void
@@ -316,7 +162,8 @@ worker_main(void *arg)
 	if (!protocols)
 		goto signal;
 	memcpy(protocols, protocols_template, sizeof(protocols_template));
-	protocols[0].per_session_data_size = lc_http_pss_size();
+	protocols[0].per_session_data_size = sizeof(struct lc_http_req);
+	protocols[1].per_session_data_size = lc_ws_pss_size();
 
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
@@ -357,9 +204,7 @@ worker_main(void *arg)
 		lc_err("worker %d: cannot adopt the listening socket", w->id);
 		goto signal;
 	}
-	w->source.wake = wake_worker;
-	w->source.wake_arg = w->ctx;
-	lws_sul_schedule(w->ctx, 0, &w->sweep, sweep_cb, SWEEP_US);
+	lc_worker_start_timers(w);
 	rc = 0;
 signal:
 	if (rc && w->ctx) {
@@ -446,22 +291,22 @@ lc_server_start(struct lc_server *srv)
 	const struct lc_config *cfg = srv->cfg;
 	char err[256];
 	int port = cfg->port;
+	int64_t max_conns;
 
 	pthread_mutex_init(&srv->start_lock, NULL);
 	pthread_cond_init(&srv->start_cond, NULL);
-	srv->ip_conns = calloc(LC_IP_BUCKETS, sizeof(*srv->ip_conns));
-	if (!srv->ip_conns)
-		return LC_ENOMEM;
-	srv->max_conns = cfg->max_connections;
-	if (!srv->max_conns) {
+	max_conns = cfg->max_connections;
+	if (!max_conns) {
 		struct rlimit rl;
 
 		/* Leave room for listeners, the database and the loop. */
 		getrlimit(RLIMIT_NOFILE, &rl);
-		srv->max_conns = rl.rlim_cur == RLIM_INFINITY
-				     ? INT64_MAX
-				     : (int64_t)rl.rlim_cur - 64;
+		max_conns = rl.rlim_cur == RLIM_INFINITY
+				? INT64_MAX
+				: (int64_t)rl.rlim_cur - 64;
 	}
+	if (lc_conn_limits_init(&srv->limits, max_conns, cfg->max_conns_per_ip))
+		return LC_ENOMEM;
 	if (port && !cfg->reuse_port &&
 	    check_port_free(cfg->bind, port, err, sizeof(err))) {
 		lc_err("%s", err);
@@ -473,10 +318,7 @@ lc_server_start(struct lc_server *srv)
 	for (int i = 0; i < srv->nworkers; i++) {
 		struct lc_worker *w = &srv->workers[i];
 
-		w->srv = srv;
-		w->id = i;
-		w->listen_fd = -1;
-		if (lc_source_init(&w->source) || lc_subs_init(&w->subs))
+		if (lc_worker_init(w, srv, i))
 			return LC_ENOMEM;
 		w->source.kick = &srv->dispatch->kick; /* leading edge */
 		w->listen_fd = bind_listener(cfg->bind, port, err, sizeof(err));
@@ -536,18 +378,14 @@ lc_server_stop(struct lc_server *srv)
 	}
 }
 
-/** Frees the workers' sources and indexes after the final tick. */
 void
 lc_server_free(struct lc_server *srv)
 {
-	for (int i = 0; srv->workers && i < srv->nworkers; i++) {
-		lc_subs_cleanup(&srv->workers[i].subs);
-		lc_source_cleanup(&srv->workers[i].source);
-	}
+	for (int i = 0; srv->workers && i < srv->nworkers; i++)
+		lc_worker_cleanup(&srv->workers[i]);
 	free(srv->workers);
 	srv->workers = NULL;
-	free(srv->ip_conns);
-	srv->ip_conns = NULL;
+	lc_conn_limits_cleanup(&srv->limits);
 	pthread_mutex_destroy(&srv->start_lock);
 	pthread_cond_destroy(&srv->start_cond);
 }

@@ -4,31 +4,96 @@
  * Threads: the worker thread owning the stream.
  *
  * The stream starts with `event: snapshot`, then carries `event: update`
- * frames with `id: <seq>`, built by session.c exactly like the WebSocket
- * ones (and shared the same way). A reconnecting client (Last-Event-ID
- * header or lastEventID parameter) needs nothing special: every stream
- * opens with a fresh snapshot, and counts are absolute.
+ * frames with `id: <seq>`, which delivery.c builds (and shares) with the
+ * wire format below, exactly like the WebSocket ones. A reconnecting client
+ * (Last-Event-ID header or lastEventID parameter) needs nothing special:
+ * every stream opens with a fresh snapshot, and counts are absolute.
  *
- * A note on lws 4.1.6 and HTTP/1 SSE (LWS-NOTES.md, lws issue #2455): a
- * response that never completes stays in lws' "doing transaction" state,
+ * A note on lws 4.1.6 and HTTP/1 SSE (docs/LWS-NOTES.md, lws issue #2455):
+ * a response that never completes stays in lws' "doing transaction" state,
  * where lws ignores POLLIN; when the client leaves, the readable EOF is
  * never consumed and the worker spins at 100% CPU until a write fails. So
  * once the headers and the snapshot are written we tell lws the HTTP
  * transaction is complete. The connection is then an idle keep-alive
  * connection to lws: it reads, and a client that leaves is noticed and
- * closed at once. lws no longer calls HTTP_WRITEABLE for it, so we write
- * the stream's frames directly, from the tick that produces them (and the
- * sweep, for pings), skipping a stream whose socket is full: it stays
- * dirty, coalesces, and is retried next tick. The session therefore lives
- * in its own allocation, hung on the connection's struct lc_conn (lws
- * frees per-protocol user data when a transaction completes).
+ * closed at once. lws no longer calls HTTP_WRITEABLE for it, so the stream
+ * has no want_writable: delivery writes its frames directly, from the tick
+ * that produces them (and the sweep, for pings), skipping a stream whose
+ * socket is full: it stays dirty, coalesces, and is retried next tick. The
+ * session therefore lives in its own allocation, hung on the connection's
+ * struct lc_conn (lws frees per-protocol user data when a transaction
+ * completes).
  */
 #define _GNU_SOURCE
+#include "lc/sse.h"
 #include "lc/common.h"
+#include "lc/delivery.h"
+#include "lc/http_policy.h"
+#include "lc/http_query.h"
+#include "lc/http_reply.h"
+#include "lc/metrics.h"
 #include "lc/parse.h"
-#include "lc/server.h"
+#include "lc/worker.h"
 
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+static int
+update_open(char *buf, size_t size, uint64_t seq, int64_t ts_ms)
+{
+	return snprintf(buf, size,
+			"id: %" PRIu64
+			"\nevent: update\ndata: {\"seq\":%" PRIu64
+			",\"ts\":%" PRId64 ",\"counts\":{",
+			seq, seq, ts_ms);
+}
+
+static bool
+can_write(struct lc_session *s)
+{
+	return !lws_partial_buffered(s->conn);
+}
+
+static int
+write_frame(struct lc_session *s, char *frame, size_t len)
+{
+	return lws_write(s->conn, (unsigned char *)frame, len, LWS_WRITE_HTTP) <
+		       0
+		   ? -1
+		   : 0;
+}
+
+static int
+write_ping(struct lc_session *s)
+{
+	unsigned char ping[LWS_PRE + 8];
+
+	memcpy(ping + LWS_PRE, ": ping\n\n", 8);
+	return write_frame(s, (char *)ping + LWS_PRE, 8);
+}
+
+static void
+close_stream(struct lc_session *s)
+{
+	lws_set_timeout(s->conn, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+static const struct lc_transport sse_transport = {
+    .name = "SSE",
+    .kind = LC_T_SSE,
+    .answers_pings = false,
+    .snapshot_open = "event: snapshot\ndata: {\"counts\":{",
+    .frame_close = "}}\n\n",
+    .update_open = update_open,
+    .can_write = can_write,
+    .write = write_frame,
+    .write_ping = write_ping,
+    .close = close_stream,
+    .want_writable = NULL, /* no HTTP_WRITEABLE after completion: next tick */
+};
 
 struct lc_session *
 lc_sse_session(struct lws *wsi)
@@ -54,25 +119,27 @@ int
 lc_sse_start(struct lws *wsi, struct lc_worker *w)
 {
 	int max = w->srv->cfg->max_urls_per_request;
-	size_t bufsz = (size_t)max * 2049 + 1;
+	size_t bufsz = LC_QUERY_URLS_BYTES(max);
 	char *buf = malloc(bufsz);
-	const char *urls[64];
-	size_t lens[64];
+	const char *urls[LC_URLS_PER_REQUEST_MAX];
+	size_t lens[LC_URLS_PER_REQUEST_MAX];
 	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
 					  *end = hdr + sizeof(hdr);
 	struct lc_session *s;
-	struct lc_err err;
+	struct lc_api_error err;
 	int n;
 
 	if (!buf)
 		return lc_http_error(wsi, 503, "out_of_memory",
 				     "out of memory");
+	assert(max <= LC_URLS_PER_REQUEST_MAX); /* config.c's bound */
 	n = lc_http_query(wsi, "url", buf, bufsz, urls, lens, max, &err);
 	if (n <= 0) {
 		free(buf);
 		if (!n)
-			lc_err_set(&err, 400, "bad_url",
-				   "at least one url query parameter needed");
+			lc_api_error_set(
+			    &err, 400, "bad_url",
+			    "at least one url query parameter needed");
 		return lc_http_error(wsi, err.status, err.code, err.message);
 	}
 	s = lc_conn_of(wsi) ? calloc(1, sizeof(*s)) : NULL;
@@ -81,7 +148,7 @@ lc_sse_start(struct lws *wsi, struct lc_worker *w)
 		return lc_http_error(wsi, 503, "out_of_memory",
 				     "out of memory");
 	}
-	lc_session_init(s, w, wsi, LC_T_SSE);
+	lc_session_init(s, &w->delivery, &sse_transport, wsi);
 	lc_conn_of(wsi)->sse = s;
 	if (lc_session_subscribe(s, urls, lens, (size_t)n, &err)) {
 		free(buf);
@@ -102,7 +169,7 @@ lc_sse_start(struct lws *wsi, struct lc_worker *w)
 	    lc_http_add_cors(wsi, w->srv->cfg, &p, end) ||
 	    lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
-	lc_http_count(w, LC_ROUTE_EVENTS, 200);
+	lc_metrics_count_http(&w->stats, LC_ROUTE_EVENTS, 200);
 	/* The snapshot goes out now, before lws forgets the request. */
 	lc_session_flush(s);
 	/*

@@ -398,7 +398,7 @@ lc_store_load(struct lc_store *st, struct lc_counter *c, int64_t now_ms)
 		const char *url = (const char *)sqlite3_column_text(s, 0);
 		size_t len = (size_t)sqlite3_column_bytes(s, 0);
 		struct lc_entry *e =
-		    lc_counter_get(c, url, len, lc_hash(url, len));
+		    lc_counter_find_or_insert(c, url, len, lc_hash(url, len));
 
 		if (!e) {
 			sqlite3_finalize(s);

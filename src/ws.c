@@ -9,40 +9,126 @@
  * answered with an error frame when bad. A connection that keeps sending
  * bad frames (10 in one second) is closed with 1008. Error frames go out
  * from LWS_CALLBACK_SERVER_WRITEABLE; snapshots, updates and pings are
- * written by session.c (see lc_session_flush for why at the tick itself).
+ * written by delivery.c through the transport functions below, usually at
+ * the tick itself (see the note in delivery.c).
  */
 #define _GNU_SOURCE
+#include "lc/ws.h"
 #include "lc/common.h"
+#include "lc/delivery.h"
+#include "lc/http_policy.h"
+#include "lc/http_query.h"
+#include "lc/metrics.h"
 #include "lc/parse.h"
-#include "lc/server.h"
+#include "lc/worker.h"
 
+#include <assert.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_STRIKES 10
 
-static struct lc_worker *
-worker_of(struct lws *wsi)
+/* A WebSocket connection: its delivery session and the client side. */
+struct ws_conn {
+	struct lc_session s;   /* first: lws' user data is also the session */
+	bool authorized;       /* presented write_token (or none needed) */
+	uint8_t strikes;       /* bad client frames in the current window */
+	int64_t ops_window_ms; /* rate limit window start */
+	uint32_t ops_in_window;
+	char *err_frame; /* pending error frame (LWS_PRE + text) */
+	size_t err_len;
+	char *rx; /* partial message being assembled */
+	size_t rx_len, rx_cap;
+};
+
+size_t
+lc_ws_pss_size(void)
 {
-	return lws_context_user(lws_get_context(wsi));
+	return sizeof(struct ws_conn);
 }
+
+/* ---- the transport, as delivery.c sees it ------------------------- */
+
+static int
+update_open(char *buf, size_t size, uint64_t seq, int64_t ts_ms)
+{
+	return snprintf(buf, size,
+			"{\"type\":\"update\",\"seq\":%" PRIu64
+			",\"ts\":%" PRId64 ",\"counts\":{",
+			seq, ts_ms);
+}
+
+static bool
+can_write(struct lc_session *s)
+{
+	return !lws_partial_buffered(s->conn);
+}
+
+static int
+write_frame(struct lc_session *s, char *frame, size_t len)
+{
+	return lws_write(s->conn, (unsigned char *)frame, len, LWS_WRITE_TEXT) <
+		       0
+		   ? -1
+		   : 0;
+}
+
+static int
+write_ping(struct lc_session *s)
+{
+	/* lws 4.1.6 does not report an empty pong, so the ping carries a
+	 * payload for the pong to echo. */
+	unsigned char ping[LWS_PRE + 2] = {[LWS_PRE] = 'l', 'c'};
+
+	return lws_write(s->conn, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0 ? -1
+									 : 0;
+}
+
+static void
+close_conn(struct lc_session *s)
+{
+	lws_set_timeout(s->conn, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+static void
+want_writable(struct lc_session *s)
+{
+	lws_callback_on_writable(s->conn);
+}
+
+static const struct lc_transport ws_transport = {
+    .name = "WebSocket",
+    .kind = LC_T_WS,
+    .answers_pings = true,
+    .snapshot_open = "{\"type\":\"snapshot\",\"counts\":{",
+    .frame_close = "}}",
+    .update_open = update_open,
+    .can_write = can_write,
+    .write = write_frame,
+    .write_ping = write_ping,
+    .close = close_conn,
+    .want_writable = want_writable,
+};
+
+/* ---- client frames ------------------------------------------------- */
 
 /* Queues one error frame; a second while one is pending is a strike. */
 static int
-send_error(struct lc_session *s, const struct lc_err *err)
+send_error(struct ws_conn *c, const struct lc_api_error *err)
 {
 	json_t *o;
 	char *txt;
 	size_t n;
 
-	LC_STAT_ADD(s->w->stats.client_errors, 1);
-	if (++s->strikes > MAX_STRIKES) {
-		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+	LC_STAT_ADD(lc_worker_of(c->s.conn)->stats.client_errors, 1);
+	if (++c->strikes > MAX_STRIKES) {
+		lws_close_reason(c->s.conn, LWS_CLOSE_STATUS_POLICY_VIOLATION,
 				 (unsigned char *)"too many bad messages", 21);
 		return -1;
 	}
-	if (s->err_frame)
+	if (c->err_frame)
 		return 0; /* one is already on its way; this one is dropped */
 	o = json_pack("{s:s, s:s, s:s}", "type", "error", "error", err->code,
 		      "message", err->message);
@@ -51,43 +137,43 @@ send_error(struct lc_session *s, const struct lc_err *err)
 	if (!txt)
 		return 0;
 	n = strlen(txt);
-	s->err_frame = malloc(LWS_PRE + n);
-	if (s->err_frame) {
-		memcpy(s->err_frame + LWS_PRE, txt, n);
-		s->err_len = n;
-		lws_callback_on_writable(s->wsi);
+	c->err_frame = malloc(LWS_PRE + n);
+	if (c->err_frame) {
+		memcpy(c->err_frame + LWS_PRE, txt, n);
+		c->err_len = n;
+		lws_callback_on_writable(c->s.conn);
 	}
 	free(txt);
 	return 0;
 }
 
 static int
-handle_op(struct lc_session *s, const char *msg, size_t len)
+handle_op(struct ws_conn *c, const char *msg, size_t len)
 {
-	struct lc_worker *w = s->w;
+	struct lc_worker *w = lc_worker_of(c->s.conn);
 	const struct lc_config *cfg = w->srv->cfg;
 	struct lc_limits lim = {.max_url_bytes = (size_t)cfg->max_url_bytes,
 				.max_batch_items = (size_t)cfg->max_batch_items,
 				.max_json_depth = cfg->max_json_depth};
 	struct lc_ws_op op;
-	struct lc_err err;
+	struct lc_api_error err;
 	int64_t now = lc_now_ms(), count;
 	int rc = 0;
 
-	if (now - s->ops_window_ms >= 1000) {
-		s->ops_window_ms = now;
-		s->ops_in_window = 0;
-		s->strikes = 0;
+	if (now - c->ops_window_ms >= 1000) {
+		c->ops_window_ms = now;
+		c->ops_in_window = 0;
+		c->strikes = 0;
 	}
-	if (++s->ops_in_window > (uint32_t)cfg->max_ops_per_sec) {
-		lc_err_set(&err, 429, "rate_limited",
-			   "more than %d messages per second",
-			   cfg->max_ops_per_sec);
-		return send_error(s, &err);
+	if (++c->ops_in_window > (uint32_t)cfg->max_ops_per_sec) {
+		lc_api_error_set(&err, 429, "rate_limited",
+				 "more than %d messages per second",
+				 cfg->max_ops_per_sec);
+		return send_error(c, &err);
 	}
 	if (lc_ws_op_parse(msg, len, &lim, (size_t)cfg->max_subs_per_conn, &op,
 			   &err))
-		return send_error(s, &err);
+		return send_error(c, &err);
 	switch (op.kind) {
 	case LC_OP_SUBSCRIBE:
 	case LC_OP_UNSUBSCRIBE: {
@@ -96,8 +182,9 @@ handle_op(struct lc_session *s, const char *msg, size_t len)
 		size_t *lens = malloc((n + 1) * sizeof(*lens));
 
 		if (!urls || !lens) {
-			lc_err_set(&err, 503, "out_of_memory", "out of memory");
-			rc = send_error(s, &err);
+			lc_api_error_set(&err, 503, "out_of_memory",
+					 "out of memory");
+			rc = send_error(c, &err);
 		} else {
 			for (size_t i = 0; i < n; i++) {
 				json_t *u = json_array_get(op.urls, i);
@@ -107,30 +194,33 @@ handle_op(struct lc_session *s, const char *msg, size_t len)
 			}
 			if (op.kind == LC_OP_UNSUBSCRIBE)
 				for (size_t i = 0; i < n; i++)
-					lc_session_unsubscribe(s, urls[i],
+					lc_session_unsubscribe(&c->s, urls[i],
 							       lens[i]);
-			else if (lc_session_subscribe(s, urls, lens, n, &err))
-				rc = send_error(s, &err);
+			else if (lc_session_subscribe(&c->s, urls, lens, n,
+						      &err))
+				rc = send_error(c, &err);
 		}
 		free(urls);
 		free(lens);
 		break;
 	}
 	case LC_OP_LIKE:
-		if (!s->authorized) {
-			lc_err_set(&err, 401, "unauthorized",
-				   "likes need the write token (Authorization "
-				   "header or ?token= when connecting)");
-			rc = send_error(s, &err);
+		if (!c->authorized) {
+			lc_api_error_set(
+			    &err, 401, "unauthorized",
+			    "likes need the write token (Authorization "
+			    "header or ?token= when connecting)");
+			rc = send_error(c, &err);
 		} else if (atomic_load(&w->srv->draining)) {
-			lc_err_set(&err, 503, "shutting_down",
-				   "server is shutting down");
-			rc = send_error(s, &err);
+			lc_api_error_set(&err, 503, "shutting_down",
+					 "server is shutting down");
+			rc = send_error(c, &err);
 		} else if (lc_source_add(&w->source, w->srv->counter,
 					 op.like.url, op.like.url_len,
 					 op.like.n, &count)) {
-			lc_err_set(&err, 503, "out_of_memory", "out of memory");
-			rc = send_error(s, &err);
+			lc_api_error_set(&err, 503, "out_of_memory",
+					 "out of memory");
+			rc = send_error(c, &err);
 		} else if (op.like.n > 0)
 			LC_STAT_ADD(w->stats.likes_accepted,
 				    (uint64_t)op.like.n);
@@ -144,19 +234,19 @@ handle_op(struct lc_session *s, const char *msg, size_t len)
 }
 
 static int
-on_receive(struct lws *wsi, struct lc_session *s, const char *in, size_t len)
+on_receive(struct lws *wsi, struct ws_conn *c, const char *in, size_t len)
 {
-	size_t max = (size_t)s->w->srv->cfg->max_ws_message_bytes;
+	size_t max = (size_t)lc_worker_of(wsi)->srv->cfg->max_ws_message_bytes;
 	bool first = lws_is_first_fragment(wsi),
 	     final = lws_is_final_fragment(wsi);
-	struct lc_err err;
+	struct lc_api_error err;
 
-	s->last_rx_ms = lc_now_ms();
+	c->s.last_rx_ms = lc_now_ms();
 	if (lws_frame_is_binary(wsi)) {
 		if (final) {
-			lc_err_set(&err, 400, "bad_op",
-				   "send text frames with JSON");
-			return send_error(s, &err);
+			lc_api_error_set(&err, 400, "bad_op",
+					 "send text frames with JSON");
+			return send_error(c, &err);
 		}
 		return 0;
 	}
@@ -164,37 +254,37 @@ on_receive(struct lws *wsi, struct lc_session *s, const char *in, size_t len)
 	if (first && final && !lws_remaining_packet_payload(wsi)) {
 		if (len > max)
 			goto too_big;
-		return handle_op(s, in, len);
+		return handle_op(c, in, len);
 	}
 	if (first)
-		s->rx_len = 0;
-	if (s->rx_len + len > max)
+		c->rx_len = 0;
+	if (c->rx_len + len > max)
 		goto too_big;
-	if (s->rx_len + len > s->rx_cap) {
-		size_t cap = s->rx_cap ? s->rx_cap : 1024;
+	if (c->rx_len + len > c->rx_cap) {
+		size_t cap = c->rx_cap ? c->rx_cap : 1024;
 		char *p;
 
-		while (cap < s->rx_len + len)
+		while (cap < c->rx_len + len)
 			cap *= 2;
 		if (cap > max)
 			cap = max;
-		p = realloc(s->rx, cap);
+		p = realloc(c->rx, cap);
 		if (!p)
 			return -1;
-		s->rx = p;
-		s->rx_cap = cap;
+		c->rx = p;
+		c->rx_cap = cap;
 	}
-	memcpy(s->rx + s->rx_len, in, len);
-	s->rx_len += len;
+	memcpy(c->rx + c->rx_len, in, len);
+	c->rx_len += len;
 	if (!final || lws_remaining_packet_payload(wsi))
 		return 0;
 	{
-		int rc = handle_op(s, s->rx, s->rx_len);
+		int rc = handle_op(c, c->rx, c->rx_len);
 
 		/* Large buffers are not kept on idle connections. */
-		free(s->rx);
-		s->rx = NULL;
-		s->rx_len = s->rx_cap = 0;
+		free(c->rx);
+		c->rx = NULL;
+		c->rx_len = c->rx_cap = 0;
 		return rc;
 	}
 too_big:
@@ -204,36 +294,36 @@ too_big:
 }
 
 static int
-on_writeable(struct lws *wsi, struct lc_session *s)
+on_writeable(struct lws *wsi, struct ws_conn *c)
 {
-	if (s->closing)
+	if (c->s.closing)
 		return -1;
-	if (s->err_frame) {
-		int rc = lws_write(wsi, (unsigned char *)s->err_frame + LWS_PRE,
-				   s->err_len, LWS_WRITE_TEXT);
+	if (c->err_frame) {
+		int rc = lws_write(wsi, (unsigned char *)c->err_frame + LWS_PRE,
+				   c->err_len, LWS_WRITE_TEXT);
 
-		free(s->err_frame);
-		s->err_frame = NULL;
+		free(c->err_frame);
+		c->err_frame = NULL;
 		if (rc < 0)
 			return -1;
-		if (s->snapshot_due || s->dirty || s->ping_due)
+		if (c->s.snapshot_due || c->s.dirty || c->s.ping_due)
 			lws_callback_on_writable(wsi);
 		return 0;
 	}
-	lc_session_flush(s);
-	return s->closing ? -1 : 0;
+	lc_session_flush(&c->s);
+	return c->s.closing ? -1 : 0;
 }
 
 int
 lc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	       void *in, size_t len)
 {
-	struct lc_session *s = user;
+	struct ws_conn *c = user;
 	struct lc_worker *w;
 
 	switch (reason) {
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
-		const struct lc_config *cfg = worker_of(wsi)->srv->cfg;
+		const struct lc_config *cfg = lc_worker_of(wsi)->srv->cfg;
 		char buf[256];
 		int n;
 
@@ -243,56 +333,62 @@ lc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			return 1;
 		/* Browsers send Origin; other clients need not. */
 		n = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_ORIGIN);
-		if (n > 0 && !lc_origin_allowed(cfg, buf, (size_t)n))
+		if (n > 0 && !lc_http_origin_allowed(cfg, buf, (size_t)n))
 			return 1;
 		return 0;
 	}
 	case LWS_CALLBACK_ESTABLISHED: {
 		char *buf;
-		const char *urls[64];
-		size_t lens[64];
-		struct lc_err err;
+		const char *urls[LC_URLS_PER_REQUEST_MAX];
+		size_t lens[LC_URLS_PER_REQUEST_MAX];
+		struct lc_api_error err;
 		int n, max;
 
-		w = worker_of(wsi);
-		lc_session_init(s, w, wsi, LC_T_WS);
-		lc_http_count(w, LC_ROUTE_WS, 200);
-		s->authorized = lc_http_authorized(wsi, w->srv->cfg);
-		if (!s->authorized) {
+		w = lc_worker_of(wsi);
+		lc_session_init(&c->s, &w->delivery, &ws_transport, wsi);
+		c->ops_window_ms = c->s.last_tx_ms;
+		lc_metrics_count_http(&w->stats, LC_ROUTE_WS, 200);
+		c->authorized = lc_http_authorized(wsi, w->srv->cfg);
+		if (!c->authorized) {
 			char tok[300];
 			const char *tv[1];
 			size_t tl[1];
-			struct lc_err e2;
+			struct lc_api_error e2;
 
 			/* Browsers cannot set headers on a WebSocket: ?token=
 			 */
-			s->authorized =
+			c->authorized =
 			    lc_http_query(wsi, "token", tok, sizeof(tok), tv,
 					  tl, 1, &e2) == 1 &&
-			    lc_token_matches(w->srv->cfg, tv[0], tl[0]);
+			    lc_http_token_matches(w->srv->cfg, tv[0], tl[0]);
 		}
 		/* Query args are gone after this callback: read them now. */
 		max = w->srv->cfg->max_urls_per_request;
-		buf = malloc((size_t)max * 2049 + 1);
+		assert(max <= LC_URLS_PER_REQUEST_MAX); /* config.c's bound */
+		buf = malloc(LC_QUERY_URLS_BYTES(max));
 		if (!buf)
 			return -1;
-		n = lc_http_query(wsi, "url", buf, (size_t)max * 2049 + 1, urls,
-				  lens, max, &err);
-		if (n < 0 || (n > 0 && lc_session_subscribe(s, urls, lens,
+		n = lc_http_query(wsi, "url", buf, LC_QUERY_URLS_BYTES(max),
+				  urls, lens, max, &err);
+		if (n < 0 || (n > 0 && lc_session_subscribe(&c->s, urls, lens,
 							    (size_t)n, &err)))
-			send_error(s, &err);
+			send_error(c, &err);
 		free(buf);
 		return 0;
 	}
 	case LWS_CALLBACK_RECEIVE:
-		return on_receive(wsi, s, in, len);
+		return on_receive(wsi, c, in, len);
 	case LWS_CALLBACK_RECEIVE_PONG:
-		s->last_rx_ms = lc_now_ms();
+		c->s.last_rx_ms = lc_now_ms();
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
-		return on_writeable(wsi, s);
+		return on_writeable(wsi, c);
 	case LWS_CALLBACK_CLOSED:
-		lc_session_cleanup(s);
+		lc_session_cleanup(&c->s);
+		free(c->err_frame);
+		c->err_frame = NULL;
+		free(c->rx);
+		c->rx = NULL;
 		return 0;
 	default:
 		return 0;

@@ -1,5 +1,6 @@
 /*
- * livecount — small shared definitions: error codes, clocks, logging.
+ * livecount — small shared definitions: error codes, clocks, the
+ * statistics increment, time formatting (log.c), and logging (log.h).
  *
  * Everything here is safe to call from any thread. Nothing here includes
  * libwebsockets.h, so the core modules that use it stay unit-testable
@@ -8,10 +9,13 @@
 #ifndef LC_COMMON_H
 #define LC_COMMON_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
+
+#include "lc/log.h"
 
 #define LC_VERSION "0.1.0"
 
@@ -20,7 +24,6 @@ enum {
 	LC_OK = 0,
 	LC_ENOMEM = -1,	 /* allocation failed */
 	LC_EINVAL = -2,	 /* bad argument or bad input */
-	LC_ERANGE = -3,	 /* value out of bounds */
 	LC_ETOOBIG = -4, /* input larger than a configured limit */
 	LC_EIO = -5,	 /* I/O or database failure */
 	LC_ENOTDB = -6,	 /* file is not a livecount database */
@@ -42,6 +45,17 @@ lc_sat_add(int64_t a, int64_t b)
 	return r;
 }
 
+/*
+ * Single-writer increment of a statistics counter: relaxed load and store,
+ * correct because exactly one thread (the owner) writes the field; readers
+ * (/metrics) load it relaxed from any thread.
+ */
+#define LC_STAT_ADD(field, v)                                                  \
+	atomic_store_explicit(                                                 \
+	    &(field),                                                          \
+	    atomic_load_explicit(&(field), memory_order_relaxed) + (v),        \
+	    memory_order_relaxed)
+
 /* Wall clock in Unix milliseconds. */
 static inline int64_t
 lc_now_ms(void)
@@ -61,28 +75,6 @@ lc_mono_us(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
-
-enum lc_log_level {
-	LC_LOG_ERROR = 0,
-	LC_LOG_WARN = 1,
-	LC_LOG_INFO = 2,
-	LC_LOG_DEBUG = 3,
-};
-
-/** Sets the most verbose level that is printed. Any thread (SIGHUP). */
-void lc_log_set_level(enum lc_log_level level);
-
-/** Parses "error", "warn", "info" or "debug"; returns -1 when unknown. */
-int lc_log_level_parse(const char *name);
-
-/** Writes one line "<ISO time> <LEVEL> <message>" to stderr. Any thread. */
-void lc_log(enum lc_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-#define lc_err(...) lc_log(LC_LOG_ERROR, __VA_ARGS__)
-#define lc_warn(...) lc_log(LC_LOG_WARN, __VA_ARGS__)
-#define lc_info(...) lc_log(LC_LOG_INFO, __VA_ARGS__)
-#define lc_debug(...) lc_log(LC_LOG_DEBUG, __VA_ARGS__)
 
 /** Formats Unix milliseconds as "2026-11-24T03:35:00.123Z" (25 bytes). */
 void lc_iso8601_ms(int64_t unix_ms, char out[32]);

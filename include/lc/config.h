@@ -14,6 +14,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Upper bounds of max_url_bytes and max_urls_per_request, enforced by the
+ * config table. Request buffers are sized from these constants (not from
+ * the configured values), with _Static_asserts where they depend on them.
+ * LC_URLS_PER_REQUEST_MAX is also bounded by lws: query arguments share one
+ * pool of ~90 header fragments (docs/LWS-NOTES.md).
+ */
+#define LC_URL_MAX_BYTES 2048
+#define LC_URLS_PER_REQUEST_MAX 50
+
 struct lc_config {
 	char bind[64];	       /* listen address */
 	int port;	       /* listen port; 0 = pick a free port */

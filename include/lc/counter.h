@@ -86,8 +86,9 @@ struct lc_entry *lc_counter_find(struct lc_counter *c, const char *url,
  * Finds url or inserts it with zero counts. Any thread (takes insert_lock).
  * Returns the stable entry, or NULL when out of memory.
  */
-struct lc_entry *lc_counter_get(struct lc_counter *c, const char *url,
-				size_t len, uint64_t hash);
+struct lc_entry *lc_counter_find_or_insert(struct lc_counter *c,
+					   const char *url, size_t len,
+					   uint64_t hash);
 
 /** Number of entries. Any thread (approximate while inserts run). */
 size_t lc_counter_size(struct lc_counter *c);

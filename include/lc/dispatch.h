@@ -153,14 +153,28 @@ struct lc_top {
 	} items[];
 };
 
+/*
+ * The tick-duration histogram, listed once: each bucket's upper bound in
+ * microseconds and as the Prometheus `le` label in seconds. A last bucket,
+ * +Inf, follows them.
+ */
+/* clang-format off */
+#define LC_TICK_BUCKET_BOUNDS(X)                                               \
+	X(1000, "0.001") X(2000, "0.002") X(5000, "0.005") X(10000, "0.01")   \
+	X(20000, "0.02") X(50000, "0.05") X(100000, "0.1")
+/* clang-format on */
+#define LC_TICK_BUCKET_ONE(us, le) +1
+enum { LC_TICK_BUCKETS = LC_TICK_BUCKET_BOUNDS(LC_TICK_BUCKET_ONE) + 1 };
+#undef LC_TICK_BUCKET_ONE
+
 struct lc_dispatch_stats {
 	_Atomic uint64_t ticks;
 	_Atomic uint64_t tick_us_total; /* sum of tick durations */
 	_Atomic uint64_t tick_us_max;
 	_Atomic uint64_t likes, unlikes; /* merged totals since start */
 	_Atomic uint64_t urls_changed;
-	_Atomic uint64_t updates;	     /* update-set items published */
-	_Atomic uint64_t tick_us_buckets[8]; /* <=1,2,5,10,20,50,100ms,+Inf */
+	_Atomic uint64_t updates; /* update-set items published */
+	_Atomic uint64_t tick_us_buckets[LC_TICK_BUCKETS]; /* see above */
 	_Atomic uint64_t likes_per_s;	 /* likes+unlikes merged, last ~1 s */
 	_Atomic uint64_t alloc_failures; /* hand-offs retried next tick */
 	/* All-time sums over the table (loaded + merged): /v1/stats. */

@@ -3,7 +3,7 @@
  *
  * Pure functions over byte buffers (jansson for JSON, no lws), shared by the
  * HTTP, WebSocket and SSE transports and by the fuzz targets. Any thread.
- * Every rejection fills a struct lc_err with the HTTP status, the machine
+ * Every rejection fills a struct lc_api_error with the HTTP status, the machine
  * code and a human message of API.md's error shape.
  */
 #ifndef LC_PARSE_H
@@ -16,7 +16,7 @@
 
 #define LC_N_MAX 1000000 /* |n| of one like request or item */
 
-struct lc_err {
+struct lc_api_error {
 	int status;	  /* HTTP status: 400, 413, 415 ... */
 	const char *code; /* machine code: "bad_url", "bad_n" ... */
 	char message[160];
@@ -29,8 +29,9 @@ struct lc_err {
 void lc_parse_init(void);
 
 /** Fills err and returns LC_EINVAL; for one-line error returns. */
-int lc_err_set(struct lc_err *err, int status, const char *code,
-	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int lc_api_error_set(struct lc_api_error *err, int status, const char *code,
+		     const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /**
  * Checks a liked URL: 1..max_bytes bytes of valid UTF-8 (no overlong
@@ -38,13 +39,13 @@ int lc_err_set(struct lc_err *err, int status, const char *code,
  * characters (C0, DEL, C1). Returns 0 or LC_EINVAL with err filled.
  */
 int lc_url_check(const char *url, size_t len, size_t max_bytes,
-		 struct lc_err *err);
+		 struct lc_api_error *err);
 
 /**
  * Parses the query form's n: a decimal integer 1..LC_N_MAX.
  * Returns 0 or LC_EINVAL with err filled.
  */
-int lc_n_parse(const char *s, size_t len, int64_t *n, struct lc_err *err);
+int lc_n_parse(const char *s, size_t len, int64_t *n, struct lc_api_error *err);
 
 /** Maximum nesting depth of a JSON text (strings are skipped). */
 int lc_json_depth(const char *s, size_t len);
@@ -78,7 +79,7 @@ struct lc_limits {
  * the next lc_likes_parse on that thread.
  */
 int lc_likes_parse(const char *body, size_t len, const struct lc_limits *lim,
-		   struct lc_likes *out, struct lc_err *err);
+		   struct lc_likes *out, struct lc_api_error *err);
 
 void lc_likes_free(struct lc_likes *l);
 
@@ -97,7 +98,8 @@ struct lc_ws_op {
  * max_urls bounds the urls array. Returns 0 or LC_EINVAL with err filled.
  */
 int lc_ws_op_parse(const char *msg, size_t len, const struct lc_limits *lim,
-		   size_t max_urls, struct lc_ws_op *op, struct lc_err *err);
+		   size_t max_urls, struct lc_ws_op *op,
+		   struct lc_api_error *err);
 
 void lc_ws_op_free(struct lc_ws_op *op);
 

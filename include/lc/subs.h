@@ -24,7 +24,8 @@
 
 struct lc_sub;
 
-enum { LC_FRAME_WS = 0, LC_FRAME_SSE = 1, LC_FRAME_KINDS = 2 };
+/* One shared frame per transport (delivery.h's enum lc_transport_kind). */
+enum { LC_FRAME_KINDS = 2 };
 
 struct lc_subs_node {
 	struct lc_entry *e;

@@ -14,15 +14,15 @@
 #include <stdint.h>
 
 static const struct lc_limits lim = {
-	.max_url_bytes = 2048,
-	.max_batch_items = 100,
-	.max_json_depth = 8,
+    .max_url_bytes = 2048,
+    .max_batch_items = 100,
+    .max_json_depth = 8,
 };
 
 static void
 check_like(const struct lc_like *l)
 {
-	struct lc_err err = {0};
+	struct lc_api_error err = {0};
 
 	FUZZ_CHECK(l->url != NULL);
 	FUZZ_CHECK(strlen(l->url) == l->url_len);
@@ -37,7 +37,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *body = fuzz_dup(data, size);
 	struct lc_likes likes;
-	struct lc_err err = {0};
+	struct lc_api_error err = {0};
 	int rc = lc_likes_parse(body, size, &lim, &likes, &err);
 
 	if (rc == 0) {

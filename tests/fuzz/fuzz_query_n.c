@@ -23,7 +23,7 @@ static void
 check_n(const unsigned char *data, size_t size)
 {
 	char *exact = fuzz_dup(data, size), *z = fuzz_strdup(data, size), *end;
-	struct lc_err err = {0};
+	struct lc_api_error err = {0};
 	int64_t n = -42;
 	int rc = lc_n_parse(exact, size, &n, &err);
 	bool want = size > 0;
@@ -31,7 +31,8 @@ check_n(const unsigned char *data, size_t size)
 
 	for (size_t i = 0; i < size; i++)
 		if (!isdigit(data[i]))
-			want = false; /* also rules out strtoll's sign and spaces */
+			want = false; /* also rules out strtoll's sign and
+					 spaces */
 	if (want) {
 		errno = 0;
 		v = strtoll(z, &end, 10);
@@ -92,9 +93,8 @@ tree_depth(const json_t *j)
 		const char *k;
 		json_t *v;
 
-		json_object_foreach((json_t *)j, k, v)
-			if ((d = tree_depth(v)) > max)
-				max = d;
+		json_object_foreach((json_t *)j, k,
+				    v) if ((d = tree_depth(v)) > max) max = d;
 		return 1 + max;
 	}
 	return 0;
@@ -119,7 +119,7 @@ check_depth(const unsigned char *data, size_t size)
 		int want = tree_depth(root);
 		json_t *strict = json_loadb(exact, size,
 					    JSON_DECODE_ANY | JSON_ALLOW_NUL |
-						    JSON_REJECT_DUPLICATES,
+						JSON_REJECT_DUPLICATES,
 					    &jerr);
 
 		if (d < want || (strict && d != want)) {

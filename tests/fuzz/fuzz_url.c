@@ -88,10 +88,10 @@ msg_offset(const char *msg)
 static void
 one(const char *url, size_t len, size_t max)
 {
-	struct lc_err err = {0};
+	struct lc_api_error err = {0};
 	size_t at;
-	enum ref_verdict want = ref_check((const unsigned char *)url, len, max,
-					  &at);
+	enum ref_verdict want =
+	    ref_check((const unsigned char *)url, len, max, &at);
 	int rc = lc_url_check(url, len, max, &err);
 
 	if ((rc == 0) != (want == REF_OK)) {

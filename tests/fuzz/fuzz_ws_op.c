@@ -15,15 +15,15 @@
 #define MAX_URLS 100
 
 static const struct lc_limits lim = {
-	.max_url_bytes = 2048,
-	.max_batch_items = 100,
-	.max_json_depth = 8,
+    .max_url_bytes = 2048,
+    .max_batch_items = 100,
+    .max_json_depth = 8,
 };
 
 static void
 check_url(const char *url, size_t len)
 {
-	struct lc_err err = {0};
+	struct lc_api_error err = {0};
 
 	FUZZ_CHECK(url != NULL);
 	FUZZ_CHECK(strlen(url) == len);
@@ -35,7 +35,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *msg = fuzz_dup(data, size);
 	struct lc_ws_op op;
-	struct lc_err err = {0};
+	struct lc_api_error err = {0};
 	int rc = lc_ws_op_parse(msg, size, &lim, MAX_URLS, &op, &err);
 
 	if (rc == 0) {

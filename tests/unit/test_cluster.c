@@ -26,7 +26,8 @@
 static struct lc_entry *
 get(struct lc_counter *c, const char *url)
 {
-	return lc_counter_get(c, url, strlen(url), lc_hash(url, strlen(url)));
+	return lc_counter_find_or_insert(c, url, strlen(url),
+					 lc_hash(url, strlen(url)));
 }
 
 static int64_t
@@ -184,7 +185,7 @@ random_url(char *out, size_t max)
 static void
 test_message_round_trip(void **state)
 {
-	struct lc_err err;
+	struct lc_api_error err;
 	struct lc_buf b = {0};
 	char urls[8][2048 + 8];
 	size_t lens[8];

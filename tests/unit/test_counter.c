@@ -21,7 +21,8 @@
 static struct lc_entry *
 get(struct lc_counter *c, const char *url)
 {
-	return lc_counter_get(c, url, strlen(url), lc_hash(url, strlen(url)));
+	return lc_counter_find_or_insert(c, url, strlen(url),
+					 lc_hash(url, strlen(url)));
 }
 
 static void

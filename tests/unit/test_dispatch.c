@@ -40,7 +40,8 @@ like(struct lc_source *s, struct lc_counter *c, const char *url, int64_t n)
 static struct lc_entry *
 get(struct lc_counter *c, const char *url)
 {
-	return lc_counter_get(c, url, strlen(url), lc_hash(url, strlen(url)));
+	return lc_counter_find_or_insert(c, url, strlen(url),
+					 lc_hash(url, strlen(url)));
 }
 
 static void

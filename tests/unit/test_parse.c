@@ -18,7 +18,7 @@ static const struct lc_limits lim = {
 static int
 url_ok(const char *s, size_t len)
 {
-	struct lc_err err;
+	struct lc_api_error err;
 
 	return lc_url_check(s, len, 2048, &err) == 0;
 }
@@ -29,7 +29,7 @@ static void
 test_url_validation(void **state)
 {
 	char big[2050];
-	struct lc_err err;
+	struct lc_api_error err;
 
 	(void)state;
 	assert_true(URL_OK("https://example.com/a?b=c#d"));
@@ -61,7 +61,7 @@ test_url_validation(void **state)
 static void
 test_n_parse(void **state)
 {
-	struct lc_err err;
+	struct lc_api_error err;
 	int64_t n;
 
 	(void)state;
@@ -84,7 +84,7 @@ test_n_parse(void **state)
 }
 
 static int
-parse(const char *body, struct lc_likes *out, struct lc_err *err)
+parse(const char *body, struct lc_likes *out, struct lc_api_error *err)
 {
 	return lc_likes_parse(body, strlen(body), &lim, out, err);
 }
@@ -93,7 +93,7 @@ static void
 expect_error(const char *body, int status, const char *code)
 {
 	struct lc_likes l;
-	struct lc_err err;
+	struct lc_api_error err;
 
 	if (parse(body, &l, &err) == 0)
 		fail_msg("accepted: %s", body);
@@ -108,7 +108,7 @@ static void
 test_like_object(void **state)
 {
 	struct lc_likes l;
-	struct lc_err err;
+	struct lc_api_error err;
 
 	(void)state;
 	assert_int_equal(parse("{\"url\":\"a\",\"n\":5}", &l, &err), 0);
@@ -159,7 +159,7 @@ static void
 test_batch(void **state)
 {
 	struct lc_likes l;
-	struct lc_err err;
+	struct lc_api_error err;
 	char *big;
 	size_t off = 0;
 
@@ -220,7 +220,7 @@ test_json_depth(void **state)
 }
 
 static int
-op(const char *msg, struct lc_ws_op *o, struct lc_err *err)
+op(const char *msg, struct lc_ws_op *o, struct lc_api_error *err)
 {
 	return lc_ws_op_parse(msg, strlen(msg), &lim, 100, o, err);
 }
@@ -229,7 +229,7 @@ static void
 test_ws_ops(void **state)
 {
 	struct lc_ws_op o;
-	struct lc_err err;
+	struct lc_api_error err;
 
 	(void)state;
 	assert_int_equal(

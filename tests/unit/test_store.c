@@ -73,7 +73,8 @@ exec_sql(const char *sql)
 static struct lc_entry *
 get(struct lc_counter *c, const char *url)
 {
-	return lc_counter_get(c, url, strlen(url), lc_hash(url, strlen(url)));
+	return lc_counter_find_or_insert(c, url, strlen(url),
+					 lc_hash(url, strlen(url)));
 }
 
 /* Applies a like to the table and tells the batcher, as a tick would. */

@@ -16,7 +16,8 @@
 static struct lc_entry *
 get(struct lc_counter *c, const char *url)
 {
-	return lc_counter_get(c, url, strlen(url), lc_hash(url, strlen(url)));
+	return lc_counter_find_or_insert(c, url, strlen(url),
+					 lc_hash(url, strlen(url)));
 }
 
 /* Every node's array and every sub's back-pointer agree. */

@@ -1,23 +1,31 @@
 /*
- * Subscriber sessions, shared by the WebSocket and SSE transports:
- * subscribe / unsubscribe, applying update sets, building the next frame
- * (snapshot or coalesced update), and the periodic sweep.
+ * Delivery to subscriber sessions (see delivery.h): subscriptions, applying
+ * update sets, the frame a session owes, the write queue and the sweep.
+ * No libwebsockets: bytes go out through the session's struct lc_transport.
  *
- * Threads: the worker thread that owns the session.
+ * Threads: the worker thread that owns the struct lc_delivery.
  *
  * A note on "serialise once, never queue": a session owes at most one
  * update, represented by its `dirty` flag, never by queued frames. When it
- * becomes writeable it gets the latest counts of its changed URLs, with the
+ * can be written it gets the latest counts of its changed URLs, with the
  * delta since what it was last sent, so a slow reader skips intermediate
  * ticks and costs no memory. A session whose one subscription is exactly
  * one tick behind (the common case) is sent the frame cached on the URL's
  * node, built once per tick per worker and shared by every such session.
+ *
+ * A note on writing at the tick: waiting for a writeable callback costs two
+ * epoll_ctl calls and a loop iteration per frame (measured at 19k
+ * subscribers, it was most of the worker's time). Writing is safe whenever
+ * the transport holds no unsent bytes for the connection (can_write), which
+ * is exactly what a writeable callback would wait for. So a session is
+ * written directly at the tick; one with unsent bytes waits: for its
+ * writeable callback when the transport has one (WebSocket), else for the
+ * next tick (SSE). Either way a slow reader holds at most one frame in the
+ * transport.
  */
 #define _GNU_SOURCE
-#include "lc/common.h"
+#include "lc/delivery.h"
 #include "lc/hash.h"
-#include "lc/parse.h"
-#include "lc/server.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -25,21 +33,84 @@
 #include <stdlib.h>
 #include <string.h>
 
+int
+lc_delivery_init(struct lc_delivery *d, const struct lc_config *cfg,
+		 struct lc_counter *counter, const _Atomic uint64_t *tick_seq,
+		 size_t headroom)
+{
+	memset(d, 0, sizeof(*d));
+	d->cfg = cfg;
+	d->counter = counter;
+	d->tick_seq = tick_seq;
+	d->headroom = headroom;
+	return lc_subs_init(&d->subs);
+}
+
 void
-lc_session_init(struct lc_session *s, struct lc_worker *w, struct lws *wsi,
-		enum lc_transport t)
+lc_delivery_cleanup(struct lc_delivery *d)
+{
+	lc_subs_cleanup(&d->subs);
+	free(d->buf);
+	d->buf = NULL;
+	d->buf_cap = 0;
+}
+
+/* Ensures the scratch buffer holds headroom + n bytes. */
+static char *
+scratch(struct lc_delivery *d, size_t n)
+{
+	if (n > d->buf_cap) {
+		size_t cap = d->buf_cap ? d->buf_cap : 65536;
+		char *p;
+
+		while (cap < n)
+			cap *= 2;
+		p = realloc(d->buf, d->headroom + cap);
+		if (!p)
+			return NULL;
+		d->buf = p;
+		d->buf_cap = cap;
+	}
+	return d->buf;
+}
+
+static void
+link_session(struct lc_delivery *d, struct lc_session *s)
+{
+	s->prev = NULL;
+	s->next = d->sessions;
+	if (d->sessions)
+		d->sessions->prev = s;
+	d->sessions = s;
+}
+
+static void
+unlink_session(struct lc_delivery *d, struct lc_session *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else if (d->sessions == s)
+		d->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+}
+
+void
+lc_session_init(struct lc_session *s, struct lc_delivery *d,
+		const struct lc_transport *t, void *conn)
 {
 	int64_t now = lc_now_ms();
 
 	memset(s, 0, sizeof(*s));
-	s->wsi = wsi;
-	s->w = w;
-	s->transport = (uint8_t)t;
+	s->t = t;
+	s->conn = conn;
+	s->d = d;
 	s->subs = &s->one;
 	s->cap = 1;
-	s->last_tx_ms = s->last_rx_ms = s->ops_window_ms = now;
-	lc_worker_session_link(w, s);
-	LC_STAT_ADD(w->stats.conns[t], 1);
+	s->last_tx_ms = s->last_rx_ms = now;
+	link_session(d, s);
+	LC_STAT_ADD(d->stats.conns[t->kind], 1);
 }
 
 /* After subs moved in memory, repoint their nodes at the new places. */
@@ -89,18 +160,18 @@ find_sub(struct lc_session *s, const char *url, size_t len)
 
 int
 lc_session_subscribe(struct lc_session *s, const char *const *urls,
-		     const size_t *lens, size_t n, struct lc_err *err)
+		     const size_t *lens, size_t n, struct lc_api_error *err)
 {
-	struct lc_worker *w = s->w;
-	size_t max = (size_t)w->srv->cfg->max_subs_per_conn, fresh = 0;
+	struct lc_delivery *d = s->d;
+	size_t max = (size_t)d->cfg->max_subs_per_conn, fresh = 0;
 
 	for (size_t i = 0; i < n; i++)
 		if (!find_sub(s, urls[i], lens[i]))
 			fresh++;
 	if (s->nsubs + fresh > max)
-		return lc_err_set(err, 400, "too_many_subscriptions",
-				  "at most %zu subscriptions per connection",
-				  max);
+		return lc_api_error_set(
+		    err, 400, "too_many_subscriptions",
+		    "at most %zu subscriptions per connection", max);
 	if (reserve(s, s->nsubs + fresh))
 		goto oom;
 	for (size_t i = 0; i < n; i++) {
@@ -108,17 +179,18 @@ lc_session_subscribe(struct lc_session *s, const char *const *urls,
 		struct lc_entry *e;
 
 		if (!sub) {
-			e = lc_counter_get(w->srv->counter, urls[i], lens[i],
-					   lc_hash(urls[i], lens[i]));
+			e = lc_counter_find_or_insert(
+			    d->counter, urls[i], lens[i],
+			    lc_hash(urls[i], lens[i]));
 			if (!e || !lc_entry_json_key(e))
 				goto oom;
 			sub = &s->subs[s->nsubs];
 			memset(sub, 0, sizeof(*sub));
 			sub->owner = s;
-			if (lc_subs_add(&w->subs, e, sub))
+			if (lc_subs_add(&d->subs, e, sub))
 				goto oom;
 			s->nsubs++;
-			LC_STAT_ADD(w->stats.subscriptions, 1);
+			LC_STAT_ADD(d->stats.subscriptions, 1);
 		}
 		/* Every (re)subscribe is answered with a snapshot. */
 		sub->snapshot_due = true;
@@ -126,13 +198,14 @@ lc_session_subscribe(struct lc_session *s, const char *const *urls,
 	if (!s->dirty && !s->snapshot_due)
 		s->dirty_since_ms = lc_now_ms();
 	s->snapshot_due = true;
-	if (s->transport == LC_T_WS)
-		lws_callback_on_writable(s->wsi);
+	if (s->t->want_writable)
+		s->t->want_writable(s);
 	else
 		lc_session_queue(s);
 	return 0;
 oom:
-	return lc_err_set(err, 503, "out_of_memory", "server out of memory");
+	return lc_api_error_set(err, 503, "out_of_memory",
+				"server out of memory");
 }
 
 static void
@@ -140,13 +213,13 @@ drop_sub(struct lc_session *s, struct lc_sub *sub)
 {
 	struct lc_sub *last = &s->subs[s->nsubs - 1];
 
-	lc_subs_remove(&s->w->subs, sub);
+	lc_subs_remove(&s->d->subs, sub);
 	if (sub != last) {
 		*sub = *last;
 		sub->node->subs[sub->idx] = sub;
 	}
 	s->nsubs--;
-	LC_STAT_ADD(s->w->stats.subscriptions, -1);
+	LC_STAT_ADD(s->d->stats.subscriptions, -1);
 }
 
 void
@@ -158,31 +231,55 @@ lc_session_unsubscribe(struct lc_session *s, const char *url, size_t len)
 		drop_sub(s, sub);
 }
 
+/* Drops s from the pending or waiting list (before it is freed). */
+static void
+unqueue(struct lc_session *s)
+{
+	struct lc_delivery *d = s->d;
+	struct lc_session **lists[2] = {&d->pending, &d->waiting};
+
+	if (!s->queued)
+		return;
+	for (int i = 0; i < 2; i++) {
+		struct lc_session **pp = lists[i], *prev = NULL;
+
+		while (*pp && *pp != s) {
+			prev = *pp;
+			pp = &(*pp)->pending_next;
+		}
+		if (*pp) {
+			*pp = s->pending_next;
+			if (i == 0 && d->pending_tail == s)
+				d->pending_tail = prev;
+			break;
+		}
+	}
+	s->queued = false;
+}
+
 void
 lc_session_cleanup(struct lc_session *s)
 {
-	if (!s->w)
+	struct lc_delivery *d = s->d;
+
+	if (!d)
 		return;
 	while (s->nsubs)
 		drop_sub(s, &s->subs[s->nsubs - 1]);
 	if (s->subs != &s->one)
 		free(s->subs);
 	s->subs = &s->one;
-	free(s->err_frame);
-	s->err_frame = NULL;
-	free(s->rx);
-	s->rx = NULL;
-	lc_session_unqueue(s);
-	lc_worker_session_unlink(s->w, s);
-	LC_STAT_ADD(s->w->stats.conns[s->transport], -1);
-	s->w = NULL;
+	unqueue(s);
+	unlink_session(d, s);
+	LC_STAT_ADD(d->stats.conns[s->t->kind], -1);
+	s->d = NULL;
 }
 
 /* ------------------------------------------------------------------ */
 
-/* A growing text in the worker's scratch buffer, after LWS_PRE. */
+/* A growing text in the delivery's scratch buffer, after the headroom. */
 struct out {
-	struct lc_worker *w;
+	struct lc_delivery *d;
 	size_t len;
 	bool oom;
 };
@@ -194,12 +291,12 @@ put(struct out *o, const char *s, size_t n)
 
 	if (o->oom)
 		return;
-	b = lc_worker_buf(o->w, o->len + n + 1);
+	b = scratch(o->d, o->len + n + 1);
 	if (!b) {
 		o->oom = true;
 		return;
 	}
-	memcpy(b + LWS_PRE + o->len, s, n);
+	memcpy(b + o->d->headroom + o->len, s, n);
 	o->len += n;
 }
 
@@ -222,20 +319,14 @@ putf(struct out *o, const char *fmt, ...)
 	put(o, tmp, (size_t)n);
 }
 
-/* Update header: WS {"type":"update",... / SSE id: S\nevent: update\n... */
 static void
-update_head(struct out *o, enum lc_transport t, uint64_t seq, int64_t ts)
+update_head(struct out *o, const struct lc_transport *t, uint64_t seq,
+	    int64_t ts)
 {
-	if (t == LC_T_WS)
-		putf(o,
-		     "{\"type\":\"update\",\"seq\":%" PRIu64 ",\"ts\":%" PRId64
-		     ",\"counts\":{",
-		     seq, ts);
-	else
-		putf(o,
-		     "id: %" PRIu64 "\nevent: update\ndata: {\"seq\":%" PRIu64
-		     ",\"ts\":%" PRId64 ",\"counts\":{",
-		     seq, seq, ts);
+	char tmp[160];
+	int n = t->update_open(tmp, sizeof(tmp), seq, ts);
+
+	put(o, tmp, (size_t)n);
 }
 
 static void
@@ -248,24 +339,15 @@ update_item(struct out *o, bool first, const char *key, int64_t count,
 	putf(o, ":{\"count\":%" PRId64 ",\"delta\":%" PRId64 "}", count, delta);
 }
 
-static void
-frame_tail(struct out *o, enum lc_transport t)
-{
-	puts_(o, t == LC_T_WS ? "}}" : "}}\n\n");
-}
-
 static size_t
 snapshot_frame(struct lc_session *s, char **frame)
 {
-	struct lc_worker *w = s->w;
-	struct out o = {.w = w};
-	uint64_t seq =
-	    atomic_load_explicit(&w->srv->dispatch->seq, memory_order_acquire);
+	struct lc_delivery *d = s->d;
+	struct out o = {.d = d};
+	uint64_t seq = atomic_load_explicit(d->tick_seq, memory_order_acquire);
 	bool first = true;
 
-	puts_(&o, s->transport == LC_T_WS
-		      ? "{\"type\":\"snapshot\",\"counts\":{"
-		      : "event: snapshot\ndata: {\"counts\":{");
+	puts_(&o, s->t->snapshot_open);
 	for (uint16_t i = 0; i < s->nsubs; i++) {
 		struct lc_sub *sub = &s->subs[i];
 		struct lc_entry *e = sub->node->e;
@@ -283,11 +365,11 @@ snapshot_frame(struct lc_session *s, char **frame)
 		putf(&o, ":%" PRId64, sub->last_count);
 	}
 	s->snapshot_due = false;
-	frame_tail(&o, s->transport);
+	puts_(&o, s->t->frame_close);
 	if (o.oom)
 		return 0;
-	LC_STAT_ADD(w->stats.snapshots, 1);
-	*frame = w->buf + LWS_PRE;
+	LC_STAT_ADD(d->stats.snapshots, 1);
+	*frame = d->buf + d->headroom;
 	return o.len;
 }
 
@@ -295,22 +377,23 @@ snapshot_frame(struct lc_session *s, char **frame)
 static size_t
 shared_frame(struct lc_session *s, struct lc_subs_node *node, char **frame)
 {
-	int k = s->transport;
+	struct lc_delivery *d = s->d;
+	int k = s->t->kind;
 
 	if (node->frame_seq[k] != node->seq) {
-		struct out o = {.w = s->w};
+		struct out o = {.d = d};
 		char *mem;
 
-		update_head(&o, s->transport, node->seq, node->ts_ms);
+		update_head(&o, s->t, node->seq, node->ts_ms);
 		update_item(&o, true, atomic_load(&node->e->json_key),
 			    node->count, node->delta);
-		frame_tail(&o, s->transport);
-		if (o.oom || !(mem = malloc(LWS_PRE + o.len)))
+		puts_(&o, s->t->frame_close);
+		if (o.oom || !(mem = malloc(d->headroom + o.len)))
 			return 0;
-		memcpy(mem + LWS_PRE, s->w->buf + LWS_PRE, o.len);
+		memcpy(mem + d->headroom, d->buf + d->headroom, o.len);
 		free(node->frame_mem[k]);
 		node->frame_mem[k] = mem;
-		node->frame[k] = mem + LWS_PRE;
+		node->frame[k] = mem + d->headroom;
 		node->frame_len[k] = o.len;
 		node->frame_seq[k] = node->seq;
 	}
@@ -321,8 +404,8 @@ shared_frame(struct lc_session *s, struct lc_subs_node *node, char **frame)
 static size_t
 update_frame(struct lc_session *s, char **frame)
 {
-	struct lc_worker *w = s->w;
-	struct out o = {.w = w};
+	struct lc_delivery *d = s->d;
+	struct out o = {.d = d};
 	bool first = true;
 
 	if (s->nsubs == 1) {
@@ -338,12 +421,12 @@ update_frame(struct lc_session *s, char **frame)
 			if (n) {
 				sub->last_count = node->count;
 				sub->last_seq = node->seq;
-				LC_STAT_ADD(w->stats.shared_frames, 1);
+				LC_STAT_ADD(d->stats.shared_frames, 1);
 				return n;
 			}
 		}
 	}
-	update_head(&o, s->transport, w->seq, w->ts_ms);
+	update_head(&o, s->t, d->seq, d->ts_ms);
 	for (uint16_t i = 0; i < s->nsubs; i++) {
 		struct lc_sub *sub = &s->subs[i];
 		struct lc_subs_node *node = sub->node;
@@ -359,10 +442,10 @@ update_frame(struct lc_session *s, char **frame)
 	}
 	if (first)
 		return 0;
-	frame_tail(&o, s->transport);
+	puts_(&o, s->t->frame_close);
 	if (o.oom)
 		return 0;
-	*frame = w->buf + LWS_PRE;
+	*frame = d->buf + d->headroom;
 	return o.len;
 }
 
@@ -381,13 +464,15 @@ lc_session_next_frame(struct lc_session *s, char **frame)
 	s->dirty = false;
 	n = update_frame(s, frame);
 	if (n)
-		LC_STAT_ADD(s->w->stats.frames[s->transport], 1);
+		LC_STAT_ADD(s->d->stats.frames[s->t->kind], 1);
 	return n;
 }
 
 void
 lc_session_queue(struct lc_session *s)
 {
+	struct lc_delivery *d = s->d;
+
 	if (s->queued || s->closing)
 		return;
 	/*
@@ -397,45 +482,35 @@ lc_session_queue(struct lc_session *s)
 	 */
 	s->queued = true;
 	s->pending_next = NULL;
-	if (s->w->pending)
-		s->w->pending_tail->pending_next = s;
+	if (d->pending)
+		d->pending_tail->pending_next = s;
 	else
-		s->w->pending = s;
-	s->w->pending_tail = s;
+		d->pending = s;
+	d->pending_tail = s;
 }
 
-void
-lc_session_unqueue(struct lc_session *s)
+static void
+close_session(struct lc_session *s)
 {
-	struct lc_session **lists[2] = {&s->w->pending, &s->w->waiting};
-
-	if (!s->queued)
-		return;
-	for (int i = 0; i < 2; i++) {
-		struct lc_session **pp = lists[i], *prev = NULL;
-
-		while (*pp && *pp != s) {
-			prev = *pp;
-			pp = &(*pp)->pending_next;
-		}
-		if (*pp) {
-			*pp = s->pending_next;
-			if (i == 0 && s->w->pending_tail == s)
-				s->w->pending_tail = prev;
-			break;
-		}
-	}
-	s->queued = false;
+	s->closing = true;
+	s->t->close(s);
 }
 
+/* Writes one frame (or a ping when !frame); false when the write failed. */
 static bool
-write_frame(struct lc_session *s, unsigned char *buf, size_t n,
-	    enum lws_write_protocol kind)
+write_out(struct lc_session *s, char *frame, size_t n)
 {
-	if (lws_write(s->wsi, buf, n, kind) < 0) {
-		s->closing = true;
-		lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
-				LWS_TO_KILL_ASYNC);
+	int rc;
+
+	if (frame)
+		rc = s->t->write(s, frame, n);
+	else {
+		if (s->t->answers_pings)
+			s->ping_sent_ms = lc_now_ms();
+		rc = s->t->write_ping(s);
+	}
+	if (rc < 0) {
+		close_session(s);
 		return false;
 	}
 	s->last_tx_ms = lc_now_ms();
@@ -443,22 +518,9 @@ write_frame(struct lc_session *s, unsigned char *buf, size_t n,
 	return true;
 }
 
-/*
- * A note on writing outside WRITEABLE: waiting for a writeable callback
- * costs two epoll_ctl calls and a loop iteration per frame (measured at
- * 19k subscribers, it was most of the worker's time). lws_write is safe
- * whenever lws holds no unsent bytes for the connection
- * (lws_partial_buffered), which is exactly what a writeable callback
- * would wait for. So a session is written directly at the tick; one
- * with unsent bytes waits: WebSocket ones for their WRITEABLE, SSE ones
- * (lws does not call back on a completed transaction) for the next tick.
- * Either way a slow reader holds at most one frame in lws.
- */
 bool
 lc_session_flush(struct lc_session *s)
 {
-	enum lws_write_protocol kind =
-	    s->transport == LC_T_WS ? LWS_WRITE_TEXT : LWS_WRITE_HTTP;
 	bool wrote = false;
 	char *frame;
 	size_t n;
@@ -466,102 +528,72 @@ lc_session_flush(struct lc_session *s)
 	if (s->closing)
 		return true;
 	for (int i = 0; i < 2; i++) { /* a snapshot, then an update */
-		if (lws_partial_buffered(s->wsi))
+		if (!s->t->can_write(s))
 			goto wait;
 		n = lc_session_next_frame(s, &frame);
 		if (!n)
 			break;
-		if (!write_frame(s, (unsigned char *)frame, n, kind))
+		if (!write_out(s, frame, n))
 			return true;
 		wrote = true;
 	}
-	if (!wrote && s->ping_due && !lws_partial_buffered(s->wsi)) {
-		if (s->transport == LC_T_WS) {
-			/*
-			 * lws 4.1.6 does not report an empty pong, so the
-			 * ping carries a payload for the pong to echo.
-			 */
-			unsigned char ping[LWS_PRE + 2] = {[LWS_PRE] = 'l',
-							   'c'};
-
-			s->ping_sent_ms = lc_now_ms();
-			write_frame(s, ping + LWS_PRE, 2, LWS_WRITE_PING);
-		} else {
-			unsigned char ping[LWS_PRE + 8];
-
-			memcpy(ping + LWS_PRE, ": ping\n\n", 8);
-			write_frame(s, ping + LWS_PRE, 8, LWS_WRITE_HTTP);
-		}
-	}
+	if (!wrote && s->ping_due && s->t->can_write(s))
+		write_out(s, NULL, 0);
 	if (!s->snapshot_due && !s->dirty)
 		return true;
 wait:
-	if (s->transport == LC_T_WS) {
-		lws_callback_on_writable(s->wsi);
+	if (s->t->want_writable) {
+		s->t->want_writable(s);
 		return true;
 	}
 	return false;
 }
 
-/*
- * Sessions written per slice. Writing 5000 frames takes a worker tens of
- * milliseconds; likes arriving meanwhile would wait for all of it and
- * could miss the next tick. Slices let the loop serve them in between.
- */
-#define FLUSH_SLICE 256
-
-static void
-flush_slice_cb(lws_sorted_usec_list_t *sul)
-{
-	lc_worker_flush_pending(
-	    lws_container_of(sul, struct lc_worker, flush_sul));
-}
-
 void
-lc_worker_flush_pending(struct lc_worker *w)
+lc_delivery_flush_pending(struct lc_delivery *d)
 {
 	struct lc_session *s;
-	int budget = FLUSH_SLICE;
+	int budget = LC_FLUSH_SLICE;
 
-	while (budget-- && (s = w->pending)) {
-		w->pending = s->pending_next;
-		if (!w->pending)
-			w->pending_tail = NULL;
+	while (budget-- && (s = d->pending)) {
+		d->pending = s->pending_next;
+		if (!d->pending)
+			d->pending_tail = NULL;
 		if (lc_session_flush(s)) {
 			s->queued = false;
 			continue;
 		}
 		/* Unsent bytes: it waits, coalescing, for the next tick. */
-		s->pending_next = w->waiting;
-		w->waiting = s;
+		s->pending_next = d->waiting;
+		d->waiting = s;
 	}
-	if (w->pending && w->ctx)
-		lws_sul_schedule(w->ctx, 0, &w->flush_sul, flush_slice_cb, 1);
+	if (d->pending && d->schedule_flush)
+		d->schedule_flush(d);
 }
 
 void
-lc_worker_requeue_waiting(struct lc_worker *w)
+lc_delivery_requeue_waiting(struct lc_delivery *d)
 {
 	struct lc_session *s;
 
 	/* They waited a tick already: they go first. */
-	while ((s = w->waiting)) {
-		w->waiting = s->pending_next;
-		s->pending_next = w->pending;
-		if (!w->pending)
-			w->pending_tail = s;
-		w->pending = s;
+	while ((s = d->waiting)) {
+		d->waiting = s->pending_next;
+		s->pending_next = d->pending;
+		if (!d->pending)
+			d->pending_tail = s;
+		d->pending = s;
 	}
 }
 
 void
-lc_worker_apply_updates(struct lc_worker *w, struct lc_update_set *u)
+lc_delivery_apply_updates(struct lc_delivery *d, const struct lc_update_set *u)
 {
 	int64_t now = lc_now_ms();
 
 	for (size_t i = 0; i < u->n; i++) {
 		const struct lc_update *it = &u->items[i];
-		struct lc_subs_node *node = lc_subs_find(&w->subs, it->e);
+		struct lc_subs_node *node = lc_subs_find(&d->subs, it->e);
 
 		if (!node)
 			continue;
@@ -573,7 +605,7 @@ lc_worker_apply_updates(struct lc_worker *w, struct lc_update_set *u)
 			struct lc_session *s = node->subs[k]->owner;
 
 			if (s->dirty) {
-				LC_STAT_ADD(w->stats.coalesced, 1);
+				LC_STAT_ADD(d->stats.coalesced, 1);
 				continue;
 			}
 			s->dirty = true;
@@ -581,44 +613,44 @@ lc_worker_apply_updates(struct lc_worker *w, struct lc_update_set *u)
 			lc_session_queue(s);
 		}
 	}
-	w->seq = u->seq;
-	w->ts_ms = u->ts_ms;
+	d->seq = u->seq;
+	d->ts_ms = u->ts_ms;
+}
+
+static int64_t
+ping_interval_ms(const struct lc_delivery *d, const struct lc_transport *t)
+{
+	return t->kind == LC_T_WS ? d->cfg->ws_ping_ms : d->cfg->sse_ping_ms;
 }
 
 void
-lc_worker_sweep(struct lc_worker *w, int64_t now)
+lc_delivery_sweep(struct lc_delivery *d, int64_t now)
 {
-	const struct lc_config *cfg = w->srv->cfg;
+	const struct lc_config *cfg = d->cfg;
 
-	for (struct lc_session *s = w->sessions; s; s = s->next) {
+	for (struct lc_session *s = d->sessions; s; s = s->next) {
+		int64_t ping_ms = ping_interval_ms(d, s->t);
+
 		if (s->closing)
 			continue;
 		if ((s->dirty || s->snapshot_due) &&
 		    now - s->dirty_since_ms > cfg->stall_timeout_ms &&
 		    now - s->last_tx_ms > cfg->stall_timeout_ms) {
-			lc_info("closing a stalled %s subscriber",
-				s->transport == LC_T_WS ? "WebSocket" : "SSE");
-			LC_STAT_ADD(w->stats.slow_closes, 1);
-			s->closing = true;
-			lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
-					LWS_TO_KILL_ASYNC);
+			lc_info("closing a stalled %s subscriber", s->t->name);
+			LC_STAT_ADD(d->stats.slow_closes, 1);
+			close_session(s);
 			continue;
 		}
-		if (s->transport == LC_T_WS &&
-		    s->ping_sent_ms > s->last_rx_ms &&
-		    now - s->ping_sent_ms >= cfg->ws_ping_ms) {
+		if (s->t->answers_pings && s->ping_sent_ms > s->last_rx_ms &&
+		    now - s->ping_sent_ms >= ping_ms) {
 			/* A ping unanswered for a whole interval: peer gone. */
-			s->closing = true;
-			lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
-					LWS_TO_KILL_ASYNC);
+			close_session(s);
 			continue;
 		}
-		if (now - s->last_tx_ms >= (s->transport == LC_T_WS
-						? cfg->ws_ping_ms
-						: cfg->sse_ping_ms)) {
+		if (now - s->last_tx_ms >= ping_ms) {
 			s->ping_due = true;
 			lc_session_queue(s);
 		}
 	}
-	lc_worker_flush_pending(w);
+	lc_delivery_flush_pending(d);
 }

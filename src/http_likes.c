@@ -1,0 +1,279 @@
+/*
+ * The like API: POST / DELETE /v1/likes, as a query (?url=U&n=K) or a JSON
+ * body (one like or a batch), into the worker's delta source.
+ *
+ * Threads: the worker thread serving the request.
+ *
+ * A note on request bodies in lws 4.1.6: a POST without Content-Length is
+ * treated by lws as a 100 MB body, bodies are not range-checked, and
+ * chunked request bodies are not decoded. So: a POST without a length has
+ * no body (RFC 9112) and is answered at once with "Connection: close"
+ * (lws would otherwise read the next request as body); a body longer than
+ * max_body_bytes is refused from its Content-Length before a byte is read;
+ * chunked bodies get 411. Bodies are collected by http.c into the
+ * request's buffer and handled at LWS_CALLBACK_HTTP_BODY_COMPLETION.
+ */
+#define _GNU_SOURCE
+#include "lc/http_likes.h"
+#include "lc/http_policy.h"
+#include "lc/http_query.h"
+#include "lc/http_reply.h"
+#include "lc/parse.h"
+#include "lc/worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static struct lc_limits
+limits_of(struct lc_worker *w)
+{
+	const struct lc_config *c = w->srv->cfg;
+
+	return (struct lc_limits){.max_url_bytes = (size_t)c->max_url_bytes,
+				  .max_batch_items = (size_t)c->max_batch_items,
+				  .max_json_depth = c->max_json_depth};
+}
+
+static void
+count_accepted(struct lc_worker *w, const struct lc_like *items, size_t n)
+{
+	uint64_t l = 0, u = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (items[i].n > 0)
+			l += (uint64_t)items[i].n;
+		else
+			u += (uint64_t)-items[i].n;
+	}
+	LC_STAT_ADD(w->stats.likes_accepted, l);
+	LC_STAT_ADD(w->stats.unlikes_accepted, u);
+}
+
+/*
+ * Likes per second per client IP: returns true when the client must wait,
+ * with the 429 (and Retry-After) written and *rc set to what the callback
+ * returns.
+ */
+static bool
+rate_limited(struct lws *wsi, struct lc_worker *w, int64_t cost, bool close,
+	     int *rc)
+{
+	char hdr[48];
+	int wait = lc_worker_rate_take(w, wsi, cost);
+
+	if (!wait)
+		return false;
+	snprintf(hdr, sizeof(hdr), "retry-after: %d\r\n", wait);
+	*rc = lc_http_error_ex(wsi, 429, "rate_limited",
+			       "too many likes from this address; retry later",
+			       hdr, close);
+	return true;
+}
+
+/* {"url":U,"count":C} for one applied like. */
+static int
+reply_count(struct lws *wsi, const char *url, size_t len, int64_t count,
+	    bool close)
+{
+	/* A JSON string escapes a byte in at most 6 ("\u00XX"). */
+	char body[LC_URL_MAX_BYTES * 6 + 64];
+	json_t *s = json_stringn_nocheck(url, len);
+	size_t n;
+
+	if (!s)
+		return -1;
+	memcpy(body, "{\"url\":", 7);
+	n = 7 + json_dumpb(s, body + 7, sizeof(body) - 64, JSON_ENCODE_ANY);
+	json_decref(s);
+	n += (size_t)snprintf(body + n, sizeof(body) - n, ",\"count\":%lld}",
+			      (long long)count);
+	return lc_http_reply_ex(wsi, 200, "application/json", body, n, NULL,
+				close);
+}
+
+static int
+like_one(struct lws *wsi, struct lc_worker *w, const struct lc_like *like,
+	 bool close)
+{
+	int64_t count;
+	int rc;
+
+	if (atomic_load_explicit(&w->srv->draining, memory_order_relaxed))
+		return lc_http_error_ex(wsi, 503, "shutting_down",
+					"server is shutting down",
+					"retry-after: 1\r\n", close);
+	if (rate_limited(wsi, w, 1, close, &rc))
+		return rc;
+	if (lc_source_add(&w->source, w->srv->counter, like->url, like->url_len,
+			  like->n, &count))
+		return lc_http_error_ex(wsi, 503, "out_of_memory",
+					"server out of memory", NULL, close);
+	count_accepted(w, like, 1);
+	return reply_count(wsi, like->url, like->url_len, count, close);
+}
+
+/* The query form: ?url=U[&n=K]; DELETE makes it an unlike. */
+static int
+likes_query(struct lws *wsi, struct lc_worker *w, struct lc_http_req *pss,
+	    bool close)
+{
+	char buf[LC_QUERY_URL_BYTES];
+	const char *vals[1];
+	size_t lens[1];
+	struct lc_like like;
+	struct lc_api_error err;
+	int found;
+
+	found =
+	    lc_http_query(wsi, "url", buf, sizeof(buf), vals, lens, 1, &err);
+	if (found <= 0) {
+		if (!found)
+			lc_api_error_set(&err, 400, "bad_url",
+					 "url query parameter is missing");
+		return lc_http_reply_api_error(wsi, &err, close);
+	}
+	like.url = vals[0];
+	like.url_len = lens[0];
+	like.n = 1;
+	{
+		char nbuf[32];
+		const char *nv[1];
+		size_t nl[1];
+		int k = lc_http_query(wsi, "n", nbuf, sizeof(nbuf), nv, nl, 1,
+				      &err);
+
+		if (k < 0 ||
+		    (k == 1 && lc_n_parse(nv[0], nl[0], &like.n, &err)))
+			return lc_http_reply_api_error(wsi, &err, close);
+	}
+	if (pss->method == LC_M_DELETE)
+		like.n = -like.n;
+	return like_one(wsi, w, &like, close);
+}
+
+int
+lc_http_likes_body(struct lws *wsi, struct lc_worker *w,
+		   struct lc_http_req *pss)
+{
+	struct lc_limits lim = limits_of(w);
+	struct lc_likes likes;
+	struct lc_api_error err;
+	char body[64];
+	int rc;
+
+	if (lc_http_query_has(wsi, "url"))
+		return likes_query(wsi, w, pss, false);
+	if (pss->method != LC_M_POST || !pss->body_len)
+		return lc_http_error(wsi, 400, "bad_url",
+				     "url query parameter or JSON body "
+				     "required");
+	if (lc_likes_parse(pss->body, pss->body_len, &lim, &likes, &err))
+		return lc_http_reply_api_error(wsi, &err, false);
+	if (!likes.batch) {
+		rc = like_one(wsi, w, &likes.one, false);
+		lc_likes_free(&likes);
+		return rc;
+	}
+	if (atomic_load_explicit(&w->srv->draining, memory_order_relaxed)) {
+		lc_likes_free(&likes);
+		return lc_http_error_ex(wsi, 503, "shutting_down",
+					"server is shutting down",
+					"retry-after: 1\r\n", false);
+	}
+	if (rate_limited(wsi, w, (int64_t)likes.n, false, &rc)) {
+		lc_likes_free(&likes);
+		return rc;
+	}
+	if (lc_source_add_batch(&w->source, likes.items, likes.n)) {
+		lc_likes_free(&likes);
+		return lc_http_error(wsi, 503, "out_of_memory",
+				     "server out of memory");
+	}
+	count_accepted(w, likes.items, likes.n);
+	snprintf(body, sizeof(body), "{\"accepted\":%zu}", likes.n);
+	lc_likes_free(&likes);
+	return lc_http_reply(wsi, 200, "application/json", body, strlen(body),
+			     NULL);
+}
+
+static bool
+content_type_json(struct lws *wsi)
+{
+	char ct[128];
+	int n = lws_hdr_copy(wsi, ct, sizeof(ct), WSI_TOKEN_HTTP_CONTENT_TYPE);
+
+	if (n < 16 || strncasecmp(ct, "application/json", 16))
+		return false;
+	return !ct[16] || ct[16] == ';' || ct[16] == ' ';
+}
+
+/* LWS_CALLBACK_HTTP for /v1/likes. */
+int
+lc_http_likes_start(struct lws *wsi, struct lc_worker *w,
+		    struct lc_http_req *pss)
+{
+	char cl[32];
+	long long len = -1;
+
+	if (pss->method != LC_M_POST && pss->method != LC_M_DELETE)
+		return lc_http_error_ex(wsi, 405, "method_not_allowed",
+					"use POST or DELETE",
+					"allow: POST, DELETE\r\n", false);
+	if (!lc_http_authorized(wsi, w->srv->cfg))
+		return lc_http_error_ex(
+		    wsi, 401, "unauthorized",
+		    "likes need Authorization: Bearer <token>",
+		    "www-authenticate: Bearer\r\n", true);
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING))
+		return lc_http_error_ex(
+		    wsi, 411, "length_required",
+		    "chunked bodies are not supported; send "
+		    "Content-Length",
+		    NULL, true);
+	if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) >
+	    0) {
+		char *end;
+
+		len = strtoll(cl, &end, 10);
+		if (*end || len < 0)
+			return lc_http_error_ex(wsi, 400, "bad_request",
+						"bad Content-Length", NULL,
+						true);
+	}
+	if (len > w->srv->cfg->max_body_bytes) {
+		char msg[96];
+
+		snprintf(msg, sizeof(msg), "body is %lld bytes, more than %d",
+			 len, w->srv->cfg->max_body_bytes);
+		return lc_http_error_ex(wsi, 413, "too_large", msg, NULL, true);
+	}
+	if (len < 0)
+		/* No length: no body. lws would wait for one; close after. */
+		return likes_query(wsi, w, pss, pss->method == LC_M_POST);
+	if (len == 0) {
+		if (pss->method == LC_M_DELETE)
+			return likes_query(wsi, w, pss, false);
+		/* lws calls BODY_COMPLETION next, headers still attached. */
+		pss->body_wanted = true;
+		return 0;
+	}
+	if (!lc_http_query_has(wsi, "url") && !content_type_json(wsi))
+		return lc_http_error_ex(wsi, 415, "unsupported_media_type",
+					"send Content-Type: application/json",
+					NULL, true);
+	if ((size_t)len > pss->body_cap) {
+		char *p = realloc(pss->body, (size_t)len);
+
+		if (!p)
+			return lc_http_error_ex(wsi, 503, "out_of_memory",
+						"server out of memory", NULL,
+						true);
+		pss->body = p;
+		pss->body_cap = (size_t)len;
+	}
+	pss->body_wanted = true;
+	pss->deadline_ms = lc_now_ms() + w->srv->cfg->http_timeout_ms;
+	return 0;
+}

@@ -1,0 +1,214 @@
+/*
+ * The read API: GET /v1/counts, /v1/top, /v1/history, /v1/stats,
+ * /healthz, /readyz and /metrics.
+ *
+ * Threads: the worker thread serving the request. Counts are the counter
+ * table as of the last tick plus this worker's pending likes; history
+ * comes from the worker's own read-only SQLite connection (store.c),
+ * opened on first use.
+ */
+#define _GNU_SOURCE
+#include "lc/http_read.h"
+#include "lc/batcher.h"
+#include "lc/hash.h"
+#include "lc/http_query.h"
+#include "lc/http_reply.h"
+#include "lc/metrics.h"
+#include "lc/store.h"
+#include "lc/worker.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+lc_http_get_counts(struct lws *wsi, struct lc_worker *w)
+{
+	size_t max = (size_t)w->srv->cfg->max_urls_per_request;
+	const char *vals[LC_URLS_PER_REQUEST_MAX];
+	size_t lens[LC_URLS_PER_REQUEST_MAX];
+	struct lc_api_error err;
+	char *buf = malloc(LC_QUERY_URLS_BYTES(max));
+	json_t *counts, *root;
+	int n;
+
+	if (!buf)
+		return lc_http_error(wsi, 503, "out_of_memory",
+				     "out of memory");
+	assert(max <= LC_URLS_PER_REQUEST_MAX); /* config.c's bound */
+	n = lc_http_query(wsi, "url", buf, LC_QUERY_URLS_BYTES(max), vals, lens,
+			  (int)max, &err);
+	if (n <= 0) {
+		free(buf);
+		if (!n)
+			lc_api_error_set(
+			    &err, 400, "bad_url",
+			    "at least one url query parameter needed");
+		return lc_http_reply_api_error(wsi, &err, false);
+	}
+	counts = json_object();
+	for (int i = 0; i < n; i++) {
+		struct lc_entry *e =
+		    lc_counter_find(w->srv->counter, vals[i], lens[i],
+				    lc_hash(vals[i], lens[i]));
+		struct lc_counts c = {0, 0, 0};
+		int64_t pl = 0, pu = 0;
+		char ts[32];
+		json_t *o;
+
+		if (e)
+			c = lc_entry_read(e);
+		lc_source_pending(&w->source, vals[i], lens[i], &pl, &pu);
+		c.likes = lc_sat_add(c.likes, pl);
+		c.unlikes = lc_sat_add(c.unlikes, pu);
+		o = json_pack("{s:I, s:I, s:I}", "count",
+			      (json_int_t)(c.likes - c.unlikes), "likes",
+			      (json_int_t)c.likes, "unlikes",
+			      (json_int_t)c.unlikes);
+		if (o && c.updated_ms) {
+			lc_iso8601_ms(c.updated_ms, ts);
+			json_object_set_new(o, "updated_at", json_string(ts));
+		} else if (o)
+			json_object_set_new(o, "updated_at", json_null());
+		/* The key is the validated url: use the length-aware setter. */
+		json_object_setn_new_nocheck(counts, vals[i], lens[i], o);
+	}
+	free(buf);
+	root = json_pack("{s:o}", "counts", counts);
+	return lc_http_reply_json(wsi, 200, root);
+}
+
+int
+lc_http_get_top(struct lws *wsi, struct lc_worker *w)
+{
+	struct lc_api_error err;
+	long long limit;
+	struct lc_top *t;
+	json_t *arr, *root;
+
+	if (lc_http_query_int(wsi, "limit", 1, w->srv->cfg->top_limit_max, 10,
+			      &limit, &err))
+		return lc_http_reply_api_error(wsi, &err, false);
+	t = lc_dispatch_top_get(w->srv->dispatch);
+	arr = json_array();
+	for (size_t i = 0; i < t->n && i < (size_t)limit; i++)
+		json_array_append_new(
+		    arr, json_pack("{s:s%, s:I}", "url", t->items[i].url,
+				   t->items[i].url_len, "count",
+				   (json_int_t)t->items[i].count));
+	lc_dispatch_top_put(t);
+	root = json_pack("{s:o}", "top", arr);
+	return lc_http_reply_json(wsi, 200, root);
+}
+
+int
+lc_http_get_history(struct lws *wsi, struct lc_worker *w)
+{
+	char buf[LC_QUERY_URL_BYTES];
+	const char *vals[1];
+	size_t lens[1];
+	struct lc_api_error err;
+	int64_t now_s = lc_now_ms() / 1000, since, until;
+	json_t *points, *root;
+	int n;
+
+	n = lc_http_query(wsi, "url", buf, sizeof(buf), vals, lens, 1, &err);
+	if (n <= 0) {
+		if (!n)
+			lc_api_error_set(&err, 400, "bad_url",
+					 "url query parameter is missing");
+		return lc_http_reply_api_error(wsi, &err, false);
+	}
+	if (lc_http_query_time(wsi, "until", now_s / 60 * 60 + 60, &until,
+			       &err) ||
+	    lc_http_query_time(wsi, "since", until - 86400, &since, &err))
+		return lc_http_reply_api_error(wsi, &err, false);
+	if (!w->reader) {
+		char e[256];
+
+		w->reader = lc_store_open(w->srv->cfg->db, true, e, sizeof(e));
+		if (!w->reader) {
+			lc_warn("history: %s", e);
+			return lc_http_error(wsi, 503, "unavailable",
+					     "database cannot be read");
+		}
+	}
+	points = json_array();
+	if (lc_store_history(w->reader, vals[0], lens[0], since, until, 10080,
+			     points)) {
+		json_decref(points);
+		return lc_http_error(wsi, 503, "unavailable",
+				     "database cannot be read");
+	}
+	root = json_pack("{s:s%, s:i, s:o}", "url", vals[0], lens[0], "step",
+			 60, "points", points);
+	return lc_http_reply_json(wsi, 200, root);
+}
+
+static int
+get_text(struct lws *wsi, char *s, size_t len, const char *type)
+{
+	int rc;
+
+	if (!s)
+		return lc_http_error(wsi, 503, "out_of_memory",
+				     "out of memory");
+	rc = lc_http_reply(wsi, 200, type, s, len,
+			   "cache-control: no-store\r\n");
+	free(s);
+	return rc;
+}
+
+int
+lc_http_get_readyz(struct lws *wsi, struct lc_worker *w)
+{
+	const struct lc_batcher_stats *bs = lc_batcher_stats(w->srv->batcher);
+	const char *status = NULL, *msg = NULL;
+	char body[160];
+
+	if (atomic_load(&w->srv->draining)) {
+		status = "draining";
+		msg = "server is shutting down";
+	} else if (!atomic_load(&w->srv->ready)) {
+		status = "starting";
+		msg = "server is starting";
+	} else if (!atomic_load(&bs->healthy)) {
+		status = "degraded";
+		msg = "the database cannot be written";
+	}
+	if (!status)
+		return lc_http_reply(wsi, 200, "application/json",
+				     "{\"status\":\"ready\"}", 18, NULL);
+	snprintf(
+	    body, sizeof(body),
+	    "{\"status\":\"%s\",\"error\":\"not_ready\",\"message\":\"%s\"}",
+	    status, msg);
+	return lc_http_reply(wsi, 503, "application/json", body, strlen(body),
+			     NULL);
+}
+
+int
+lc_http_get_stats(struct lws *wsi, struct lc_worker *w)
+{
+	size_t len = 0;
+	char *s = lc_stats_render(w->srv, &len);
+
+	return get_text(wsi, s, len, "application/json");
+}
+
+int
+lc_http_get_metrics(struct lws *wsi, struct lc_worker *w)
+{
+	size_t len = 0;
+	char *s = lc_metrics_render(w->srv, &len);
+
+	return get_text(wsi, s, len, "text/plain; version=0.0.4");
+}
+
+int
+lc_http_get_healthz(struct lws *wsi)
+{
+	return lc_http_reply(wsi, 200, "application/json",
+			     "{\"status\":\"ok\"}", 15, NULL);
+}

@@ -1,0 +1,168 @@
+/*
+ * A worker's shared services (see worker.h): its scratch buffer, its
+ * connection records and limits, its like-rate buckets, its mailbox and
+ * the timers that drive delivery (sweep, sliced flush).
+ *
+ * Threads: the worker thread, except lc_worker_init / lc_worker_cleanup
+ * (main, before the thread starts and after it ended) and the wake-up
+ * (any thread: lws_cancel_service is the one lws call that is safe from
+ * another thread).
+ */
+#define _GNU_SOURCE
+#include "lc/worker.h"
+#include "lc/common.h"
+#include "lc/store.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#define SWEEP_US (1000 * LWS_US_PER_MS)
+
+static void
+flush_slice_cb(lws_sorted_usec_list_t *sul)
+{
+	struct lc_worker *w =
+	    lws_container_of(sul, struct lc_worker, flush_sul);
+
+	lc_delivery_flush_pending(&w->delivery);
+}
+
+/* The rest of a sliced flush runs on the next loop iteration. */
+static void
+schedule_flush(struct lc_delivery *d)
+{
+	struct lc_worker *w = lws_container_of(d, struct lc_worker, delivery);
+
+	if (w->ctx)
+		lws_sul_schedule(w->ctx, 0, &w->flush_sul, flush_slice_cb, 1);
+}
+
+int
+lc_worker_init(struct lc_worker *w, struct lc_server *srv, int id)
+{
+	w->srv = srv;
+	w->id = id;
+	w->listen_fd = -1;
+	if (lc_source_init(&w->source) ||
+	    lc_delivery_init(&w->delivery, srv->cfg, srv->counter,
+			     &srv->dispatch->seq, LWS_PRE))
+		return LC_ENOMEM;
+	w->delivery.schedule_flush = schedule_flush;
+	return 0;
+}
+
+void
+lc_worker_cleanup(struct lc_worker *w)
+{
+	lc_delivery_cleanup(&w->delivery);
+	lc_source_cleanup(&w->source);
+}
+
+static void
+wake(void *ctx)
+{
+	lws_cancel_service(ctx);
+}
+
+static void
+sweep_cb(lws_sorted_usec_list_t *sul)
+{
+	struct lc_worker *w = lws_container_of(sul, struct lc_worker, sweep);
+
+	lc_delivery_sweep(&w->delivery, lc_now_ms());
+	lws_sul_schedule(w->ctx, 0, &w->sweep, sweep_cb, SWEEP_US);
+}
+
+void
+lc_worker_start_timers(struct lc_worker *w)
+{
+	w->source.wake = wake;
+	w->source.wake_arg = w->ctx;
+	lws_sul_schedule(w->ctx, 0, &w->sweep, sweep_cb, SWEEP_US);
+}
+
+void
+lc_worker_drain_mailbox(struct lc_worker *w)
+{
+	struct lc_update_set *sets[16];
+	size_t n;
+
+	while ((n = lc_source_take_updates(&w->source, sets, 16))) {
+		for (size_t i = 0; i < n; i++) {
+			lc_delivery_apply_updates(&w->delivery, sets[i]);
+			lc_update_set_unref(sets[i]);
+		}
+	}
+	lc_delivery_requeue_waiting(&w->delivery);
+	lc_delivery_flush_pending(&w->delivery);
+}
+
+char *
+lc_worker_buf(struct lc_worker *w, size_t n)
+{
+	if (n > w->buf_cap) {
+		size_t cap = w->buf_cap ? w->buf_cap : 65536;
+		char *p;
+
+		while (cap < n)
+			cap *= 2;
+		p = realloc(w->buf, LWS_PRE + cap);
+		if (!p)
+			return NULL;
+		w->buf = p;
+		w->buf_cap = cap;
+	}
+	return w->buf;
+}
+
+int
+lc_worker_rate_take(struct lc_worker *w, struct lws *wsi, int64_t cost)
+{
+	int limit = w->srv->cfg->max_likes_per_sec_per_ip;
+	struct lc_conn *c = lc_conn_of(wsi);
+
+	if (!limit || !c)
+		return 0;
+	return lc_rate_take(&w->rate, limit, c->ip, cost, lc_now_ms());
+}
+
+struct lc_conn *
+lc_conn_create(struct lc_worker *w, uint32_t ip)
+{
+	struct lc_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->ip = ip;
+	c->bucket = lc_conn_limits_bucket(ip);
+	if (!lc_conn_limits_admit(&w->srv->limits, c->bucket)) {
+		LC_STAT_ADD(w->stats.accept_refused, 1);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void
+lc_conn_attach(struct lws *wsi, struct lc_conn *c)
+{
+	lws_set_opaque_user_data(wsi, c);
+}
+
+void
+lc_conn_destroy(struct lc_worker *w, struct lc_conn *c)
+{
+	lc_conn_limits_release(&w->srv->limits, c->bucket);
+	free(c);
+}
+
+void
+lc_conn_release(struct lws *wsi)
+{
+	struct lc_conn *c = lc_conn_of(wsi);
+
+	if (!c)
+		return;
+	lws_set_opaque_user_data(wsi, NULL);
+	lc_conn_destroy(lc_worker_of(wsi), c);
+}
