@@ -18,6 +18,7 @@
 #include "lc/http_policy.h"
 #include "lc/http_query.h"
 #include "lc/http_reply.h"
+#include "lc/idem.h"
 #include "lc/parse.h"
 #include "lc/worker.h"
 
@@ -51,67 +52,125 @@ count_accepted(struct lc_worker *w, const struct lc_like *items, size_t n)
 	LC_STAT_ADD(w->stats.unlikes_accepted, u);
 }
 
+/* A like request ready to apply: one like or a batch. */
+struct job {
+	struct lc_worker *w;
+	struct lws *wsi;
+	const struct lc_like *items;
+	size_t n;
+	bool batch;
+	char extra[64]; /* headers for the answer (Retry-After) */
+};
+
+static void
+answer_error(struct lc_idem_answer *ans, int status, const char *code,
+	     const char *message)
+{
+	ans->status = status;
+	ans->len = (size_t)snprintf(ans->body, sizeof(ans->body),
+				    "{\"error\":\"%s\",\"message\":\"%s\"}",
+				    code, message);
+}
+
 /*
- * Likes per second per client IP: returns true when the client must wait,
- * with the 429 (and Retry-After) written and *rc set to what the callback
- * returns.
+ * Applies a job and writes its answer into ans. Returns true when the
+ * answer is the request's outcome (the like was counted), which an
+ * idempotency key then remembers; false for a refusal the client should
+ * retry (shutting down, rate limited, out of memory), never remembered.
+ * *after_seq: the dispatch tick after which the like is merged for sure
+ * (read after adding: the shard it went into is swapped by then).
  */
 static bool
-rate_limited(struct lws *wsi, struct lc_worker *w, int64_t cost, bool close,
-	     int *rc)
+job_apply(void *arg, struct lc_idem_answer *ans, uint64_t *after_seq)
 {
-	char hdr[48];
-	int wait = lc_worker_rate_take(w, wsi, cost);
+	struct job *j = arg;
+	struct lc_worker *w = j->w;
+	int64_t count = 0;
+	int wait;
 
-	if (!wait)
+	j->extra[0] = '\0';
+	if (atomic_load_explicit(&w->srv->draining, memory_order_relaxed)) {
+		snprintf(j->extra, sizeof(j->extra), "retry-after: 1\r\n");
+		answer_error(ans, 503, "shutting_down",
+			     "server is shutting down");
 		return false;
-	snprintf(hdr, sizeof(hdr), "retry-after: %d\r\n", wait);
-	*rc = lc_http_error_ex(wsi, 429, "rate_limited",
-			       "too many likes from this address; retry later",
-			       hdr, close);
+	}
+	wait = lc_worker_rate_take(w, j->wsi, j->batch ? (int64_t)j->n : 1);
+	if (wait) {
+		snprintf(j->extra, sizeof(j->extra), "retry-after: %d\r\n",
+			 wait);
+		answer_error(ans, 429, "rate_limited",
+			     "too many likes from this address; retry later");
+		return false;
+	}
+	if (j->batch
+		? lc_source_add_batch(&w->source, j->items, j->n)
+		: lc_source_add(&w->source, w->srv->counter, j->items[0].url,
+				j->items[0].url_len, j->items[0].n, &count)) {
+		answer_error(ans, 503, "out_of_memory", "server out of memory");
+		return false;
+	}
+	*after_seq =
+	    atomic_load_explicit(&w->srv->dispatch->seq, memory_order_acquire) +
+	    2;
+	count_accepted(w, j->items, j->n);
+	ans->status = 200;
+	if (j->batch) {
+		ans->len = (size_t)snprintf(ans->body, sizeof(ans->body),
+					    "{\"accepted\":%zu}", j->n);
+	} else {
+		json_t *s =
+		    json_stringn_nocheck(j->items[0].url, j->items[0].url_len);
+		size_t n = 7;
+
+		memcpy(ans->body, "{\"url\":", 7);
+		if (s)
+			n +=
+			    json_dumpb(s, ans->body + 7, sizeof(ans->body) - 64,
+				       JSON_ENCODE_ANY);
+		json_decref(s);
+		n += (size_t)snprintf(ans->body + n, sizeof(ans->body) - n,
+				      ",\"count\":%lld}", (long long)count);
+		ans->len = n;
+	}
 	return true;
 }
 
-/* {"url":U,"count":C} for one applied like. */
+/*
+ * Runs a job and answers it. With an Idempotency-Key, a retry of a like
+ * already counted gets the first answer again (and is not counted).
+ */
 static int
-reply_count(struct lws *wsi, const char *url, size_t len, int64_t count,
-	    bool close)
+job_run(struct lws *wsi, struct lc_http_req *pss, struct job *j, bool close)
 {
-	/* A JSON string escapes a byte in at most 6 ("\u00XX"). */
-	char body[LC_URL_MAX_BYTES * 6 + 64];
-	json_t *s = json_stringn_nocheck(url, len);
-	size_t n;
+	struct lc_idem_answer *ans = malloc(sizeof(*ans));
+	uint64_t after;
+	bool replay = false;
+	int rc;
 
-	if (!s)
-		return -1;
-	memcpy(body, "{\"url\":", 7);
-	n = 7 + json_dumpb(s, body + 7, sizeof(body) - 64, JSON_ENCODE_ANY);
-	json_decref(s);
-	n += (size_t)snprintf(body + n, sizeof(body) - n, ",\"count\":%lld}",
-			      (long long)count);
-	return lc_http_reply_ex(wsi, 200, "application/json", body, n, NULL,
-				close);
+	if (!ans)
+		return lc_http_error_ex(wsi, 503, "out_of_memory",
+					"server out of memory", NULL, close);
+	if (pss->idem_len && j->w->srv->idem)
+		replay =
+		    lc_idem_run(j->w->srv->idem, pss->idem_key, pss->idem_len,
+				lc_now_ms(), job_apply, j, ans);
+	else
+		job_apply(j, ans, &after);
+	rc = lc_http_reply_ex(
+	    wsi, ans->status, "application/json", ans->body, ans->len,
+	    replay ? "idempotent-replayed: true\r\n" : j->extra, close);
+	free(ans);
+	return rc;
 }
 
 static int
-like_one(struct lws *wsi, struct lc_worker *w, const struct lc_like *like,
-	 bool close)
+like_one(struct lws *wsi, struct lc_worker *w, struct lc_http_req *pss,
+	 const struct lc_like *like, bool close)
 {
-	int64_t count;
-	int rc;
+	struct job j = {w, wsi, like, 1, false, ""};
 
-	if (atomic_load_explicit(&w->srv->draining, memory_order_relaxed))
-		return lc_http_error_ex(wsi, 503, "shutting_down",
-					"server is shutting down",
-					"retry-after: 1\r\n", close);
-	if (rate_limited(wsi, w, 1, close, &rc))
-		return rc;
-	if (lc_source_add(&w->source, w->srv->counter, like->url, like->url_len,
-			  like->n, &count))
-		return lc_http_error_ex(wsi, 503, "out_of_memory",
-					"server out of memory", NULL, close);
-	count_accepted(w, like, 1);
-	return reply_count(wsi, like->url, like->url_len, count, close);
+	return job_run(wsi, pss, &j, close);
 }
 
 /* The query form: ?url=U[&n=K]; DELETE makes it an unlike. */
@@ -150,7 +209,7 @@ likes_query(struct lws *wsi, struct lc_worker *w, struct lc_http_req *pss,
 	}
 	if (pss->method == LC_M_DELETE)
 		like.n = -like.n;
-	return like_one(wsi, w, &like, close);
+	return like_one(wsi, w, pss, &like, close);
 }
 
 int
@@ -160,7 +219,6 @@ lc_http_likes_body(struct lws *wsi, struct lc_worker *w,
 	struct lc_limits lim = limits_of(w);
 	struct lc_likes likes;
 	struct lc_api_error err;
-	char body[64];
 	int rc;
 
 	if (lc_http_query_has(wsi, "url"))
@@ -172,30 +230,14 @@ lc_http_likes_body(struct lws *wsi, struct lc_worker *w,
 	if (lc_likes_parse(pss->body, pss->body_len, &lim, &likes, &err))
 		return lc_http_reply_api_error(wsi, &err, false);
 	if (!likes.batch) {
-		rc = like_one(wsi, w, &likes.one, false);
-		lc_likes_free(&likes);
-		return rc;
+		rc = like_one(wsi, w, pss, &likes.one, false);
+	} else {
+		struct job j = {w, wsi, likes.items, likes.n, true, ""};
+
+		rc = job_run(wsi, pss, &j, false);
 	}
-	if (atomic_load_explicit(&w->srv->draining, memory_order_relaxed)) {
-		lc_likes_free(&likes);
-		return lc_http_error_ex(wsi, 503, "shutting_down",
-					"server is shutting down",
-					"retry-after: 1\r\n", false);
-	}
-	if (rate_limited(wsi, w, (int64_t)likes.n, false, &rc)) {
-		lc_likes_free(&likes);
-		return rc;
-	}
-	if (lc_source_add_batch(&w->source, likes.items, likes.n)) {
-		lc_likes_free(&likes);
-		return lc_http_error(wsi, 503, "out_of_memory",
-				     "server out of memory");
-	}
-	count_accepted(w, likes.items, likes.n);
-	snprintf(body, sizeof(body), "{\"accepted\":%zu}", likes.n);
 	lc_likes_free(&likes);
-	return lc_http_reply(wsi, 200, "application/json", body, strlen(body),
-			     NULL);
+	return rc;
 }
 
 static bool
@@ -226,6 +268,26 @@ lc_http_likes_start(struct lws *wsi, struct lc_worker *w,
 		    wsi, 401, "unauthorized",
 		    "likes need Authorization: Bearer <token>",
 		    "www-authenticate: Bearer\r\n", true);
+	pss->idem_len = 0;
+	{
+		int n = lws_hdr_custom_length(wsi, "idempotency-key:", 16);
+
+		if (n >= 0) {
+			char *k = pss->idem_key + 2;
+
+			if (n < 1 || n > LC_IDEM_KEY_MAX ||
+			    lws_hdr_custom_copy(wsi, k, LC_IDEM_KEY_MAX + 1,
+						"idempotency-key:", 16) != n ||
+			    !lc_idem_key_valid(k, (size_t)n))
+				return lc_http_error_ex(
+				    wsi, 400, "bad_request",
+				    "Idempotency-Key must be 1 to 128 "
+				    "printable ASCII characters",
+				    NULL, false);
+			memcpy(pss->idem_key, "h:", 2);
+			pss->idem_len = (uint8_t)(n + 2);
+		}
+	}
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING))
 		return lc_http_error_ex(
 		    wsi, 411, "length_required",

@@ -20,6 +20,7 @@
 #include "lc/counter.h"
 #include "lc/dispatch.h"
 #include "lc/hash.h"
+#include "lc/idem.h"
 #include "lc/notify.h"
 #include "lc/parse.h"
 #include "lc/server.h"
@@ -257,6 +258,7 @@ main(int argc, char **argv)
 	struct lc_source **sources = NULL;
 	struct lc_batcher *batcher;
 	struct lc_bridge *bridge = NULL;
+	struct lc_idem *idem = NULL;
 	static struct lc_cluster cluster;
 	bool clustered;
 	struct lc_store *store;
@@ -378,10 +380,30 @@ main(int argc, char **argv)
 	lc_info("loaded %ld URLs from %s in %lld ms", loaded, cfg.db,
 		(long long)(lc_mono_us() - t0) / 1000);
 
-	batcher = lc_batcher_start(store, cfg.flush_interval_ms,
-				   cfg.max_rows_per_sec);
+	idem = lc_idem_create((size_t)cfg.max_idempotency_keys,
+			      (int64_t)cfg.idempotency_ttl_s * 1000);
+	if (!idem) {
+		lc_err("out of memory");
+		return 1;
+	}
+	{
+		long keys = lc_store_load_keys(
+		    store, idem,
+		    lc_now_ms() - (int64_t)cfg.idempotency_ttl_s * 1000);
+
+		if (keys < 0) {
+			lc_err("database: cannot load idempotency keys: %s",
+			       lc_store_errmsg(store));
+			return 1;
+		}
+		if (keys)
+			lc_info("loaded %ld idempotency keys", keys);
+	}
+	/* Its thread starts once the dispatcher it reads exists. */
+	batcher = lc_batcher_create(store, cfg.flush_interval_ms,
+				    cfg.max_rows_per_sec);
 	if (!batcher) {
-		lc_err("cannot start the batcher thread");
+		lc_err("out of memory");
 		return 1;
 	}
 
@@ -390,6 +412,7 @@ main(int argc, char **argv)
 	srv.counter = &counter;
 	srv.dispatch = &dispatch;
 	srv.batcher = batcher;
+	srv.idem = idem;
 	srv.started_ms = lc_now_ms();
 	srv.nworkers =
 	    cfg.workers ? cfg.workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -404,6 +427,12 @@ main(int argc, char **argv)
 	if (lc_dispatch_init(&dispatch, &counter, NULL, 0, batcher,
 			     (size_t)cfg.top_limit_max))
 		goto out_batcher;
+	lc_batcher_set_idem(batcher, idem, &dispatch.seq,
+			    (int64_t)cfg.idempotency_ttl_s * 1000);
+	if (lc_batcher_start_thread(batcher)) {
+		lc_err("cannot start the batcher thread");
+		goto out_batcher;
+	}
 	if (clustered) {
 		/* Before listening: a duplicate node id exits here. */
 		dispatch.cluster = &cluster;
@@ -492,6 +521,7 @@ out_free:
 		lc_cluster_cleanup(&cluster);
 	lc_server_free(&srv);
 	free(sources);
+	lc_idem_destroy(idem);
 	lc_counter_cleanup(&counter);
 	return rc;
 }

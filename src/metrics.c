@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "lc/metrics.h"
+#include "lc/idem.h"
 #include "lc/batcher.h"
 #include "lc/bridge.h"
 #include "lc/cluster.h"
@@ -324,6 +325,23 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 	metric(&t, "livecount_dirty_urls", "gauge",
 	       "URLs waiting to be written to the database.",
 	       (int64_t)atomic_load(&bs->dirty));
+	if (srv->idem) {
+		const struct lc_idem_stats *is = lc_idem_stats(srv->idem);
+
+		metric(&t, "livecount_idempotency_keys", "gauge",
+		       "Idempotency keys remembered.",
+		       (int64_t)atomic_load(&is->keys));
+		metric(&t, "livecount_idempotency_replays_total", "counter",
+		       "Retried likes answered from their key, not counted.",
+		       (int64_t)atomic_load(&is->hits));
+		metric(&t, "livecount_idempotency_evicted_total", "counter",
+		       "Keys dropped before their lifetime: "
+		       "max_idempotency_keys reached.",
+		       (int64_t)atomic_load(&is->evicted));
+		metric(&t, "livecount_idempotency_expired_total", "counter",
+		       "Keys dropped at the end of their lifetime.",
+		       (int64_t)atomic_load(&is->expired));
+	}
 	if (srv->bridge)
 		cluster_metrics(&t, srv);
 	if (t.oom) {

@@ -370,9 +370,31 @@ lc_ws_op_parse(const char *msg, size_t len, const struct lc_limits *lim,
 		goto fail;
 	}
 	if (!strcmp(name, "like")) {
+		json_t *id = json_object_get(op->root, "id");
+
 		op->kind = LC_OP_LIKE;
 		if (take_like(op->root, lim, &op->like, err))
 			goto fail;
+		op->id = NULL;
+		op->id_len = 0;
+		if (id) {
+			const char *s = json_string_value(id);
+			size_t n = s ? json_string_length(id) : 0;
+
+			/* 1..128 printable ASCII, as Idempotency-Key. */
+			for (size_t i = 0; s && i < n; i++)
+				if ((unsigned char)s[i] < 0x21 ||
+				    (unsigned char)s[i] > 0x7e)
+					s = NULL;
+			if (!s || !n || n > 128) {
+				lc_api_error_set(err, 400, "bad_request",
+						 "\"id\" must be 1 to 128 "
+						 "printable ASCII characters");
+				goto fail;
+			}
+			op->id = s;
+			op->id_len = n;
+		}
 		return 0;
 	}
 	if (!strcmp(name, "subscribe"))

@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "lc/ws.h"
+#include "lc/idem.h"
 #include "lc/common.h"
 #include "lc/delivery.h"
 #include "lc/http_policy.h"
@@ -39,6 +40,8 @@ struct ws_conn {
 	uint32_t ops_in_window;
 	char *err_frame; /* pending error frame (LWS_PRE + text) */
 	size_t err_len;
+	char *ack_frame; /* pending "liked" ack (newest wins), same layout */
+	size_t ack_len;
 	char *rx; /* partial message being assembled */
 	size_t rx_len, rx_cap;
 };
@@ -147,6 +150,73 @@ send_error(struct ws_conn *c, const struct lc_api_error *err)
 	return 0;
 }
 
+/*
+ * Queues the ack of a like sent with an "id". One is kept: a newer ack
+ * replaces an unsent older one (its like still counted; a client that
+ * missed the ack resends the like with its id and gets the ack again).
+ */
+static void
+send_ack(struct ws_conn *c, const char *txt, size_t n)
+{
+	char *f = malloc(LWS_PRE + n);
+
+	if (!f)
+		return;
+	memcpy(f + LWS_PRE, txt, n);
+	free(c->ack_frame);
+	c->ack_frame = f;
+	c->ack_len = n;
+	lws_callback_on_writable(c->s.conn);
+}
+
+struct ws_like {
+	struct ws_conn *c;
+	const struct lc_ws_op *op;
+	struct lc_api_error err;
+};
+
+/*
+ * Counts a WebSocket like with an id and writes its ack
+ * {"type":"liked","id":ID,"url":U,"count":C} (see idem.h: run under the
+ * key table's lock; false = refused, not remembered).
+ */
+static bool
+ws_like_apply(void *arg, struct lc_idem_answer *ans, uint64_t *after_seq)
+{
+	struct ws_like *l = arg;
+	struct lc_worker *w = lc_worker_of(l->c->s.conn);
+	const struct lc_ws_op *op = l->op;
+	int64_t count;
+	json_t *o;
+
+	if (atomic_load(&w->srv->draining)) {
+		lc_api_error_set(&l->err, 503, "shutting_down",
+				 "server is shutting down");
+		return false;
+	}
+	if (lc_source_add(&w->source, w->srv->counter, op->like.url,
+			  op->like.url_len, op->like.n, &count)) {
+		lc_api_error_set(&l->err, 503, "out_of_memory",
+				 "out of memory");
+		return false;
+	}
+	*after_seq = atomic_load(&w->srv->dispatch->seq) + 2;
+	if (op->like.n > 0)
+		LC_STAT_ADD(w->stats.likes_accepted, (uint64_t)op->like.n);
+	else
+		LC_STAT_ADD(w->stats.unlikes_accepted, (uint64_t)-op->like.n);
+	o = json_pack("{s:s, s:s%, s:s%, s:I}", "type", "liked", "id", op->id,
+		      op->id_len, "url", op->like.url, op->like.url_len,
+		      "count", (json_int_t)count);
+	ans->status = 200;
+	ans->len =
+	    o ? json_dumpb(o, ans->body, sizeof(ans->body), JSON_COMPACT) : 0;
+	if (ans->len > sizeof(ans->body))
+		ans->len = 0;
+	json_decref(o);
+	return true;
+}
+
 static int
 handle_op(struct ws_conn *c, const char *msg, size_t len)
 {
@@ -205,7 +275,29 @@ handle_op(struct ws_conn *c, const char *msg, size_t len)
 		break;
 	}
 	case LC_OP_LIKE:
-		if (!c->authorized) {
+		if (c->authorized && op.id && w->srv->idem) {
+			struct ws_like l = {c, &op, {0}};
+			struct lc_idem_answer *ans = malloc(sizeof(*ans));
+			char key[2 + 128];
+
+			if (!ans) {
+				lc_api_error_set(&err, 503, "out_of_memory",
+						 "out of memory");
+				rc = send_error(c, &err);
+				break;
+			}
+			memcpy(key, "w:", 2);
+			memcpy(key + 2, op.id, op.id_len);
+			ans->len = 0;
+			if (lc_idem_run(w->srv->idem, key, op.id_len + 2, now,
+					ws_like_apply, &l, ans) ||
+			    !l.err.code) {
+				if (ans->len)
+					send_ack(c, ans->body, ans->len);
+			} else
+				rc = send_error(c, &l.err);
+			free(ans);
+		} else if (!c->authorized) {
 			lc_api_error_set(
 			    &err, 401, "unauthorized",
 			    "likes need the write token (Authorization "
@@ -298,15 +390,18 @@ on_writeable(struct lws *wsi, struct ws_conn *c)
 {
 	if (c->s.closing)
 		return -1;
-	if (c->err_frame) {
-		int rc = lws_write(wsi, (unsigned char *)c->err_frame + LWS_PRE,
-				   c->err_len, LWS_WRITE_TEXT);
+	if (c->err_frame || c->ack_frame) {
+		char **f = c->err_frame ? &c->err_frame : &c->ack_frame;
+		size_t n = c->err_frame ? c->err_len : c->ack_len;
+		int rc = lws_write(wsi, (unsigned char *)*f + LWS_PRE, n,
+				   LWS_WRITE_TEXT);
 
-		free(c->err_frame);
-		c->err_frame = NULL;
+		free(*f);
+		*f = NULL;
 		if (rc < 0)
 			return -1;
-		if (c->s.snapshot_due || c->s.dirty || c->s.ping_due)
+		if (c->ack_frame || c->s.snapshot_due || c->s.dirty ||
+		    c->s.ping_due)
 			lws_callback_on_writable(wsi);
 		return 0;
 	}
@@ -387,6 +482,8 @@ lc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		lc_session_cleanup(&c->s);
 		free(c->err_frame);
 		c->err_frame = NULL;
+		free(c->ack_frame);
+		c->ack_frame = NULL;
 		free(c->rx);
 		c->rx = NULL;
 		return 0;

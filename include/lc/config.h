@@ -57,10 +57,12 @@ struct lc_config {
 	char tls_cert[1024];	      /* PEM certificate: serve HTTPS/WSS */
 	char tls_key[1024];	      /* PEM private key for tls_cert */
 
-	int shutdown_timeout_ms; /* final flush retries on SIGTERM */
-	bool reuse_port;	 /* share the port with other processes */
-	char redis_url[512];	 /* cluster mode when set */
-	int node_id;		 /* cluster mode: 1..1023, unique */
+	int max_idempotency_keys; /* keys remembered, oldest dropped */
+	int idempotency_ttl_s;	  /* a key's lifetime */
+	int shutdown_timeout_ms;  /* final flush retries on SIGTERM */
+	bool reuse_port;	  /* share the port with other processes */
+	char redis_url[512];	  /* cluster mode when set */
+	int node_id;		  /* cluster mode: 1..1023, unique */
 };
 
 /** Parses yes/no, true/false, on/off, 1/0 (any case): 1, 0, or -1. */

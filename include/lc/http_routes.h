@@ -60,7 +60,9 @@ struct lc_http_req {
 	bool body_refused; /* already answered; ignore the rest */
 	char *body;	   /* collected body (owned, freed on close) */
 	size_t body_len, body_cap;
-	int64_t deadline_ms; /* whole-body deadline */
+	int64_t deadline_ms;	    /* whole-body deadline */
+	uint8_t idem_len;	    /* Idempotency-Key, copied at the headers */
+	char idem_key[2 + 128 + 1]; /* "h:" + key */
 };
 
 #endif

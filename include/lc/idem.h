@@ -25,7 +25,8 @@
 #include <stdint.h>
 
 #define LC_IDEM_KEY_MAX 128
-#define LC_IDEM_BODY_MAX 4096
+/* {"url":U,"count":C} with every byte of a 2048-byte URL escaped. */
+#define LC_IDEM_BODY_MAX 4352
 
 struct lc_idem;
 

@@ -91,6 +91,8 @@ struct lc_ws_op {
 	json_t *root; /* owns the strings; release with lc_ws_op_free */
 	json_t *urls; /* borrowed array of validated strings (subscribe) */
 	struct lc_like like; /* LC_OP_LIKE */
+	const char *id;	     /* LC_OP_LIKE: idempotency id, or NULL */
+	size_t id_len;
 };
 
 /**

@@ -37,6 +37,7 @@ struct lc_server {
 	struct lc_dispatch *dispatch;
 	struct lc_batcher *batcher;
 	struct lc_bridge *bridge; /* cluster mode; NULL on a single node */
+	struct lc_idem *idem;	  /* idempotency keys (idem.h) */
 	int64_t started_ms;
 	int nworkers;
 	struct lc_worker *workers; /* nworkers, by lc_server_start */
