@@ -210,9 +210,10 @@ lc_batcher_flush_now(struct lc_batcher *bt, size_t max_rows)
 	if (bt->idem && bt->keybuf && n == bt->q_n)
 		nkeys = lc_idem_take_persistable(bt->idem, seq, bt->keybuf,
 						 KEYS_PER_FLUSH, &upto);
-	if (bt->idem && lc_now_ms() - bt->pruned_at_ms > 60000) {
-		prune = lc_now_ms() - bt->idem_ttl_ms;
-		bt->pruned_at_ms = lc_now_ms();
+	if (bt->idem &&
+	    (!bt->pruned_at_ms || lc_mono_ms() - bt->pruned_at_ms > 60000)) {
+		prune = lc_now_ms() - bt->idem_ttl_ms; /* a stamp: wall */
+		bt->pruned_at_ms = lc_mono_ms();
 	}
 	if (!n && !nkeys && !prune)
 		return 0;

@@ -100,7 +100,7 @@ void
 lc_session_init(struct lc_session *s, struct lc_delivery *d,
 		const struct lc_transport *t, void *conn)
 {
-	int64_t now = lc_now_ms();
+	int64_t now = lc_mono_ms();
 
 	memset(s, 0, sizeof(*s));
 	s->t = t;
@@ -196,7 +196,7 @@ lc_session_subscribe(struct lc_session *s, const char *const *urls,
 		sub->snapshot_due = true;
 	}
 	if (!s->dirty && !s->snapshot_due)
-		s->dirty_since_ms = lc_now_ms();
+		s->dirty_since_ms = lc_mono_ms();
 	s->snapshot_due = true;
 	if (s->t->want_writable)
 		s->t->want_writable(s);
@@ -506,14 +506,14 @@ write_out(struct lc_session *s, char *frame, size_t n)
 		rc = s->t->write(s, frame, n);
 	else {
 		if (s->t->answers_pings)
-			s->ping_sent_ms = lc_now_ms();
+			s->ping_sent_ms = lc_mono_ms();
 		rc = s->t->write_ping(s);
 	}
 	if (rc < 0) {
 		close_session(s);
 		return false;
 	}
-	s->last_tx_ms = lc_now_ms();
+	s->last_tx_ms = lc_mono_ms();
 	s->ping_due = false;
 	return true;
 }
@@ -589,7 +589,7 @@ lc_delivery_requeue_waiting(struct lc_delivery *d)
 void
 lc_delivery_apply_updates(struct lc_delivery *d, const struct lc_update_set *u)
 {
-	int64_t now = lc_now_ms();
+	int64_t now = lc_mono_ms();
 
 	for (size_t i = 0; i < u->n; i++) {
 		const struct lc_update *it = &u->items[i];

@@ -142,7 +142,7 @@ lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (!pss->body_wanted || pss->body_refused || !len)
 			return 0;
 		w = lc_worker_of(wsi);
-		if (pss->deadline_ms && lc_now_ms() > pss->deadline_ms) {
+		if (pss->deadline_ms && lc_mono_ms() > pss->deadline_ms) {
 			pss->body_refused = true;
 			return lc_http_error_ex(wsi, 408, "timeout",
 						"request body took too long",

@@ -336,6 +336,6 @@ lc_http_likes_start(struct lws *wsi, struct lc_worker *w,
 		pss->body_cap = (size_t)len;
 	}
 	pss->body_wanted = true;
-	pss->deadline_ms = lc_now_ms() + w->srv->cfg->http_timeout_ms;
+	pss->deadline_ms = lc_mono_ms() + w->srv->cfg->http_timeout_ms;
 	return 0;
 }

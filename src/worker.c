@@ -69,7 +69,7 @@ sweep_cb(lws_sorted_usec_list_t *sul)
 {
 	struct lc_worker *w = lws_container_of(sul, struct lc_worker, sweep);
 
-	lc_delivery_sweep(&w->delivery, lc_now_ms());
+	lc_delivery_sweep(&w->delivery, lc_mono_ms());
 	lws_sul_schedule(w->ctx, 0, &w->sweep, sweep_cb, SWEEP_US);
 }
 
@@ -123,7 +123,7 @@ lc_worker_rate_take(struct lc_worker *w, struct lws *wsi, int64_t cost)
 
 	if (!limit || !c)
 		return 0;
-	return lc_rate_take(&w->rate, limit, c->ip, cost, lc_now_ms());
+	return lc_rate_take(&w->rate, limit, c->ip, cost, lc_mono_ms());
 }
 
 struct lc_conn *

@@ -227,7 +227,7 @@ handle_op(struct ws_conn *c, const char *msg, size_t len)
 				.max_json_depth = cfg->max_json_depth};
 	struct lc_ws_op op;
 	struct lc_api_error err;
-	int64_t now = lc_now_ms(), count;
+	int64_t now = lc_mono_ms(), count;
 	int rc = 0;
 
 	if (now - c->ops_window_ms >= 1000) {
@@ -289,8 +289,8 @@ handle_op(struct ws_conn *c, const char *msg, size_t len)
 			memcpy(key, "w:", 2);
 			memcpy(key + 2, op.id, op.id_len);
 			ans->len = 0;
-			if (lc_idem_run(w->srv->idem, key, op.id_len + 2, now,
-					ws_like_apply, &l, ans) ||
+			if (lc_idem_run(w->srv->idem, key, op.id_len + 2,
+					lc_now_ms(), ws_like_apply, &l, ans) ||
 			    !l.err.code) {
 				if (ans->len)
 					send_ack(c, ans->body, ans->len);
@@ -333,7 +333,7 @@ on_receive(struct lws *wsi, struct ws_conn *c, const char *in, size_t len)
 	     final = lws_is_final_fragment(wsi);
 	struct lc_api_error err;
 
-	c->s.last_rx_ms = lc_now_ms();
+	c->s.last_rx_ms = lc_mono_ms();
 	if (lws_frame_is_binary(wsi)) {
 		if (final) {
 			lc_api_error_set(&err, 400, "bad_op",
@@ -474,7 +474,7 @@ lc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_RECEIVE:
 		return on_receive(wsi, c, in, len);
 	case LWS_CALLBACK_RECEIVE_PONG:
-		c->s.last_rx_ms = lc_now_ms();
+		c->s.last_rx_ms = lc_mono_ms();
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return on_writeable(wsi, c);

@@ -66,6 +66,17 @@ lc_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Monotonic clock in milliseconds: every deadline, timer and rate window
+ * (a step of the wall clock must not move them). */
+static inline int64_t
+lc_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Monotonic clock in microseconds, for durations and deadlines. */
 static inline int64_t
 lc_mono_us(void)

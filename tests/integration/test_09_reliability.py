@@ -8,10 +8,11 @@ import os
 import signal
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 
-from lc import Server, check, run
+from lc import SANITIZED, Server, check, run
 
 INT64_MAX = 2**63 - 1
 
@@ -179,5 +180,62 @@ def test_sigkill_loss_window():
         check(saved <= acked)
 
 
+def build_shim():
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim",
+                       "clockstep.c")
+    out = os.path.join(tempfile.mkdtemp(prefix="lc-shim-"), "clockstep.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", out, src, "-ldl"],
+                   check=True, capture_output=True, timeout=60)
+    return out
+
+
+def test_wall_clock_step_back():
+    """The wall clock steps back 60 s mid-run (an LD_PRELOAD shim): flushes
+    go on, rate limits and WebSocket op windows stay fair, the minute
+    that comes round again only grows, and a SIGKILL right after loses no
+    more than the flush window."""
+    if SANITIZED:
+        print("     SKIP: LD_PRELOAD next to the sanitizer runtime")
+        return
+    shim = build_shim()
+    shift_file = os.path.join(tempfile.mkdtemp(prefix="lc-shift-"), "s")
+    with open(shift_file, "w") as f:
+        f.write("0")
+    env = {"LD_PRELOAD": shim, "LC_CLOCK_SHIFT_FILE": shift_file}
+    with Server("--max-likes-per-sec-per-ip", "100000", env=env,
+                flush_ms=200) as s:
+        for _ in range(20):
+            s.like("step")
+        ws = s.ws(["step"])
+        check(ws.recv()["type"] == "snapshot")
+        time.sleep(0.6)
+        with open(shift_file, "w") as f:
+            f.write("-60")
+        time.sleep(0.2)
+        for _ in range(50):
+            st, b = s.like("step")
+            check(st == 200, (st, b))  # no 429 storm for 60 s
+        for _ in range(20):  # under max_ops_per_sec: not closed
+            ws.send({"op": "subscribe", "urls": ["step"]})
+        time.sleep(1.0)
+        check(s.get("/readyz")[0] == 200)
+        db = sqlite3.connect(s.db)
+        count = db.execute("SELECT count FROM counts_v").fetchone()[0]
+        hist = db.execute("SELECT sum(likes) FROM likes_minute").fetchone()[0]
+        db.close()
+        check(count == 70, "flushes went on: %r" % count)
+        # the revisited minute added to its row instead of overwriting it
+        check(hist == 70, "history %r of 70" % hist)
+        s.like("step", n=5)
+        time.sleep(0.8)
+        s.stop(signal.SIGKILL)
+        db = sqlite3.connect(s.db)
+        count = db.execute("SELECT count FROM counts_v").fetchone()[0]
+        db.close()
+        check(count == 75, count)
+        ws.close()
+
+
 run([test_counts_saturate_at_int64_limits, test_sighup_reloads_and_never_kills,
-     test_sigterm_with_unwritable_database, test_sigkill_loss_window])
+     test_sigterm_with_unwritable_database, test_sigkill_loss_window,
+     test_wall_clock_step_back])
