@@ -91,6 +91,7 @@ struct lc_bridge {
 	_Atomic int64_t last_push_us;
 	struct peer peers[LC_MAX_NODE_ID + 1];
 	struct lc_bridge_stats stats;
+	struct lc_reader qs; /* walks the table: reclamation waits for it */
 };
 
 static uint64_t
@@ -661,7 +662,9 @@ resync_write(struct lc_bridge *b)
 {
 	struct repush rp = {b, 0, 0, true};
 
+	lc_reader_enter(&b->qs);
 	lc_counter_foreach(b->counter, repush_cb, &rp);
+	lc_reader_exit(&b->qs);
 	if (rp.ok && rp.pending)
 		rp.ok = read_replies(b, rp.pending, rp.t0, "resync push");
 	return rp.ok && b->cmd;
@@ -1027,6 +1030,11 @@ lc_bridge_start(const char *redis_url, struct lc_counter *c,
 	}
 	b->self = cl->self;
 	b->counter = c;
+	if (lc_counter_add_reader(c, &b->qs)) {
+		snprintf(err, errlen, "cluster: out of memory");
+		free(b);
+		return NULL;
+	}
 	b->cl = cl;
 	b->boot = random_u64();
 	gethostname(host, sizeof(host));

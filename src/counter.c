@@ -44,6 +44,36 @@ struct lc_counter_index {
 	_Atomic(struct lc_entry *) slots[];
 };
 
+/*
+ * A note on reclamation: a subscription inserts an entry for its URL (a
+ * session needs one to be told of changes), so readers, who need no
+ * token, could otherwise fill memory with URLs nobody ever liked. Entries
+ * inserted by a subscription are "watched"; each tick the dispatcher looks
+ * at a slice of them, and one still never liked and with no subscriber is
+ * retired: flagged, replaced in the index by a tombstone (lock-free
+ * readers skip it; inserts reuse it). It is freed only after a grace
+ * period: two ticks (a like that found it before it was retired sits in a
+ * shard merged by then, and the merge sees the flag and looks again), and
+ * every registered reader (each worker, the bridge) seen outside its
+ * reading stretch or past it since the removal (a seqcount per reader,
+ * odd while inside; removal and the snapshot on one side, entering and
+ * the lookup on the other, are sequentially consistent, so a reader that
+ * entered later cannot find the entry). A subscriber racing the retirement
+ * checks the flag after counting itself in and looks again if set.
+ * Indexes rebuilt to drop tombstones are freed the same way.
+ */
+#define TOMB ((struct lc_entry *)&tomb_slot)
+static const char tomb_slot;
+
+struct lc_retired {
+	struct lc_retired *next;
+	uint64_t tick;		   /* retired in this tick */
+	uint64_t *snap;		   /* readers' seq at that time */
+	struct lc_entry **entries; /* to free */
+	size_t n;
+	struct lc_counter_index *indexes; /* old indexes to free */
+};
+
 static struct lc_counter_index *
 index_new(size_t cap)
 {
@@ -79,30 +109,61 @@ lc_counter_init(struct lc_counter *c, size_t expected)
 	return 0;
 }
 
+static void
+entry_free(struct lc_entry *e)
+{
+	/* The batcher is gone by now (or never had it): minutes go too. */
+	while (e->minutes) {
+		struct lc_minute *m = e->minutes;
+
+		e->minutes = m->next;
+		free(m);
+	}
+	free(atomic_load(&e->json_key));
+	free(e->slots);
+	free(e);
+}
+
+static void
+retired_free(struct lc_retired *r)
+{
+	struct lc_counter_index *ix;
+
+	for (size_t i = 0; i < r->n; i++)
+		entry_free(r->entries[i]);
+	while ((ix = r->indexes)) {
+		r->indexes = ix->next_retired;
+		free(ix);
+	}
+	free(r->entries);
+	free(r->snap);
+	free(r);
+}
+
 void
 lc_counter_cleanup(struct lc_counter *c)
 {
 	struct lc_counter_index *ix = atomic_load(&c->index), *r;
+	struct lc_retired *rt;
 
 	if (!ix)
 		return;
+	while ((rt = c->retired_head)) {
+		c->retired_head = rt->next;
+		retired_free(rt);
+	}
+	while ((r = c->rebuilt)) {
+		c->rebuilt = r->next_retired;
+		free(r);
+	}
+	free(c->watch);
+	free(c->readers);
 	for (size_t i = 0; i <= ix->mask; i++) {
 		struct lc_entry *e =
 		    atomic_load_explicit(&ix->slots[i], memory_order_relaxed);
 
-		if (e) {
-			/* The batcher is gone by now: its minute lists go too.
-			 */
-			while (e->minutes) {
-				struct lc_minute *m = e->minutes;
-
-				e->minutes = m->next;
-				free(m);
-			}
-			free(atomic_load(&e->json_key));
-			free(e->slots);
-			free(e);
-		}
+		if (e && e != TOMB)
+			entry_free(e);
 	}
 	free(ix);
 	while ((r = c->retired)) {
@@ -120,10 +181,12 @@ index_find(struct lc_counter_index *ix, const char *url, size_t len,
 {
 	for (size_t i = hash & ix->mask;; i = (i + 1) & ix->mask) {
 		struct lc_entry *e =
-		    atomic_load_explicit(&ix->slots[i], memory_order_acquire);
+		    atomic_load_explicit(&ix->slots[i], memory_order_seq_cst);
 
 		if (!e)
 			return NULL;
+		if (e == TOMB)
+			continue;
 		if (e->hash == hash && e->url_len == len &&
 		    !memcmp(e->url, url, len))
 			return e;
@@ -134,8 +197,11 @@ static void
 index_put(struct lc_counter_index *ix, struct lc_entry *e)
 {
 	size_t i = e->hash & ix->mask;
+	struct lc_entry *x;
 
-	while (atomic_load_explicit(&ix->slots[i], memory_order_relaxed))
+	while (
+	    (x = atomic_load_explicit(&ix->slots[i], memory_order_relaxed)) &&
+	    x != TOMB)
 		i = (i + 1) & ix->mask;
 	atomic_store_explicit(&ix->slots[i], e, memory_order_release);
 }
@@ -148,12 +214,19 @@ lc_counter_find(struct lc_counter *c, const char *url, size_t len,
 			  url, len, hash);
 }
 
-/* Doubles the index. Caller holds insert_lock. */
+/*
+ * Rebuilds the index: doubled when live entries fill it, at the same size
+ * when tombstones do. Caller holds insert_lock. An outgrown index is kept
+ * to the end (their sizes add up to less than the last one); one rebuilt
+ * at the same size is freed by the next reclaim after a grace period.
+ */
 static int
 grow(struct lc_counter *c)
 {
 	struct lc_counter_index *old = atomic_load(&c->index);
-	struct lc_counter_index *ix = index_new((old->mask + 1) * 2);
+	bool same = c->size * 4 < old->mask + 1;
+	struct lc_counter_index *ix =
+	    index_new((old->mask + 1) * (same ? 1 : 2));
 
 	if (!ix)
 		return LC_ENOMEM;
@@ -161,12 +234,18 @@ grow(struct lc_counter *c)
 		struct lc_entry *e =
 		    atomic_load_explicit(&old->slots[i], memory_order_relaxed);
 
-		if (e)
+		if (e && e != TOMB)
 			index_put(ix, e);
 	}
-	atomic_store_explicit(&c->index, ix, memory_order_release);
-	old->next_retired = c->retired;
-	c->retired = old;
+	atomic_store_explicit(&c->index, ix, memory_order_seq_cst);
+	c->tombs = 0;
+	if (same) {
+		old->next_retired = c->rebuilt;
+		c->rebuilt = old;
+	} else {
+		old->next_retired = c->retired;
+		c->retired = old;
+	}
 	return 0;
 }
 
@@ -184,8 +263,8 @@ lc_counter_find_or_insert(struct lc_counter *c, const char *url, size_t len,
 	e = index_find(ix, url, len, hash);
 	if (e)
 		goto out;
-	/* Keep the load factor under 1/2 so probes stay short. */
-	if ((c->size + 1) * 2 > ix->mask + 1) {
+	/* Keep the load factor (tombstones too) under 1/2. */
+	if ((c->size + c->tombs + 1) * 2 > ix->mask + 1) {
 		if (grow(c))
 			goto out;
 		ix = atomic_load(&c->index);
@@ -201,6 +280,177 @@ lc_counter_find_or_insert(struct lc_counter *c, const char *url, size_t len,
 out:
 	pthread_mutex_unlock(&c->insert_lock);
 	return e;
+}
+
+int
+lc_counter_add_reader(struct lc_counter *c, struct lc_reader *r)
+{
+	void *p = realloc(c->readers, (c->nreaders + 1) * sizeof(*c->readers));
+
+	if (!p)
+		return LC_ENOMEM;
+	c->readers = p;
+	c->readers[c->nreaders++] = r;
+	return 0;
+}
+
+struct lc_entry *
+lc_counter_find_or_insert_watched(struct lc_counter *c, const char *url,
+				  size_t len, uint64_t hash)
+{
+	struct lc_entry *e = lc_counter_find_or_insert(c, url, len, hash);
+
+	if (!e)
+		return NULL;
+	pthread_mutex_lock(&c->insert_lock);
+	/* Never liked (yet): watch it; once liked, the slice drops it. */
+	if (!e->watched && !atomic_load(&e->likes) &&
+	    !atomic_load(&e->unlikes) && !atomic_load(&e->retired)) {
+		if (c->watch_n == c->watch_cap) {
+			size_t cap = c->watch_cap ? c->watch_cap * 2 : 256;
+			void *p = realloc(c->watch, cap * sizeof(*c->watch));
+
+			if (p) {
+				c->watch = p;
+				c->watch_cap = cap;
+			}
+		}
+		if (c->watch_n < c->watch_cap) {
+			e->watched = true;
+			c->watch[c->watch_n++] = e;
+		}
+	}
+	pthread_mutex_unlock(&c->insert_lock);
+	return e;
+}
+
+/* True when every reader was outside, or moved on, since snap. */
+static bool
+grace_passed(const struct lc_counter *c, const uint64_t *snap)
+{
+	for (size_t i = 0; i < c->nreaders; i++) {
+		uint64_t now = atomic_load_explicit(&c->readers[i]->seq,
+						    memory_order_seq_cst);
+
+		if ((snap[i] & 1) && now == snap[i])
+			return false;
+	}
+	return true;
+}
+
+/* Removes e from the index (caller holds insert_lock). */
+static void
+index_remove(struct lc_counter *c, struct lc_entry *e)
+{
+	struct lc_counter_index *ix = atomic_load(&c->index);
+
+	for (size_t i = e->hash & ix->mask;; i = (i + 1) & ix->mask) {
+		struct lc_entry *x =
+		    atomic_load_explicit(&ix->slots[i], memory_order_relaxed);
+
+		if (!x)
+			return;
+		if (x == e) {
+			atomic_store_explicit(&ix->slots[i], TOMB,
+					      memory_order_seq_cst);
+			c->size--;
+			c->tombs++;
+			return;
+		}
+	}
+}
+
+size_t
+lc_counter_reclaim(struct lc_counter *c, uint64_t tick_no, size_t budget)
+{
+	struct lc_retired *r = NULL;
+	size_t removed = 0;
+
+	/* Free what has passed its grace period, oldest first. */
+	while (c->retired_head && c->retired_head->tick + 2 <= tick_no &&
+	       grace_passed(c, c->retired_head->snap)) {
+		struct lc_retired *done = c->retired_head;
+
+		c->retired_head = done->next;
+		if (!c->retired_head)
+			c->retired_tail = NULL;
+		atomic_fetch_add(&c->reclaimed, done->n);
+		retired_free(done);
+	}
+
+	pthread_mutex_lock(&c->insert_lock);
+	if (!c->watch_n && !c->rebuilt)
+		goto out;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		goto out;
+	r->entries = malloc((budget ? budget : 1) * sizeof(*r->entries));
+	r->snap = calloc(c->nreaders ? c->nreaders : 1, sizeof(*r->snap));
+	if (!r->entries || !r->snap) {
+		free(r->entries);
+		free(r->snap);
+		free(r);
+		r = NULL;
+		goto out;
+	}
+	for (size_t k = 0; k < budget && c->watch_n; k++) {
+		struct lc_entry *e;
+
+		if (c->watch_at >= c->watch_n)
+			c->watch_at = 0;
+		e = c->watch[c->watch_at];
+		if (atomic_load_explicit(&e->likes, memory_order_relaxed) ||
+		    atomic_load_explicit(&e->unlikes, memory_order_relaxed)) {
+			/* Liked: a real entry now, no longer watched. */
+			e->watched = false;
+			c->watch[c->watch_at] = c->watch[--c->watch_n];
+			continue;
+		}
+		if (atomic_load_explicit(&e->subscribers,
+					 memory_order_seq_cst) > 0) {
+			c->watch_at++;
+			continue;
+		}
+		/* Retire, unless a subscriber came in meanwhile (it checks
+		 * the flag after counting itself in: one of us sees the
+		 * other). */
+		atomic_store_explicit(&e->retired, true, memory_order_seq_cst);
+		if (atomic_load_explicit(&e->subscribers,
+					 memory_order_seq_cst) > 0) {
+			atomic_store_explicit(&e->retired, false,
+					      memory_order_seq_cst);
+			c->watch_at++;
+			continue;
+		}
+		index_remove(c, e);
+		e->watched = false;
+		c->watch[c->watch_at] = c->watch[--c->watch_n];
+		r->entries[r->n++] = e;
+		removed++;
+	}
+	r->indexes = c->rebuilt;
+	c->rebuilt = NULL;
+out:
+	pthread_mutex_unlock(&c->insert_lock);
+	if (!r)
+		return removed;
+	if (!r->n && !r->indexes) {
+		retired_free(r);
+		return removed;
+	}
+	/* After the removals: a reader entering from now on cannot find
+	 * them, one inside now must be seen leaving. */
+	atomic_thread_fence(memory_order_seq_cst);
+	for (size_t i = 0; i < c->nreaders; i++)
+		r->snap[i] = atomic_load_explicit(&c->readers[i]->seq,
+						  memory_order_seq_cst);
+	r->tick = tick_no;
+	if (c->retired_tail)
+		c->retired_tail->next = r;
+	else
+		c->retired_head = r;
+	c->retired_tail = r;
+	return removed;
 }
 
 size_t
@@ -225,7 +475,7 @@ lc_counter_foreach(struct lc_counter *c,
 		struct lc_entry *e =
 		    atomic_load_explicit(&ix->slots[i], memory_order_acquire);
 
-		if (e)
+		if (e && e != TOMB)
 			fn(e, arg);
 	}
 }

@@ -179,16 +179,31 @@ lc_session_subscribe(struct lc_session *s, const char *const *urls,
 		struct lc_entry *e;
 
 		if (!sub) {
-			e = lc_counter_find_or_insert(
-			    d->counter, urls[i], lens[i],
-			    lc_hash(urls[i], lens[i]));
-			if (!e || !lc_entry_json_key(e))
-				goto oom;
+			uint64_t h = lc_hash(urls[i], lens[i]);
+
 			sub = &s->subs[s->nsubs];
-			memset(sub, 0, sizeof(*sub));
-			sub->owner = s;
-			if (lc_subs_add(&d->subs, e, sub))
-				goto oom;
+			for (int tries = 0;; tries++) {
+				/*
+				 * A URL nobody liked gets a watched entry,
+				 * reclaimed once unsubscribed (counter.c);
+				 * if it was being retired just now, look
+				 * again.
+				 */
+				e = lc_counter_find_or_insert_watched(
+				    d->counter, urls[i], lens[i], h);
+				if (!e || !lc_entry_json_key(e))
+					goto oom;
+				memset(sub, 0, sizeof(*sub));
+				sub->owner = s;
+				if (lc_subs_add(&d->subs, e, sub))
+					goto oom;
+				if (!atomic_load_explicit(&e->retired,
+							  memory_order_seq_cst))
+					break;
+				lc_subs_remove(&d->subs, sub);
+				if (tries == 3)
+					goto oom;
+			}
 			s->nsubs++;
 			LC_STAT_ADD(d->stats.subscriptions, 1);
 		}

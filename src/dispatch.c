@@ -319,6 +319,10 @@ merge_shard(struct lc_dispatch *d, struct lc_source *src, struct lc_shard *sh,
 
 		if (!it->likes && !it->unlikes)
 			continue;
+		/* Found before it was reclaimed: look it up again. */
+		if (e &&
+		    atomic_load_explicit(&e->retired, memory_order_relaxed))
+			e = NULL;
 		if (!e)
 			e = lc_counter_find_or_insert(d->counter,
 						      lc_shard_url(sh, it),
@@ -824,6 +828,8 @@ lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms)
 	hand_to_batcher(d, now_ms);
 	atomic_store_explicit(&d->seq, seq, memory_order_release);
 	update_top(d);
+	/* Free entries nobody liked or watches any more (counter.c). */
+	lc_counter_reclaim(d->counter, d->tick_no, 1024);
 
 	us = lc_mono_us() - t0;
 	while (b < sizeof(bounds_us) / sizeof(bounds_us[0]) &&

@@ -217,6 +217,10 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 	metric(&t, "livecount_likes_merged_total", "counter",
 	       "Like units merged into the counter table by the dispatcher.",
 	       (int64_t)atomic_load(&ds->likes));
+	metric(&t, "livecount_urls_reclaimed_total", "counter",
+	       "URLs only ever subscribed to, freed after their last "
+	       "subscriber left.",
+	       (int64_t)atomic_load(&srv->counter->reclaimed));
 	metric(&t, "livecount_urls", "gauge", "URLs in the counter table.",
 	       (int64_t)lc_counter_size(srv->counter));
 

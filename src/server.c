@@ -41,11 +41,50 @@
 static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason,
 			   void *user, void *in, size_t len);
 
+/*
+ * Every callback runs inside the worker's reader stretch: entries found in
+ * the table are not freed under it (counter.c, "A note on reclamation").
+ */
+static int
+guarded(lws_callback_function *fn, struct lws *wsi,
+	enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	struct lws_context *ctx = lws_get_context(wsi);
+	struct lc_worker *w = ctx ? lws_context_user(ctx) : NULL;
+	int rc;
+
+	lc_reader_enter(w ? &w->qs : NULL);
+	rc = fn(wsi, reason, user, in, len);
+	lc_reader_exit(w ? &w->qs : NULL);
+	return rc;
+}
+
+static int
+http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+	size_t len)
+{
+	return guarded(lc_http_callback, wsi, reason, user, in, len);
+}
+
+static int
+ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+      size_t len)
+{
+	return guarded(lc_ws_callback, wsi, reason, user, in, len);
+}
+
+static int
+listen_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+	  void *in, size_t len)
+{
+	return guarded(listen_callback, wsi, reason, user, in, len);
+}
+
 static const struct lws_protocols protocols_template[] = {
     /* [0] also receives plain HTTP and SSE; pss size set at start */
-    {"http", lc_http_callback, 0, 0, 0, NULL, 0},
-    {"livecount.v1", lc_ws_callback, 0, 256, 0, NULL, 0},
-    {"lc-listen", listen_callback, 0, 0, 0, NULL, 0},
+    {"http", http_cb, 0, 0, 0, NULL, 0},
+    {"livecount.v1", ws_cb, 0, 256, 0, NULL, 0},
+    {"lc-listen", listen_cb, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 /* No per-connection validity timers: the sweep does pings (LWS-NOTES). */
@@ -318,7 +357,8 @@ lc_server_start(struct lc_server *srv)
 	for (int i = 0; i < srv->nworkers; i++) {
 		struct lc_worker *w = &srv->workers[i];
 
-		if (lc_worker_init(w, srv, i))
+		if (lc_worker_init(w, srv, i) ||
+		    lc_counter_add_reader(srv->counter, &w->qs))
 			return LC_ENOMEM;
 		w->source.kick = &srv->dispatch->kick; /* leading edge */
 		w->listen_fd = bind_listener(cfg->bind, port, err, sizeof(err));

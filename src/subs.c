@@ -135,7 +135,8 @@ lc_subs_add(struct lc_subs *s, struct lc_entry *e, struct lc_sub *sub)
 	sub->idx = node->n;
 	node->subs[node->n++] = sub;
 	s->subscriptions++;
-	atomic_fetch_add_explicit(&e->subscribers, 1, memory_order_relaxed);
+	/* seq_cst: the dispatcher's retirement reads it (counter.c). */
+	atomic_fetch_add_explicit(&e->subscribers, 1, memory_order_seq_cst);
 	return 0;
 }
 

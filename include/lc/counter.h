@@ -33,6 +33,9 @@ struct lc_entry {
 	_Atomic int64_t updated_ms; /* Unix ms of the last change */
 	/* Live subscriptions to this URL summed over all workers. */
 	_Atomic int32_t subscribers;
+	/* Removed from the table (reclaimed, see lc_counter_reclaim): whoever
+	 * still holds the pointer must look the URL up again. */
+	_Atomic bool retired;
 	/* JSON-encoded url with quotes, made on first need; any thread. */
 	_Atomic(char *) json_key;
 	/* Dispatcher thread only. */
@@ -47,6 +50,8 @@ struct lc_entry {
 	struct lc_slots *slots;
 	/* Bridge thread only: queued to be pushed to Redis. */
 	bool push_queued;
+	/* insert_lock: in the counter's watch list (subscribe-inserted). */
+	bool watched;
 	/* Batcher thread only. */
 	bool dirty;		   /* queued for the next flush */
 	int64_t db_id;		   /* urls.id, 0 until written */
@@ -70,7 +75,74 @@ struct lc_counter {
 	/* Cluster mode: guards every entry's `slots` (and, in the dispatcher,
 	 * keeps an entry's counts and slots changing together). */
 	pthread_mutex_t slots_lock;
+
+	/* Reclamation (see the note in counter.c). */
+	size_t tombs; /* removed slots; insert_lock */
+	struct lc_counter_index
+	    *rebuilt;		 /* same-size old indexes; insert_lock */
+	struct lc_entry **watch; /* inserted by a subscribe; insert_lock */
+	size_t watch_n, watch_cap, watch_at;
+	struct lc_reader **readers; /* set before threads start */
+	size_t nreaders;
+	struct lc_retired *retired_head, *retired_tail; /* dispatcher only */
+	_Atomic uint64_t reclaimed;			/* entries freed */
 };
+
+/**
+ * A thread that reads entries it found in the table (lc_counter_find)
+ * outside the dispatcher: workers, the bridge. It marks the stretches in
+ * which it may hold such a pointer; entries are freed only after every
+ * reader was seen outside, or has moved on since they were removed.
+ */
+struct lc_reader {
+	_Atomic uint64_t seq; /* odd while inside */
+	uint32_t depth;	      /* the reader's own thread only */
+};
+
+static inline void
+lc_reader_enter(struct lc_reader *r)
+{
+	if (r && !r->depth++)
+		atomic_store_explicit(
+		    &r->seq,
+		    atomic_load_explicit(&r->seq, memory_order_relaxed) + 1,
+		    memory_order_seq_cst);
+}
+
+static inline void
+lc_reader_exit(struct lc_reader *r)
+{
+	if (r && !--r->depth)
+		atomic_store_explicit(
+		    &r->seq,
+		    atomic_load_explicit(&r->seq, memory_order_relaxed) + 1,
+		    memory_order_release);
+}
+
+/** Registers a reader (before any reader thread starts). 0 or LC_ENOMEM. */
+int lc_counter_add_reader(struct lc_counter *c, struct lc_reader *r);
+
+/**
+ * Like lc_counter_find_or_insert, for a subscription: an entry it inserts
+ * is watched, and freed again by lc_counter_reclaim if it is still never
+ * liked once nobody subscribes to it. A caller that then counts itself in
+ * e->subscribers must check e->retired afterwards and, when set, undo and
+ * look up again (the dispatcher retires only entries it saw without
+ * subscribers).
+ */
+struct lc_entry *lc_counter_find_or_insert_watched(struct lc_counter *c,
+						   const char *url, size_t len,
+						   uint64_t hash);
+
+/**
+ * Dispatcher, once per tick (tick_no increasing): looks at up to `budget`
+ * watched entries and removes from the table those never liked and with
+ * no subscriber; frees removed entries once every reader has passed a
+ * quiescent point since and two ticks went by (so no shard still holds
+ * them). Returns how many entries were removed.
+ */
+size_t lc_counter_reclaim(struct lc_counter *c, uint64_t tick_no,
+			  size_t budget);
 
 /** Initialises an empty table. Returns 0 or LC_ENOMEM. */
 int lc_counter_init(struct lc_counter *c, size_t expected);

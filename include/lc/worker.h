@@ -79,6 +79,7 @@ struct lc_worker {
 	char *buf;    /* scratch response buffer (LWS_PRE + buf_cap) */
 	size_t buf_cap;
 	struct lc_rate_table rate; /* likes/s per client IP */
+	struct lc_reader qs;	   /* marks callbacks for reclamation */
 	struct lc_worker_stats stats;
 };
 

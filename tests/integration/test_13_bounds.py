@@ -1,0 +1,92 @@
+"""Bounded by configuration, never by clients: URLs that readers only
+subscribe to are freed once nobody watches them (memory returns to a
+bound across rounds of churn) and never reach the top list."""
+import time
+
+from lc import SANITIZED, WS, Server, check, run
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+
+def stats(s):
+    st, b = s.json("GET", "/v1/stats")
+    return b
+
+
+def churn(s, conns, per_conn, tag):
+    """conns WebSockets each subscribing to per_conn never-liked 2 KB URLs,
+    then all closed."""
+    ws = []
+    for c in range(conns):
+        w = s.ws()
+        for k0 in range(0, per_conn, 25):  # 25 x 2 KB per message
+            w.send({"op": "subscribe",
+                    "urls": ["%s/%d/%d/" % (tag, c, k) + "x" * 2000
+                             for k in range(k0, min(per_conn, k0 + 25))]})
+            check(w.recv()["type"] == "snapshot")
+        ws.append(w)
+    peak = stats(s)["urls"]
+    for w in ws:
+        w.close()
+    return peak
+
+
+def test_subscribe_only_urls_are_freed():
+    with Server(tick_ms=20) as s:
+        s.like("real", n=3)
+        s.settle()
+        base_urls = stats(s)["urls"]
+        rss = []
+        for rnd in range(3):
+            peak = churn(s, 40, 100, "r%d" % rnd)
+            check(peak >= base_urls + 4000, (peak, base_urls))
+            deadline = time.time() + 15
+            while stats(s)["urls"] > base_urls and time.time() < deadline:
+                time.sleep(0.1)
+            check(stats(s)["urls"] == base_urls, stats(s))
+            rss.append(rss_kb(s.proc.pid))
+            print("     round %d: %d URLs at peak, back to %d; RSS %d KB" %
+                  (rnd, peak, stats(s)["urls"], rss[-1]))
+        deadline = time.time() + 10  # freed after their grace period
+        while (s.metric("livecount_urls_reclaimed_total") < 12000 and
+               time.time() < deadline):
+            time.sleep(0.1)
+        check(s.metric("livecount_urls_reclaimed_total") >= 12000)
+        if not SANITIZED:
+            # memory returns to a bound: later rounds do not keep growing
+            check(rss[2] < rss[0] + 8 * 1024, rss)
+        # the liked URL stays, with its count; watched ones never ranked
+        check(s.count("real") == 3)
+        st, top = s.json("GET", "/v1/top?limit=100")
+        check(top["top"] == [{"url": "real", "count": 3}], top)
+
+
+def test_subscribed_then_liked_then_left():
+    with Server(tick_ms=20) as s:
+        w = s.ws(["later"])
+        check(w.recv()["type"] == "snapshot")
+        s.like("later", n=2)
+        m = w.until(lambda m: m.get("type") == "update")[-1]
+        check(m["counts"]["later"]["count"] == 2, m)
+        w.close()
+        time.sleep(0.5)
+        check(s.count("later") == 2)  # liked entries are never freed
+        # resubscribing to a freed URL works like the first time
+        w = s.ws(["gone"])
+        check(w.recv()["counts"] == {"gone": 0})
+        w.close()
+        time.sleep(0.5)
+        w = s.ws(["gone"])
+        check(w.recv()["counts"] == {"gone": 0})
+        s.like("gone", n=1)
+        m = w.until(lambda m: m.get("type") == "update")[-1]
+        check(m["counts"]["gone"]["count"] == 1, m)
+        w.close()
+
+
+run([test_subscribe_only_urls_are_freed, test_subscribed_then_liked_then_left])
