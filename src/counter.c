@@ -277,6 +277,7 @@ lc_counter_find_or_insert(struct lc_counter *c, const char *url, size_t len,
 	memcpy(e->url, url, len);
 	index_put(ix, e);
 	c->size++;
+	atomic_fetch_add_explicit(&c->used, 1, memory_order_relaxed);
 out:
 	pthread_mutex_unlock(&c->insert_lock);
 	return e;
@@ -296,12 +297,24 @@ lc_counter_add_reader(struct lc_counter *c, struct lc_reader *r)
 
 struct lc_entry *
 lc_counter_find_or_insert_watched(struct lc_counter *c, const char *url,
-				  size_t len, uint64_t hash)
+				  size_t len, uint64_t hash, int *rc)
 {
-	struct lc_entry *e = lc_counter_find_or_insert(c, url, len, hash);
+	struct lc_entry *e = lc_counter_find(c, url, len, hash);
 
-	if (!e)
+	*rc = 0;
+	if (!e && c->max_urls &&
+	    atomic_load_explicit(&c->used, memory_order_relaxed) >=
+		c->max_urls) {
+		atomic_fetch_add_explicit(&c->refused, 1, memory_order_relaxed);
+		*rc = LC_EFULL;
 		return NULL;
+	}
+	if (!e)
+		e = lc_counter_find_or_insert(c, url, len, hash);
+	if (!e) {
+		*rc = LC_ENOMEM;
+		return NULL;
+	}
 	pthread_mutex_lock(&c->insert_lock);
 	/* Never liked (yet): watch it; once liked, the slice drops it. */
 	if (!e->watched && !atomic_load(&e->likes) &&
@@ -375,6 +388,7 @@ lc_counter_reclaim(struct lc_counter *c, uint64_t tick_no, size_t budget)
 		if (!c->retired_head)
 			c->retired_tail = NULL;
 		atomic_fetch_add(&c->reclaimed, done->n);
+		atomic_fetch_sub(&c->used, (int64_t)done->n);
 		retired_free(done);
 	}
 
@@ -672,6 +686,7 @@ lc_shard_add(struct lc_shard *s, const char *url, size_t len, uint64_t hash,
 	it = &s->items[s->n];
 	it->hash = hash;
 	it->entry = NULL;
+	it->reserved = false;
 	it->likes = it->unlikes = 0;
 	it->url_off = (uint32_t)s->arena_len;
 	it->url_len = (uint32_t)len;

@@ -189,8 +189,16 @@ lc_session_subscribe(struct lc_session *s, const char *const *urls,
 				 * if it was being retired just now, look
 				 * again.
 				 */
+				int rc;
+
 				e = lc_counter_find_or_insert_watched(
-				    d->counter, urls[i], lens[i], h);
+				    d->counter, urls[i], lens[i], h, &rc);
+				if (rc == LC_EFULL)
+					return lc_api_error_set(
+					    err, 507, "url_limit",
+					    "the server holds max_urls "
+					    "distinct URLs; new URLs are "
+					    "refused");
 				if (!e || !lc_entry_json_key(e))
 					goto oom;
 				memset(sub, 0, sizeof(*sub));

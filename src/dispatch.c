@@ -91,14 +91,27 @@ lc_source_add(struct lc_source *s, struct lc_counter *c, const char *url,
 	int64_t pending;
 
 	pthread_mutex_lock(&s->lock);
-	it =
-	    lc_shard_add(s->active, url, len, h, n > 0 ? n : 0, n < 0 ? -n : 0);
-	if (!it) {
-		pthread_mutex_unlock(&s->lock);
-		return LC_ENOMEM;
-	}
-	if (!it->entry)
-		it->entry = lc_counter_find(c, url, len, h);
+	it = lc_shard_find(s->active, url, len, h);
+	if (!it || (!it->entry && !it->reserved)) {
+		/* New in this tick: a URL new to the table needs room. */
+		e = lc_counter_find(c, url, len, h);
+		if (!e && lc_counter_reserve(c, 1)) {
+			pthread_mutex_unlock(&s->lock);
+			return LC_EFULL;
+		}
+		it = lc_shard_add(s->active, url, len, h, n > 0 ? n : 0,
+				  n < 0 ? -n : 0);
+		if (!it) {
+			if (!e)
+				lc_counter_unreserve(c, 1);
+			pthread_mutex_unlock(&s->lock);
+			return LC_ENOMEM;
+		}
+		it->entry = e;
+		it->reserved = !e;
+	} else
+		it = lc_shard_add(s->active, url, len, h, n > 0 ? n : 0,
+				  n < 0 ? -n : 0);
 	e = it->entry;
 	pending = it->likes - it->unlikes;
 	pthread_mutex_unlock(&s->lock);
@@ -108,24 +121,44 @@ lc_source_add(struct lc_source *s, struct lc_counter *c, const char *url,
 }
 
 int
-lc_source_add_batch(struct lc_source *s, const struct lc_like *items, size_t n)
+lc_source_add_batch(struct lc_source *s, struct lc_counter *c,
+		    const struct lc_like *items, size_t n)
 {
+	int rc = LC_ENOMEM;
 	size_t i;
 
 	pthread_mutex_lock(&s->lock);
 	for (i = 0; i < n; i++) {
 		int64_t k = items[i].n;
+		struct lc_shard_item *it =
+		    lc_shard_add(s->active, items[i].url, items[i].url_len,
+				 lc_hash(items[i].url, items[i].url_len),
+				 k > 0 ? k : 0, k < 0 ? -k : 0);
 
-		if (!lc_shard_add(s->active, items[i].url, items[i].url_len,
-				  lc_hash(items[i].url, items[i].url_len),
-				  k > 0 ? k : 0, k < 0 ? -k : 0))
+		if (!it)
 			goto undo;
+		/* First time in this tick: new to the table needs room. */
+		if (!it->entry && !it->reserved) {
+			it->entry = lc_counter_find(c, items[i].url,
+						    items[i].url_len, it->hash);
+			if (!it->entry) {
+				if (lc_counter_reserve(c, 1)) {
+					rc = LC_EFULL;
+					i++; /* this one was added: undo it */
+					goto undo;
+				}
+				it->reserved = true;
+			}
+		}
 	}
 	pthread_mutex_unlock(&s->lock);
 	lc_kick_maybe(s->kick);
 	return 0;
 undo:
-	/* Out of memory: take back what this batch added (items exist). */
+	/*
+	 * Out of memory or of room: take back what this batch added (items
+	 * exist; reservations stay with their items, released at merge).
+	 */
 	while (i--) {
 		int64_t k = items[i].n;
 
@@ -134,7 +167,7 @@ undo:
 			     k > 0 ? -k : 0, k < 0 ? k : 0);
 	}
 	pthread_mutex_unlock(&s->lock);
-	return LC_ENOMEM;
+	return rc;
 }
 
 void
@@ -317,6 +350,12 @@ merge_shard(struct lc_dispatch *d, struct lc_source *src, struct lc_shard *sh,
 		struct lc_shard_item *it = &sh->items[i];
 		struct lc_entry *e = it->entry;
 
+		if (it->reserved) {
+			/* Inserted below (counted there) or found: either way
+			 * the reservation has served. */
+			lc_counter_unreserve(d->counter, 1);
+			it->reserved = false;
+		}
 		if (!it->likes && !it->unlikes)
 			continue;
 		/* Found before it was reclaimed: look it up again. */

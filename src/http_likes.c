@@ -86,7 +86,7 @@ job_apply(void *arg, struct lc_idem_answer *ans, uint64_t *after_seq)
 	struct job *j = arg;
 	struct lc_worker *w = j->w;
 	int64_t count = 0;
-	int wait;
+	int wait, rc;
 
 	j->extra[0] = '\0';
 	if (atomic_load_explicit(&w->srv->draining, memory_order_relaxed)) {
@@ -103,10 +103,20 @@ job_apply(void *arg, struct lc_idem_answer *ans, uint64_t *after_seq)
 			     "too many likes from this address; retry later");
 		return false;
 	}
-	if (j->batch
-		? lc_source_add_batch(&w->source, j->items, j->n)
-		: lc_source_add(&w->source, w->srv->counter, j->items[0].url,
-				j->items[0].url_len, j->items[0].n, &count)) {
+	rc = j->batch
+		 ? lc_source_add_batch(&w->source, w->srv->counter, j->items,
+				       j->n)
+		 : lc_source_add(&w->source, w->srv->counter, j->items[0].url,
+				 j->items[0].url_len, j->items[0].n, &count);
+	if (rc == LC_EFULL) {
+		/* Existing URLs keep working; new ones wait for room. */
+		answer_error(ans, 507, "url_limit",
+			     "the server holds max_urls distinct URLs; likes "
+			     "of URLs it already counts are accepted, new "
+			     "URLs are refused");
+		return false;
+	}
+	if (rc) {
 		answer_error(ans, 503, "out_of_memory", "server out of memory");
 		return false;
 	}

@@ -364,6 +364,7 @@ main(int argc, char **argv)
 		lc_err("out of memory");
 		return 1;
 	}
+	counter.max_urls = cfg.max_urls;
 	if (clustered) {
 		lc_cluster_init(&cluster, (uint32_t)cfg.node_id);
 		lc_store_set_cluster(store, &counter.slots_lock,

@@ -221,6 +221,10 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 	       "URLs only ever subscribed to, freed after their last "
 	       "subscriber left.",
 	       (int64_t)atomic_load(&srv->counter->reclaimed));
+	metric(&t, "livecount_urls_refused_total", "counter",
+	       "Likes and subscriptions of new URLs refused (507): max_urls "
+	       "reached.",
+	       (int64_t)atomic_load(&srv->counter->refused));
 	metric(&t, "livecount_urls", "gauge", "URLs in the counter table.",
 	       (int64_t)lc_counter_size(srv->counter));
 

@@ -169,6 +169,19 @@ send_ack(struct ws_conn *c, const char *txt, size_t n)
 	lws_callback_on_writable(c->s.conn);
 }
 
+/* The error for a refused like: max_urls reached, or out of memory. */
+static void
+set_add_error(struct lc_api_error *err, struct lc_counter *c)
+{
+	if (c->max_urls &&
+	    atomic_load_explicit(&c->used, memory_order_relaxed) >= c->max_urls)
+		lc_api_error_set(err, 507, "url_limit",
+				 "the server holds max_urls distinct URLs; "
+				 "new URLs are refused");
+	else
+		lc_api_error_set(err, 503, "out_of_memory", "out of memory");
+}
+
 struct ws_like {
 	struct ws_conn *c;
 	const struct lc_ws_op *op;
@@ -196,8 +209,7 @@ ws_like_apply(void *arg, struct lc_idem_answer *ans, uint64_t *after_seq)
 	}
 	if (lc_source_add(&w->source, w->srv->counter, op->like.url,
 			  op->like.url_len, op->like.n, &count)) {
-		lc_api_error_set(&l->err, 503, "out_of_memory",
-				 "out of memory");
+		set_add_error(&l->err, w->srv->counter);
 		return false;
 	}
 	*after_seq = atomic_load(&w->srv->dispatch->seq) + 2;
@@ -310,8 +322,7 @@ handle_op(struct ws_conn *c, const char *msg, size_t len)
 		} else if (lc_source_add(&w->source, w->srv->counter,
 					 op.like.url, op.like.url_len,
 					 op.like.n, &count)) {
-			lc_api_error_set(&err, 503, "out_of_memory",
-					 "out of memory");
+			set_add_error(&err, w->srv->counter);
 			rc = send_error(c, &err);
 		} else if (op.like.n > 0)
 			LC_STAT_ADD(w->stats.likes_accepted,

@@ -28,6 +28,7 @@ enum {
 	LC_EIO = -5,	 /* I/O or database failure */
 	LC_ENOTDB = -6,	 /* file is not a livecount database */
 	LC_EBUSY = -7,	 /* resource held by someone else */
+	LC_EFULL = -8,	 /* a configured capacity is reached (max_urls) */
 };
 
 /*

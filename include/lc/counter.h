@@ -16,6 +16,8 @@
 #ifndef LC_COUNTER_H
 #define LC_COUNTER_H
 
+#include "lc/common.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -86,7 +88,38 @@ struct lc_counter {
 	size_t nreaders;
 	struct lc_retired *retired_head, *retired_tail; /* dispatcher only */
 	_Atomic uint64_t reclaimed;			/* entries freed */
+
+	/* Distinct URLs: entries plus new URLs waiting in shards. */
+	_Atomic int64_t used;
+	int64_t max_urls;	  /* set before threads start; 0 = no limit */
+	_Atomic uint64_t refused; /* new URLs refused: max_urls reached */
 };
+
+/**
+ * Reserves room for k new URLs (any thread): 0, or LC_EFULL (nothing
+ * reserved, counted in `refused`) when max_urls would be passed.
+ */
+static inline int
+lc_counter_reserve(struct lc_counter *c, int64_t k)
+{
+	if (!c->max_urls) {
+		atomic_fetch_add_explicit(&c->used, k, memory_order_relaxed);
+		return 0;
+	}
+	if (atomic_fetch_add_explicit(&c->used, k, memory_order_relaxed) + k >
+	    c->max_urls) {
+		atomic_fetch_sub_explicit(&c->used, k, memory_order_relaxed);
+		atomic_fetch_add_explicit(&c->refused, 1, memory_order_relaxed);
+		return LC_EFULL;
+	}
+	return 0;
+}
+
+static inline void
+lc_counter_unreserve(struct lc_counter *c, int64_t k)
+{
+	atomic_fetch_sub_explicit(&c->used, k, memory_order_relaxed);
+}
 
 /**
  * A thread that reads entries it found in the table (lc_counter_find)
@@ -132,7 +165,7 @@ int lc_counter_add_reader(struct lc_counter *c, struct lc_reader *r);
  */
 struct lc_entry *lc_counter_find_or_insert_watched(struct lc_counter *c,
 						   const char *url, size_t len,
-						   uint64_t hash);
+						   uint64_t hash, int *rc);
 
 /**
  * Dispatcher, once per tick (tick_no increasing): looks at up to `budget`
@@ -202,6 +235,7 @@ struct lc_shard_item {
 	uint64_t hash;
 	struct lc_entry *entry;	   /* table entry when known, else NULL */
 	int64_t likes, unlikes;	   /* pending since the last tick */
+	bool reserved;		   /* holds a max_urls reservation */
 	uint32_t url_off, url_len; /* url bytes in the shard's arena */
 };
 

@@ -115,18 +115,21 @@ void lc_source_cleanup(struct lc_source *s);
 /**
  * Adds one like (n > 0) or unlike (n < 0) to the source's shard and returns
  * the URL's count as the caller sees it: the table as of the last tick
- * plus this source's pending delta. Source's thread only. Returns 0 or
- * LC_ENOMEM (nothing added).
+ * plus this source's pending delta. Source's thread only. Returns 0,
+ * LC_EFULL (a URL new to the table while max_urls are held) or LC_ENOMEM;
+ * nothing is added then.
  */
 int lc_source_add(struct lc_source *s, struct lc_counter *c, const char *url,
 		  size_t len, int64_t n, int64_t *count);
 
 /**
  * Adds a batch of validated likes all-or-nothing, taking the lock once.
- * Source's thread only. Returns 0 or LC_ENOMEM (nothing added).
+ * Source's thread only. Returns 0, LC_EFULL (the batch holds URLs new to
+ * the table and max_urls would be passed) or LC_ENOMEM; nothing is added
+ * then.
  */
-int lc_source_add_batch(struct lc_source *s, const struct lc_like *items,
-			size_t n);
+int lc_source_add_batch(struct lc_source *s, struct lc_counter *c,
+			const struct lc_like *items, size_t n);
 
 /**
  * This source's likes and unlikes of url not yet merged (the active

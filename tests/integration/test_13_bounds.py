@@ -89,4 +89,45 @@ def test_subscribed_then_liked_then_left():
         w.close()
 
 
-run([test_subscribe_only_urls_are_freed, test_subscribed_then_liked_then_left])
+def test_max_urls():
+    with Server("--max-urls", "10", tick_ms=20) as s:
+        for i in range(10):
+            st, b = s.like("m/%d" % i)
+            check(st == 200, b)
+        s.settle()  # merged: held by the table, seen by every worker
+        st, b = s.like("m/new")
+        check(st == 507 and b["error"] == "url_limit", (st, b))
+        st, b = s.like("m/3", n=5)  # URLs it holds keep working
+        check(st == 200 and b["count"] == 6, b)
+        batch = [{"url": "m/1", "n": 1}, {"url": "m/other", "n": 1}]
+        st, b = s.json("POST", "/v1/likes", batch)
+        check(st == 507 and b["error"] == "url_limit", (st, b))
+        s.settle()
+        check(s.count("m/1") == 1, "a refused batch counts nothing")
+        ws = s.ws(["m/2"])
+        check(ws.recv()["type"] == "snapshot")
+        ws.send({"op": "subscribe", "urls": ["m/unheld"]})
+        m = ws.recv()
+        check(m["type"] == "error" and m["error"] == "url_limit", m)
+        ws.send({"op": "like", "url": "m/unheld"})
+        m = ws.recv()
+        check(m["type"] == "error" and m["error"] == "url_limit", m)
+        ws.close()
+        check(s.metric("livecount_urls_refused_total") >= 4)
+        check(s.json("GET", "/v1/stats")[1]["urls"] == 10)
+    # watched URLs count while subscribed, and free their room after
+    with Server("--max-urls", "3", tick_ms=20) as s:
+        s.like("x/1")
+        ws = s.ws(["w/1", "w/2"])
+        check(ws.recv()["type"] == "snapshot")
+        st, b = s.like("x/2")
+        check(st == 507, b)
+        ws.close()
+        deadline = time.time() + 10
+        while s.like("x/2")[0] != 200 and time.time() < deadline:
+            time.sleep(0.1)
+        check(s.count("x/2") == 1)
+
+
+run([test_subscribe_only_urls_are_freed, test_subscribed_then_liked_then_left,
+     test_max_urls])

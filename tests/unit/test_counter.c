@@ -144,7 +144,7 @@ hammer_main(void *arg)
 		batch[i].url_len = 5;
 		batch[i].n = 3;
 	}
-	if (lc_source_add_batch(h->src, batch, 100))
+	if (lc_source_add_batch(h->src, h->c, batch, 100))
 		abort();
 	return NULL;
 }

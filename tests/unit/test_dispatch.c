@@ -379,7 +379,7 @@ test_kick(void **state)
 	assert_int_equal(kicked, 1);
 	assert_int_equal(lc_dispatch_tick(&d, 4), 1);
 	lc_dispatch_tick(&d, 5);
-	assert_int_equal(lc_source_add_batch(&a, batch, 1), 0);
+	assert_int_equal(lc_source_add_batch(&a, &c, batch, 1), 0);
 	assert_int_equal(kicked, 2);
 	assert_int_equal(atomic_load(&d.kick.kicks), 2);
 	lc_dispatch_tick(&d, 6);
