@@ -100,6 +100,8 @@ static const struct key keys[] = {
 		"browser origins allowed for WebSocket and CORS, comma-separated"),
 	STR_KEY(tls_cert, "", "PEM certificate file: serve HTTPS and WSS"),
 	STR_KEY(tls_key, "", "PEM private key file for tls_cert"),
+	INT_KEY(sndbuf_bytes, "131072", 0, 67108864,
+		"kernel send buffer per connection (SO_SNDBUF); 0 = system's"),
 	INT_KEY(max_urls, "5000000", 0, 2000000000,
 		"distinct URLs held in memory; past it new URLs get 507"),
 	INT_KEY(max_idempotency_keys, "100000", 1, 100000000,

@@ -656,6 +656,34 @@ lc_delivery_sweep(struct lc_delivery *d, int64_t now)
 
 		if (s->closing)
 			continue;
+		/*
+		 * Stalls are judged by time: bytes waiting in the kernel that
+		 * the peer has not acknowledged any of for stall_timeout_ms.
+		 * (A small send buffer alone would take minutes to fill at a
+		 * few frames a second.)
+		 */
+		if (d->peer_progress) {
+			uint64_t acked;
+			uint32_t queued;
+
+			if (d->peer_progress(s, &acked, &queued)) {
+				if (!queued || acked != s->peer_acked ||
+				    !s->peer_moved_ms) {
+					s->peer_acked = acked;
+					s->peer_moved_ms = now;
+				} else if (now - s->peer_moved_ms >
+					   cfg->stall_timeout_ms) {
+					lc_info("closing a stalled %s "
+						"subscriber (%u bytes "
+						"unread for %d ms)",
+						s->t->name, queued,
+						cfg->stall_timeout_ms);
+					LC_STAT_ADD(d->stats.slow_closes, 1);
+					close_session(s);
+					continue;
+				}
+			}
+		}
 		if ((s->dirty || s->snapshot_due) &&
 		    now - s->dirty_since_ms > cfg->stall_timeout_ms &&
 		    now - s->last_tx_ms > cfg->stall_timeout_ms) {

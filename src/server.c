@@ -94,10 +94,17 @@ static const lws_retry_bo_t retry_policy = {
 };
 
 static void
-tune_socket(int fd)
+tune_socket(int fd, int sndbuf)
 {
 	int one = 1, idle = 60, intvl = 10, cnt = 3;
 
+	/*
+	 * A bounded send buffer: a subscriber that stops reading holds at
+	 * most this much kernel memory (Linux doubles the value) instead of
+	 * up to tcp_wmem's 4 MB; a stall is then judged by time (delivery.c).
+	 */
+	if (sndbuf)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	/* Dead peers of idle subscribers are found by the kernel too. */
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
@@ -117,7 +124,7 @@ adopt(struct lc_worker *w, int fd, uint32_t ip)
 		close(fd);
 		return;
 	}
-	tune_socket(fd);
+	tune_socket(fd, w->srv->cfg->sndbuf_bytes);
 	/*
 	 * The record is attached only once lws returns the wsi: a failed
 	 * adoption may still be closed (and reported destroyed) later, and

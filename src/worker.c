@@ -13,7 +13,12 @@
 #include "lc/common.h"
 #include "lc/store.h"
 
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define SWEEP_US (1000 * LWS_US_PER_MS)
@@ -37,6 +42,29 @@ schedule_flush(struct lc_delivery *d)
 		lws_sul_schedule(w->ctx, 0, &w->flush_sul, flush_slice_cb, 1);
 }
 
+/*
+ * The peer's progress, from the kernel: bytes it acknowledged (TCP_INFO)
+ * and bytes still queued for it (SIOCOUTQ). Two syscalls per session per
+ * sweep (once a second).
+ */
+static bool
+peer_progress(struct lc_session *s, uint64_t *acked, uint32_t *queued)
+{
+	int fd = lws_get_socket_fd((struct lws *)s->conn);
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int outq = 0;
+
+	if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	    len < offsetof(struct tcp_info, tcpi_bytes_acked) +
+		      sizeof(ti.tcpi_bytes_acked) ||
+	    ioctl(fd, SIOCOUTQ, &outq))
+		return false;
+	*acked = ti.tcpi_bytes_acked;
+	*queued = outq > 0 ? (uint32_t)outq : 0;
+	return true;
+}
+
 int
 lc_worker_init(struct lc_worker *w, struct lc_server *srv, int id)
 {
@@ -48,6 +76,7 @@ lc_worker_init(struct lc_worker *w, struct lc_server *srv, int id)
 			     &srv->dispatch->seq, LWS_PRE))
 		return LC_ENOMEM;
 	w->delivery.schedule_flush = schedule_flush;
+	w->delivery.peer_progress = peer_progress;
 	return 0;
 }
 

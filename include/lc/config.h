@@ -58,6 +58,7 @@ struct lc_config {
 	char tls_key[1024];	      /* PEM private key for tls_cert */
 
 	int max_urls;		  /* distinct URLs in memory; 0 = no cap */
+	int sndbuf_bytes;	  /* SO_SNDBUF per connection; 0 = system's */
 	int max_idempotency_keys; /* keys remembered, oldest dropped */
 	int idempotency_ttl_s;	  /* a key's lifetime */
 	int shutdown_timeout_ms;  /* final flush retries on SIGTERM */

@@ -102,6 +102,9 @@ struct lc_session {
 	struct lc_sub *subs; /* &one or heap array of cap */
 	struct lc_sub one;
 	int64_t dirty_since_ms; /* when `dirty` went up (stall detection) */
+	uint64_t peer_acked;	/* peer_progress: last bytes acknowledged */
+	int64_t peer_moved_ms;	/* when the peer last took bytes (or was
+				   owed none) */
 	int64_t last_tx_ms;	/* last frame written */
 	int64_t last_rx_ms;	/* last frame / pong received (set by ws.c) */
 	int64_t ping_sent_ms;	/* last ping written when answers_pings */
@@ -124,6 +127,13 @@ struct lc_delivery {
 	size_t buf_cap;
 	/* Continues a sliced flush on the next loop iteration (NULL: never). */
 	void (*schedule_flush)(struct lc_delivery *d);
+	/*
+	 * The peer's progress on a session's connection: bytes it has
+	 * acknowledged so far, and bytes still waiting in the kernel for it.
+	 * Returns false when unknown (NULL: stalls are judged by our writes).
+	 */
+	bool (*peer_progress)(struct lc_session *s, uint64_t *acked,
+			      uint32_t *queued);
 	struct lc_delivery_stats stats;
 };
 

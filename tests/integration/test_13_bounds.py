@@ -1,7 +1,10 @@
 """Bounded by configuration, never by clients: URLs that readers only
 subscribe to are freed once nobody watches them (memory returns to a
 bound across rounds of churn) and never reach the top list."""
+import socket
+import threading
 import time
+import urllib.parse
 
 from lc import SANITIZED, WS, Server, check, run
 
@@ -129,5 +132,58 @@ def test_max_urls():
         check(s.count("x/2") == 1)
 
 
+def test_stalled_subscribers_closed_by_time():
+    """Subscribers that stop reading are closed stall_timeout_ms after the
+    peer last acknowledged a byte, not when a 4 MB send buffer finally
+    fills; a healthy subscriber on the same URL is served throughout."""
+    url = "stall/" + "s" * 2000
+    with Server("--stall-timeout-ms", "2000", tick_ms=20) as s:
+        q = "url=" + urllib.parse.quote(url, safe="")
+        stalled = []
+        for _ in range(10):
+            c = socket.socket()
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.connect(("127.0.0.1", s.port))
+            c.sendall(("GET /v1/events?%s HTTP/1.1\r\nHost: x\r\n"
+                       "Accept: text/event-stream\r\n\r\n" % q).encode())
+            stalled.append(c)  # never read
+        healthy = s.ws([url])
+        check(healthy.recv()["type"] == "snapshot")
+        seen = [0]
+
+        def read_healthy():
+            try:
+                while True:
+                    m = healthy.recv(timeout=30)
+                    if m.get("type") == "update":
+                        seen[0] = m["counts"][url]["count"]
+            except Exception:
+                return
+        reader = threading.Thread(target=read_healthy, daemon=True)
+        reader.start()
+        t0 = time.time()
+        closed_at = None
+        n = 0
+        while time.time() - t0 < 15:
+            s.like(url)
+            n += 1
+            if s.metric("livecount_slow_consumer_closes_total") >= 10:
+                closed_at = time.time() - t0
+                break
+            time.sleep(0.03)
+        check(closed_at is not None, "stalled subscribers not closed")
+        print("     10 stalled SSE subscribers closed %.1f s after the "
+              "stream began (stall_timeout_ms 2000)" % closed_at)
+        check(closed_at < 2 + 5, closed_at)
+        deadline = time.time() + 5
+        while seen[0] != n and time.time() < deadline:
+            time.sleep(0.05)
+        check(seen[0] == n, (seen[0], n))  # the reader was never closed
+        check(s.metric("livecount_slow_consumer_closes_total") == 10)
+        healthy.close()
+        for c in stalled:
+            c.close()
+
+
 run([test_subscribe_only_urls_are_freed, test_subscribed_then_liked_then_left,
-     test_max_urls])
+     test_max_urls, test_stalled_subscribers_closed_by_time])

@@ -335,6 +335,53 @@ test_stall_close(void **state)
 	lc_session_cleanup(&s);
 }
 
+static uint64_t fake_acked;
+static uint32_t fake_queued;
+
+static bool
+fake_progress(struct lc_session *s, uint64_t *acked, uint32_t *queued)
+{
+	(void)s;
+	*acked = fake_acked;
+	*queued = fake_queued;
+	return true;
+}
+
+/*
+ * Stalls judged by the peer: bytes queued in the kernel that the peer
+ * acknowledges none of for stall_timeout_ms close the session, even
+ * though every write of ours succeeds (the send buffer is not full).
+ */
+static void
+test_stall_by_peer_progress(void **state)
+{
+	struct fx *f = *state;
+	struct fake_conn c = {.writable = true};
+	struct lc_session s;
+	int64_t t0 = 1000000;
+
+	f->d.peer_progress = fake_progress;
+	lc_session_init(&s, &f->d, &tick_transport, &c);
+	subscribe(&s, "https://p.example/");
+	lc_delivery_flush_pending(&f->d);
+	fake_acked = 100;
+	fake_queued = 0;
+	lc_delivery_sweep(&f->d, t0); /* nothing owed: fine */
+	fake_queued = 500;
+	lc_delivery_sweep(&f->d, t0 + 1000);
+	fake_acked = 200; /* the peer reads: progress */
+	lc_delivery_sweep(&f->d, t0 + 1000 + f->cfg.stall_timeout_ms);
+	assert_int_equal(c.closes, 0);
+	lc_delivery_sweep(&f->d, t0 + 1000 + 2 * f->cfg.stall_timeout_ms);
+	assert_int_equal(c.closes, 0);
+	/* no byte acknowledged for longer than the timeout: closed */
+	lc_delivery_sweep(&f->d, t0 + 1000 + 3 * f->cfg.stall_timeout_ms + 1);
+	assert_int_equal(c.closes, 1);
+	assert_int_equal(atomic_load(&f->d.stats.slow_closes), 1);
+	f->d.peer_progress = NULL;
+	lc_session_cleanup(&s);
+}
+
 /* An idle session is pinged; a ping unanswered for an interval closes. */
 static void
 test_ping_and_unanswered_ping(void **state)
@@ -444,6 +491,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_multi_url_update, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_stall_close, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stall_by_peer_progress, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_ping_and_unanswered_ping,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
