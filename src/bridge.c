@@ -1160,3 +1160,156 @@ lc_bridge_status_json(struct lc_bridge *b)
 			 atomic_load(&b->stats.link_up) ? "up" : "down",
 			 "nodes", nodes);
 }
+
+/* ------------------------------------------------------------------ */
+/* Cluster-wide idempotency keys (bridge.h). */
+
+#define KV_TIMEOUT_MS 50
+#define KV_RETRY_MS 1000
+
+struct lc_redis_kv {
+	char host[256];
+	int port, db;
+	struct lc_bridge *b; /* its link state: down means don't wait */
+	redisContext *c;
+	int64_t retry_at_ms; /* after a failure, don't try before */
+};
+
+static const char claim_script[] =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v then return v end "
+    "redis.call('SET', KEYS[1], 'pending', 'PX', ARGV[1]) return false";
+
+struct lc_redis_kv *
+lc_redis_kv_create(const char *redis_url, struct lc_bridge *b)
+{
+	struct lc_redis_kv *kv = calloc(1, sizeof(*kv));
+
+	if (!kv)
+		return NULL;
+	if (lc_bridge_parse_url(redis_url, kv->host, sizeof(kv->host),
+				&kv->port, &kv->db)) {
+		free(kv);
+		return NULL;
+	}
+	kv->b = b;
+	return kv;
+}
+
+void
+lc_redis_kv_destroy(struct lc_redis_kv *kv)
+{
+	if (!kv)
+		return;
+	if (kv->c)
+		redisFree(kv->c);
+	free(kv);
+}
+
+static void
+kv_fail(struct lc_redis_kv *kv)
+{
+	if (kv->c)
+		redisFree(kv->c);
+	kv->c = NULL;
+	kv->retry_at_ms = lc_mono_ms() + KV_RETRY_MS;
+	if (kv->b)
+		atomic_fetch_add(&kv->b->stats.errors, 1);
+}
+
+static bool
+kv_ready(struct lc_redis_kv *kv)
+{
+	struct timeval tv = {0, KV_TIMEOUT_MS * 1000};
+	redisReply *r;
+
+	if (kv->b && !atomic_load(&kv->b->stats.link_up))
+		return false; /* the bridge sees Redis down: don't wait */
+	if (kv->c)
+		return true;
+	if (lc_mono_ms() < kv->retry_at_ms)
+		return false;
+	kv->c = redisConnectWithTimeout(kv->host, kv->port, tv);
+	if (!kv->c || kv->c->err) {
+		kv_fail(kv);
+		return false;
+	}
+	redisSetTimeout(kv->c, tv);
+	if (kv->db) {
+		r = redisCommand(kv->c, "SELECT %d", kv->db);
+		if (!r || r->type == REDIS_REPLY_ERROR) {
+			if (r)
+				freeReplyObject(r);
+			kv_fail(kv);
+			return false;
+		}
+		freeReplyObject(r);
+	}
+	return true;
+}
+
+enum lc_kv_claim
+lc_redis_kv_claim(struct lc_redis_kv *kv, const char *key, size_t klen,
+		  int64_t ttl_ms, struct lc_idem_answer *ans)
+{
+	char ttl[24];
+	redisReply *r;
+	enum lc_kv_claim res = LC_KV_UNAVAILABLE;
+
+	if (!kv || !kv_ready(kv))
+		return LC_KV_UNAVAILABLE;
+	snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
+	r = redisCommand(kv->c, "EVAL %s 1 lc:idem:%b %s", claim_script, key,
+			 klen, ttl);
+	if (!r) {
+		kv_fail(kv);
+		return LC_KV_UNAVAILABLE;
+	}
+	if (r->type == REDIS_REPLY_NIL) {
+		res = LC_KV_CLAIMED;
+	} else if (r->type == REDIS_REPLY_STRING) {
+		const char *nl = memchr(r->str, '\n', r->len);
+
+		if (r->len == 7 && !memcmp(r->str, "pending", 7)) {
+			res = LC_KV_PENDING;
+		} else if (nl && (size_t)(r->str + r->len - nl - 1) <=
+				     sizeof(ans->body)) {
+			ans->status = atoi(r->str);
+			ans->len = (size_t)(r->str + r->len - nl - 1);
+			memcpy(ans->body, nl + 1, ans->len);
+			res = LC_KV_ANSWERED;
+		}
+	}
+	freeReplyObject(r);
+	return res;
+}
+
+void
+lc_redis_kv_settle(struct lc_redis_kv *kv, const char *key, size_t klen,
+		   int64_t ttl_ms, const struct lc_idem_answer *ans)
+{
+	char head[16];
+	redisReply *r;
+
+	if (!kv || !kv->c)
+		return;
+	if (!ans) {
+		r = redisCommand(kv->c, "DEL lc:idem:%b", key, klen);
+	} else {
+		char *v = malloc(sizeof(head) + ans->len);
+		int n = snprintf(head, sizeof(head), "%d\n", ans->status);
+
+		if (!v)
+			return;
+		memcpy(v, head, (size_t)n);
+		memcpy(v + n, ans->body, ans->len);
+		r = redisCommand(kv->c, "SET lc:idem:%b %b XX PX %lld", key,
+				 klen, v, (size_t)n + ans->len,
+				 (long long)ttl_ms);
+		free(v);
+	}
+	if (!r)
+		kv_fail(kv);
+	else
+		freeReplyObject(r);
+}

@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include "lc/http_likes.h"
+#include "lc/bridge.h"
 #include "lc/http_policy.h"
 #include "lc/http_query.h"
 #include "lc/http_reply.h"
@@ -161,7 +162,43 @@ job_run(struct lws *wsi, struct lc_http_req *pss, struct job *j, bool close)
 	if (!ans)
 		return lc_http_error_ex(wsi, 503, "out_of_memory",
 					"server out of memory", NULL, close);
-	if (pss->idem_len && j->w->srv->idem)
+	if (pss->idem_len && j->w->srv->idem && j->w->kv &&
+	    !lc_idem_lookup(j->w->srv->idem, pss->idem_key, pss->idem_len,
+			    lc_now_ms(), ans)) {
+		/* Cluster: the key may have been used on another node. */
+		int64_t ttl = (int64_t)j->w->srv->cfg->idempotency_ttl_s * 1000;
+
+		switch (lc_redis_kv_claim(j->w->kv, pss->idem_key,
+					  pss->idem_len, ttl, ans)) {
+		case LC_KV_ANSWERED:
+			lc_idem_load(j->w->srv->idem, pss->idem_key,
+				     pss->idem_len, ans->status, ans->body,
+				     ans->len, lc_now_ms());
+			replay = true;
+			break;
+		case LC_KV_PENDING:
+			answer_error(ans, 409, "in_progress",
+				     "a request with this Idempotency-Key is "
+				     "being counted on another node; retry");
+			snprintf(j->extra, sizeof(j->extra),
+				 "retry-after: 1\r\n");
+			break;
+		case LC_KV_CLAIMED:
+			replay = lc_idem_run(j->w->srv->idem, pss->idem_key,
+					     pss->idem_len, lc_now_ms(),
+					     job_apply, j, ans);
+			/* Refused (429, 503): let a retry claim it again. */
+			lc_redis_kv_settle(j->w->kv, pss->idem_key,
+					   pss->idem_len, ttl,
+					   ans->status == 200 ? ans : NULL);
+			break;
+		case LC_KV_UNAVAILABLE:
+			replay = lc_idem_run(j->w->srv->idem, pss->idem_key,
+					     pss->idem_len, lc_now_ms(),
+					     job_apply, j, ans);
+			break;
+		}
+	} else if (pss->idem_len && j->w->srv->idem)
 		replay =
 		    lc_idem_run(j->w->srv->idem, pss->idem_key, pss->idem_len,
 				lc_now_ms(), job_apply, j, ans);

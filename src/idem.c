@@ -217,6 +217,27 @@ lc_idem_run(struct lc_idem *t, const char *key, size_t klen, int64_t now_ms,
 	return false;
 }
 
+bool
+lc_idem_lookup(struct lc_idem *t, const char *key, size_t klen, int64_t now_ms,
+	       struct lc_idem_answer *ans)
+{
+	uint64_t h = lc_hash(key, klen);
+	struct node *n;
+
+	pthread_mutex_lock(&t->lock);
+	expire(t, now_ms);
+	n = find(t, key, klen, h);
+	if (n) {
+		ans->status = n->status;
+		ans->len = n->len;
+		memcpy(ans->body, n->body, n->len);
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (n)
+		atomic_fetch_add(&t->stats.hits, 1);
+	return n != NULL;
+}
+
 int
 lc_idem_load(struct lc_idem *t, const char *key, size_t klen, int status,
 	     const char *body, size_t len, int64_t created_ms)

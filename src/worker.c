@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "lc/worker.h"
+#include "lc/bridge.h"
 #include "lc/common.h"
 #include "lc/store.h"
 
@@ -77,6 +78,9 @@ lc_worker_init(struct lc_worker *w, struct lc_server *srv, int id)
 		return LC_ENOMEM;
 	w->delivery.schedule_flush = schedule_flush;
 	w->delivery.peer_progress = peer_progress;
+	if (srv->bridge &&
+	    !(w->kv = lc_redis_kv_create(srv->cfg->redis_url, srv->bridge)))
+		return LC_ENOMEM;
 	return 0;
 }
 
@@ -85,6 +89,8 @@ lc_worker_cleanup(struct lc_worker *w)
 {
 	lc_delivery_cleanup(&w->delivery);
 	lc_source_cleanup(&w->source);
+	lc_redis_kv_destroy(w->kv);
+	w->kv = NULL;
 }
 
 static void

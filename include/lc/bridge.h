@@ -80,4 +80,37 @@ const struct lc_bridge_stats *lc_bridge_stats(struct lc_bridge *b);
  */
 json_t *lc_bridge_status_json(struct lc_bridge *b);
 
+/* ---- cluster-wide idempotency keys -------------------------------------
+ * A small synchronous Redis client per worker (hiredis contexts are not
+ * thread-safe), with a short timeout: a keyed like first claims its key in
+ * Redis (lc:idem:<key>, SET-if-absent in one script), so a retry sent to
+ * another node is answered there with the first answer. When Redis is
+ * slow or the cluster link is down the node falls back to its own table
+ * (counted in errors): serving never waits longer than the timeout.
+ */
+#include "lc/idem.h"
+
+struct lc_redis_kv;
+
+enum lc_kv_claim {
+	LC_KV_CLAIMED,	   /* ours: count, then store the answer */
+	LC_KV_ANSWERED,	   /* another node's first answer is in *ans */
+	LC_KV_PENDING,	   /* another node is counting it right now */
+	LC_KV_UNAVAILABLE, /* no Redis answer in time: decide locally */
+};
+
+/** A client for redis_url; connects at first use. NULL when out of memory. */
+struct lc_redis_kv *lc_redis_kv_create(const char *redis_url,
+				       struct lc_bridge *b);
+void lc_redis_kv_destroy(struct lc_redis_kv *kv);
+
+/** Claims key for ttl_ms, or reads its first answer. Its own thread. */
+enum lc_kv_claim lc_redis_kv_claim(struct lc_redis_kv *kv, const char *key,
+				   size_t klen, int64_t ttl_ms,
+				   struct lc_idem_answer *ans);
+
+/** Stores the first answer of a claimed key (or drops the claim: NULL). */
+void lc_redis_kv_settle(struct lc_redis_kv *kv, const char *key, size_t klen,
+			int64_t ttl_ms, const struct lc_idem_answer *ans);
+
 #endif

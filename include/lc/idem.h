@@ -66,7 +66,14 @@ bool lc_idem_run(struct lc_idem *t, const char *key, size_t klen,
 			    uint64_t *after_seq),
 		 void *arg, struct lc_idem_answer *ans);
 
-/** Puts a key back at start (from the database). Main thread. */
+/** Copies key's first answer into *ans when known. Any thread. */
+bool lc_idem_lookup(struct lc_idem *t, const char *key, size_t klen,
+		    int64_t now_ms, struct lc_idem_answer *ans);
+
+/**
+ * Puts a key with its answer in the table as already persisted: at start
+ * (from the database), or another node's answer (cluster). Any thread.
+ */
 int lc_idem_load(struct lc_idem *t, const char *key, size_t klen, int status,
 		 const char *body, size_t len, int64_t created_ms);
 

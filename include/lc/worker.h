@@ -80,6 +80,7 @@ struct lc_worker {
 	size_t buf_cap;
 	struct lc_rate_table rate; /* likes/s per client IP */
 	struct lc_reader qs;	   /* marks callbacks for reclamation */
+	struct lc_redis_kv *kv;	   /* cluster-wide keys; NULL single node */
 	struct lc_worker_stats stats;
 };
 

@@ -282,7 +282,34 @@ def test_reuse_port():
             check(a.proc.poll() is None and b.proc.poll() is None)
 
 
-run([test_three_nodes_converge, test_redis_stalled, test_partition,
+def test_idempotency_keys_hold_across_nodes():
+    with Redis() as r, node(r, 1) as a, node(r, 2) as b:
+        for n in (a, b):
+            wait_for(lambda: link_up(n), what="link up")
+        h = {"Idempotency-Key": "x-node-1"}
+        st, d1, r1 = a.request("POST", "/v1/likes?url=idem&n=3", headers=h)
+        check(st == 200, d1)
+        # the retry goes to another node: answered there, not counted
+        st, d2, r2 = b.request("POST", "/v1/likes?url=idem&n=3", headers=h)
+        check(st == 200 and d2 == d1, (d1, d2))
+        check(r2.getheader("idempotent-replayed") == "true")
+        st, d3, r3 = a.request("POST", "/v1/likes?url=idem&n=3", headers=h)
+        check(d3 == d1 and r3.getheader("idempotent-replayed") == "true")
+        converge([a, b], "idem", 3)
+        v = r.cmd("GET", "lc:idem:h:x-node-1")
+        check(v is not None and v.startswith("200\n"), v)
+        # with Redis stalled each node decides alone (bounded wait)
+        r.proc.send_signal(signal.SIGSTOP)
+        try:
+            t0 = time.time()
+            st, d, _ = a.request("POST", "/v1/likes?url=idem2",
+                                 headers={"Idempotency-Key": "x-node-2"})
+            check(st == 200 and time.time() - t0 < 2.5, time.time() - t0)
+        finally:
+            r.proc.send_signal(signal.SIGCONT)
+
+
+run([test_three_nodes_converge, test_idempotency_keys_hold_across_nodes, test_redis_stalled, test_partition,
      test_pubsub_killed_and_lost_message, test_node_sigkill_restart,
      test_redis_restarted_empty, test_duplicate_node_id_refused,
      test_reuse_port])
