@@ -182,6 +182,24 @@ insert(struct lc_idem *t, const char *key, size_t klen, uint64_t h, int status,
 	return n;
 }
 
+/* Looks key up (expiring old keys first) and copies its answer. Locked. */
+static struct node *
+lookup_copy(struct lc_idem *t, const char *key, size_t klen, uint64_t h,
+	    int64_t now_ms, struct lc_idem_answer *ans)
+{
+	struct node *n;
+
+	expire(t, now_ms);
+	n = find(t, key, klen, h);
+	if (n) {
+		ans->status = n->status;
+		ans->len = n->len;
+		memcpy(ans->body, n->body, n->len);
+		atomic_fetch_add(&t->stats.hits, 1);
+	}
+	return n;
+}
+
 bool
 lc_idem_run(struct lc_idem *t, const char *key, size_t klen, int64_t now_ms,
 	    bool (*fn)(void *arg, struct lc_idem_answer *ans,
@@ -192,14 +210,8 @@ lc_idem_run(struct lc_idem *t, const char *key, size_t klen, int64_t now_ms,
 	struct node *n;
 
 	pthread_mutex_lock(&t->lock);
-	expire(t, now_ms);
-	n = find(t, key, klen, h);
-	if (n) {
-		ans->status = n->status;
-		ans->len = n->len;
-		memcpy(ans->body, n->body, n->len);
+	if (lookup_copy(t, key, klen, h, now_ms, ans)) {
 		pthread_mutex_unlock(&t->lock);
-		atomic_fetch_add(&t->stats.hits, 1);
 		return true;
 	}
 	if (fn(arg, ans, &after)) {
@@ -222,20 +234,12 @@ lc_idem_lookup(struct lc_idem *t, const char *key, size_t klen, int64_t now_ms,
 	       struct lc_idem_answer *ans)
 {
 	uint64_t h = lc_hash(key, klen);
-	struct node *n;
+	bool hit;
 
 	pthread_mutex_lock(&t->lock);
-	expire(t, now_ms);
-	n = find(t, key, klen, h);
-	if (n) {
-		ans->status = n->status;
-		ans->len = n->len;
-		memcpy(ans->body, n->body, n->len);
-	}
+	hit = lookup_copy(t, key, klen, h, now_ms, ans) != NULL;
 	pthread_mutex_unlock(&t->lock);
-	if (n)
-		atomic_fetch_add(&t->stats.hits, 1);
-	return n != NULL;
+	return hit;
 }
 
 int
