@@ -520,52 +520,100 @@ lc_store_flush(struct lc_store *st, struct lc_entry *const *entries, size_t n)
 	return lc_store_flush_keys(st, entries, n, NULL, 0, 0);
 }
 
+static int
+cmp_url(const void *a, const void *b)
+{
+	const struct lc_entry *x = *(struct lc_entry *const *)a;
+	const struct lc_entry *y = *(struct lc_entry *const *)b;
+
+	return strcmp(x->url, y->url);
+}
+
+static int
+cmp_db_id(const void *a, const void *b)
+{
+	const struct lc_entry *x = *(struct lc_entry *const *)a;
+	const struct lc_entry *y = *(struct lc_entry *const *)b;
+
+	return (x->db_id > y->db_id) - (x->db_id < y->db_id);
+}
+
+/*
+ * Gives each URL new to the database its id. A URL new to the database
+ * gets the next id without an upsert or RETURNING (half of a new URL's
+ * cost); only if its text is somehow there already do we ask for the
+ * existing id.
+ */
+static int
+insert_url(struct lc_store *st, struct lc_entry *e)
+{
+	int rc;
+
+	sqlite3_bind_int64(st->new_url, 1, st->next_id);
+	sqlite3_bind_text(st->new_url, 2, e->url, (int)e->url_len,
+			  SQLITE_STATIC);
+	rc = sqlite3_step(st->new_url);
+	sqlite3_reset(st->new_url);
+	if (rc == SQLITE_DONE) {
+		e->db_id = st->next_id++;
+		return SQLITE_OK;
+	}
+	if (rc != SQLITE_CONSTRAINT)
+		return rc;
+	sqlite3_bind_text(st->put_url, 1, e->url, (int)e->url_len,
+			  SQLITE_STATIC);
+	rc = sqlite3_step(st->put_url);
+	if (rc == SQLITE_ROW)
+		e->db_id = sqlite3_column_int64(st->put_url, 0);
+	sqlite3_reset(st->put_url);
+	return rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/*
+ * A note on write order: new URLs are inserted sorted by their text, so
+ * the urls text index grows at its right edge instead of splitting pages
+ * all over, and get their ids in that order; then every row is written in
+ * id order, so counters, node_slots and likes_minute also grow in order.
+ * For a flush of 1M new URLs this halves the time (RESULTS.md).
+ */
 int
 lc_store_flush_keys(struct lc_store *st, struct lc_entry *const *entries,
 		    size_t n, const struct lc_idem_record *keys, size_t nkeys,
 		    int64_t prune_before_ms)
 {
-	size_t assigned = 0;
+	struct lc_entry **fresh = NULL, **order = NULL;
+	size_t nfresh = 0;
 	int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	struct lc_slot buf[16], *sl = buf;
 	size_t i;
 
 	if (rc != SQLITE_OK)
 		goto fail;
+	if (n) {
+		fresh = malloc(n * sizeof(*fresh));
+		order = malloc(n * sizeof(*order));
+		if (!fresh || !order) {
+			rc = SQLITE_NOMEM;
+			goto fail;
+		}
+	}
+	for (i = 0; i < n; i++)
+		if (!entries[i]->db_id)
+			fresh[nfresh++] = entries[i];
+	qsort(fresh, nfresh, sizeof(*fresh), cmp_url);
+	for (i = 0; i < nfresh; i++)
+		if ((rc = insert_url(st, fresh[i]))) {
+			nfresh = i; /* forget only the ids handed out */
+			goto fail;
+		}
+	if (n)
+		memcpy(order, entries, n * sizeof(*order));
+	qsort(order, n, sizeof(*order), cmp_db_id);
 	for (i = 0; i < n; i++) {
-		struct lc_entry *e = entries[i];
+		struct lc_entry *e = order[i];
 		struct lc_counts cnt;
 		uint32_t nslots;
 
-		if (!e->db_id) {
-			/*
-			 * A URL new to the database gets the next id without
-			 * an upsert or RETURNING (half of a new URL's cost);
-			 * only if its text is somehow there already do we ask
-			 * for the existing id.
-			 */
-			sqlite3_bind_int64(st->new_url, 1, st->next_id);
-			sqlite3_bind_text(st->new_url, 2, e->url,
-					  (int)e->url_len, SQLITE_STATIC);
-			rc = sqlite3_step(st->new_url);
-			sqlite3_reset(st->new_url);
-			if (rc == SQLITE_DONE) {
-				e->db_id = st->next_id++;
-			} else if (rc == SQLITE_CONSTRAINT) {
-				sqlite3_bind_text(st->put_url, 1, e->url,
-						  (int)e->url_len,
-						  SQLITE_STATIC);
-				rc = sqlite3_step(st->put_url);
-				if (rc == SQLITE_ROW)
-					e->db_id = sqlite3_column_int64(
-					    st->put_url, 0);
-				sqlite3_reset(st->put_url);
-				if (rc != SQLITE_ROW)
-					goto fail;
-			} else
-				goto fail;
-			assigned = i + 1;
-		}
 		if (read_entry(st, e, &cnt, buf, 16, &sl, &nslots)) {
 			rc = SQLITE_NOMEM;
 			goto fail;
@@ -614,8 +662,11 @@ lc_store_flush_keys(struct lc_store *st, struct lc_entry *const *entries,
 			goto fail;
 	}
 	rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
+	if (rc == SQLITE_OK) {
+		free(fresh);
+		free(order);
 		return 0;
+	}
 fail:
 	if (sl != buf)
 		free(sl);
@@ -623,12 +674,14 @@ fail:
 	if (!sqlite3_get_autocommit(st->db))
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	/*
-	 * Ids handed out inside the rolled-back transaction do not exist.
-	 * Forget every id up to the last one assigned here; for entries whose
-	 * id was committed earlier the next flush's upsert returns it again.
+	 * Ids handed out inside the rolled-back transaction do not exist:
+	 * forget them (the next flush gives new ones, or the upsert returns
+	 * an id committed earlier).
 	 */
-	for (i = 0; i < assigned; i++)
-		entries[i]->db_id = 0;
+	for (i = 0; i < nfresh; i++)
+		fresh[i]->db_id = 0;
+	free(fresh);
+	free(order);
 	return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED
 		   ? LC_EBUSY
 		   : LC_EIO;
