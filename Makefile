@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps deps-test build run test test-asan unit bench soak persist fuzz format clean
+.PHONY: all deps deps-test build run test test-asan unit bench bench-cluster soak persist fuzz format clean
 
 all: build
 
@@ -50,6 +50,10 @@ unit: $(BUILD)/Makefile
 # Benchmarks (not part of make test): S1-S6 into loadtest/RESULTS.md.
 bench: build
 	loadtest/bench.sh
+
+# Cluster-mode benchmarks (issue 11): raw outputs and a report.md in a temp dir.
+bench-cluster: build
+	loadtest/cluster_bench.sh all
 
 # 10 minutes of mixed load, RSS and fds sampled into loadtest/RESULTS.md.
 soak: build
