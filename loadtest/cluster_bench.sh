@@ -305,22 +305,33 @@ bench_ingest() {
 }
 
 # ---- 5. 100k subscribers on one machine -----------------------------------------
-bench_big() {
+# Two ways to send the likes, alternating run by run, a fresh cluster each:
+#   ingress  to an 8th node on its own port (no subscribers): its answers
+#            carry the cluster count, so every like is identified exactly,
+#            and every subscriber sees it across nodes (the worst case);
+#   shared   to the shared port, so the kernel spreads them over the 7
+#            nodes like the subscribers; each node answers its own view of
+#            the total, so likes are matched by send order
+#            (--like-match send-order: the k-th like sent is count k).
+big_run() { # variant run
+	local variant=$1 i=$2
 	local subs=${BIG_SUBS:-100000} nodes=${BIG_NODES:-7} procs=${BIG_PROCS:-7}
 	local ramp=${BIG_RAMP:-5000} dur=${BIG_DUR:-30}
-	log "== big: $subs WS subscribers over $nodes nodes on one port, 1 URL, 100 likes/s, tick 1000 ms"
+	log "== big ($variant, run $i): $subs WS subscribers over $nodes nodes on one port, 1 URL, 100 likes/s, tick 1000 ms"
 	start_redis
-	local port pi id pids=()
+	local port pi id pids=() like_args=()
 	port=$(free_port) pi=$(free_port)
 	for id in $(seq "$nodes"); do
 		start_node "n$id" "$port" --workers 1 --tick-ms 1000 --reuse-port \
 			--max-conns-per-ip 0 $(cluster_flags "$id")
 	done
-	# The likes go to one more node on its own port: its answers carry the
-	# cluster count, so every like is identified exactly and every
-	# subscriber sees it across nodes (the worst case).
-	start_node ingress "$pi" --workers 1 --tick-ms 1000 $(cluster_flags 100)
-	wait_node ingress cluster
+	if [[ $variant == ingress ]]; then
+		start_node ingress "$pi" --workers 1 --tick-ms 1000 $(cluster_flags 100)
+		wait_node ingress cluster
+		like_args=(--like-target "http://127.0.0.1:$pi")
+	else
+		like_args=(--like-match send-order)
+	fi
 	for id in $(seq "$nodes"); do
 		# All share $port: wait for each process's log line instead.
 		for _ in $(seq 100); do
@@ -330,21 +341,32 @@ bench_big() {
 		kill -0 "${NPID[n$id]}" || { log "node n$id died"; cat "$OUT/node-n$id.log" >&2; exit 1; }
 		pids+=("${NPID[n$id]}")
 	done
-	pids+=("${NPID[ingress]}")
+	[[ $variant == ingress ]] && pids+=("${NPID[ingress]}")
 	local pidlist
 	pidlist=$(IFS=,; echo "${pids[*]}")
-	echo "$pidlist" >"$OUT/big_pids"
-	$UTIL sampler "$OUT/big_sampler.jsonl" "${pids[@]}" "$REDIS_PID" &
+	echo "$pidlist" >"$OUT/big_${variant}_$i.pids"
+	$UTIL sampler "$OUT/big_${variant}_$i.sampler.jsonl" "${pids[@]}" "$REDIS_PID" &
 	local sp=$!
 	ALL_PIDS+=("$sp")
-	run_load big_$subs fanout --transport ws --subscribers "$subs" --urls 1 --like-rate 100 \
+	run_load "big_${variant}_$i" fanout --transport ws --subscribers "$subs" --urls 1 --like-rate 100 \
 		--duration "$dur" --tick-ms 1000 --procs "$procs" --sources 16 \
 		--ramp-per-s "$ramp" --connect-timeout 60 --max-pending 2048 \
-		--target "http://127.0.0.1:$port" --like-target "http://127.0.0.1:$pi" \
-		--server-pid "$pidlist"
+		--target "http://127.0.0.1:$port" "${like_args[@]}" --server-pid "$pidlist"
 	kill -TERM "$sp" 2>/dev/null || true
-	for id in $(seq "$nodes"); do grep -E "error|warn" "$OUT/node-n$id.log" | tail -5 >&2 || true; done
+	for id in $(seq "$nodes"); do
+		cp "$OUT/node-n$id.log" "$OUT/big_${variant}_${i}_node-n$id.log"
+		grep -E "error|warn" "$OUT/node-n$id.log" | tail -5 >&2 || true
+	done
 	stop_all
+}
+
+bench_big() {
+	local i v
+	for i in $(seq "${BIG_RUNS:-$RUNS}"); do
+		for v in ${BIG_LIKES:-ingress shared}; do
+			big_run "$v" "$i"
+		done
+	done
 }
 
 case "$WHAT" in

@@ -166,12 +166,36 @@ def ingest(d):
                 "{:.3f}".format(statistics.median([x["likes_per_s"] for x in s2["on"]]) / statistics.median([x["likes_per_s"] for x in s2["off"]])) if all(s2.values()) else "–"))
 
 
+def cpu_during(d, name, j):
+    """Machine CPU busy % over the like phase, from the sampler."""
+    try:
+        recs = [json.loads(l) for l in open(os.path.join(d, name + ".sampler.jsonl"))]
+    except OSError:
+        return None
+    if not recs:
+        return None
+    # The like phase is the last duration_s before the load ended; the
+    # sampler stops a few seconds after (converge + report).
+    end = os.path.getmtime(os.path.join(d, name + ".json"))
+    start = end - j["wall_s"]
+    conn_s = (j["subscribers"] / j["connect_per_s"]) if j.get("connect_per_s") else 0
+    lo = start + conn_s + 2
+    hi = lo + j["duration_s"]
+    sel = [r["busy_pct"] for r in recs if lo <= r["t"] <= hi]
+    return statistics.mean(sel) if sel else None
+
+
 def big(d):
     out = []
+    rows = {}
     for p in sorted(glob.glob(os.path.join(d, "big_*.json"))):
         j = last_json(p)
         if not j:
             continue
+        name = os.path.basename(p)[:-5]
+        m = re.match(r"big_(\w+?)_(\d+)$", name)
+        if m:
+            rows.setdefault(m.group(1), []).append((j, cpu_during(d, name, j)))
         lat = j["latency_ms"]
         out.append("`%s`: subscribers %d, ready %d, converged %d (delivered %.4f), errors %d %s, "
                    "like→visible p50 %.0f ms, p99 %.0f ms, max %.0f ms, likes/s %.1f, msgs/s %.0f, "
@@ -183,6 +207,23 @@ def big(d):
                        j.get("server_cpu_pct", 0), j.get("server_rss_start_kb", 0),
                        j.get("server_rss_ready_kb", 0), j.get("server_rss_per_subscriber_kb", 0),
                        j["loadgen_cpu_pct"]))
+    tab = []
+    for v, rs in rows.items():
+        js = [x for x, _ in rs]
+        tab.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            v, ", ".join("%d/%d" % (x["converged"], x["subscribers"]) for x in js),
+            ", ".join(str(x["counts_exact"]) for x in js),
+            med([x["latency_ms"]["p50"] for x in js], "{:,.0f}"),
+            med([x["latency_ms"]["p99"] for x in js], "{:,.0f}"),
+            med([x["latency_ms"]["max"] for x in js], "{:,.0f}"),
+            med([x["server_to_client_ms"]["p99"] for x in js], "{:,.0f}"),
+            med([x.get("server_rss_per_subscriber_kb") for x in js], "{:.2f}"),
+            med([x.get("server_cpu_pct") for x in js], "{:.0f}"),
+            med([c for _, c in rs], "{:.0f}"),
+            ", ".join(str(x["errors"]) for x in js)))
+    if tab:
+        out.insert(0, "| likes to | converged | counts exact | like→visible p50 ms | p99 ms | max ms | server ts→client p99 ms | RSS KB / subscriber (all nodes) | nodes' CPU % (100 = 1 core) | machine CPU busy % over the like phase (2 cores) | errors |\n"
+                   "|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(tab))
     return "\n\n".join(out) + "\n" if out else ""
 
 

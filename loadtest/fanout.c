@@ -240,7 +240,8 @@ static void
 on_like_answer(void *ctx, uint32_t url, int64_t count, uint64_t intended)
 {
 	fo_t *f = ctx;
-	ring_store(f, url, count, intended);
+	if (!f->cfg->match_send_order)
+		ring_store(f, url, count, intended);
 	if (f->acked_max && count > f->acked_max[url])
 		f->acked_max[url] = count;
 }

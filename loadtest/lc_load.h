@@ -170,6 +170,10 @@ typedef struct {
 	struct sockaddr_in like_dst;
 	char like_hosthdr[80];
 	bool like_target_given;
+	/* --like-match send-order: key each like by the order it was sent
+	 * (base + k) and ignore the count in its answer; for likes spread
+	 * over cluster nodes whose answers carry each node's own view. */
+	bool match_send_order;
 	/* fanout --nchan-pub/--nchan-sub: speak to nginx+nchan instead of
 	 * livecount (channel = path prefix + run tag + URL index). */
 	bool nchan;

@@ -72,6 +72,12 @@ usage(FILE *o)
 	    "cluster node);\n"
 	    "                        subscribers and the count check stay on "
 	    "--target\n"
+	    "  --like-match M        answer (default): a like is the count its "
+	    "answer carries;\n"
+	    "                        send-order: the k-th like sent is count "
+	    "base+k (likes\n"
+	    "                        spread over cluster nodes that each answer "
+	    "their own view)\n"
 	    "  --nchan-pub PREFIX    peer baseline: nginx+nchan instead of "
 	    "livecount. Likes\n"
 	    "                        are POSTed to PREFIX<channel> carrying the "
@@ -380,6 +386,7 @@ main(int argc, char **argv)
 		O_LIKE_TARGET,
 		O_NCHAN_PUB,
 		O_NCHAN_SUB,
+		O_LIKE_MATCH,
 		O_HELP
 	};
 	static const struct option opts[] = {
@@ -409,6 +416,7 @@ main(int argc, char **argv)
 	    {"like-target", required_argument, 0, O_LIKE_TARGET},
 	    {"nchan-pub", required_argument, 0, O_NCHAN_PUB},
 	    {"nchan-sub", required_argument, 0, O_NCHAN_SUB},
+	    {"like-match", required_argument, 0, O_LIKE_MATCH},
 	    {"help", no_argument, 0, O_HELP},
 	    {0, 0, 0, 0},
 	};
@@ -515,6 +523,17 @@ main(int argc, char **argv)
 			snprintf(cfg.nchan_pub, sizeof(cfg.nchan_pub), "%s",
 				 optarg);
 			cfg.nchan = true;
+			break;
+		case O_LIKE_MATCH:
+			if (strcmp(optarg, "send-order") == 0)
+				cfg.match_send_order = true;
+			else if (strcmp(optarg, "answer") == 0)
+				cfg.match_send_order = false;
+			else {
+				fprintf(stderr, "livecount-load: --like-match "
+						"answer|send-order\n");
+				return 2;
+			}
 			break;
 		case O_NCHAN_SUB:
 			snprintf(cfg.nchan_sub, sizeof(cfg.nchan_sub), "%s",
