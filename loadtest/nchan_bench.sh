@@ -150,7 +150,8 @@ run() { # name extra-args...
 	local name=$1
 	shift
 	echo "livecount-load $* --target http://127.0.0.1:PORT --server-pid PIDS" >"$OUT/$name.cmd"
-	log "$name"
+	cut -d' ' -f1 /proc/loadavg >"$OUT/$name.loadavg"
+	log "$name (load average $(cat "$OUT/$name.loadavg"))"
 	timeout 600 "$LOAD" "$@" --target "http://127.0.0.1:$PORT" --server-pid "$SPIDS" --quiet \
 		>"$OUT/$name.json" 2>"$OUT/$name.err" || true
 	python3 - "$OUT/$name.json" <<'PY' >&2 || true
@@ -219,6 +220,12 @@ L = ["<!-- nchan:begin -->", "## Peer baseline: livecount vs nginx + nchan (fan-
      "server CPU over the like phase / frames received in it (nginx: master + workers). "
      "RSS per subscriber = (RSS with all subscribers connected − RSS before) / subscribers "
      "(nginx: summed over its processes; shared memory pages count once per process that touched them).", ""]
+import glob
+la = sorted(float(open(f).read()) for f in glob.glob(os.path.join(out, "*.loadavg")))
+if la:
+    L.append(f"1-min load average at the start of the runs: {la[0]:.1f}–{la[-1]:.1f} (median "
+             f"{statistics.median(la):.1f}); the machine is shared, so compare within a row pair.")
+    L.append("")
 L.append("| transport | subscribers | server | delivered | p50 ms | p99 ms | max ms | server CPU µs / frame | RSS KB / subscriber | errors |")
 L.append("|---|---|---|---|---|---|---|---|---|---|")
 ratios = []
