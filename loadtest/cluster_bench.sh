@@ -2,7 +2,7 @@
 # cluster_bench.sh: the cluster-mode benchmarks of issue 11, run by
 # `make bench-cluster` (all of them) or one at a time:
 #
-#   loadtest/cluster_bench.sh [latency|partition|traffic|ingest|big|all]
+#   loadtest/cluster_bench.sh [latency|partition|traffic|ingest|big|phase|all]
 #
 #   latency    like→visible across nodes (subscribers on B, likes on A)
 #              beside the same workload on one cluster node and on a
@@ -19,6 +19,9 @@
 #              (--reuse-port) plus one Redis, one hot URL, 100 likes/s,
 #              --tick-ms 1000 (likes go to an 8th node on its own port so
 #              that every like is identified by its count; see RESULTS.md)
+#   phase      10k subscribers, tick 1000 ms: the ingress node's tick in phase
+#              with the subscriber nodes' vs half a tick before (why the
+#              cross-node path costs about one extra tick)
 #
 # Every run starts its own redis-server on a free loopback port (no
 # persistence) and its own nodes with temporary databases, and stops
@@ -373,12 +376,49 @@ bench_big() {
 	done
 }
 
+# ---- 5b. why cross-node like→visible is ~2 ticks at tick 1000 ms ---------------------
+# 10k WS subscribers over 3 nodes sharing a port, likes to an ingress node
+# started either just after the subscriber nodes (their ticks then run about
+# in phase with its own, as in `big`) or 500 ms before them (half a tick out
+# of phase). Alternating, RUNS rounds.
+phase_run() { # mode run
+	local mode=$1 i=$2 port pi id
+	start_redis
+	port=$(free_port) pi=$(free_port)
+	if [[ $mode == ingress_first ]]; then
+		start_node "ph_ingress" "$pi" --workers 1 --tick-ms 1000 $(cluster_flags 100)
+		sleep 0.5
+	fi
+	for id in 1 2 3; do
+		start_node "ph_n$id" "$port" --workers 1 --tick-ms 1000 --reuse-port $(cluster_flags "$id")
+	done
+	if [[ $mode == nodes_first ]]; then
+		sleep 0.05
+		start_node "ph_ingress" "$pi" --workers 1 --tick-ms 1000 $(cluster_flags 100)
+	fi
+	wait_node ph_ingress cluster
+	sleep 1
+	run_load "phase_${mode}_$i" fanout --transport ws --subscribers 10000 --urls 1 --like-rate 100 \
+		--duration 10 --tick-ms 1000 --sources 8 --target "http://127.0.0.1:$port" \
+		--like-target "http://127.0.0.1:$pi"
+	stop_all
+}
+
+bench_phase() {
+	local i
+	for i in $(seq "$RUNS"); do
+		phase_run nodes_first "$i"
+		phase_run ingress_first "$i"
+	done
+}
+
 case "$WHAT" in
 latency) bench_latency ;;
 partition) bench_partition ;;
 traffic) bench_traffic ;;
 ingest) bench_ingest ;;
 big) bench_big ;;
+phase) bench_phase ;;
 all)
 	bench_latency
 	bench_partition
@@ -386,7 +426,7 @@ all)
 	bench_ingest
 	bench_big
 	;;
-*) echo "usage: $0 [latency|partition|traffic|ingest|big|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [latency|partition|traffic|ingest|big|phase|all]" >&2; exit 2 ;;
 esac
 python3 "$HERE/cluster_report.py" "$OUT" >"$OUT/report.md" || true
 log "report: $OUT/report.md"

@@ -227,10 +227,29 @@ def big(d):
     return "\n\n".join(out) + "\n" if out else ""
 
 
+def phase(d):
+    rows = []
+    for mode, label in (("nodes_first", "in phase (subscriber nodes started first, as in `big`)"),
+                        ("ingress_first", "ingress started 500 ms before the subscriber nodes")):
+        r = runs(d, "phase_%s_*.json" % mode)
+        if not r:
+            continue
+        rows.append("| %s | %s | %s | %s | %s | %s |" % (
+            label, med([x["latency_ms"]["p50"] for x in r], "{:,.0f}"),
+            med([x["latency_ms"]["p99"] for x in r], "{:,.0f}"),
+            med([x["server_to_client_ms"]["p99"] for x in r], "{:,.0f}"),
+            med([x["delivered_ratio"] for x in r], "{:.4f}"),
+            ", ".join(str(x["errors"]) for x in r)))
+    if not rows:
+        return ""
+    return ("| ingress tick phase | like→visible p50 ms | p99 ms | server ts→client p99 ms | delivered | errors |\n"
+            "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+
+
 def main():
     for d in sys.argv[1:]:
         for name, fn in (("latency", latency), ("partition", partition), ("traffic", traffic),
-                         ("ingest", ingest), ("big", big)):
+                         ("ingest", ingest), ("big", big), ("phase", phase)):
             try:
                 s = fn(d)
             except Exception as e:  # a partial run still reports the rest
