@@ -425,6 +425,7 @@ all)
 	bench_traffic
 	bench_ingest
 	bench_big
+	bench_phase
 	;;
 *) echo "usage: $0 [latency|partition|traffic|ingest|big|phase|all]" >&2; exit 2 ;;
 esac
