@@ -147,7 +147,10 @@ def ingest(d):
             return float(m.group(1)) if m else None
         except OSError:
             return None
-    s1 = {m: [wrk_rps(p) for p in sorted(glob.glob(os.path.join(d, "s1_%s_*.wrk" % m)))] for m in ("off", "on")}
+    def num(p):
+        return int(re.findall(r"_(\d+)\.wrk$", p)[0])
+    s1 = {m: [wrk_rps(p) for p in sorted(glob.glob(os.path.join(d, "s1_%s_*.wrk" % m)), key=num)]
+          for m in ("off", "on")}
     s2 = {m: runs(d, "s2_%s_*.json" % m) for m in ("off", "on")}
     if not any(s1.values()) and not any(s2.values()):
         return ""
