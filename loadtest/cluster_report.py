@@ -156,13 +156,15 @@ def ingest(d):
         return ""
     rows = []
     for m in ("off", "on"):
-        rows.append("| %s | %s | %s | %s | %s |" % (
+        rows.append("| %s | %s | %s | %s | %s | %s |" % (
             m, med(s1[m], "{:,.0f}"), med([x["likes_per_s"] for x in s2[m]], "{:,.0f}"),
             med([x.get("server_cpu_pct") for x in s2[m]], "{:.0f}"),
+            med([x["server_cpu_pct"] / 100 / x["likes_per_s"] * 1e9 for x in s2[m]
+                 if x.get("server_cpu_pct") and x.get("likes_per_s")], "{:,.0f}"),
             ", ".join(str(x["counts_exact"]) for x in s2[m])))
     r1 = [b / a for a, b in zip(s1["off"], s1["on"]) if a and b]
     r2 = [b["likes_per_s"] / a["likes_per_s"] for a, b in zip(s2["off"], s2["on"]) if a["likes_per_s"]]
-    return ("| cluster mode | S1 wrk req/s | S2 likes/s | S2 server CPU % | S2 counts exact |\n|---|---|---|---|---|\n" +
+    return ("| cluster mode | S1 wrk req/s | S2 likes/s | S2 server CPU % | S2 server CPU ns per like | S2 counts exact |\n|---|---|---|---|---|---|\n" +
             "\n".join(rows) + "\n\nOn/off per adjacent pair: S1 %s, S2 %s (medians: S1 %s, S2 %s)\n" % (
                 med(r1, "{:.3f}"), med(r2, "{:.3f}"),
                 "{:.3f}".format(statistics.median([x for x in s1["on"] if x]) / statistics.median([x for x in s1["off"] if x])) if all(s1.values()) else "–",
