@@ -955,7 +955,8 @@ run_fanout(const cfg_t *cfg, int proc, shm_t *shm, const urltab_t *urls,
 					    (uint64_t)(cfg->duration_s * 1e9);
 					long rss;
 					if (cfg->server_pid &&
-					    lc_server_sample(cfg, &scpu0, &rss) == 0)
+					    lc_server_sample(cfg, &scpu0,
+							     &rss) == 0)
 						st->server_rss_ready_kb = rss;
 					__atomic_store_n(&shm->likes_end,
 							 f.phase_end,
@@ -998,8 +999,7 @@ run_fanout(const cfg_t *cfg, int proc, shm_t *shm, const urltab_t *urls,
 				double scpu1;
 				long rss;
 				if (f.liker && cfg->server_pid &&
-				    lc_server_sample(cfg, &scpu1,
-						   &rss) == 0) {
+				    lc_server_sample(cfg, &scpu1, &rss) == 0) {
 					st->server_rss_end_kb = rss;
 					st->server_cpu_s = scpu1 - scpu0;
 					st->server_cpu_wall_s = st->phase_s;

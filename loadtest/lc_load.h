@@ -162,7 +162,7 @@ typedef struct {
 	int lat_samples;
 	bool verify;
 	bool quiet;
-	int server_pid; /* 0: none; the first of server_pids */
+	int server_pid;		       /* 0: none; the first of server_pids */
 	int server_pids[LC_MAX_PROCS]; /* --server-pid P1,P2,...: summed */
 	int nserver_pids;
 	/* fanout --like-target: likes go to this server (another cluster
@@ -312,9 +312,9 @@ typedef struct rpool {
 	bool sending;
 	uint64_t k_next;
 	uint32_t next_url;
-	int64_t *acked;	   /* [urls] */
-	int32_t *ambig;	   /* [urls] */
-	int64_t acked_all; /* added to every URL (whole rounds in batches) */
+	int64_t *acked;	    /* [urls] */
+	int32_t *ambig;	    /* [urls] */
+	int64_t acked_all;  /* added to every URL (whole rounds in batches) */
 	int64_t *pub_count; /* nchan: count carried by the last publish */
 	uint64_t timer_at;
 	uint64_t nsent, max_requests; /* max_requests 0: no limit */

@@ -76,13 +76,16 @@ usage(FILE *o)
 	    "answer carries;\n"
 	    "                        send-order: the k-th like sent is count "
 	    "base+k (likes\n"
-	    "                        spread over cluster nodes that each answer "
+	    "                        spread over cluster nodes that each "
+	    "answer "
 	    "their own view)\n"
 	    "  --nchan-pub PREFIX    peer baseline: nginx+nchan instead of "
 	    "livecount. Likes\n"
-	    "                        are POSTed to PREFIX<channel> carrying the "
+	    "                        are POSTed to PREFIX<channel> carrying "
+	    "the "
 	    "count the\n"
-	    "                        tester assigns (livecount's update shape); "
+	    "                        tester assigns (livecount's update "
+	    "shape); "
 	    "use --like-conns 1\n"
 	    "  --nchan-sub PREFIX    subscribers on PREFIX<channel> (WS or "
 	    "EventSource)\n"
@@ -565,7 +568,8 @@ main(int argc, char **argv)
 	if (like_target) {
 		if (parse_addr(&cfg.like_dst, cfg.like_hosthdr,
 			       sizeof(cfg.like_hosthdr), like_target) < 0) {
-			fprintf(stderr, "livecount-load: bad --like-target %s\n",
+			fprintf(stderr,
+				"livecount-load: bad --like-target %s\n",
 				like_target);
 			return 2;
 		}

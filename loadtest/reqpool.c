@@ -237,11 +237,11 @@ send_req(rpool_t *rp, uint32_t idx, uint64_t intended, uint64_t now)
 		rp->next_url = (u + 1) % t->n;
 		c->count = ++rp->pub_count[u];
 		char body[1024];
-		int bl = snprintf(body, sizeof(body),
-				  "{\"type\":\"update\",\"counts\":{\"%.*s\":{"
-				  "\"count\":%lld,\"delta\":1}}}",
-				  (int)t->rawlen[u], t->raw[u],
-				  (long long)c->count);
+		int bl =
+		    snprintf(body, sizeof(body),
+			     "{\"type\":\"update\",\"counts\":{\"%.*s\":{"
+			     "\"count\":%lld,\"delta\":1}}}",
+			     (int)t->rawlen[u], t->raw[u], (long long)c->count);
 		int hl = snprintf(c->tx, c->tcap,
 				  "POST %s%s_%u HTTP/1.1\r\nHost: %s\r\n"
 				  "Content-Type: application/json\r\n"
