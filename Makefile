@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps deps-test build run test test-asan test-tsan unit bench soak persist fuzz format format-check check-layers clean install
+.PHONY: all deps deps-test build run test test-asan test-tsan unit bench bench-cluster soak persist fuzz format format-check check-layers clean install
 
 all: build
 
@@ -69,6 +69,10 @@ unit: $(BUILD)/Makefile
 # Benchmarks (not part of make test): S1-S6 into loadtest/RESULTS.md.
 bench: build
 	loadtest/bench.sh
+
+# Cluster-mode benchmarks (issue 11): raw outputs and a report.md in a temp dir.
+bench-cluster: build
+	loadtest/cluster_bench.sh all
 
 # 10 minutes of mixed load, RSS and fds sampled into loadtest/RESULTS.md.
 soak: build

@@ -320,3 +320,15 @@ stop_server
 echo $(($(date +%s) - T_BEGIN)) >"$OUT/elapsed_s"
 python3 "$HERE/bench_report.py" "$OUT" "$RESULTS"
 log "wrote $RESULTS"
+
+# ---- peer baseline: the same fan-out workloads against nginx + nchan ----------
+# (issue 13 item 3; rewrites its own section of RESULTS.md). BENCH_NCHAN=0 skips.
+if [[ "${BENCH_NCHAN:-1}" == 1 ]]; then
+	if [[ "$QUICK" == 1 ]]; then
+		RUNS=1 DUR=3 NCHAN_SIZES="200 2000" LC_BUILD_DIR="$BUILD" LC_RESULTS="$RESULTS" \
+			LC_WORKERS="$WORKERS" "$HERE/nchan_bench.sh" >/dev/null || log "nchan baseline failed"
+	else
+		RUNS="$RUNS" DUR="$DUR" LC_BUILD_DIR="$BUILD" LC_RESULTS="$RESULTS" \
+			LC_WORKERS="$WORKERS" "$HERE/nchan_bench.sh" >/dev/null || log "nchan baseline failed"
+	fi
+fi

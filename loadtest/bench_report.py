@@ -349,13 +349,14 @@ w("`loadtest/bench.sh` installs `wrk` and `nginx` from Debian when they are miss
   "run prints one JSON summary line, whose fields this file quotes. Total time: "
   f"{open(os.path.join(OUT, 'elapsed_s')).read().strip() if os.path.exists(os.path.join(OUT, 'elapsed_s')) else '?'} s.")
 w("")
-# Keep the sections other scripts (soak.sh, persist.sh) or people (the
-# issue 9 before/after record) wrote across runs.
+# Keep the sections other scripts (soak.sh, persist.sh, cluster_bench.sh,
+# nchan_bench.sh) or people (the issue 9 before/after record) wrote across
+# runs.
 import os as _os
 _kept = []
 if _os.path.exists(RESULTS):
     _old = open(RESULTS).read()
-    for _name in ("soak", "persist", "restructure"):
+    for _name in ("soak", "persist", "restructure", "cluster", "nchan"):
         _a, _b = "<!-- %s:begin -->" % _name, "<!-- %s:end -->" % _name
         if _a in _old and _b in _old:
             _kept.append(_old[_old.index(_a):_old.index(_b) + len(_b)])

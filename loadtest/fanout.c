@@ -85,6 +85,8 @@ typedef struct {
 	int64_t
 	    *before; /* counts before the likes, or NULL when known to be 0 */
 	int64_t *sent_per_url;
+	int64_t *acked_max; /* nchan: highest count acknowledged per URL */
+	cfg_t lcfg;	    /* the likers' view: --like-target's address */
 } fo_t;
 
 typedef struct {
@@ -156,7 +158,26 @@ send_handshake(fo_t *f, sub_t *s, uint32_t i)
 	char req[4096];
 	const urltab_t *t = f->urls;
 	int n;
-	if (f->cfg->transport == LC_T_WS) {
+	if (f->cfg->nchan) {
+		/* nchan: channel <run tag>_<URL index>, no subprotocol. */
+		if (f->cfg->transport == LC_T_WS) {
+			ws_make_key(s->key, &f->rng);
+			n = snprintf(req, sizeof(req),
+				     "GET %s%s_%u HTTP/1.1\r\nHost: %s\r\n"
+				     "Upgrade: websocket\r\nConnection: "
+				     "Upgrade\r\nSec-WebSocket-Key: %.24s\r\n"
+				     "Sec-WebSocket-Version: 13\r\n\r\n",
+				     f->cfg->nchan_sub, f->cfg->run_tag, s->url,
+				     f->cfg->hosthdr, s->key);
+		} else {
+			n = snprintf(req, sizeof(req),
+				     "GET %s%s_%u HTTP/1.1\r\nHost: %s\r\n"
+				     "Accept: text/event-stream\r\n"
+				     "Cache-Control: no-cache\r\n\r\n",
+				     f->cfg->nchan_sub, f->cfg->run_tag, s->url,
+				     f->cfg->hosthdr);
+		}
+	} else if (f->cfg->transport == LC_T_WS) {
 		ws_make_key(s->key, &f->rng);
 		n = snprintf(
 		    req, sizeof(req),
@@ -218,7 +239,11 @@ ring_store(fo_t *f, uint32_t url, int64_t count, uint64_t ts)
 static void
 on_like_answer(void *ctx, uint32_t url, int64_t count, uint64_t intended)
 {
-	ring_store(ctx, url, count, intended);
+	fo_t *f = ctx;
+	if (!f->cfg->match_send_order)
+		ring_store(f, url, count, intended);
+	if (f->acked_max && count > f->acked_max[url])
+		f->acked_max[url] = count;
 }
 
 static void
@@ -590,8 +615,9 @@ on_handshake(fo_t *f, sub_t *s)
 		ws_expected_accept(s->key, acc);
 		ok = h.status == 101 && h.ws_accept_len == 28 &&
 		     memcmp(h.ws_accept, acc, 28) == 0 &&
-		     h.ws_proto_len == 12 &&
-		     memcmp(h.ws_proto, "livecount.v1", 12) == 0;
+		     (f->cfg->nchan ||
+		      (h.ws_proto_len == 12 &&
+		       memcmp(h.ws_proto, "livecount.v1", 12) == 0));
 	} else {
 		ok = h.status == 200 && h.ctype_len >= 17 &&
 		     strncmp(h.ctype, "text/event-stream", 17) == 0;
@@ -609,6 +635,17 @@ on_handshake(fo_t *f, sub_t *s)
 	s->rlen -= (uint32_t)hl;
 	s->dlen = 0;
 	s->state = S_OPEN;
+	if (f->cfg->nchan) {
+		/* nchan sends no snapshot: a fresh channel's count is 0 and
+		 * the subscriber is ready once the handshake is answered. */
+		s->state = S_READY;
+		s->have_count = true;
+		s->last_count = 0;
+		f->pending--;
+		f->st->ready++;
+		f->st->t_last_ready = f->now;
+		hist_record(&f->st->connect, f->now - s->t_start);
+	}
 }
 
 static void
@@ -724,7 +761,17 @@ publish_final(fo_t *f)
 {
 	const urltab_t *t = f->urls;
 	int64_t *after = f->shm->final_counts;
-	if (lc_fetch_counts(f->cfg, t, after) < 0) {
+	if (f->cfg->nchan) {
+		/* No counter to read back: the final count of a channel is the
+		 * highest count whose publish nchan acknowledged. */
+		for (uint32_t u = 0; u < t->n; u++) {
+			after[u] = f->acked_max[u];
+			f->st->urls_checked++;
+			f->st->urls_ok++;
+			f->st->counted += after[u];
+			f->st->expected += after[u];
+		}
+	} else if (lc_fetch_counts(f->cfg, t, after) < 0) {
 		lc_err(f->st, LC_E_VERIFY);
 	} else {
 		int bad = rp_verify(&f->rp, f->before, after, false);
@@ -769,11 +816,25 @@ run_fanout(const cfg_t *cfg, int proc, shm_t *shm, const urltab_t *urls,
 	if (f.liker && cfg->server_pid) {
 		double c;
 		long rss;
-		if (lc_proc_sample(cfg->server_pid, &c, &rss) == 0)
+		if (lc_server_sample(cfg, &c, &rss) == 0)
 			st->server_rss_start_kb = rss;
 	}
 	if (f.liker) {
-		if (rp_init(&f.rp, cfg, urls, st, f.ep, TAG_LIKER,
+		/* The likers may talk to another node (--like-target); the
+		 * count check reads the subscribers' node (--target), so it
+		 * checks that the cluster totals reached it. */
+		f.lcfg = *cfg;
+		if (cfg->like_target_given) {
+			f.lcfg.dst = cfg->like_dst;
+			memcpy(f.lcfg.hosthdr, cfg->like_hosthdr,
+			       sizeof(f.lcfg.hosthdr));
+		}
+		if (cfg->nchan) {
+			f.acked_max = calloc(urls->n, sizeof(int64_t));
+			if (!f.acked_max)
+				return -1;
+		}
+		if (rp_init(&f.rp, &f.lcfg, urls, st, f.ep, TAG_LIKER,
 			    cfg->like_conns, 0, cfg->like_rate,
 			    (uint32_t)cfg->subscribers + 1) < 0)
 			return -1;
@@ -894,8 +955,8 @@ run_fanout(const cfg_t *cfg, int proc, shm_t *shm, const urltab_t *urls,
 					    (uint64_t)(cfg->duration_s * 1e9);
 					long rss;
 					if (cfg->server_pid &&
-					    lc_proc_sample(cfg->server_pid,
-							   &scpu0, &rss) == 0)
+					    lc_server_sample(cfg, &scpu0,
+							     &rss) == 0)
 						st->server_rss_ready_kb = rss;
 					__atomic_store_n(&shm->likes_end,
 							 f.phase_end,
@@ -938,8 +999,7 @@ run_fanout(const cfg_t *cfg, int proc, shm_t *shm, const urltab_t *urls,
 				double scpu1;
 				long rss;
 				if (f.liker && cfg->server_pid &&
-				    lc_proc_sample(cfg->server_pid, &scpu1,
-						   &rss) == 0) {
+				    lc_server_sample(cfg, &scpu1, &rss) == 0) {
 					st->server_rss_end_kb = rss;
 					st->server_cpu_s = scpu1 - scpu0;
 					st->server_cpu_wall_s = st->phase_s;
@@ -1048,5 +1108,6 @@ run_fanout(const cfg_t *cfg, int proc, shm_t *shm, const urltab_t *urls,
 	free(f.s);
 	free(f.before);
 	free(f.sent_per_url);
+	free(f.acked_max);
 	return 0;
 }

@@ -101,7 +101,7 @@ run_ingest(const cfg_t *cfg, int proc, shm_t *shm, stats_t *st)
 	double cpu0 = lc_cpu_s(), scpu0 = 0, scpu1 = 0;
 	long rss;
 	if (cfg->server_pid && proc == 0 &&
-	    lc_proc_sample(cfg->server_pid, &scpu0, &rss) == 0)
+	    lc_server_sample(cfg, &scpu0, &rss) == 0)
 		st->server_rss_start_kb = rss;
 	rp_start(&rp, t0, t_end);
 	uint64_t next_pg = t0 + 1000000000ull;
@@ -122,7 +122,7 @@ run_ingest(const cfg_t *cfg, int proc, shm_t *shm, stats_t *st)
 	rp_stop(&rp, stop_at);
 	st->phase_s = (double)(stop_at - t0) / 1e9;
 	if (cfg->server_pid && proc == 0 &&
-	    lc_proc_sample(cfg->server_pid, &scpu1, &rss) == 0) {
+	    lc_server_sample(cfg, &scpu1, &rss) == 0) {
 		st->server_rss_end_kb = rss;
 		st->server_cpu_s = scpu1 - scpu0;
 		st->server_cpu_wall_s = st->phase_s;

@@ -162,7 +162,23 @@ typedef struct {
 	int lat_samples;
 	bool verify;
 	bool quiet;
-	int server_pid; /* 0: none */
+	int server_pid;		       /* 0: none; the first of server_pids */
+	int server_pids[LC_MAX_PROCS]; /* --server-pid P1,P2,...: summed */
+	int nserver_pids;
+	/* fanout --like-target: likes go to this server (another cluster
+	 * node) while subscribers and the count check use --target. */
+	struct sockaddr_in like_dst;
+	char like_hosthdr[80];
+	bool like_target_given;
+	/* --like-match send-order: key each like by the order it was sent
+	 * (base + k) and ignore the count in its answer; for likes spread
+	 * over cluster nodes whose answers carry each node's own view. */
+	bool match_send_order;
+	/* fanout --nchan-pub/--nchan-sub: speak to nginx+nchan instead of
+	 * livecount (channel = path prefix + run tag + URL index). */
+	bool nchan;
+	char nchan_pub[128], nchan_sub[128];
+	char run_tag[64];
 } cfg_t;
 
 /* ---- URL table --------------------------------------------------------- */
@@ -296,9 +312,10 @@ typedef struct rpool {
 	bool sending;
 	uint64_t k_next;
 	uint32_t next_url;
-	int64_t *acked;	   /* [urls] */
-	int32_t *ambig;	   /* [urls] */
-	int64_t acked_all; /* added to every URL (whole rounds in batches) */
+	int64_t *acked;	    /* [urls] */
+	int32_t *ambig;	    /* [urls] */
+	int64_t acked_all;  /* added to every URL (whole rounds in batches) */
+	int64_t *pub_count; /* nchan: count carried by the last publish */
 	uint64_t timer_at;
 	uint64_t nsent, max_requests; /* max_requests 0: no limit */
 	void (*on_count)(void *ctx, uint32_t url, int64_t count,
@@ -339,6 +356,8 @@ double lc_cpu_s(void);
 /** CPU seconds (user+sys) and resident KB of a process from /proc; -1 if gone.
  */
 int lc_proc_sample(int pid, double *cpu_s, long *rss_kb);
+/** The same summed over every --server-pid; -1 if none could be read. */
+int lc_server_sample(const cfg_t *cfg, double *cpu_s, long *rss_kb);
 uint64_t lc_rand(uint64_t *s);
 
 #endif

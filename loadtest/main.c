@@ -45,8 +45,10 @@ usage(FILE *o)
 	    "  --connect-timeout S   connect+handshake timeout (default 10)\n"
 	    "  --no-verify           skip the /v1/counts check\n"
 	    "  --quiet               no progress on stderr\n"
-	    "  --server-pid PID      report the server's CPU%% and memory "
-	    "(from /proc)\n"
+	    "  --server-pid PID[,PID...]  report the server's CPU%% and memory "
+	    "(from /proc;\n"
+	    "                        several pids are summed: cluster nodes, "
+	    "nginx workers)\n"
 	    "ingest:\n"
 	    "  --connections N       keep-alive connections (default 64)\n"
 	    "  --batch K             JSON batches of K likes (default: single "
@@ -66,12 +68,33 @@ usage(FILE *o)
 	    "  --max-pending N       connects in flight at once (default 512)\n"
 	    "  --lat-samples N       latency samples per update at most "
 	    "(default 32)\n"
+	    "  --like-target URL     send the likes to this server (another "
+	    "cluster node);\n"
+	    "                        subscribers and the count check stay on "
+	    "--target\n"
+	    "  --like-match M        answer (default): a like is the count its "
+	    "answer carries;\n"
+	    "                        send-order: the k-th like sent is count "
+	    "base+k (likes\n"
+	    "                        spread over cluster nodes that each "
+	    "answer "
+	    "their own view)\n"
+	    "  --nchan-pub PREFIX    peer baseline: nginx+nchan instead of "
+	    "livecount. Likes\n"
+	    "                        are POSTed to PREFIX<channel> carrying "
+	    "the "
+	    "count the\n"
+	    "                        tester assigns (livecount's update "
+	    "shape); "
+	    "use --like-conns 1\n"
+	    "  --nchan-sub PREFIX    subscribers on PREFIX<channel> (WS or "
+	    "EventSource)\n"
 	    "\n"
 	    "The last line of stdout is one JSON object with the results.\n");
 }
 
 static int
-parse_target(cfg_t *cfg, const char *t)
+parse_addr(struct sockaddr_in *dst, char *hosthdr, size_t hsz, const char *t)
 {
 	const char *p = t;
 	if (strncmp(p, "http://", 7) == 0)
@@ -92,19 +115,25 @@ parse_target(cfg_t *cfg, const char *t)
 	}
 	if (strcmp(host, "localhost") == 0)
 		strcpy(host, "127.0.0.1");
-	memset(&cfg->dst, 0, sizeof(cfg->dst));
-	cfg->dst.sin_family = AF_INET;
-	cfg->dst.sin_port = htons((uint16_t)port);
-	if (inet_pton(AF_INET, host, &cfg->dst.sin_addr) != 1)
+	memset(dst, 0, sizeof(*dst));
+	dst->sin_family = AF_INET;
+	dst->sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, host, &dst->sin_addr) != 1)
 		return -1;
 	/* This tool only ever loads servers on this machine. */
-	if ((ntohl(cfg->dst.sin_addr.s_addr) >> 24) != 127) {
+	if ((ntohl(dst->sin_addr.s_addr) >> 24) != 127) {
 		fprintf(stderr,
 			"livecount-load: target must be on 127.0.0.0/8\n");
 		return -1;
 	}
-	snprintf(cfg->hosthdr, sizeof(cfg->hosthdr), "%s:%ld", host, port);
+	snprintf(hosthdr, hsz, "%s:%ld", host, port);
 	return 0;
+}
+
+static int
+parse_target(cfg_t *cfg, const char *t)
+{
+	return parse_addr(&cfg->dst, cfg->hosthdr, sizeof(cfg->hosthdr), t);
 }
 
 static void
@@ -331,6 +360,7 @@ main(int argc, char **argv)
 	cfg.lat_samples = 32;
 	cfg.verify = true;
 	const char *target = "http://127.0.0.1:8080";
+	const char *like_target = NULL;
 
 	enum {
 		O_TARGET = 1,
@@ -356,6 +386,10 @@ main(int argc, char **argv)
 		O_QUIET,
 		O_SERVER_PID,
 		O_REQUESTS,
+		O_LIKE_TARGET,
+		O_NCHAN_PUB,
+		O_NCHAN_SUB,
+		O_LIKE_MATCH,
 		O_HELP
 	};
 	static const struct option opts[] = {
@@ -382,6 +416,10 @@ main(int argc, char **argv)
 	    {"quiet", no_argument, 0, O_QUIET},
 	    {"server-pid", required_argument, 0, O_SERVER_PID},
 	    {"requests", required_argument, 0, O_REQUESTS},
+	    {"like-target", required_argument, 0, O_LIKE_TARGET},
+	    {"nchan-pub", required_argument, 0, O_NCHAN_PUB},
+	    {"nchan-sub", required_argument, 0, O_NCHAN_SUB},
+	    {"like-match", required_argument, 0, O_LIKE_MATCH},
 	    {"help", no_argument, 0, O_HELP},
 	    {0, 0, 0, 0},
 	};
@@ -462,8 +500,48 @@ main(int argc, char **argv)
 		case O_QUIET:
 			cfg.quiet = true;
 			break;
-		case O_SERVER_PID:
-			cfg.server_pid = atoi(optarg);
+		case O_SERVER_PID: {
+			char *p = optarg, *end;
+			cfg.nserver_pids = 0;
+			while (*p && cfg.nserver_pids < LC_MAX_PROCS) {
+				long v = strtol(p, &end, 10);
+				if (end == p || v <= 0) {
+					fprintf(stderr, "livecount-load: bad "
+							"--server-pid\n");
+					return 2;
+				}
+				cfg.server_pids[cfg.nserver_pids++] = (int)v;
+				p = *end == ',' ? end + 1 : end;
+				if (*end && *end != ',')
+					break;
+			}
+			cfg.server_pid =
+			    cfg.nserver_pids ? cfg.server_pids[0] : 0;
+			break;
+		}
+		case O_LIKE_TARGET:
+			like_target = optarg;
+			break;
+		case O_NCHAN_PUB:
+			snprintf(cfg.nchan_pub, sizeof(cfg.nchan_pub), "%s",
+				 optarg);
+			cfg.nchan = true;
+			break;
+		case O_LIKE_MATCH:
+			if (strcmp(optarg, "send-order") == 0)
+				cfg.match_send_order = true;
+			else if (strcmp(optarg, "answer") == 0)
+				cfg.match_send_order = false;
+			else {
+				fprintf(stderr, "livecount-load: --like-match "
+						"answer|send-order\n");
+				return 2;
+			}
+			break;
+		case O_NCHAN_SUB:
+			snprintf(cfg.nchan_sub, sizeof(cfg.nchan_sub), "%s",
+				 optarg);
+			cfg.nchan = true;
 			break;
 		case O_REQUESTS:
 			cfg.max_requests = strtoull(optarg, NULL, 10);
@@ -487,6 +565,33 @@ main(int argc, char **argv)
 		fprintf(stderr, "livecount-load: bad --target %s\n", target);
 		return 2;
 	}
+	if (like_target) {
+		if (parse_addr(&cfg.like_dst, cfg.like_hosthdr,
+			       sizeof(cfg.like_hosthdr), like_target) < 0) {
+			fprintf(stderr,
+				"livecount-load: bad --like-target %s\n",
+				like_target);
+			return 2;
+		}
+		cfg.like_target_given = true;
+	}
+	if ((cfg.nchan || like_target) && cfg.mode != LC_MODE_FANOUT) {
+		fprintf(stderr, "livecount-load: --like-target and --nchan-* "
+				"are fanout options\n");
+		return 2;
+	}
+	if (cfg.nchan) {
+		if (!cfg.nchan_pub[0] || !cfg.nchan_sub[0]) {
+			fprintf(stderr, "livecount-load: nchan needs both "
+					"--nchan-pub and --nchan-sub\n");
+			return 2;
+		}
+		if (cfg.prefix_given) {
+			fprintf(stderr, "livecount-load: --url-prefix is not "
+					"supported with nchan\n");
+			return 2;
+		}
+	}
 	if (cfg.connections < 1 || cfg.duration_s <= 0 ||
 	    cfg.duration_s > 86400 || cfg.batch < 0 || cfg.batch > 10000 ||
 	    cfg.urls < 1 || cfg.urls > 10000000 || cfg.rate < 0 ||
@@ -500,10 +605,11 @@ main(int argc, char **argv)
 		return 2;
 	}
 	uint64_t t_start = lc_now_ns();
+	snprintf(cfg.run_tag, sizeof(cfg.run_tag), "%d-%llu", (int)getpid(),
+		 (unsigned long long)lc_wall_ms());
 	if (!cfg.prefix_given)
 		snprintf(cfg.url_prefix, sizeof(cfg.url_prefix),
-			 "https://load.livecount.test/%d-%llu/", (int)getpid(),
-			 (unsigned long long)lc_wall_ms());
+			 "https://load.livecount.test/%s/", cfg.run_tag);
 
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

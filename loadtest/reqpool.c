@@ -37,6 +37,7 @@ struct rp_conn {
 	uint64_t retry_at; /* ns, when a DOWN connection reconnects */
 	uint32_t url;	   /* first URL of the request in flight */
 	uint32_t nitems;   /* likes in the request in flight */
+	int64_t count;	   /* nchan: the count the publish carries */
 };
 
 #define TIMER_IDX 0xffffffffu
@@ -68,7 +69,10 @@ rp_init(rpool_t *rp, const cfg_t *cfg, const urltab_t *urls, stats_t *st,
 	rp->idle = calloc((size_t)nconns, sizeof(uint32_t));
 	rp->acked = calloc(urls->n, sizeof(int64_t));
 	rp->ambig = calloc(urls->n, sizeof(int32_t));
-	if (!rp->c || !rp->idle || !rp->acked || !rp->ambig)
+	if (cfg->nchan)
+		rp->pub_count = calloc(urls->n, sizeof(int64_t));
+	if (!rp->c || !rp->idle || !rp->acked || !rp->ambig ||
+	    (cfg->nchan && !rp->pub_count))
 		return -1;
 	size_t maxenc = 0, maxitem = 0;
 	for (uint32_t i = 0; i < urls->n; i++) {
@@ -79,6 +83,8 @@ rp_init(rpool_t *rp, const cfg_t *cfg, const urltab_t *urls, stats_t *st,
 	}
 	size_t tcap =
 	    batch ? 512 + (size_t)batch * (maxitem + 1) + 4 : 512 + maxenc;
+	if (cfg->nchan)
+		tcap += 1024 + 2 * maxenc;
 	for (int i = 0; i < nconns; i++) {
 		rp_conn_t *c = &rp->c[i];
 		c->fd = -1;
@@ -223,7 +229,29 @@ send_req(rpool_t *rp, uint32_t idx, uint64_t intended, uint64_t now)
 	rp_conn_t *c = &rp->c[idx];
 	const urltab_t *t = rp->urls;
 	uint32_t u = rp->next_url;
-	if (!rp->batch) {
+	if (!rp->batch && rp->cfg->nchan) {
+		/* Peer baseline: one nchan publish per like, carrying the
+		 * count this tester assigns, in livecount's update shape so
+		 * that the subscribers' matching is the same. (The test URLs
+		 * need no JSON escaping.) */
+		rp->next_url = (u + 1) % t->n;
+		c->count = ++rp->pub_count[u];
+		char body[1024];
+		int bl =
+		    snprintf(body, sizeof(body),
+			     "{\"type\":\"update\",\"counts\":{\"%.*s\":{"
+			     "\"count\":%lld,\"delta\":1}}}",
+			     (int)t->rawlen[u], t->raw[u], (long long)c->count);
+		int hl = snprintf(c->tx, c->tcap,
+				  "POST %s%s_%u HTTP/1.1\r\nHost: %s\r\n"
+				  "Content-Type: application/json\r\n"
+				  "Content-Length: %d\r\n\r\n%s",
+				  rp->cfg->nchan_pub, rp->cfg->run_tag, u,
+				  rp->cfg->hosthdr, bl, body);
+		c->toff = 0;
+		c->tlen = (uint32_t)hl;
+		c->nitems = 1;
+	} else if (!rp->batch) {
 		rp->next_url = (u + 1) % t->n;
 		int hl =
 		    snprintf(c->tx, c->tcap,
@@ -378,7 +406,14 @@ handle_response(rpool_t *rp, uint32_t idx, const http_head_t *h,
 {
 	rp_conn_t *c = &rp->c[idx];
 	stats_t *st = rp->st;
-	if (h->status == 200) {
+	if (rp->cfg->nchan && h->status >= 200 && h->status < 300) {
+		/* nchan answers 201 (delivered) or 202 (queued). */
+		st->requests_ok++;
+		hist_record(rp->lat, now > c->intended ? now - c->intended : 0);
+		if (rp->on_count)
+			rp->on_count(rp->ctx, c->url, c->count, c->intended);
+		account(rp, c->url, 1, true);
+	} else if (h->status == 200) {
 		int64_t v = 0;
 		st->requests_ok++;
 		hist_record(rp->lat, now > c->intended ? now - c->intended : 0);
@@ -576,6 +611,8 @@ rp_close(rpool_t *rp)
 	free(rp->idle);
 	free(rp->acked);
 	free(rp->ambig);
+	free(rp->pub_count);
+	rp->pub_count = NULL;
 	rp->c = NULL;
 	rp->idle = NULL;
 	rp->acked = NULL;

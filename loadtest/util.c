@@ -91,6 +91,25 @@ lc_proc_sample(int pid, double *cpu_s, long *rss_kb)
 	return 0;
 }
 
+int
+lc_server_sample(const cfg_t *cfg, double *cpu_s, long *rss_kb)
+{
+	double c = 0, ct;
+	long r = 0, rt;
+	int ok = 0;
+	for (int i = 0; i < cfg->nserver_pids; i++)
+		if (lc_proc_sample(cfg->server_pids[i], &ct, &rt) == 0) {
+			c += ct;
+			r += rt;
+			ok++;
+		}
+	if (!ok)
+		return -1;
+	*cpu_s = c;
+	*rss_kb = r;
+	return 0;
+}
+
 /* ---- URL table ---- */
 
 size_t
