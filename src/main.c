@@ -72,7 +72,7 @@ kick_dispatcher(void *arg)
 
 /*
  * The dispatch loop. Ticks run every tick_ms; a kick (SIGUSR1, sent by the
- * first like after a quiet tick, lc_kick_maybe) moves the next tick to
+ * first like after a tick, lc_kick_maybe) moves the next tick to
  * "now" if no tick with changes ran in the last tick_ms, else to tick_ms
  * after that one: a lone like goes out at once, a storm at most once per
  * tick.

@@ -306,7 +306,7 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 	       "the next tick.",
 	       (int64_t)atomic_load(&ds->alloc_failures));
 	metric(&t, "livecount_dispatch_kicks_total", "counter",
-	       "Ticks run at once for the first change after a quiet tick "
+	       "Wake-ups of the dispatcher by the first like after a tick "
 	       "(leading edge).",
 	       (int64_t)atomic_load(&srv->dispatch->kick.kicks));
 	metric(&t, "livecount_updates_published_total", "counter",

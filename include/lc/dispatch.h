@@ -69,10 +69,11 @@ void lc_update_set_ref(struct lc_update_set *u);
 void lc_update_set_unref(struct lc_update_set *u);
 
 /**
- * Leading edge: the dispatcher arms `armed` after a tick that found no
- * change; the first source to add a like while it is armed disarms it and
- * calls fn (wakes the dispatcher), so a lone like is dispatched at once
- * instead of at the next tick. One relaxed load per like otherwise.
+ * Leading edge: the dispatcher arms `armed` after every tick; the first
+ * source to add a like while it is armed disarms it and calls fn (wakes
+ * the dispatcher), which dispatches at once when no tick with changes ran
+ * in the last tick_ms, so a lone like is not held until the next tick.
+ * One relaxed load per like otherwise, one wake-up per tick at most.
  */
 struct lc_kick {
 	_Atomic bool armed;
@@ -245,8 +246,8 @@ void lc_dispatch_set_kick(struct lc_dispatch *d, void (*fn)(void *), void *arg);
 
 /**
  * Runs one tick: swap, merge, publish. Dispatcher thread only.
- * Returns the number of URLs that changed; after a tick with none the
- * kick is armed (the next like wakes the dispatcher at once).
+ * Returns the number of URLs that changed, and arms the kick (the next
+ * like wakes the dispatcher).
  */
 size_t lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms);
 
