@@ -132,6 +132,8 @@ listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			return 0;
 		}
 		lc_worker_drain_mailbox(w);
+		if (atomic_load(&w->srv->goodbye))
+			lc_worker_goodbye(w);
 		return 0;
 
 	case LWS_CALLBACK_RAW_CLOSE_FILE:
@@ -351,6 +353,24 @@ lc_server_start(struct lc_server *srv)
 		if (srv->workers[i].start_rc)
 			return LC_EIO;
 	return 0;
+}
+
+void
+lc_server_goodbye(struct lc_server *srv, int wait_ms)
+{
+	int64_t until = lc_mono_us() + (int64_t)wait_ms * 1000;
+
+	atomic_store(&srv->goodbye, true);
+	for (int i = 0; i < srv->nworkers; i++)
+		if (srv->workers[i].ctx)
+			lws_cancel_service(srv->workers[i].ctx);
+	/*
+	 * Give the close frames and hints a moment to leave: a WebSocket is
+	 * gone only once its close handshake is (or any other connection
+	 * closes), so wait for every connection, at most wait_ms.
+	 */
+	while (lc_mono_us() < until && atomic_load(&srv->limits.total) > 0)
+		usleep(10000);
 }
 
 void

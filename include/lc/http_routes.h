@@ -60,7 +60,9 @@ struct lc_http_req {
 	bool body_refused; /* already answered; ignore the rest */
 	char *body;	   /* collected body (owned, freed on close) */
 	size_t body_len, body_cap;
-	int64_t deadline_ms; /* whole-body deadline */
+	size_t body_expected; /* the declared Content-Length, not reserved */
+	int64_t deadline_ms;  /* whole-body deadline */
+	int64_t start_us;     /* monotonic, when the request arrived (log) */
 };
 
 #endif
