@@ -172,7 +172,9 @@ likes_start(struct lws *wsi, struct lc_worker *w, struct lc_http_req *pss)
 					"in a JSON body, not both",
 					NULL, true);
 	rc = lc_http_likes_start(wsi, w, pss);
-	if (rc || !pss->body_wanted)
+	/* An answer completed the transaction: lws gave us a fresh pss. */
+	pss = lws_wsi_user(wsi);
+	if (rc || !pss || !pss->body_wanted)
 		return rc;
 	if (pss->body_expected &&
 	    !body_budget_left(w, pss,
@@ -194,6 +196,57 @@ likes_start(struct lws *wsi, struct lc_worker *w, struct lc_http_req *pss)
 			return -1;
 	}
 	return 0;
+}
+
+/*
+ * Counts the items of a JSON batch as its bytes arrive: commas at depth 1
+ * of a top-level array, outside strings. A batch over max_batch_items is
+ * refused before the rest is read and parsed (4M bare integers would
+ * otherwise be parsed in full first). Returns false when over.
+ */
+static bool
+scan_items(struct lc_http_req *pss, const char *in, size_t len, size_t max)
+{
+	for (size_t i = 0; i < len; i++) {
+		char ch = in[i];
+
+		if (pss->scan_in_string) {
+			if (pss->scan_escape)
+				pss->scan_escape = false;
+			else if (ch == '\\')
+				pss->scan_escape = true;
+			else if (ch == '"')
+				pss->scan_in_string = false;
+			continue;
+		}
+		switch (ch) {
+		case '"':
+			pss->scan_in_string = true;
+			break;
+		case '[':
+		case '{':
+			if (!pss->body_len && !i && ch == '[') {
+				pss->scan_array = true;
+				pss->scan_items = 1;
+			}
+			if (pss->scan_depth < UINT16_MAX)
+				pss->scan_depth++;
+			break;
+		case ']':
+		case '}':
+			if (pss->scan_depth)
+				pss->scan_depth--;
+			break;
+		case ',':
+			if (pss->scan_depth == 1 && pss->scan_array &&
+			    ++pss->scan_items > max)
+				return false;
+			break;
+		default:
+			break;
+		}
+	}
+	return true;
 }
 
 /* Grows the body buffer to hold `need` bytes within the process budget. */
@@ -220,15 +273,19 @@ body_grow(struct lc_worker *w, struct lc_http_req *pss, size_t need)
 	return 0;
 }
 
-/* Frees the body buffer and gives its bytes back to the budget. */
+/*
+ * Frees the body buffer and gives its bytes back to the budget. A buffer
+ * with body_cap 0 is lent to the completion handler, which frees it.
+ */
 static void
 body_release(struct lws *wsi, struct lc_http_req *pss)
 {
-	if (pss->body_cap)
+	if (pss->body_cap) {
 		atomic_fetch_sub_explicit(
 		    &lc_worker_of(wsi)->srv->body_bytes_in_flight,
 		    (int64_t)pss->body_cap, memory_order_relaxed);
-	free(pss->body);
+		free(pss->body);
+	}
 	pss->body = NULL;
 	pss->body_cap = pss->body_len = 0;
 }
@@ -397,6 +454,9 @@ lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		body_release(wsi, pss);
 		pss->body_expected = 0;
 		pss->body_wanted = pss->body_refused = false;
+		pss->scan_items = pss->scan_depth = 0;
+		pss->scan_in_string = pss->scan_escape = pss->scan_array =
+		    false;
 		return on_request(wsi, w, pss, in);
 
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
@@ -424,6 +484,18 @@ lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			    wsi, 413, "too_large",
 			    "body longer than its Content-Length", NULL, true);
 		}
+		if (!scan_items(pss, in, len,
+				(size_t)w->srv->cfg->max_batch_items)) {
+			char msg[96];
+
+			pss->body_refused = true;
+			body_release(wsi, pss);
+			snprintf(msg, sizeof(msg),
+				 "a batch holds at most %d items",
+				 w->srv->cfg->max_batch_items);
+			return lc_http_error_ex(wsi, 413, "too_many_items", msg,
+						NULL, true);
+		}
 		if (pss->body_len + len > pss->body_cap &&
 		    body_grow(w, pss, pss->body_len + len)) {
 			pss->body_refused = true;
@@ -441,9 +513,21 @@ lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		pss->deadline_ms = 0;
 		w = lc_worker_of(wsi);
 		{
-			int rc = lc_http_likes_body(wsi, w, pss);
+			/*
+			 * The answer may complete the transaction, and lws then
+			 * frees pss: the buffer is lent to the handler (cap 0
+			 * marks it so for body_release) and freed here.
+			 */
+			char *body = pss->body;
+			size_t cap = pss->body_cap;
+			int rc;
 
-			body_release(wsi, pss);
+			pss->body_cap = 0;
+			rc = lc_http_likes_body(wsi, w, pss);
+			free(body);
+			atomic_fetch_sub_explicit(&w->srv->body_bytes_in_flight,
+						  (int64_t)cap,
+						  memory_order_relaxed);
 			return rc;
 		}
 

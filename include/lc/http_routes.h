@@ -63,6 +63,10 @@ struct lc_http_req {
 	size_t body_expected; /* the declared Content-Length, not reserved */
 	int64_t deadline_ms;  /* whole-body deadline */
 	int64_t start_us;     /* monotonic, when the request arrived (log) */
+	/* Batch items counted as body bytes arrive (a streaming scan). */
+	uint32_t scan_items; /* ',' at depth 1 of a top-level array, + 1 */
+	uint16_t scan_depth;
+	bool scan_in_string, scan_escape, scan_array;
 };
 
 #endif

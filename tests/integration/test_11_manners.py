@@ -86,6 +86,41 @@ def test_unknown_query_parameters_are_named():
         check(" 400 " in str(e), e)
 
 
+def test_malformed_percent_encoding_gets_json_400():
+    for target, code in (("/v1/counts?url=%zz", "bad_url"),
+                         ("/v1/counts?url=100%", "bad_url"),
+                         ("/v1/likes?url=a&n=%g1", "bad_request"),
+                         ("/nope%zz", "bad_request")):
+        for delay in (0, 0.3):
+            s = socket.create_connection(("127.0.0.1", S.port), 5)
+            time.sleep(delay)  # a client that connects first, talks later
+            s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" %
+                       target).encode())
+            got = b""
+            s.settimeout(3)
+            while True:
+                d = s.recv(4096)
+                if not d:
+                    break
+                got += d
+            s.close()
+            head, _, body = got.partition(b"\r\n\r\n")
+            check(head.startswith(b"HTTP/1.1 400 "), (target, got))
+            check(b"application/json" in head, got)
+            check(json.loads(body)["error"] == code, (target, body))
+    # a request line that arrives in pieces is judged whole
+    s = socket.create_connection(("127.0.0.1", S.port), 5)
+    s.sendall(b"GET /v1/counts?url=%z")
+    time.sleep(0.05)
+    s.sendall(b"z HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.settimeout(3)
+    check(s.recv(4096).startswith(b"HTTP/1.1 400 "))
+    s.close()
+    # well-formed escapes are untouched
+    st, body = S.json("GET", "/v1/counts?url=a%20b%2Fc")
+    check(st == 200 and "a b/c" in body["counts"], body)
+
+
 def test_url_in_query_and_body_is_refused():
     st, body = S.json("POST", "/v1/likes?url=qb", {"url": "qb", "n": 5})
     check(st == 400 and body["error"] == "bad_request", (st, body))
@@ -273,7 +308,8 @@ def test_body_bytes_in_flight_are_bounded():
     with Server("--max-body-bytes-in-flight", str(bound)) as s2:
         base = rss_kb(s2.proc.pid)
         socks, refused = [], 0
-        part = b"[" + b'{"url":"x","n":1},' * 400000  # ~7.2 MB of 8 MiB
+        # ~7 MB of 8 MiB: one long string (no items for the batch scan)
+        part = b'{"url":"' + b"x" * 7000000
         for i in range(12):
             s = socket.create_connection(("127.0.0.1", s2.port), 10)
             s.sendall(b"POST /v1/likes HTTP/1.1\r\nHost: x\r\n"
@@ -313,6 +349,23 @@ def test_body_bytes_in_flight_are_bounded():
             back = rss_kb(s2.proc.pid) - base
             check(back < 12 * 1024, "RSS still +%d kB after close" % back)
         s2.stop()
+
+
+def test_batch_item_limit_checked_as_bytes_arrive():
+    # 4 MiB declared, 200 kB of bare integers sent (~100k items > 10000),
+    # then the sender stalls: the answer comes before the rest.
+    s = socket.create_connection(("127.0.0.1", S.port), 10)
+    s.sendall(b"POST /v1/likes HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\n"
+              b"Content-Length: 4194304\r\n\r\n[" + b"1," * 100000)
+    s.settimeout(5)
+    got = s.recv(4096)
+    check(got.startswith(b"HTTP/1.1 413") and b"too_many_items" in got, got)
+    s.close()
+    # strings with commas and nested objects are not items
+    items = [{"url": "a,b,[c],{d}", "n": 1}] * 3
+    st, body = S.json("POST", "/v1/likes", items)
+    check(st == 200 and body == {"accepted": 3}, (st, body))
 
 
 def test_sigterm_drains_then_says_goodbye():
@@ -361,6 +414,7 @@ if __name__ == "__main__":
         run([test_head_has_no_body_and_keeps_alive,
              test_json_bodies_end_with_newline,
              test_unknown_query_parameters_are_named,
+             test_malformed_percent_encoding_gets_json_400,
              test_url_in_query_and_body_is_refused,
              test_encoded_request_body_gets_415,
              test_expect_100_continue,
@@ -369,4 +423,5 @@ if __name__ == "__main__":
              test_sse_http10_and_connection_close_keep_streaming,
              test_access_log,
              test_body_bytes_in_flight_are_bounded,
+             test_batch_item_limit_checked_as_bytes_arrive,
              test_sigterm_drains_then_says_goodbye])
