@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 
 static const char *const route_paths[LC_ROUTE_MAX] = {
 #define ROUTE_PATH(id, path, label) path,
@@ -199,54 +200,34 @@ likes_start(struct lws *wsi, struct lc_worker *w, struct lc_http_req *pss)
 }
 
 /*
- * Counts the items of a JSON batch as its bytes arrive: commas at depth 1
- * of a top-level array, outside strings. A batch over max_batch_items is
- * refused before the rest is read and parsed (4M bare integers would
- * otherwise be parsed in full first). Returns false when over.
+ * Body buffers of BODY_MMAP_MIN bytes and more are mappings of their own
+ * (mremap to grow, munmap to free): from the malloc heap they would stay
+ * in RSS after their connections closed (glibc raises its mmap threshold
+ * after freeing big blocks and keeps freed heap memory in its arenas), so
+ * memory held by stalled senders comes back when they go. Whether a
+ * buffer is a mapping follows from its capacity alone.
  */
-static bool
-scan_items(struct lc_http_req *pss, const char *in, size_t len, size_t max)
-{
-	for (size_t i = 0; i < len; i++) {
-		char ch = in[i];
+#define BODY_MMAP_MIN (1u << 20)
 
-		if (pss->scan_in_string) {
-			if (pss->scan_escape)
-				pss->scan_escape = false;
-			else if (ch == '\\')
-				pss->scan_escape = true;
-			else if (ch == '"')
-				pss->scan_in_string = false;
-			continue;
-		}
-		switch (ch) {
-		case '"':
-			pss->scan_in_string = true;
-			break;
-		case '[':
-		case '{':
-			if (!pss->body_len && !i && ch == '[') {
-				pss->scan_array = true;
-				pss->scan_items = 1;
-			}
-			if (pss->scan_depth < UINT16_MAX)
-				pss->scan_depth++;
-			break;
-		case ']':
-		case '}':
-			if (pss->scan_depth)
-				pss->scan_depth--;
-			break;
-		case ',':
-			if (pss->scan_depth == 1 && pss->scan_array &&
-			    ++pss->scan_items > max)
-				return false;
-			break;
-		default:
-			break;
-		}
+static char *
+body_realloc(char *old, size_t len, size_t old_cap, size_t cap)
+{
+	void *p;
+
+	if (cap < BODY_MMAP_MIN)
+		return realloc(old, cap);
+	if (old_cap >= BODY_MMAP_MIN) {
+		p = mremap(old, old_cap, cap, MREMAP_MAYMOVE);
+		return p == MAP_FAILED ? NULL : p;
 	}
-	return true;
+	p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		 -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	if (len)
+		memcpy(p, old, len);
+	free(old);
+	return p;
 }
 
 /* Grows the body buffer to hold `need` bytes within the process budget. */
@@ -262,7 +243,7 @@ body_grow(struct lc_worker *w, struct lc_http_req *pss, size_t need)
 		cap = pss->body_expected;
 	if (!body_budget_left(w, pss, cap - pss->body_cap))
 		return -1;
-	p = realloc(pss->body, cap);
+	p = body_realloc(pss->body, pss->body_len, pss->body_cap, cap);
 	if (!p)
 		return -1;
 	atomic_fetch_add_explicit(&w->srv->body_bytes_in_flight,
@@ -271,6 +252,16 @@ body_grow(struct lc_worker *w, struct lc_http_req *pss, size_t need)
 	pss->body = p;
 	pss->body_cap = cap;
 	return 0;
+}
+
+/* Frees a body buffer (see body_realloc). */
+static void
+body_free(char *body, size_t cap)
+{
+	if (cap >= BODY_MMAP_MIN)
+		munmap(body, cap);
+	else
+		free(body);
 }
 
 /*
@@ -284,7 +275,7 @@ body_release(struct lws *wsi, struct lc_http_req *pss)
 		atomic_fetch_sub_explicit(
 		    &lc_worker_of(wsi)->srv->body_bytes_in_flight,
 		    (int64_t)pss->body_cap, memory_order_relaxed);
-		free(pss->body);
+		body_free(pss->body, pss->body_cap);
 	}
 	pss->body = NULL;
 	pss->body_cap = pss->body_len = 0;
@@ -454,9 +445,7 @@ lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		body_release(wsi, pss);
 		pss->body_expected = 0;
 		pss->body_wanted = pss->body_refused = false;
-		pss->scan_items = pss->scan_depth = 0;
-		pss->scan_in_string = pss->scan_escape = pss->scan_array =
-		    false;
+		memset(&pss->scan, 0, sizeof(pss->scan));
 		return on_request(wsi, w, pss, in);
 
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
@@ -484,8 +473,9 @@ lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			    wsi, 413, "too_large",
 			    "body longer than its Content-Length", NULL, true);
 		}
-		if (!scan_items(pss, in, len,
-				(size_t)w->srv->cfg->max_batch_items)) {
+		/* Count a batch's items now, not after the whole body. */
+		if (!lc_batch_scan_feed(&pss->scan, in, len,
+					(size_t)w->srv->cfg->max_batch_items)) {
 			char msg[96];
 
 			pss->body_refused = true;
@@ -524,7 +514,7 @@ lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 			pss->body_cap = 0;
 			rc = lc_http_likes_body(wsi, w, pss);
-			free(body);
+			body_free(body, cap);
 			atomic_fetch_sub_explicit(&w->srv->body_bytes_in_flight,
 						  (int64_t)cap,
 						  memory_order_relaxed);

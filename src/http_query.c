@@ -9,7 +9,6 @@
 #include "lc/http_query.h"
 #include "lc/worker.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,33 +126,6 @@ lc_http_query_time(struct lws *wsi, const char *name, int64_t def, int64_t *out,
 				 "%s must be ISO-8601 UTC or Unix seconds",
 				 name);
 		return -1;
-	}
-	return 0;
-}
-
-int
-lc_http_target_check(const char *line, size_t len)
-{
-	const char *p = memchr(line, ' ', len), *end, *seg;
-
-	if (!p)
-		return 0;
-	p++;
-	end = memchr(p, ' ', len - (size_t)(p - line));
-	if (!end)
-		end = line + len;
-	seg = p;
-	for (const char *q = p; q < end; q++) {
-		if (*q == '?' || *q == '&' || *q == ';')
-			seg = q + 1;
-		if (*q != '%')
-			continue;
-		if (end - q >= 3 && isxdigit((unsigned char)q[1]) &&
-		    isxdigit((unsigned char)q[2])) {
-			q += 2;
-			continue;
-		}
-		return end - seg >= 4 && !strncmp(seg, "url=", 4) ? 2 : 1;
 	}
 	return 0;
 }

@@ -21,7 +21,7 @@
 #include "lc/server.h"
 #include "lc/common.h"
 #include "lc/http.h"
-#include "lc/http_query.h"
+#include "lc/parse.h"
 #include "lc/metrics.h"
 #include "lc/store.h"
 #include "lc/worker.h"
@@ -140,7 +140,7 @@ peek_line(struct lc_worker *w, struct lc_conn *c, int fd)
 	nl = memchr(buf, '\n', (size_t)n);
 	if (!nl)
 		return n == (ssize_t)sizeof(buf) ? 0 : -1;
-	why = lc_http_target_check(buf, (size_t)(nl - buf));
+	why = lc_request_target_check(buf, (size_t)(nl - buf));
 	if (!why)
 		return 0;
 	refuse_line(w, c, fd, why);

@@ -59,12 +59,4 @@ int lc_http_query_int(struct lws *wsi, const char *name, long long lo,
 int lc_http_query_time(struct lws *wsi, const char *name, int64_t def,
 		       int64_t *out, struct lc_api_error *err);
 
-/**
- * Checks the percent-encoding of a raw request line ("GET /x?url=%zz
- * HTTP/1.1", len bytes, no line end), which libwebsockets would refuse with
- * an HTML 403: 0 when every '%' starts two hex digits, 2 when a bad one is
- * inside a url= parameter, 1 when elsewhere. Any thread; pure.
- */
-int lc_http_target_check(const char *line, size_t len);
-
 #endif

@@ -12,6 +12,8 @@
 #ifndef LC_HTTP_ROUTES_H
 #define LC_HTTP_ROUTES_H
 
+#include "lc/parse.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -63,10 +65,7 @@ struct lc_http_req {
 	size_t body_expected; /* the declared Content-Length, not reserved */
 	int64_t deadline_ms;  /* whole-body deadline */
 	int64_t start_us;     /* monotonic, when the request arrived (log) */
-	/* Batch items counted as body bytes arrive (a streaming scan). */
-	uint32_t scan_items; /* ',' at depth 1 of a top-level array, + 1 */
-	uint16_t scan_depth;
-	bool scan_in_string, scan_escape, scan_array;
+	struct lc_batch_scan scan; /* batch items, as body bytes arrive */
 };
 
 #endif
