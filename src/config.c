@@ -251,15 +251,15 @@ trim(char *s)
 
 /*
  * A relative path in a configuration file (db, web_root, tls_cert,
- * tls_key) is relative to the file's directory, not to wherever the
- * server was started from; flags and environment stay relative to the
- * current directory, as usual on a command line.
+ * tls_key, access_log other than "-") is relative to the file's directory, not
+ * to wherever the server was started from; flags and environment stay relative
+ * to the current directory, as usual on a command line.
  */
 static int
 rebase_path(const char *file, const char *key, char **v, char *buf, size_t cap)
 {
 	static const char *const path_keys[] = {"db", "web_root", "tls_cert",
-						"tls_key"};
+						"tls_key", "access_log"};
 	const char *slash = strrchr(file, '/');
 	bool is_path = false;
 	int n;
@@ -267,7 +267,7 @@ rebase_path(const char *file, const char *key, char **v, char *buf, size_t cap)
 	for (size_t i = 0; i < sizeof(path_keys) / sizeof(path_keys[0]); i++)
 		if (!strcmp(key, path_keys[i]))
 			is_path = true;
-	if (!is_path || !**v || **v == '/' || !slash)
+	if (!is_path || !**v || **v == '/' || !slash || !strcmp(*v, "-"))
 		return 0;
 	n = snprintf(buf, cap, "%.*s/%s", (int)(slash - file), file, *v);
 	if (n < 0 || (size_t)n >= cap)
