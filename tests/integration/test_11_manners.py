@@ -293,6 +293,15 @@ def test_access_log():
     check(hit.split()[5] == str(size), (hit, size))
     head = [l for l in lines if "HEAD /healthz" in l][0]
     check(head.split()[5] == "0", head)
+    # in a config file, a relative path is relative to the file
+    confdir = os.path.join(S.dir, "conf")
+    os.makedirs(confdir, exist_ok=True)
+    with open(os.path.join(confdir, "lc.conf"), "w") as f:
+        f.write("access_log = rel.log\n")
+    with Server("--config", os.path.join(confdir, "lc.conf")) as s3:
+        s3.get("/healthz")
+        s3.stop()
+    check("GET /healthz 200" in open(os.path.join(confdir, "rel.log")).read())
 
 
 def rss_kb(pid):
