@@ -201,7 +201,7 @@ likes_start(struct lws *wsi, struct lc_worker *w, struct lc_http_req *pss)
 
 /*
  * Body buffers of BODY_MMAP_MIN bytes and more are mappings of their own
- * (mremap to grow, munmap to free): from the malloc heap they would stay
+ * (munmap to free): from the malloc heap they would stay
  * in RSS after their connections closed (glibc raises its mmap threshold
  * after freeing big blocks and keeps freed heap memory in its arenas), so
  * memory held by stalled senders comes back when they go. Whether a
@@ -216,17 +216,21 @@ body_realloc(char *old, size_t len, size_t old_cap, size_t cap)
 
 	if (cap < BODY_MMAP_MIN)
 		return realloc(old, cap);
-	if (old_cap >= BODY_MMAP_MIN) {
-		p = mremap(old, old_cap, cap, MREMAP_MAYMOVE);
-		return p == MAP_FAILED ? NULL : p;
-	}
+	/*
+	 * A new mapping and a copy rather than mremap(): growth doubles, so
+	 * copies stay linear, and ThreadSanitizer does not follow mremap (it
+	 * reports the moved pages' reuse by another worker as a race).
+	 */
 	p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 		 -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
 	if (len)
 		memcpy(p, old, len);
-	free(old);
+	if (old_cap >= BODY_MMAP_MIN)
+		munmap(old, old_cap);
+	else
+		free(old);
 	return p;
 }
 
