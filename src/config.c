@@ -65,6 +65,8 @@ static const struct key keys[] = {
 	STR_KEY(log_level, "info", "error | warn | info | debug"),
 	INT_KEY(max_body_bytes, "8388608", 64, 1073741824,
 		"largest HTTP request body (413 beyond)"),
+	INT_KEY(max_body_bytes_in_flight, "67108864", 65536, 2147483647,
+		"request body bytes held by all connections (503 beyond)"),
 	INT_KEY(max_batch_items, "10000", 1, 1000000,
 		"items in one JSON batch (413 beyond)"),
 	INT_KEY(max_url_bytes, "2048", 1, LC_URL_MAX_BYTES,
@@ -110,6 +112,10 @@ static const struct key keys[] = {
 		"how long a retried like with the same key counts once"),
 	INT_KEY(shutdown_timeout_ms, "60000", 0, 3600000,
 		"on SIGTERM, how long to retry writing to a failing database"),
+	INT_KEY(drain_ms, "1000", 0, 600000,
+		"on SIGTERM, serve this long with /readyz 503 before closing"),
+	STR_KEY(access_log, "",
+		"one line per HTTP request: empty = off, - = stderr, or a file"),
 	BOOL_KEY(reuse_port, "no",
 		 "share the port with other processes (SO_REUSEPORT)"),
 	STR_KEY(redis_url, "",
@@ -253,15 +259,15 @@ trim(char *s)
 
 /*
  * A relative path in a configuration file (db, web_root, tls_cert,
- * tls_key) is relative to the file's directory, not to wherever the
- * server was started from; flags and environment stay relative to the
- * current directory, as usual on a command line.
+ * tls_key, access_log other than "-") is relative to the file's directory, not
+ * to wherever the server was started from; flags and environment stay relative
+ * to the current directory, as usual on a command line.
  */
 static int
 rebase_path(const char *file, const char *key, char **v, char *buf, size_t cap)
 {
 	static const char *const path_keys[] = {"db", "web_root", "tls_cert",
-						"tls_key"};
+						"tls_key", "access_log"};
 	const char *slash = strrchr(file, '/');
 	bool is_path = false;
 	int n;
@@ -269,7 +275,7 @@ rebase_path(const char *file, const char *key, char **v, char *buf, size_t cap)
 	for (size_t i = 0; i < sizeof(path_keys) / sizeof(path_keys[0]); i++)
 		if (!strcmp(key, path_keys[i]))
 			is_path = true;
-	if (!is_path || !**v || **v == '/' || !slash)
+	if (!is_path || !**v || **v == '/' || !slash || !strcmp(*v, "-"))
 		return 0;
 	n = snprintf(buf, cap, "%.*s/%s", (int)(slash - file), file, *v);
 	if (n < 0 || (size_t)n >= cap)

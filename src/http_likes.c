@@ -11,7 +11,8 @@
  * (lws would otherwise read the next request as body); a body longer than
  * max_body_bytes is refused from its Content-Length before a byte is read;
  * chunked bodies get 411. Bodies are collected by http.c into the
- * request's buffer and handled at LWS_CALLBACK_HTTP_BODY_COMPLETION.
+ * request's buffer, grown as bytes arrive within the process-wide
+ * max_body_bytes_in_flight, and handled at LWS_CALLBACK_HTTP_BODY_COMPLETION.
  */
 #define _GNU_SOURCE
 #include "lc/http_likes.h"
@@ -372,16 +373,8 @@ lc_http_likes_start(struct lws *wsi, struct lc_worker *w,
 		return lc_http_error_ex(wsi, 415, "unsupported_media_type",
 					"send Content-Type: application/json",
 					NULL, true);
-	if ((size_t)len > pss->body_cap) {
-		char *p = realloc(pss->body, (size_t)len);
-
-		if (!p)
-			return lc_http_error_ex(wsi, 503, "out_of_memory",
-						"server out of memory", NULL,
-						true);
-		pss->body = p;
-		pss->body_cap = (size_t)len;
-	}
+	/* Not reserved: http.c grows the buffer as bytes arrive (issue 10). */
+	pss->body_expected = (size_t)len;
 	pss->body_wanted = true;
 	pss->deadline_ms = lc_mono_ms() + w->srv->cfg->http_timeout_ms;
 	return 0;

@@ -167,7 +167,7 @@ lc_http_get_readyz(struct lws *wsi, struct lc_worker *w)
 	const char *status = NULL, *msg = NULL;
 	char body[160];
 
-	if (atomic_load(&w->srv->draining)) {
+	if (atomic_load(&w->srv->draining) || atomic_load(&w->srv->leaving)) {
 		status = "draining";
 		msg = "server is shutting down";
 	} else if (!atomic_load(&w->srv->ready)) {

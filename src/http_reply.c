@@ -7,20 +7,26 @@
  */
 #define _GNU_SOURCE
 #include "lc/http_reply.h"
+#include "lc/http_log.h"
 #include "lc/http_policy.h"
 #include "lc/worker.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-int
-lc_http_reply_ex(struct lws *wsi, int status, const char *content_type,
-		 const char *body, size_t len, const char *extra, bool close)
+static int
+reply(struct lws *wsi, struct lc_http_req *pss, int status,
+      const char *content_type, const char *body, size_t len, const char *extra,
+      bool close)
 {
 	struct lc_worker *w = lc_worker_of(wsi);
 	size_t extra_len = extra ? strlen(extra) : 0;
 	unsigned char *start, *p, *end;
-	struct lc_http_req *pss = lws_wsi_user(wsi);
+	/* JSON answers end with a newline, for shells and line readers. */
+	bool nl = !strncmp(content_type, "application/json", 16) &&
+		  (!len || body[len - 1] != '\n');
+	/* HEAD: the headers GET would have, no body (RFC 9110 9.3.2). */
+	bool head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
 	char *buf;
 
 	buf = lc_worker_buf(w, len + extra_len + 512);
@@ -32,7 +38,7 @@ lc_http_reply_ex(struct lws *wsi, int status, const char *content_type,
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
 					 (const unsigned char *)content_type,
 					 (int)strlen(content_type), &p, end) ||
-	    lws_add_http_header_content_length(wsi, len, &p, end))
+	    lws_add_http_header_content_length(wsi, len + nl, &p, end))
 		return -1;
 	if (close && lws_add_http_header_by_token(
 			 wsi, WSI_TOKEN_CONNECTION,
@@ -48,16 +54,30 @@ lc_http_reply_ex(struct lws *wsi, int status, const char *content_type,
 	}
 	if (lws_finalize_http_header(wsi, &p, end))
 		return -1;
-	memcpy(p, body, len);
-	p += len;
-	if (pss)
+	if (!head) {
+		memcpy(p, body, len);
+		p += len;
+		if (nl)
+			*p++ = '\n';
+	}
+	if (pss) {
 		lc_metrics_count_http(&w->stats, pss->route, status);
+		lc_http_log(wsi, pss, status, head ? 0 : len + nl);
+	}
 	if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_FINAL) <
 	    (int)(p - start))
 		return -1;
 	if (close)
 		return -1;
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+int
+lc_http_reply_ex(struct lws *wsi, int status, const char *content_type,
+		 const char *body, size_t len, const char *extra, bool close)
+{
+	return reply(wsi, lws_wsi_user(wsi), status, content_type, body, len,
+		     extra, close);
 }
 
 int
@@ -69,8 +89,9 @@ lc_http_reply(struct lws *wsi, int status, const char *content_type,
 }
 
 int
-lc_http_error_ex(struct lws *wsi, int status, const char *code,
-		 const char *message, const char *extra, bool close)
+lc_http_error_req(struct lws *wsi, struct lc_http_req *req, int status,
+		  const char *code, const char *message, const char *extra,
+		  bool close)
 {
 	json_t *o = json_pack("{s:s, s:s}", "error", code, "message", message);
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -79,10 +100,18 @@ lc_http_error_ex(struct lws *wsi, int status, const char *code,
 	json_decref(o);
 	if (!s)
 		return -1;
-	rc = lc_http_reply_ex(wsi, status, "application/json", s, strlen(s),
-			      extra, close);
+	rc = reply(wsi, req, status, "application/json", s, strlen(s), extra,
+		   close);
 	free(s);
 	return rc;
+}
+
+int
+lc_http_error_ex(struct lws *wsi, int status, const char *code,
+		 const char *message, const char *extra, bool close)
+{
+	return lc_http_error_req(wsi, lws_wsi_user(wsi), status, code, message,
+				 extra, close);
 }
 
 int

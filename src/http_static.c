@@ -6,6 +6,8 @@
  */
 #define _GNU_SOURCE
 #include "lc/http_static.h"
+#include "lc/http_log.h"
+#include "lc/http_policy.h"
 #include "lc/http_reply.h"
 #include "lc/metrics.h"
 #include "lc/worker.h"
@@ -32,7 +34,9 @@ int
 lc_http_static_serve(struct lws *wsi, struct lc_worker *w, const char *path)
 {
 	const char *ext = strrchr(path, '.');
-	char file[2048], headers[128];
+	char file[2048], headers[512];
+	struct lc_http_req *pss = lws_wsi_user(wsi);
+	unsigned char *hp;
 	struct stat st;
 	size_t i;
 	int n;
@@ -56,7 +60,21 @@ lc_http_static_serve(struct lws *wsi, struct lc_worker *w, const char *path)
 	n = snprintf(headers, sizeof(headers),
 		     "cache-control: %s\r\nx-content-type-options: nosniff\r\n",
 		     mime[i].cache);
+	/*
+	 * CORS like the API: module scripts (the SDK, <live-count>) are
+	 * fetched with CORS, so a page on an allowed origin needs this.
+	 */
+	hp = (unsigned char *)headers + n;
+	if (lc_http_add_cors(wsi, w->srv->cfg, &hp,
+			     (unsigned char *)headers + sizeof(headers)))
+		return -1;
+	n = (int)(hp - (unsigned char *)headers);
 	lc_metrics_count_http(&w->stats, LC_ROUTE_STATIC, 200);
+	if (pss)
+		lc_http_log(wsi, pss, 200,
+			    lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI)
+				? 0
+				: (size_t)st.st_size);
 	n = lws_serve_http_file(wsi, file, mime[i].type, headers, n);
 	if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi)))
 		return -1;

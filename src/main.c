@@ -6,10 +6,13 @@
  * in every thread before any is created and waits for them with
  * sigtimedwait() between ticks, so no signal handler runs at all.
  *
- * Shutdown order (SIGTERM/SIGINT): mark draining, stop the workers (no new
- * connections, existing ones closed; every like they acknowledged is in a
- * shard), run a final tick (every shard merged), stop the batcher (a final,
- * unthrottled flush), exit 0. Nothing acknowledged is lost.
+ * Shutdown order (SIGTERM/SIGINT): drain for drain_ms (/readyz answers
+ * 503, everything else is served and ticks run), refuse likes, tell every
+ * subscriber goodbye (WebSocket close 1001, SSE retry: hint), stop the
+ * workers (no new connections, existing ones closed; every like they
+ * acknowledged is in a shard), run a final tick (every shard merged), stop
+ * the batcher (a final, unthrottled flush), exit 0. Nothing acknowledged
+ * is lost.
  */
 #define _GNU_SOURCE
 #include "lc/batcher.h"
@@ -21,6 +24,7 @@
 #include "lc/dispatch.h"
 #include "lc/hash.h"
 #include "lc/idem.h"
+#include "lc/http_log.h"
 #include "lc/notify.h"
 #include "lc/parse.h"
 #include "lc/server.h"
@@ -248,6 +252,37 @@ tick_loop(struct lc_dispatch *d, const sigset_t *sigs, int tick_ms,
 	}
 }
 
+/*
+ * SIGTERM's drain: drain_ms more of ticks while the workers serve and
+ * /readyz answers 503, so a load balancer stops sending new clients
+ * before any is refused. A second SIGTERM or SIGINT ends it early.
+ */
+static void
+drain(struct lc_dispatch *d, const sigset_t *sigs, int tick_ms, int drain_ms)
+{
+	int64_t until = lc_mono_us() + (int64_t)drain_ms * 1000;
+
+	if (drain_ms > 0)
+		lc_info("draining for %d ms (/readyz answers 503)", drain_ms);
+	while (lc_mono_us() < until) {
+		int64_t wait = until - lc_mono_us();
+		struct timespec ts;
+		int sig;
+
+		if (wait > (int64_t)tick_ms * 1000)
+			wait = (int64_t)tick_ms * 1000;
+		ts.tv_sec = (time_t)(wait / 1000000);
+		ts.tv_nsec = (long)(wait % 1000000) * 1000;
+		sig = sigtimedwait(sigs, NULL, &ts);
+		if (sig == SIGTERM || sig == SIGINT) {
+			lc_info("received %s again, ending the drain",
+				strsignal(sig));
+			break;
+		}
+		lc_dispatch_tick(d, lc_now_ms());
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -453,6 +488,11 @@ main(int argc, char **argv)
 	}
 	lc_dispatch_sum_table(&dispatch);
 	lc_dispatch_set_kick(&dispatch, kick_dispatcher, NULL);
+	if (lc_http_log_open(cfg.access_log)) {
+		lc_err("access_log: cannot open %s: %s", cfg.access_log,
+		       strerror(errno));
+		goto out_server;
+	}
 	if (lc_server_start(&srv))
 		goto out_server;
 	sources = calloc((size_t)srv.nworkers, sizeof(*sources));
@@ -476,8 +516,13 @@ main(int argc, char **argv)
 	lc_notify("STOPPING=1\nSTATUS=draining: closing connections, final "
 		  "flush");
 
-	atomic_store(&srv.draining, true);
+	/* The drain: /readyz says 503, everything else is served. */
+	atomic_store(&srv.leaving, true);
 	atomic_store(&srv.ready, false);
+	drain(&dispatch, &sigs, cfg.tick_ms, cfg.drain_ms);
+	atomic_store(&srv.draining, true);
+	lc_dispatch_tick(&dispatch, lc_now_ms()); /* updates before goodbye */
+	lc_server_goodbye(&srv, 1000);
 	lc_server_stop(&srv);
 	lc_dispatch_tick(&dispatch, lc_now_ms()); /* the final merge */
 	/* A last push of what the final tick handed to the bridge. */
@@ -518,6 +563,7 @@ out_batcher:
 	if (batcher)
 		lc_batcher_stop(batcher, cfg.shutdown_timeout_ms, NULL, NULL);
 out_free:
+	lc_http_log_close();
 	if (clustered)
 		lc_cluster_cleanup(&cluster);
 	lc_server_free(&srv);

@@ -17,9 +17,13 @@
 #include "lc/common.h"
 #include "lc/worker.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 static const char *const route_names[LC_ROUTE_MAX] = {
 #define ROUTE_LABEL(id, path, label) label,
@@ -191,6 +195,70 @@ cluster_metrics(struct text *t, struct lc_server *srv)
 	    (unsigned long long)atomic_load(&b->rtt_count));
 }
 
+/*
+ * The standard process_* metrics (as the Prometheus client libraries
+ * export them), from /proc/self: Linux only, like the server.
+ */
+static void
+process_metrics(struct text *t, struct lc_server *srv)
+{
+	long page = sysconf(_SC_PAGESIZE), ticks = sysconf(_SC_CLK_TCK);
+	unsigned long utime = 0, stime = 0;
+	long long vsize = 0, rss = 0;
+	int64_t fds = 0;
+	struct rlimit rl;
+	char buf[1024];
+	FILE *f = fopen("/proc/self/stat", "r");
+	DIR *d;
+
+	if (f) {
+		if (fgets(buf, sizeof(buf), f)) {
+			/* Fields after the command name, which may hold spaces.
+			 */
+			const char *p = strrchr(buf, ')');
+
+			if (p && sscanf(p + 2,
+					"%*c %*d %*d %*d %*d %*d %*u %*u %*u "
+					"%*u %*u %lu %lu %*d %*d %*d %*d %*d "
+					"%*d %*u %lld %lld",
+					&utime, &stime, &vsize, &rss) != 4)
+				utime = stime = 0;
+		}
+		fclose(f);
+	}
+	d = opendir("/proc/self/fd");
+	if (d) {
+		for (struct dirent *e; (e = readdir(d));)
+			if (e->d_name[0] != '.')
+				fds++;
+		closedir(d);
+		fds--; /* the directory's own descriptor */
+	}
+	add(t,
+	    "# HELP process_cpu_seconds_total Total user and system CPU time "
+	    "spent in seconds.\n"
+	    "# TYPE process_cpu_seconds_total counter\n"
+	    "process_cpu_seconds_total %.2f\n",
+	    ticks > 0 ? (double)(utime + stime) / (double)ticks : 0.0);
+	metric(t, "process_resident_memory_bytes", "gauge",
+	       "Resident memory size in bytes.", (int64_t)(rss * page));
+	metric(t, "process_virtual_memory_bytes", "gauge",
+	       "Virtual memory size in bytes.", (int64_t)vsize);
+	metric(t, "process_open_fds", "gauge",
+	       "Number of open file descriptors.", fds);
+	if (!getrlimit(RLIMIT_NOFILE, &rl))
+		metric(t, "process_max_fds", "gauge",
+		       "Maximum number of open file descriptors.",
+		       rl.rlim_cur == RLIM_INFINITY ? INT64_MAX
+						    : (int64_t)rl.rlim_cur);
+	add(t,
+	    "# HELP process_start_time_seconds Start time of the process since "
+	    "unix epoch in seconds.\n"
+	    "# TYPE process_start_time_seconds gauge\n"
+	    "process_start_time_seconds %.3f\n",
+	    (double)srv->started_ms / 1000.0);
+}
+
 char *
 lc_metrics_render(struct lc_server *srv, size_t *len)
 {
@@ -322,9 +390,9 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 	metric(&t, "livecount_flush_rows_total", "counter",
 	       "URL rows written by flushes.", (int64_t)atomic_load(&bs->rows));
 	add(&t,
-	    "# HELP livecount_flush_seconds_sum Time spent in flushes.\n"
-	    "# TYPE livecount_flush_seconds_sum counter\n"
-	    "livecount_flush_seconds_sum %.6f\n"
+	    "# HELP livecount_flush_seconds_total Time spent in flushes.\n"
+	    "# TYPE livecount_flush_seconds_total counter\n"
+	    "livecount_flush_seconds_total %.6f\n"
 	    "# HELP livecount_flush_seconds_max Longest flush.\n"
 	    "# TYPE livecount_flush_seconds_max gauge\n"
 	    "livecount_flush_seconds_max %.6f\n",
@@ -350,8 +418,16 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 		       "Keys dropped at the end of their lifetime.",
 		       (int64_t)atomic_load(&is->expired));
 	}
+	metric(&t, "livecount_body_bytes_in_flight", "gauge",
+	       "Request body bytes held by all connections "
+	       "(max_body_bytes_in_flight).",
+	       (int64_t)atomic_load(&srv->body_bytes_in_flight));
+	metric(&t, "livecount_body_refusals_total", "counter",
+	       "Request bodies answered 503 for max_body_bytes_in_flight.",
+	       (int64_t)atomic_load(&srv->body_refusals));
 	if (srv->bridge)
 		cluster_metrics(&t, srv);
+	process_metrics(&t, srv);
 	if (t.oom) {
 		free(t.s);
 		return NULL;

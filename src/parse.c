@@ -11,9 +11,10 @@
 #include "lc/parse.h"
 #include "lc/common.h"
 
+#include <ctype.h>
 #include <stdarg.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -435,4 +436,64 @@ lc_ws_op_free(struct lc_ws_op *op)
 {
 	json_decref(op->root);
 	memset(op, 0, sizeof(*op));
+}
+
+int
+lc_request_target_check(const char *line, size_t len)
+{
+	const char *p = memchr(line, ' ', len), *end, *seg;
+
+	if (!p)
+		return 0;
+	p++;
+	end = memchr(p, ' ', len - (size_t)(p - line));
+	if (!end)
+		end = line + len;
+	seg = p;
+	for (const char *q = p; q < end; q++) {
+		if (*q == '?' || *q == '&' || *q == ';')
+			seg = q + 1;
+		if (*q != '%')
+			continue;
+		if (end - q >= 3 && isxdigit((unsigned char)q[1]) &&
+		    isxdigit((unsigned char)q[2])) {
+			q += 2;
+			continue;
+		}
+		return end - seg >= 4 && !strncmp(seg, "url=", 4) ? 2 : 1;
+	}
+	return 0;
+}
+
+bool
+lc_batch_scan_feed(struct lc_batch_scan *s, const char *in, size_t len,
+		   size_t max)
+{
+	for (size_t i = 0; i < len; i++) {
+		char ch = in[i];
+
+		if (!s->fed++ && ch == '[') {
+			s->array = true;
+			s->items = 1;
+		}
+		if (s->in_string) {
+			if (s->escape)
+				s->escape = false;
+			else if (ch == '\\')
+				s->escape = true;
+			else if (ch == '"')
+				s->in_string = false;
+			continue;
+		}
+		if (ch == '"')
+			s->in_string = true;
+		else if ((ch == '[' || ch == '{') && s->depth < UINT16_MAX)
+			s->depth++;
+		else if ((ch == ']' || ch == '}') && s->depth)
+			s->depth--;
+		else if (ch == ',' && s->depth == 1 && s->array &&
+			 ++s->items > max)
+			return false;
+	}
+	return true;
 }

@@ -21,6 +21,8 @@
 #include "lc/server.h"
 #include "lc/common.h"
 #include "lc/http.h"
+#include "lc/parse.h"
+#include "lc/metrics.h"
 #include "lc/store.h"
 #include "lc/worker.h"
 #include "lc/ws.h"
@@ -113,18 +115,164 @@ tune_socket(int fd, int sndbuf)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
+/*
+ * A note on request lines: lws 4.1.6 answers a request target with a
+ * malformed percent-escape ("?url=%zz", "?url=100%") with an HTML 403 from
+ * inside its parser, before any callback. So before a plain-HTTP socket is
+ * handed to lws, its first request line is peeked at (MSG_PEEK: lws still
+ * reads every byte) and such a request gets API.md's JSON 400 instead.
+ * When the line has not arrived yet, the peek is retried on a timer (after
+ * 1, 2, 4, 8, then every 16 ms: a late request waits at most 16 ms more)
+ * for about a second, and the socket is handed over unchecked after that
+ * (a client that connects first and talks later, like a browser's
+ * preconnect). Later requests on a
+ * kept-alive connection are not seen here and still get lws' 403.
+ */
+#define PEEK_TRIES 66
+
+struct lc_peek {
+	lws_sorted_usec_list_t sul;
+	struct lc_worker *w;
+	struct lc_conn *c;
+	int fd;
+	int tries;
+	struct lc_peek *prev, *next; /* the worker's w->peeking list */
+};
+
+static void give_to_lws(struct lc_worker *w, struct lc_conn *c, int fd);
+
+/* Answers a malformed request line itself and closes. */
+static void
+refuse_line(struct lc_worker *w, struct lc_conn *c, int fd, int why)
+{
+	static const char *const body[] = {
+	    "{\"error\":\"bad_request\",\"message\":\"malformed "
+	    "percent-encoding in the request target\"}\n",
+	    "{\"error\":\"bad_url\",\"message\":\"malformed "
+	    "percent-encoding in the url parameter\"}\n"};
+	const char *b = body[why == 2];
+	char out[512], sink[4096];
+	int n = snprintf(out, sizeof(out),
+			 "HTTP/1.1 400 Bad Request\r\ncontent-type: "
+			 "application/json\r\ncontent-length: %zu\r\n"
+			 "access-control-allow-origin: *\r\n"
+			 "connection: close\r\n\r\n%s",
+			 strlen(b), b);
+
+	/* Unread bytes would make close() send a reset over the answer. */
+	while (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+		;
+	/* A client that cannot take 200 bytes loses the answer, not us. */
+	(void)!send(fd, out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	lc_metrics_count_http(&w->stats, LC_ROUTE_OTHER, 400);
+	shutdown(fd, SHUT_WR);
+	close(fd);
+	lc_conn_destroy(w, c);
+}
+
+/* 0: hand to lws; 1: answered and closed; -1: line not here yet. */
+static int
+peek_line(struct lc_worker *w, struct lc_conn *c, int fd)
+{
+	char buf[8192];
+	ssize_t n = recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	const char *nl;
+	int why;
+
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? -1 : 0;
+	if (!n)
+		return 0; /* lws sees the EOF */
+	nl = memchr(buf, '\n', (size_t)n);
+	if (!nl)
+		return n == (ssize_t)sizeof(buf) ? 0 : -1;
+	why = lc_request_target_check(buf, (size_t)(nl - buf));
+	if (!why)
+		return 0;
+	refuse_line(w, c, fd, why);
+	return 1;
+}
+
+static void
+peek_unlink(struct lc_peek *p)
+{
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		p->w->peeking = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+}
+
+static void
+peek_again(lws_sorted_usec_list_t *sul)
+{
+	struct lc_peek *p = lws_container_of(sul, struct lc_peek, sul);
+	int rc = peek_line(p->w, p->c, p->fd);
+
+	if (rc < 0 && ++p->tries < PEEK_TRIES) {
+		lws_sul_schedule(
+		    p->w->ctx, 0, &p->sul, peek_again,
+		    (lws_usec_t)(p->tries < 4 ? 1 << p->tries : 16) *
+			LWS_US_PER_MS);
+		return;
+	}
+	peek_unlink(p);
+	if (rc <= 0)
+		give_to_lws(p->w, p->c, p->fd);
+	free(p);
+}
+
+static void
+peeks_drop(struct lc_worker *w)
+{
+	while (w->peeking) {
+		struct lc_peek *p = w->peeking;
+
+		lws_sul_cancel(&p->sul);
+		peek_unlink(p);
+		close(p->fd);
+		lc_conn_destroy(w, p->c);
+		free(p);
+	}
+}
+
 /* Hands an accepted socket to lws, within the connection limits. */
 static void
 adopt(struct lc_worker *w, int fd, uint32_t ip)
 {
 	struct lc_conn *c = lc_conn_create(w, ip);
-	struct lws *wsi;
+	struct lc_peek *p;
+	int rc;
 
 	if (!c) {
 		close(fd);
 		return;
 	}
 	tune_socket(fd, w->srv->cfg->sndbuf_bytes);
+	/* TLS: the request line is encrypted; lws' own answer stands. */
+	rc = w->srv->cfg->tls_cert[0] ? 0 : peek_line(w, c, fd);
+	if (rc > 0)
+		return;
+	if (rc < 0 && (p = calloc(1, sizeof(*p)))) {
+		p->w = w;
+		p->c = c;
+		p->fd = fd;
+		p->next = w->peeking;
+		if (p->next)
+			p->next->prev = p;
+		w->peeking = p;
+		lws_sul_schedule(w->ctx, 0, &p->sul, peek_again, LWS_US_PER_MS);
+		return;
+	}
+	give_to_lws(w, c, fd);
+}
+
+static void
+give_to_lws(struct lc_worker *w, struct lc_conn *c, int fd)
+{
+	struct lws *wsi;
+
 	/*
 	 * The record is attached only once lws returns the wsi: a failed
 	 * adoption may still be closed (and reported destroyed) later, and
@@ -174,10 +322,13 @@ listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		/* Broadcast to every protocol: only this one acts on it. */
 		w = lws_context_user(lws_get_context(wsi));
 		if (atomic_load(&w->stop)) {
+			peeks_drop(w);
 			lws_context_destroy(w->ctx);
 			return 0;
 		}
 		lc_worker_drain_mailbox(w);
+		if (atomic_load(&w->srv->goodbye))
+			lc_worker_goodbye(w);
 		return 0;
 
 	case LWS_CALLBACK_RAW_CLOSE_FILE:
@@ -268,6 +419,7 @@ signal:
 	}
 	while (!lws_service(w->ctx, 0) && !atomic_load(&w->stop))
 		;
+	peeks_drop(w);
 	lws_context_destroy(w->ctx);
 	free(protocols); /* main clears w->ctx after joining */
 	return NULL;
@@ -398,6 +550,24 @@ lc_server_start(struct lc_server *srv)
 		if (srv->workers[i].start_rc)
 			return LC_EIO;
 	return 0;
+}
+
+void
+lc_server_goodbye(struct lc_server *srv, int wait_ms)
+{
+	int64_t until = lc_mono_us() + (int64_t)wait_ms * 1000;
+
+	atomic_store(&srv->goodbye, true);
+	for (int i = 0; i < srv->nworkers; i++)
+		if (srv->workers[i].ctx)
+			lws_cancel_service(srv->workers[i].ctx);
+	/*
+	 * Give the close frames and hints a moment to leave: a WebSocket is
+	 * gone only once its close handshake is (or any other connection
+	 * closes), so wait for every connection, at most wait_ms.
+	 */
+	while (lc_mono_us() < until && atomic_load(&srv->limits.total) > 0)
+		usleep(10000);
 }
 
 void

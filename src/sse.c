@@ -28,6 +28,7 @@
 #include "lc/sse.h"
 #include "lc/common.h"
 #include "lc/delivery.h"
+#include "lc/http_log.h"
 #include "lc/http_policy.h"
 #include "lc/http_query.h"
 #include "lc/http_reply.h"
@@ -36,10 +37,12 @@
 #include "lc/worker.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 static int
 update_open(char *buf, size_t size, uint64_t seq, int64_t ts_ms)
@@ -81,6 +84,24 @@ close_stream(struct lc_session *s)
 	lws_set_timeout(s->conn, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
+/*
+ * Shutdown: a retry: hint (the reconnect delay an EventSource uses; the
+ * stream's end then looks like any dropped stream to it), then the end.
+ */
+static void
+goodbye(struct lc_session *s)
+{
+	unsigned char msg[LWS_PRE + 32];
+	static const char hint[] = "retry: 1000\n\n";
+
+	if (s->closing)
+		return;
+	memcpy(msg + LWS_PRE, hint, sizeof(hint) - 1);
+	write_frame(s, (char *)msg + LWS_PRE, sizeof(hint) - 1);
+	s->closing = true;
+	close_stream(s);
+}
+
 static const struct lc_transport sse_transport = {
     .name = "SSE",
     .kind = LC_T_SSE,
@@ -93,6 +114,7 @@ static const struct lc_transport sse_transport = {
     .write_ping = write_ping,
     .close = close_stream,
     .want_writable = NULL, /* no HTTP_WRITEABLE after completion: next tick */
+    .goodbye = goodbye,
 };
 
 struct lc_session *
@@ -113,6 +135,20 @@ lc_sse_destroyed(struct lws *wsi)
 	lc_conn_of(wsi)->sse = NULL;
 	lc_session_cleanup(s);
 	free(s);
+}
+
+/* Can the connection outlive this response (HTTP/1.1, or 1.0 asking)? */
+static bool
+keeps_alive(struct lws *wsi)
+{
+	char v[16], c[128];
+	int n = lws_hdr_copy(wsi, c, sizeof(c), WSI_TOKEN_CONNECTION);
+	bool http10 = lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_HTTP) > 0 &&
+		      !strcmp(v, "HTTP/1.0");
+
+	if (n > 0 && strcasestr(c, "close"))
+		return false;
+	return !http10 || (n > 0 && strcasestr(c, "keep-alive"));
 }
 
 int
@@ -170,15 +206,43 @@ lc_sse_start(struct lws *wsi, struct lc_worker *w)
 	    lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
 	lc_metrics_count_http(&w->stats, LC_ROUTE_EVENTS, 200);
+	if (lws_wsi_user(wsi))
+		lc_http_log(wsi, lws_wsi_user(wsi), 200, 0);
 	/* The snapshot goes out now, before lws forgets the request. */
 	lc_session_flush(s);
+	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+	if (!keeps_alive(wsi)) {
+		/*
+		 * HTTP/1.0 or Connection: close (a default reverse proxy):
+		 * completing the transaction would close the connection, so
+		 * the stream stays lws' open transaction, written without
+		 * chunking, with POLLIN off (no spin on the client's EOF, see
+		 * the note at the top) and a once-a-second check for it.
+		 */
+		lws_rx_flow_control(wsi, 0);
+		lws_set_timer_usecs(wsi, LWS_USEC_PER_SEC);
+		return 0;
+	}
 	/*
 	 * Hand the connection back to lws as an idle keep-alive one (see the
-	 * note at the top). An HTTP/1.0 client without keep-alive cannot hold
-	 * a stream this way and is closed after its snapshot.
+	 * note at the top).
 	 */
 	if (lws_http_transaction_completed(wsi))
 		return -1;
-	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+	return 0;
+}
+
+int
+lc_sse_timer(struct lws *wsi)
+{
+	char b;
+	ssize_t r;
+
+	if (!lc_sse_session(wsi))
+		return 0;
+	r = recv(lws_get_socket_fd(wsi), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (!r || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+		return -1; /* the client (or its proxy) left */
+	lws_set_timer_usecs(wsi, LWS_USEC_PER_SEC);
 	return 0;
 }

@@ -132,6 +132,17 @@ lc_worker_drain_mailbox(struct lc_worker *w)
 	lc_delivery_flush_pending(&w->delivery);
 }
 
+void
+lc_worker_goodbye(struct lc_worker *w)
+{
+	if (w->said_goodbye)
+		return;
+	w->said_goodbye = true;
+	for (struct lc_session *s = w->delivery.sessions; s; s = s->next)
+		if (s->t->goodbye)
+			s->t->goodbye(s);
+}
+
 char *
 lc_worker_buf(struct lc_worker *w, size_t n)
 {

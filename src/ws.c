@@ -35,6 +35,7 @@
 struct ws_conn {
 	struct lc_session s;   /* first: lws' user data is also the session */
 	bool authorized;       /* presented write_token (or none needed) */
+	bool going_away;       /* shutdown: close with 1001 when writeable */
 	uint8_t strikes;       /* bad client frames in the current window */
 	int64_t ops_window_ms; /* rate limit window start */
 	uint32_t ops_in_window;
@@ -101,6 +102,14 @@ want_writable(struct lc_session *s)
 	lws_callback_on_writable(s->conn);
 }
 
+/* Shutdown: close code 1001 "going away", from the writeable callback. */
+static void
+goodbye(struct lc_session *s)
+{
+	((struct ws_conn *)(void *)s)->going_away = true;
+	lws_callback_on_writable(s->conn);
+}
+
 static const struct lc_transport ws_transport = {
     .name = "WebSocket",
     .kind = LC_T_WS,
@@ -113,6 +122,7 @@ static const struct lc_transport ws_transport = {
     .write_ping = write_ping,
     .close = close_conn,
     .want_writable = want_writable,
+    .goodbye = goodbye,
 };
 
 /* ---- client frames ------------------------------------------------- */
@@ -399,6 +409,20 @@ too_big:
 static int
 on_writeable(struct lws *wsi, struct ws_conn *c)
 {
+	if (c->going_away) {
+		/*
+		 * Code 1001 and a reason, written here: lws 4.1.6 closes a
+		 * connection whose writeable callback returns -1 without the
+		 * frame lws_close_reason() prepares. 4 is lws' internal
+		 * LWS_WRITE_CLOSE (lws-write.h names the gap).
+		 */
+		unsigned char f[LWS_PRE + 24] = {[LWS_PRE] = 1001 >> 8,
+						 1001 & 0xff};
+
+		memcpy(f + LWS_PRE + 2, "server shutting down", 20);
+		lws_write(wsi, f + LWS_PRE, 22, (enum lws_write_protocol)4);
+		return -1;
+	}
 	if (c->s.closing)
 		return -1;
 	if (c->err_frame || c->ack_frame) {

@@ -35,9 +35,10 @@ struct lc_config {
 	char web_root[1024];   /* static files served at / */
 	char log_level[16];    /* error | warn | info | debug */
 
-	int max_body_bytes;	  /* HTTP request body cap (413) */
-	int max_batch_items;	  /* items per JSON batch (413) */
-	int max_url_bytes;	  /* bytes per liked URL (400) */
+	int max_body_bytes;	      /* HTTP request body cap (413) */
+	int max_body_bytes_in_flight; /* body bytes held, all conns (503) */
+	int max_batch_items;	      /* items per JSON batch (413) */
+	int max_url_bytes;	      /* bytes per liked URL (400) */
 	int max_urls_per_request; /* url= params per GET /v1/counts or SSE */
 	int max_json_depth;	  /* JSON nesting accepted (400) */
 	int max_subs_per_conn;	  /* subscriptions per WS connection */
@@ -62,6 +63,8 @@ struct lc_config {
 	int max_idempotency_keys; /* keys remembered, oldest dropped */
 	int idempotency_ttl_s;	  /* a key's lifetime */
 	int shutdown_timeout_ms;  /* final flush retries on SIGTERM */
+	int drain_ms;		  /* SIGTERM: /readyz 503 this long first */
+	char access_log[1024];	  /* "" off, "-" stderr, or a file path */
 	bool reuse_port;	  /* share the port with other processes */
 	char redis_url[512];	  /* cluster mode when set */
 	int node_id;		  /* cluster mode: 1..1023, unique */

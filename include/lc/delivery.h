@@ -73,6 +73,11 @@ struct lc_transport {
 	 * for the next tick instead.
 	 */
 	void (*want_writable)(struct lc_session *s);
+	/**
+	 * Shutdown: says goodbye the transport's way (WebSocket close 1001,
+	 * SSE a retry: hint) and closes soon. Worker thread (worker.c).
+	 */
+	void (*goodbye)(struct lc_session *s);
 };
 
 /* Written by the owning worker only (LC_STAT_ADD); read by /metrics. */

@@ -16,6 +16,8 @@
 
 #include <jansson.h>
 #include <libwebsockets.h>
+
+struct lc_http_req;
 #include <stdbool.h>
 
 /**
@@ -45,5 +47,14 @@ int lc_http_reply_api_error(struct lws *wsi, const struct lc_api_error *err,
 
 /** Replies with a jansson value (reference stolen; NULL means 503). */
 int lc_http_reply_json(struct lws *wsi, int status, json_t *v);
+
+/**
+ * lc_http_error_ex for a request whose per-session data lws has not
+ * allocated yet (LWS_CALLBACK_HTTP_CONFIRM_UPGRADE): req gives the route
+ * for CORS, metrics and the access log. Returns like lc_http_error_ex.
+ */
+int lc_http_error_req(struct lws *wsi, struct lc_http_req *req, int status,
+		      const char *code, const char *message, const char *extra,
+		      bool close);
 
 #endif

@@ -12,6 +12,8 @@
 #ifndef LC_HTTP_ROUTES_H
 #define LC_HTTP_ROUTES_H
 
+#include "lc/parse.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,7 +62,10 @@ struct lc_http_req {
 	bool body_refused; /* already answered; ignore the rest */
 	char *body;	   /* collected body (owned, freed on close) */
 	size_t body_len, body_cap;
-	int64_t deadline_ms;	    /* whole-body deadline */
+	size_t body_expected; /* the declared Content-Length, not reserved */
+	int64_t deadline_ms;  /* whole-body deadline */
+	int64_t start_us;     /* monotonic, when the request arrived (log) */
+	struct lc_batch_scan scan;  /* batch items, as body bytes arrive */
 	uint8_t idem_len;	    /* Idempotency-Key, copied at the headers */
 	char idem_key[2 + 128 + 1]; /* "h:" + key */
 };

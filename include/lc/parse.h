@@ -105,4 +105,31 @@ int lc_ws_op_parse(const char *msg, size_t len, const struct lc_limits *lim,
 
 void lc_ws_op_free(struct lc_ws_op *op);
 
+/**
+ * Checks the percent-encoding of a raw HTTP request line ("GET /x?url=%zz
+ * HTTP/1.1", len bytes, no line end), which libwebsockets would refuse with
+ * an HTML 403: 0 when every '%' of the target starts two hex digits, 2
+ * when a bad one is inside a url= parameter, 1 when elsewhere.
+ */
+int lc_request_target_check(const char *line, size_t len);
+
+/*
+ * Counts the items of a JSON batch as its bytes arrive, so that a batch
+ * over max_batch_items is refused before the rest is read and parsed: the
+ * commas at depth 1 of a body that starts with '[', outside strings, plus
+ * one. Zero-initialise, then feed every chunk in order.
+ */
+struct lc_batch_scan {
+	uint64_t fed;	/* bytes seen */
+	uint32_t items; /* items so far (1 once '[' opened the body) */
+	uint16_t depth; /* nesting, saturating */
+	bool in_string; /* inside a JSON string */
+	bool escape;	/* after a backslash in a string */
+	bool array;	/* the body started with '[' */
+};
+
+/** Feeds len more bytes; false once the count exceeds max. */
+bool lc_batch_scan_feed(struct lc_batch_scan *s, const char *in, size_t len,
+			size_t max);
+
 #endif

@@ -23,6 +23,13 @@
  */
 int lc_server_start(struct lc_server *srv);
 
+/**
+ * Shutdown: every subscriber is told goodbye by its worker (WebSocket
+ * close 1001, SSE retry: hint) and closed; waits up to wait_ms for them
+ * to go. Main thread, before lc_server_stop.
+ */
+void lc_server_goodbye(struct lc_server *srv, int wait_ms);
+
 /** Stops and joins the workers; their sources stay for the final tick. */
 void lc_server_stop(struct lc_server *srv);
 

@@ -26,4 +26,10 @@ struct lc_session *lc_sse_session(struct lws *wsi);
 /** Frees the stream's session when lws destroys its wsi. */
 void lc_sse_destroyed(struct lws *wsi);
 
+/**
+ * LWS_CALLBACK_TIMER of a stream held open without keep-alive (HTTP/1.0,
+ * Connection: close): returns -1 once the client has left, else re-arms.
+ */
+int lc_sse_timer(struct lws *wsi);
+
 #endif

@@ -42,9 +42,14 @@ struct lc_server {
 	int nworkers;
 	struct lc_worker *workers; /* nworkers, by lc_server_start */
 	int port;		   /* actual listening port */
-	_Atomic bool draining;
+	_Atomic bool draining;	   /* likes refused (503), after the drain */
 	_Atomic bool ready;
-	struct lc_conn_limits limits; /* open connections, all workers */
+	_Atomic bool leaving; /* SIGTERM: /readyz 503 while still serving */
+	_Atomic bool goodbye; /* workers: close every subscriber politely */
+	/* Request body buffers held by all workers, bytes (issue 10). */
+	_Atomic int64_t body_bytes_in_flight;
+	_Atomic uint64_t body_refusals; /* 503s for max_body_bytes_in_flight */
+	struct lc_conn_limits limits;	/* open connections, all workers */
 	pthread_mutex_t start_lock;
 	pthread_cond_t start_cond;
 	int started; /* workers done starting (start_lock) */
@@ -75,8 +80,10 @@ struct lc_worker {
 	lws_sorted_usec_list_t flush_sul; /* continues a sliced flush */
 	lws_sorted_usec_list_t sweep;
 	_Atomic bool stop;
-	int start_rc; /* result of start-up, for main */
-	char *buf;    /* scratch response buffer (LWS_PRE + buf_cap) */
+	bool said_goodbye;	 /* srv->goodbye handled; worker thread only */
+	struct lc_peek *peeking; /* sockets whose first line is awaited */
+	int start_rc;		 /* result of start-up, for main */
+	char *buf; /* scratch response buffer (LWS_PRE + buf_cap) */
 	size_t buf_cap;
 	struct lc_rate_table rate; /* likes/s per client IP */
 	struct lc_reader qs;	   /* marks callbacks for reclamation */
@@ -101,6 +108,13 @@ void lc_worker_start_timers(struct lc_worker *w);
  * writes what they made due (LWS_CALLBACK_EVENT_WAIT_CANCELLED).
  */
 void lc_worker_drain_mailbox(struct lc_worker *w);
+
+/**
+ * Shutdown, once srv->goodbye is set: every subscriber gets its
+ * transport's goodbye (WebSocket close 1001, SSE retry: hint) and is
+ * closed. Worker thread, from the wake-up; idempotent.
+ */
+void lc_worker_goodbye(struct lc_worker *w);
 
 /** The worker owning a wsi. */
 static inline struct lc_worker *

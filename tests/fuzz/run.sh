@@ -13,7 +13,7 @@ secs=${1:-60}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${2:-build-fuzz}
 case $build in /*) ;; *) build=$root/$build ;; esac
-targets="url query_n likes ws_op config"
+targets="url query_n likes ws_op config http_line"
 jobs=$(nproc 2>/dev/null || echo 2)
 
 if [ -z "${CC:-}" ]; then
@@ -37,7 +37,7 @@ for t in $targets; do
 	cp -R "$root/tests/fuzz/corpus/$t/." "$work/corpus/"
 	dict=""
 	case $t in
-	likes | ws_op) dict=-dict=$root/tests/fuzz/json.dict ;;
+	likes | ws_op | http_line) dict=-dict=$root/tests/fuzz/json.dict ;;
 	config) dict=-dict=$root/tests/fuzz/config.dict ;;
 	esac
 	echo "fuzz_$t: running for ${secs}s ..."

@@ -302,6 +302,8 @@ class SSE:
             if line.startswith(":"):
                 return ("comment", None, line)
             k, _, v = line.partition(": ")
+            if k == "retry":
+                return ("retry", None, int(v))
             if k == "event":
                 ev = v
             elif k == "id":

@@ -286,6 +286,58 @@ test_time_parse(void **state)
 	assert_int_not_equal(lc_time_parse("", &t), 0);
 }
 
+static void
+test_request_target_check(void **state)
+{
+	static const struct {
+		const char *line;
+		int want;
+	} cases[] = {
+	    {"GET /v1/counts?url=a%20b HTTP/1.1", 0},
+	    {"GET /v1/counts?url=%zz HTTP/1.1", 2},
+	    {"GET /v1/counts?url=100% HTTP/1.1", 2},
+	    {"GET /v1/counts?url=ok&url=%4 HTTP/1.1", 2},
+	    {"POST /v1/likes?url=a&n=%g1 HTTP/1.1", 1},
+	    {"GET /x%zz HTTP/1.1", 1},
+	    {"GET /x%2F HTTP/1.1", 0},
+	    {"GET /x HTTP/1.1 100%", 0}, /* only the target counts */
+	    {"GARBAGE", 0},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (lc_request_target_check(
+			cases[i].line, strlen(cases[i].line)) != cases[i].want)
+			fail_msg("%s: want %d", cases[i].line, cases[i].want);
+}
+
+static void
+test_batch_scan(void **state)
+{
+	static const char body[] =
+	    "[{\"url\":\"a,b\\\",[c]\",\"n\":1},{\"url\":\"{d,e}\"},3]";
+	struct lc_batch_scan s = {0}, one = {0};
+
+	(void)state;
+	/* byte by byte and in one go agree: 3 items, commas in strings and
+	 * objects do not count */
+	for (size_t i = 0; i < sizeof(body) - 1; i++)
+		assert_true(lc_batch_scan_feed(&s, body + i, 1, 3));
+	assert_true(lc_batch_scan_feed(&one, body, sizeof(body) - 1, 3));
+	assert_int_equal(s.items, 3);
+	assert_int_equal(one.items, 3);
+	memset(&s, 0, sizeof(s));
+	assert_false(lc_batch_scan_feed(&s, body, sizeof(body) - 1, 2));
+	/* a single object is not a batch */
+	memset(&s, 0, sizeof(s));
+	{
+		const char *o = "{\"url\":\"a\",\"n\":1}";
+
+		assert_true(lc_batch_scan_feed(&s, o, strlen(o), 1));
+	}
+	assert_int_equal(s.items, 0);
+}
+
 int
 main(void)
 {
@@ -298,6 +350,8 @@ main(void)
 	    cmocka_unit_test(test_json_depth),
 	    cmocka_unit_test(test_ws_ops),
 	    cmocka_unit_test(test_time_parse),
+	    cmocka_unit_test(test_request_target_check),
+	    cmocka_unit_test(test_batch_scan),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

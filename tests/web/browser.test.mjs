@@ -5,6 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { countHttp, http, likeHttp, repoRoot, sleep, startServer, uniqueUrl, waitFor } from './helpers.mjs';
@@ -213,6 +214,34 @@ test('another origin: <live-count server=...> and the SDK over SSE, likes and un
   assert.equal(got.seen.at(-1), 5, `SSE counts ${got.seen}`);
   assert.equal(await countHttp(other.base, url), 5);
   assert.deepEqual(page.problems, []);
+});
+
+test('a page on another origin embeds <live-count> from the server (module script over CORS)', async (t) => {
+  // The README's embed: a plain page served by another HTTP server.
+  const url = uniqueUrl('embed');
+  await likeHttp(srv.base, url, 4);
+  const page0 = `<!doctype html><meta charset=utf-8><title>embed</title>
+<script type="module" src="${srv.base}/sdk/live-count.js"></script>
+<p>Likes: <live-count id="e" url="${url}" button></live-count></p>`;
+  const site = createHttpServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(page0);
+  });
+  await new Promise((r) => site.listen(0, '127.0.0.1', r));
+  t.after(() => site.close());
+  const ctx = await browser.newContext();
+  t.after(() => ctx.close());
+  const page = await ctx.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+  await page.goto(`http://127.0.0.1:${site.address().port}/`);
+  const shown = () => page.locator('#e [part=count]').textContent();
+  await waitFor(async () => num(await shown()) === 4, { what: 'count from the embedded element' });
+  await page.locator('#e [part=button]').click(); // a like with Idempotency-Key: preflighted
+  await waitFor(async () => num(await shown()) === 5, { what: 'count after the embedded like' });
+  assert.equal(await countHttp(srv.base, url), 5);
+  assert.deepEqual(problems, []);
 });
 
 test(`${ROWS} rows updating every tick stay smooth`, async (t) => {

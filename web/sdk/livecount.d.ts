@@ -1,4 +1,4 @@
-// Type declarations for livecount.js, the livecount client SDK (wire contract v1).
+// Type declarations for livecount.js, the livecount client SDK (wire contract v1, docs/API.md).
 
 export type Transport = 'auto' | 'ws' | 'sse';
 export type ConnectionState = 'connecting' | 'connected' | 'disconnected';
@@ -25,9 +25,24 @@ export interface ClientOptions {
    * `max_urls_per_request`, also its maximum). Long URL sets use fewer.
    */
   maxUrlsPerStream?: number;
-  /** WebSocket implementation (default: globalThis.WebSocket; in Node e.g. the `ws` package). */
+  /**
+   * Write token (the server's `write_token`): sent as `Authorization: Bearer`
+   * on likes and as `?token=` when opening a WebSocket (browsers cannot set
+   * headers there), so WebSocket likes work too. Not sent on SSE (read-only).
+   */
+  token?: string;
+  /**
+   * How often like()/unlike() resend a request that got no answer (network
+   * failure), with the same `Idempotency-Key`, so it is counted once
+   * (default 3; 0 = never).
+   */
+  likeRetries?: number;
+  /**
+   * WebSocket implementation. Default: globalThis.WebSocket; in Node 20
+   * (which has none) the `ws` package when it is installed, else pass it.
+   */
   WebSocket?: { new (url: string, protocols?: string | string[]): any };
-  /** EventSource implementation (default: globalThis.EventSource). */
+  /** EventSource implementation (default: globalThis.EventSource; Node has none: pass one for SSE). */
   EventSource?: { new (url: string): any };
   /** fetch implementation (default: globalThis.fetch). */
   fetch?: typeof fetch;

@@ -1,5 +1,6 @@
 // livecount SDK: live like counts over WebSocket or SSE, likes over HTTP.
-// Zero dependencies, wire contract v1 (shared/API.md), typings livecount.d.ts.
+// Zero dependencies, wire contract v1 (docs/API.md), typings livecount.d.ts.
+// Browsers and Node 20+ (WebSocket from the `ws` package when Node has none).
 // One server subscription per URL however many callbacks watch it. Counts
 // are absolute: after a reconnect the client resubscribes and the snapshot
 // makes every count right; nothing is replayed.
@@ -27,6 +28,26 @@ function split(items, chars, max, size) {
 }
 const report = (e) => (globalThis.reportError || console.error)(e);
 
+// Node before 22 has no global WebSocket: the `ws` package, when installed,
+// is loaded once. The name is a variable so that bundlers leave it alone.
+let nodeWs;
+function loadNodeWs() {
+  const g = globalThis;
+  if (!g.process?.versions?.node) return Promise.resolve(null);
+  const name = 'ws';
+  nodeWs ??= import(name).then((m) => m.WebSocket || m.default, () => null);
+  return nodeWs;
+}
+
+// A random Idempotency-Key: one per like, reused on its retries.
+function newKey() {
+  const c = globalThis.crypto;
+  if (c?.randomUUID) return c.randomUUID();
+  let k = '';
+  for (let i = 0; i < 32; i++) k += Math.floor(Math.random() * 16).toString(16);
+  return k;
+}
+
 /** A client for one server; baseUrl defaults to the page's origin. */
 export function createClient(baseUrl, opts = {}) {
   const g = globalThis;
@@ -36,8 +57,10 @@ export function createClient(baseUrl, opts = {}) {
   const minDelay = opts.minDelayMs ?? 500;
   const maxDelay = Math.max(minDelay, opts.maxDelayMs ?? 20000);
   const openTimeout = opts.openTimeoutMs ?? 10000;
-  const WS = opts.WebSocket || g.WebSocket;
+  let WS = opts.WebSocket || g.WebSocket;
   const ES = opts.EventSource || g.EventSource;
+  const token = opts.token ? String(opts.token) : '';
+  const likeRetries = opts.likeRetries ?? 3;
   const doFetch = opts.fetch || ((...a) => g.fetch(...a));
   const wsMax = opts.maxUrlsPerConnection || 100; // the server's max_subs_per_conn
   const sseMax = opts.maxUrlsPerStream || 50; // and max_urls_per_request
@@ -54,6 +77,7 @@ export function createClient(baseUrl, opts = {}) {
   let retryTimer = null;
   let retryAt = 0;
   let wsBroken = mode === 'sse' || !WS; // WS failed to open where SSE worked
+  let wsLoading = !WS && mode !== 'sse' && !!g.process?.versions?.node;
   let seq = 0;
 
   const emit = (ev, ...a) => {
@@ -113,6 +137,29 @@ export function createClient(baseUrl, opts = {}) {
     retryTimer = null;
     if (closed) return;
     started = true;
+    if (wsLoading) {
+      // Node without a global WebSocket: try the `ws` package first.
+      wsLoading = false;
+      setState('connecting');
+      loadNodeWs().then((W) => {
+        if (W) {
+          WS = W;
+          wsBroken = false;
+        }
+        connect();
+      });
+      return;
+    }
+    const useWs0 = !wsBroken && mode !== 'sse';
+    if (useWs0 ? !WS : !ES) {
+      // Nothing to connect with: say so once instead of retrying forever.
+      transport = null;
+      emit('error', Object.assign(new Error(
+        'livecount: no ' + (useWs0 ? 'WebSocket' : 'EventSource') + ' implementation; ' +
+        'pass the WebSocket option (e.g. from the ws package) or EventSource'), { code: 'unsupported' }));
+      setState('disconnected');
+      return;
+    }
     if (conn) conn.close();
     for (const u of counts.keys()) if (!subs.has(u)) counts.delete(u);
     const useWs = !wsBroken && mode !== 'sse';
@@ -159,7 +206,12 @@ export function createClient(baseUrl, opts = {}) {
       if (w) {
         attempt = w.n;
         setState('disconnected', Math.max(1, w.retry - Date.now()));
-      } else setState(c.shards.every((s) => s.ws?.readyState === 1) ? 'connected' : 'connecting');
+      } else {
+        // Connected only with every socket open (an empty pool, while the
+        // first shard is being made, is not).
+        const open = c.shards.length && c.shards.every((s) => s.ws?.readyState === 1);
+        setState(open ? 'connected' : 'connecting');
+      }
     };
     const shard = () => {
       const s = { urls: new Set(), sent: new Set(), n: 0, retry: 0 };
@@ -183,7 +235,9 @@ export function createClient(baseUrl, opts = {}) {
         const fail = (err) => {
           if (s.ws !== ws || s.dead) return;
           drop();
-          if (!c.up && mode === 'auto' && ES) return lost(c, false, err);
+          // Fall back to SSE only with URLs to watch: an SSE set without
+          // any holds no stream and would look connected to a dead server.
+          if (!c.up && mode === 'auto' && ES && subs.size) return lost(c, false, err);
           if (err) emit('error', err);
           if (up && Date.now() - up > STABLE_MS) s.n = 0;
           const delay = backoff(s.n++);
@@ -192,7 +246,7 @@ export function createClient(baseUrl, opts = {}) {
           refresh();
         };
         try {
-          s.ws = ws = new WS(wsBase + '/v1/ws', SUBPROTOCOL);
+          s.ws = ws = new WS(wsBase + '/v1/ws' + (token ? '?token=' + encodeURIComponent(token) : ''), SUBPROTOCOL);
         } catch (e) {
           s.ws = ws = {};
           queueMicrotask(() => fail(e));
@@ -297,11 +351,12 @@ export function createClient(baseUrl, opts = {}) {
       const enc = (u) => 'url=' + encodeURIComponent(u);
       const groups = split(urls, SSE_QUERY_CHARS, sseMax, enc).map((g) => g.map(enc).join('&'));
       if (!groups.length) {
-        // Nothing to watch: hold no stream.
+        // Nothing to watch: hold no stream, and so not "connected" either.
         shut(c.streams);
         c.streams = [];
         c.next = null;
-        opened();
+        c.open = false;
+        setState('connecting');
         return;
       }
       const next = [];
@@ -367,15 +422,25 @@ export function createClient(baseUrl, opts = {}) {
 
   // ---- HTTP --------------------------------------------------------------
 
+  // A like that got no answer (network failure) is sent again with the
+  // same Idempotency-Key, so the server counts it once (docs/API.md).
   async function send(method, url, n) {
+    const headers = { 'Idempotency-Key': newKey() };
+    if (token) headers.Authorization = 'Bearer ' + token;
     let res;
-    try {
-      // Empty body: Content-Length 0, no Content-Type.
-      res = await doFetch(`${base}/v1/likes?url=${encodeURIComponent(url)}&n=${n}`, {
-        method, body: new Uint8Array(0),
-      });
-    } catch (e) {
-      throw Object.assign(new Error(`livecount: ${e.message}`), { code: 'network', status: 0, cause: e });
+    for (let i = 0; ; i++) {
+      try {
+        // Empty body: Content-Length 0, no Content-Type.
+        res = await doFetch(`${base}/v1/likes?url=${encodeURIComponent(url)}&n=${n}`, {
+          method, headers, body: new Uint8Array(0),
+        });
+        break;
+      } catch (e) {
+        if (i >= likeRetries || closed) {
+          throw Object.assign(new Error(`livecount: ${e.message}`), { code: 'network', status: 0, cause: e });
+        }
+        await new Promise((r) => setTimeout(r, Math.min(minDelay * 2 ** i, maxDelay)));
+      }
     }
     let body = null;
     try { body = await res.json(); } catch { /* not JSON */ }

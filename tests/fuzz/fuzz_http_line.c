@@ -1,0 +1,86 @@
+/*
+ * libFuzzer target: the two scans the HTTP transport runs on raw bytes
+ * before any parser does (parse.c).
+ *
+ * - lc_request_target_check() is compared with a reference decoder of the
+ *   request target (every '%' must start two hex digits); a "bad url"
+ *   answer needs a url= parameter in the target.
+ * - lc_batch_scan_feed() must count, for every input jansson reads as a
+ *   JSON array starting at byte 0, exactly its number of elements (an
+ *   empty array counts 1); fed in two pieces at any split it must agree
+ *   with one feed; and it must refuse exactly when the count exceeds max.
+ */
+#define _GNU_SOURCE
+#include "lc/parse.h"
+#include "fuzz_util.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <stdint.h>
+
+static void
+check_target(const unsigned char *data, size_t size)
+{
+	char *line = fuzz_dup(data, size);
+	int got = lc_request_target_check(line, size);
+	const char *sp = memchr(line, ' ', size), *t, *end;
+	bool bad = false;
+
+	FUZZ_CHECK(got >= 0 && got <= 2);
+	if (sp) {
+		t = sp + 1;
+		end = memchr(t, ' ', size - (size_t)(t - line));
+		if (!end)
+			end = line + size;
+		for (const char *q = t; q < end && !bad; q++) {
+			if (*q != '%')
+				continue;
+			if (end - q < 3 || !isxdigit((unsigned char)q[1]) ||
+			    !isxdigit((unsigned char)q[2]))
+				bad = true;
+			else
+				q += 2;
+		}
+		if (got == 2)
+			FUZZ_CHECK(memmem(t, (size_t)(end - t), "url=", 4));
+	}
+	FUZZ_CHECK((got != 0) == bad);
+	free(line);
+}
+
+static void
+check_batch(const unsigned char *data, size_t size)
+{
+	char *body = fuzz_dup(data, size);
+	struct lc_batch_scan one = {0}, two = {0};
+	size_t split = size ? data[0] % (size + 1) : 0;
+	json_error_t jerr;
+	json_t *root;
+
+	FUZZ_CHECK(lc_batch_scan_feed(&one, body, size, SIZE_MAX));
+	FUZZ_CHECK(lc_batch_scan_feed(&two, body, split, SIZE_MAX));
+	FUZZ_CHECK(lc_batch_scan_feed(&two, body + split, size - split,
+				      SIZE_MAX));
+	FUZZ_CHECK(one.items == two.items && one.depth == two.depth &&
+		   one.in_string == two.in_string);
+	root = json_loadb(body, size, JSON_DECODE_ANY, &jerr);
+	if (root && size && data[0] == '[' && json_is_array(root)) {
+		size_t n = json_array_size(root);
+		struct lc_batch_scan s = {0};
+
+		FUZZ_CHECK(one.items == (n ? n : 1));
+		if (one.items > 1)
+			FUZZ_CHECK(
+			    !lc_batch_scan_feed(&s, body, size, one.items - 1));
+	}
+	json_decref(root);
+	free(body);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	check_target(data, size);
+	check_batch(data, size);
+	return 0;
+}

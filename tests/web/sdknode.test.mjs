@@ -1,0 +1,147 @@
+// The SDK's manners (issue 12): the connection state machine against a dead
+// server, the write token, Idempotency-Key and retries of likes, and the
+// npm package: `npm pack` of web/sdk installed into a fresh directory and
+// used from plain Node 20 (no global WebSocket or EventSource) against a
+// real livecount.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { createClient } from '../../web/sdk/livecount.js';
+import { NodeEventSource, countHttp, freePort, repoRoot, sleep, startServer, uniqueUrl, waitFor } from './helpers.mjs';
+
+let srv;
+before(async () => { srv = await startServer({ extraArgs: ['--write-token', 's3cret'] }); });
+after(async () => { await srv?.dispose(); });
+
+test('connected only once a socket is open; never against a dead server', async (t) => {
+  const dead = `http://127.0.0.1:${await freePort()}`;
+  for (const transport of ['auto', 'ws', 'sse']) {
+    for (const withUrl of [true, false]) {
+      const c = createClient(dead, { transport, WebSocket, EventSource: NodeEventSource, minDelayMs: 50, maxDelayMs: 100 });
+      const states = [];
+      c.on('state', (s) => states.push(s));
+      c.on('error', () => {});
+      if (withUrl) c.subscribe(uniqueUrl('dead'), () => {});
+      else c.connect();
+      await sleep(800);
+      c.close();
+      assert.ok(!states.includes('connected'), `${transport} ${withUrl}: ${states}`);
+      assert.equal(states[0], 'connecting', `${transport} ${withUrl}: ${states}`);
+    }
+  }
+  // Against a live server: connecting, then connected.
+  for (const transport of ['ws', 'sse']) {
+    const c = createClient(srv.base, { transport, WebSocket, EventSource: NodeEventSource });
+    t.after(() => c.close());
+    const states = [];
+    c.on('state', (s) => states.push(s));
+    c.subscribe(uniqueUrl('live'), () => {});
+    await waitFor(() => c.state === 'connected', { what: `${transport} connected` });
+    assert.deepEqual(states, ['connecting', 'connected']);
+  }
+});
+
+test('token: Bearer header on likes, ?token= on the WebSocket', async (t) => {
+  const url = uniqueUrl('tok');
+  const urls = [];
+  class Spy extends WebSocket {
+    constructor(u, p) { urls.push(u); super(u, p); }
+  }
+  const c = createClient(srv.base, { token: 's3cret', WebSocket: Spy, transport: 'ws' });
+  t.after(() => c.close());
+  assert.deepEqual(await c.like(url, 2), { url, count: 2 });
+  c.subscribe(url, () => {});
+  await waitFor(() => c.state === 'connected', { what: 'connected' });
+  assert.match(urls[0], /\/v1\/ws\?token=s3cret$/);
+  const anon = createClient(srv.base, { WebSocket });
+  const err = await anon.like(url).then(() => null, (e) => e);
+  assert.equal(err.status, 401);
+  assert.equal(err.code, 'unauthorized');
+  anon.close();
+});
+
+test('like() sends an Idempotency-Key and retries network failures with it', async (t) => {
+  const url = uniqueUrl('idem');
+  const seen = [];
+  let failures = 2;
+  const flaky = (u, init) => {
+    seen.push(init.headers['Idempotency-Key']);
+    if (failures-- > 0) return Promise.reject(new TypeError('fetch failed'));
+    return fetch(u, init);
+  };
+  const c = createClient(srv.base, { token: 's3cret', fetch: flaky, minDelayMs: 20 });
+  t.after(() => c.close());
+  assert.deepEqual(await c.like(url), { url, count: 1 });
+  assert.equal(seen.length, 3);
+  assert.ok(/^[\w-]{16,128}$/.test(seen[0]), seen[0]);
+  assert.ok(seen.every((k) => k === seen[0]), `one key per like: ${seen}`);
+  await c.like(url);
+  assert.notEqual(seen[3], seen[0], 'a new like has a new key');
+  // Retries give up after likeRetries.
+  const down = createClient(srv.base, { fetch: () => Promise.reject(new TypeError('down')), minDelayMs: 1, likeRetries: 2 });
+  let calls = 0;
+  const counting = createClient(srv.base, {
+    fetch: () => { calls++; return Promise.reject(new TypeError('down')); }, minDelayMs: 1, likeRetries: 2,
+  });
+  const err = await counting.like(url).then(() => null, (e) => e);
+  assert.equal(err.code, 'network');
+  assert.equal(calls, 3);
+  down.close();
+  counting.close();
+  assert.equal(await countHttp(srv.base, url), 2);
+});
+
+test('npm pack of web/sdk installs and works in plain Node', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lc-sdk-pack-'));
+  try {
+    execFileSync('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: join(repoRoot, 'web/sdk') });
+    const tgz = readdirSync(dir).find((f) => f.endsWith('.tgz'));
+    assert.ok(tgz, 'npm pack made a tarball');
+    const app = join(dir, 'app');
+    execFileSync('mkdir', ['-p', app]);
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
+    execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', '--silent', join(dir, tgz)], { cwd: app });
+    const url = uniqueUrl('pack');
+    writeFileSync(join(app, 'main.mjs'), `
+      import { createClient } from 'livecount';
+      const c = createClient(process.argv[2], { token: 's3cret' });
+      const out = { states: [], errors: [] };
+      c.on('state', (s) => out.states.push(s));
+      c.on('error', (e) => out.errors.push(e.code || e.message));
+      c.subscribe(process.argv[3], (n) => { out.count = n; });
+      setTimeout(async () => {
+        if (c.state === 'connected') out.like = await c.like(process.argv[3], 3);
+        setTimeout(() => { out.transport = c.transport; c.close(); console.log(JSON.stringify(out)); }, 600);
+      }, 700);
+    `);
+    const run = () => {
+      const r = spawnSync(process.execPath, ['main.mjs', srv.base, url], { cwd: app, encoding: 'utf8', timeout: 20000 });
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout.trim().split('\n').at(-1));
+    };
+    // No WebSocket anywhere (Node 20 has none, ws not installed): one clear
+    // error, no retry loop, never "connected".
+    const none = run();
+    assert.deepEqual(none.errors, ['unsupported'], JSON.stringify(none));
+    assert.ok(!none.states.includes('connected'), JSON.stringify(none));
+    // With the ws package installed next to it, it works without options.
+    symlinkSync(join(repoRoot, 'tests/web/node_modules/ws'), join(app, 'node_modules/ws'));
+    const ok = run();
+    assert.equal(ok.transport, 'ws', JSON.stringify(ok));
+    assert.deepEqual(ok.like, { url, count: 3 }, JSON.stringify(ok));
+    assert.equal(ok.count, 3, JSON.stringify(ok));
+    assert.deepEqual(ok.errors, []);
+    // The typings ship and are what package.json points at.
+    const pkg = JSON.parse(execFileSync('tar', ['-xOzf', join(dir, tgz), 'package/package.json'], { encoding: 'utf8' }));
+    assert.equal(pkg.exports['.'].types, './livecount.d.ts');
+    const files = execFileSync('tar', ['-tzf', join(dir, tgz)], { encoding: 'utf8' });
+    assert.match(files, /package\/livecount\.d\.ts/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
