@@ -87,6 +87,11 @@ check_file(const uint8_t *data, size_t size)
 	write_memfd(d1, l1);
 	lc_config_defaults(&again);
 	rc = lc_config_load_file(&again, memfd_path, err2, sizeof(err2));
+	/* A relative path may no longer fit once made relative to the file. */
+	if (rc && strstr(err2, "path too long")) {
+		free(d1);
+		return;
+	}
 	if (rc) {
 		fprintf(stderr, "dump of a loaded config does not load: %s\n%s",
 			err2, d1);
