@@ -600,7 +600,8 @@ lc_store_flush_keys(struct lc_store *st, struct lc_entry *const *entries,
 	for (i = 0; i < n; i++)
 		if (!entries[i]->db_id)
 			fresh[nfresh++] = entries[i];
-	qsort(fresh, nfresh, sizeof(*fresh), cmp_url);
+	if (nfresh > 1) /* (qsort of a NULL array is undefined, even empty) */
+		qsort(fresh, nfresh, sizeof(*fresh), cmp_url);
 	for (i = 0; i < nfresh; i++)
 		if ((rc = insert_url(st, fresh[i]))) {
 			nfresh = i; /* forget only the ids handed out */
@@ -608,7 +609,8 @@ lc_store_flush_keys(struct lc_store *st, struct lc_entry *const *entries,
 		}
 	if (n)
 		memcpy(order, entries, n * sizeof(*order));
-	qsort(order, n, sizeof(*order), cmp_db_id);
+	if (n > 1)
+		qsort(order, n, sizeof(*order), cmp_db_id);
 	for (i = 0; i < n; i++) {
 		struct lc_entry *e = order[i];
 		struct lc_counts cnt;
