@@ -93,6 +93,9 @@ test('like() sends an Idempotency-Key and retries network failures with it', asy
   assert.equal(calls, 3);
   down.close();
   counting.close();
+  // Counts read from another worker are up to one tick stale: wait for it.
+  await waitFor(async () => (await countHttp(srv.base, url)) === 2, { what: 'count 2 (the retried like counted once)' });
+  await sleep(300); // and no third like shows up later
   assert.equal(await countHttp(srv.base, url), 2);
 });
 
