@@ -114,8 +114,13 @@ lc_source_add(struct lc_source *s, struct lc_counter *c, const char *url,
 				  n < 0 ? -n : 0);
 	e = it->entry;
 	pending = it->likes - it->unlikes;
-	pthread_mutex_unlock(&s->lock);
+	/*
+	 * The table is read under the lock too: the shard holding this like
+	 * cannot be swapped (and merged) between reading the pending delta
+	 * and the table, which would count the like twice in the answer.
+	 */
 	*count = lc_sat_add(pending, e ? lc_entry_count(e) : 0);
+	pthread_mutex_unlock(&s->lock);
 	lc_kick_maybe(s->kick);
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include "lc/dispatch.h"
 #include "lc/hash.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -342,6 +343,59 @@ test_alloc_failure_keeps_changes(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+struct ticker {
+	struct lc_dispatch *d;
+	_Atomic bool stop;
+};
+
+static void *
+tick_forever(void *arg)
+{
+	struct ticker *t = arg;
+	int64_t now = 1;
+
+	while (!atomic_load(&t->stop))
+		lc_dispatch_tick(t->d, now++);
+	return NULL;
+}
+
+/*
+ * The count a like is answered with is never more than the likes made:
+ * a tick racing the like (swap and merge between reading the pending
+ * delta and the table) once counted it twice in the answer.
+ */
+static void
+test_answer_never_counts_twice(void **state)
+{
+	struct lc_counter c;
+	struct lc_source a, *srcs[1] = {&a};
+	struct lc_dispatch d;
+	struct ticker t = {&d, false};
+	pthread_t th;
+	int64_t count, over = 0;
+
+	(void)state;
+	lc_counter_init(&c, 16);
+	lc_source_init(&a);
+	lc_dispatch_init(&d, &c, srcs, 1, NULL, 10);
+	get(&c, "race"); /* an entry exists, as a subscription makes one */
+	pthread_create(&th, NULL, tick_forever, &t);
+	for (int64_t i = 1; i <= 300000; i++) {
+		assert_int_equal(lc_source_add(&a, &c, "race", 4, 1, &count),
+				 0);
+		if (count > i)
+			over++;
+	}
+	atomic_store(&t.stop, true);
+	pthread_join(th, NULL);
+	lc_dispatch_tick(&d, 0);
+	assert_int_equal(lc_entry_count(get(&c, "race")), 300000);
+	assert_int_equal(over, 0);
+	lc_dispatch_cleanup(&d);
+	lc_source_cleanup(&a);
+	lc_counter_cleanup(&c);
+}
+
 static int kicked;
 
 static void
@@ -391,6 +445,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_update_sets),
 	    cmocka_unit_test(test_kick),
+	    cmocka_unit_test(test_answer_never_counts_twice),
 	    cmocka_unit_test(test_top_list),
 	    cmocka_unit_test(test_top_list_matches_brute_force),
 	    cmocka_unit_test(test_batcher_gets_every_change),
