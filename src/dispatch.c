@@ -81,6 +81,27 @@ lc_source_cleanup(struct lc_source *s)
 	pthread_mutex_destroy(&s->mbox_lock);
 }
 
+/*
+ * The first like of a URL in this tick's shard looks the URL up once; one
+ * the table does not hold yet reserves room for it (max_urls), released
+ * at the merge. Later likes of it in the tick cost nothing more. Source
+ * lock held. Returns 0 or LC_EFULL.
+ */
+static int
+claim_room(struct lc_shard_item *it, struct lc_counter *c, const char *url,
+	   size_t len)
+{
+	if (it->entry || it->reserved)
+		return 0;
+	it->entry = lc_counter_find(c, url, len, it->hash);
+	if (it->entry)
+		return 0;
+	if (lc_counter_reserve(c, 1))
+		return LC_EFULL;
+	it->reserved = true;
+	return 0;
+}
+
 int
 lc_source_add(struct lc_source *s, struct lc_counter *c, const char *url,
 	      size_t len, int64_t n, int64_t *count)
@@ -91,27 +112,15 @@ lc_source_add(struct lc_source *s, struct lc_counter *c, const char *url,
 	int64_t pending;
 
 	pthread_mutex_lock(&s->lock);
-	it = lc_shard_find(s->active, url, len, h);
-	if (!it || (!it->entry && !it->reserved)) {
-		/* New in this tick: a URL new to the table needs room. */
-		e = lc_counter_find(c, url, len, h);
-		if (!e && lc_counter_reserve(c, 1)) {
-			pthread_mutex_unlock(&s->lock);
-			return LC_EFULL;
-		}
-		it = lc_shard_add(s->active, url, len, h, n > 0 ? n : 0,
-				  n < 0 ? -n : 0);
-		if (!it) {
-			if (!e)
-				lc_counter_unreserve(c, 1);
-			pthread_mutex_unlock(&s->lock);
-			return LC_ENOMEM;
-		}
-		it->entry = e;
-		it->reserved = !e;
-	} else
-		it = lc_shard_add(s->active, url, len, h, n > 0 ? n : 0,
-				  n < 0 ? -n : 0);
+	it =
+	    lc_shard_add(s->active, url, len, h, n > 0 ? n : 0, n < 0 ? -n : 0);
+	if (!it || claim_room(it, c, url, len)) {
+		if (it) /* no room for a new URL: take the like back */
+			lc_shard_add(s->active, url, len, h, n > 0 ? -n : 0,
+				     n < 0 ? n : 0);
+		pthread_mutex_unlock(&s->lock);
+		return it ? LC_EFULL : LC_ENOMEM;
+	}
 	e = it->entry;
 	pending = it->likes - it->unlikes;
 	/*
@@ -142,18 +151,10 @@ lc_source_add_batch(struct lc_source *s, struct lc_counter *c,
 
 		if (!it)
 			goto undo;
-		/* First time in this tick: new to the table needs room. */
-		if (!it->entry && !it->reserved) {
-			it->entry = lc_counter_find(c, items[i].url,
-						    items[i].url_len, it->hash);
-			if (!it->entry) {
-				if (lc_counter_reserve(c, 1)) {
-					rc = LC_EFULL;
-					i++; /* this one was added: undo it */
-					goto undo;
-				}
-				it->reserved = true;
-			}
+		if (claim_room(it, c, items[i].url, items[i].url_len)) {
+			rc = LC_EFULL;
+			i++; /* this one was added: undo it */
+			goto undo;
 		}
 	}
 	pthread_mutex_unlock(&s->lock);

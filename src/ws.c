@@ -179,12 +179,11 @@ send_ack(struct ws_conn *c, const char *txt, size_t n)
 	lws_callback_on_writable(c->s.conn);
 }
 
-/* The error for a refused like: max_urls reached, or out of memory. */
+/* The error for a refused like (lc_source_add's return code). */
 static void
-set_add_error(struct lc_api_error *err, struct lc_counter *c)
+set_add_error(struct lc_api_error *err, int rc)
 {
-	if (c->max_urls &&
-	    atomic_load_explicit(&c->used, memory_order_relaxed) >= c->max_urls)
+	if (rc == LC_EFULL)
 		lc_api_error_set(err, 507, "url_limit",
 				 "the server holds max_urls distinct URLs; "
 				 "new URLs are refused");
@@ -217,9 +216,11 @@ ws_like_apply(void *arg, struct lc_idem_answer *ans, uint64_t *after_seq)
 				 "server is shutting down");
 		return false;
 	}
-	if (lc_source_add(&w->source, w->srv->counter, op->like.url,
-			  op->like.url_len, op->like.n, &count)) {
-		set_add_error(&l->err, w->srv->counter);
+	int rc = lc_source_add(&w->source, w->srv->counter, op->like.url,
+			       op->like.url_len, op->like.n, &count);
+
+	if (rc) {
+		set_add_error(&l->err, rc);
 		return false;
 	}
 	*after_seq = atomic_load(&w->srv->dispatch->seq) + 2;
@@ -329,10 +330,10 @@ handle_op(struct ws_conn *c, const char *msg, size_t len)
 			lc_api_error_set(&err, 503, "shutting_down",
 					 "server is shutting down");
 			rc = send_error(c, &err);
-		} else if (lc_source_add(&w->source, w->srv->counter,
-					 op.like.url, op.like.url_len,
-					 op.like.n, &count)) {
-			set_add_error(&err, w->srv->counter);
+		} else if ((rc = lc_source_add(&w->source, w->srv->counter,
+					       op.like.url, op.like.url_len,
+					       op.like.n, &count))) {
+			set_add_error(&err, rc);
 			rc = send_error(c, &err);
 		} else if (op.like.n > 0)
 			LC_STAT_ADD(w->stats.likes_accepted,
