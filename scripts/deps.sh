@@ -25,6 +25,6 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "livecount: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get install -y --no-install-recommends $missing >/dev/null 2>&1 || {
-	apt-get update >/dev/null && apt-get install -y --no-install-recommends $missing >/dev/null
+apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends $missing >/dev/null 2>&1 || {
+	apt-get -o DPkg::Lock::Timeout=600 update >/dev/null && apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends $missing >/dev/null
 }

@@ -317,19 +317,18 @@ lc_http_likes_start(struct lws *wsi, struct lc_worker *w,
 		int n = lws_hdr_custom_length(wsi, "idempotency-key:", 16);
 
 		if (n >= 0) {
-			char *k = pss->idem_key + 2;
+			char k[LC_IDEM_CLIENT_KEY_MAX + 1];
 
-			if (n < 1 || n > LC_IDEM_KEY_MAX ||
-			    lws_hdr_custom_copy(wsi, k, LC_IDEM_KEY_MAX + 1,
+			if (n < 1 || n > LC_IDEM_CLIENT_KEY_MAX ||
+			    lws_hdr_custom_copy(wsi, k, sizeof(k),
 						"idempotency-key:", 16) != n ||
-			    !lc_idem_key_valid(k, (size_t)n))
+			    !(pss->idem_len = (uint8_t)lc_idem_make_key(
+				  pss->idem_key, 'h', k, (size_t)n)))
 				return lc_http_error_ex(
 				    wsi, 400, "bad_request",
 				    "Idempotency-Key must be 1 to 128 "
 				    "printable ASCII characters",
 				    NULL, false);
-			memcpy(pss->idem_key, "h:", 2);
-			pss->idem_len = (uint8_t)(n + 2);
 		}
 	}
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING))

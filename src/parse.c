@@ -10,6 +10,7 @@
  */
 #include "lc/parse.h"
 #include "lc/common.h"
+#include "lc/idem.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -383,11 +384,7 @@ lc_ws_op_parse(const char *msg, size_t len, const struct lc_limits *lim,
 			size_t n = s ? json_string_length(id) : 0;
 
 			/* 1..128 printable ASCII, as Idempotency-Key. */
-			for (size_t i = 0; s && i < n; i++)
-				if ((unsigned char)s[i] < 0x21 ||
-				    (unsigned char)s[i] > 0x7e)
-					s = NULL;
-			if (!s || !n || n > 128) {
+			if (!s || !lc_idem_key_valid(s, n)) {
 				lc_api_error_set(err, 400, "bad_request",
 						 "\"id\" must be 1 to 128 "
 						 "printable ASCII characters");

@@ -301,7 +301,9 @@ handle_op(struct ws_conn *c, const char *msg, size_t len)
 		if (c->authorized && op.id && w->srv->idem) {
 			struct ws_like l = {c, &op, {0}};
 			struct lc_idem_answer *ans = malloc(sizeof(*ans));
-			char key[2 + 128];
+			char key[LC_IDEM_KEY_MAX + 1];
+			size_t klen = lc_idem_make_key(key, 'w', op.id,
+						       op.id_len);
 
 			if (!ans) {
 				lc_api_error_set(&err, 503, "out_of_memory",
@@ -309,10 +311,8 @@ handle_op(struct ws_conn *c, const char *msg, size_t len)
 				rc = send_error(c, &err);
 				break;
 			}
-			memcpy(key, "w:", 2);
-			memcpy(key + 2, op.id, op.id_len);
 			ans->len = 0;
-			if (lc_idem_run(w->srv->idem, key, op.id_len + 2,
+			if (lc_idem_run(w->srv->idem, key, klen,
 					lc_now_ms(), ws_like_apply, &l, ans) ||
 			    !l.err.code) {
 				if (ans->len)
