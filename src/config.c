@@ -98,6 +98,12 @@ static const struct key keys[] = {
 		"like items per second per client IP and worker (429); 0 = off"),
 	STR_KEY(write_token, "",
 		"if set, likes need 'Authorization: Bearer <token>' (401)"),
+	STR_KEY(metrics_token, "",
+		"if set, /metrics and /v1/stats need 'Authorization: Bearer <token>' (401)"),
+	INT_KEY(max_subscribed_bytes_per_ip, "8388608", 0, 2147483647,
+		"URL bytes (+256 each) one client IP may hold subscribed (429); 0 = off"),
+	INT_KEY(hsts_max_age, "0", 0, 630720000,
+		"with TLS: Strict-Transport-Security max-age in seconds; 0 = off"),
 	STR_KEY(allowed_origins, "*",
 		"browser origins allowed for WebSocket and CORS, comma-separated"),
 	STR_KEY(tls_cert, "", "PEM certificate file: serve HTTPS and WSS"),
@@ -491,7 +497,9 @@ lc_config_dump(const struct lc_config *cfg, void *out)
 		const char *p = (const char *)cfg + keys[i].offset;
 
 		if (keys[i].type == KEY_STR &&
-		    !strcmp(keys[i].name, "write_token") && *p)
+		    (!strcmp(keys[i].name, "write_token") ||
+		     !strcmp(keys[i].name, "metrics_token")) &&
+		    *p)
 			fprintf(out, "%s = (set, %zu bytes)\n", keys[i].name,
 				strlen(p));
 		else if (keys[i].type == KEY_STR)
@@ -503,6 +511,41 @@ lc_config_dump(const struct lc_config *cfg, void *out)
 			fprintf(out, "%s = %d\n", keys[i].name,
 				*(const int *)p);
 	}
+}
+
+int
+lc_config_check_tokens(const struct lc_config *cfg, char *err, size_t errlen)
+{
+	static const struct {
+		const char *name;
+		size_t offset;
+	} tokens[] = {
+	    {"write_token", offsetof(struct lc_config, write_token)},
+	    {"metrics_token", offsetof(struct lc_config, metrics_token)},
+	};
+
+	for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++) {
+		const char *t = (const char *)cfg + tokens[i].offset;
+		size_t n = strlen(t);
+
+		if (n && n < LC_TOKEN_MIN_BYTES) {
+			snprintf(err, errlen,
+				 "%s: a token shorter than %d bytes is "
+				 "guessable; use e.g. `openssl rand -hex 16`",
+				 tokens[i].name, LC_TOKEN_MIN_BYTES);
+			return -1;
+		}
+		for (size_t k = 0; k < n; k++)
+			if ((unsigned char)t[k] < 0x21 ||
+			    (unsigned char)t[k] > 0x7e) {
+				snprintf(err, errlen,
+					 "%s: printable ASCII without spaces "
+					 "only",
+					 tokens[i].name);
+				return -1;
+			}
+	}
+	return 0;
 }
 
 size_t

@@ -23,6 +23,7 @@
 #include "lc/store.h"
 
 #include <jansson.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -123,6 +124,9 @@ entry_free(struct lc_entry *e)
 	free(e->slots);
 	free(e);
 }
+
+/* Entries freed in one reclaim that make it return memory to the system. */
+#define LC_TRIM_AFTER_ENTRIES 1024
 
 static void
 retired_free(struct lc_retired *r)
@@ -377,7 +381,7 @@ size_t
 lc_counter_reclaim(struct lc_counter *c, uint64_t tick_no, size_t budget)
 {
 	struct lc_retired *r = NULL;
-	size_t removed = 0;
+	size_t removed = 0, freed = 0;
 
 	/* Free what has passed its grace period, oldest first. */
 	while (c->retired_head && c->retired_head->tick + 2 <= tick_no &&
@@ -389,8 +393,16 @@ lc_counter_reclaim(struct lc_counter *c, uint64_t tick_no, size_t budget)
 			c->retired_tail = NULL;
 		atomic_fetch_add(&c->reclaimed, done->n);
 		atomic_fetch_sub(&c->used, (int64_t)done->n);
+		freed += done->n;
 		retired_free(done);
 	}
+	/*
+	 * Many entries freed at once (subscribers of many URLs left): give
+	 * the pages back to the system, or glibc keeps them in its arenas
+	 * and RSS stays at its peak.
+	 */
+	if (freed >= LC_TRIM_AFTER_ENTRIES)
+		malloc_trim(0);
 
 	pthread_mutex_lock(&c->insert_lock);
 	if (!c->watch_n && !c->rebuilt)

@@ -359,6 +359,23 @@ main(int argc, char **argv)
 						   : cfg.tls_key);
 		return 2;
 	}
+	{
+		char why[160];
+
+		struct stat kst;
+
+		if (lc_config_check_tokens(&cfg, why, sizeof(why))) {
+			fprintf(stderr, "livecount: %s\n", why);
+			return 2;
+		}
+		if (cfg.tls_key[0] && !stat(cfg.tls_key, &kst) &&
+		    (kst.st_mode & 077))
+			fprintf(stderr,
+				"livecount: warning: tls_key %s is readable "
+				"by group or others (mode %03o); chmod 600 "
+				"it\n",
+				cfg.tls_key, (unsigned)(kst.st_mode & 0777));
+	}
 	clustered = cfg.redis_url[0] != '\0';
 	if (clustered) {
 		char host[256];

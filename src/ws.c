@@ -456,17 +456,13 @@ lc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
 		const struct lc_config *cfg = lc_worker_of(wsi)->srv->cfg;
 		char buf[256];
-		int n;
 
 		if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_GET_URI) <=
 			0 ||
 		    strcmp(buf, "/v1/ws"))
 			return 1;
 		/* Browsers send Origin; other clients need not. */
-		n = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_ORIGIN);
-		if (n > 0 && !lc_http_origin_allowed(cfg, buf, (size_t)n))
-			return 1;
-		return 0;
+		return lc_http_origin_refused(wsi, cfg) ? 1 : 0;
 	}
 	case LWS_CALLBACK_ESTABLISHED: {
 		char *buf;
@@ -477,6 +473,7 @@ lc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 		w = lc_worker_of(wsi);
 		lc_session_init(&c->s, &w->delivery, &ws_transport, wsi);
+		c->s.ip_sub_bytes = lc_conn_sub_bytes(w, wsi);
 		c->ops_window_ms = c->s.last_tx_ms;
 		lc_metrics_count_http(&w->stats, LC_ROUTE_WS, 200);
 		c->authorized = lc_http_authorized(wsi, w->srv->cfg);

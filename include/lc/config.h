@@ -54,6 +54,9 @@ struct lc_config {
 	int max_conns_per_ip; /* per client IPv4 address; 0 = no limit */
 	int max_likes_per_sec_per_ip; /* like items per second; 0 = no limit */
 	char write_token[256];	      /* if set, likes need Bearer <token> */
+	char metrics_token[256];      /* if set, /metrics, /v1/stats need it */
+	int max_subscribed_bytes_per_ip; /* URL bytes subscribed per IP */
+	int hsts_max_age;		 /* TLS: Strict-Transport-Security */
 	char allowed_origins[1024];   /* "*" or comma-separated origins */
 	char tls_cert[1024];	      /* PEM certificate: serve HTTPS/WSS */
 	char tls_key[1024];	      /* PEM private key for tls_cert */
@@ -69,6 +72,16 @@ struct lc_config {
 	char redis_url[512];	  /* cluster mode when set */
 	int node_id;		  /* cluster mode: 1..1023, unique */
 };
+
+/* The shortest write_token / metrics_token accepted. */
+#define LC_TOKEN_MIN_BYTES 16
+
+/**
+ * Refuses a write_token or metrics_token shorter than LC_TOKEN_MIN_BYTES
+ * or not printable ASCII: 0, or -1 with a message in err.
+ */
+int lc_config_check_tokens(const struct lc_config *cfg, char *err,
+			   size_t errlen);
 
 /** Parses yes/no, true/false, on/off, 1/0 (any case): 1, 0, or -1. */
 int lc_config_parse_bool(const char *v);

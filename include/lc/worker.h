@@ -145,6 +145,9 @@ void lc_conn_attach(struct lws *wsi, struct lc_conn *c);
 void lc_conn_destroy(struct lc_worker *w, struct lc_conn *c);
 
 /** Releases a connection's record (WSI_DESTROY). Worker thread. */
+/** The subscribed-bytes account of wsi's client IP (NULL: unknown). */
+_Atomic int64_t *lc_conn_sub_bytes(struct lc_worker *w, struct lws *wsi);
+
 void lc_conn_release(struct lws *wsi);
 
 /** The connection record of a wsi (NULL for lws' own wsis). */
