@@ -52,7 +52,7 @@ struct key {
 	{#n, KEY_BOOL, offsetof(struct lc_config, n), 0, d, 0, 1, doc}
 
 static const struct key keys[] = {
-	STR_KEY(bind, "0.0.0.0", "address to listen on"),
+	STR_KEY(bind, "127.0.0.1", "IPv4 address to listen on (localhost = 127.0.0.1; 0.0.0.0 = all)"),
 	INT_KEY(port, "8080", 0, 65535, "TCP port; 0 picks a free port"),
 	STR_KEY(db, "./data/livecount.db", "SQLite database file"),
 	INT_KEY(workers, "0", 0, 256, "worker threads; 0 = number of cores"),
@@ -189,6 +189,9 @@ set_key(struct lc_config *cfg, const struct key *k, const char *value,
 				 value);
 			return LC_EINVAL;
 		}
+		/* The one host name we resolve: no DNS at start. */
+		if (!strcmp(k->name, "bind") && !strcasecmp(value, "localhost"))
+			value = "127.0.0.1", n = 9;
 		memcpy(p, value, n + 1);
 		return 0;
 	}
