@@ -72,8 +72,8 @@ stored_key_valid(const char *key, size_t len)
 }
 
 size_t
-lc_idem_make_key(char out[LC_IDEM_KEY_MAX + 1], char transport,
-		 const char *key, size_t len)
+lc_idem_make_key(char out[LC_IDEM_KEY_MAX + 1], char transport, const char *key,
+		 size_t len)
 {
 	if (!lc_idem_key_valid(key, len))
 		return 0;

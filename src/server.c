@@ -395,9 +395,9 @@ worker_main(void *arg)
 		 * cipher, TLS 1.3 as OpenSSL has it; nothing older.
 		 */
 		info.ssl_cipher_list = LC_TLS12_CIPHERS;
-		info.ssl_options_set = (long)(SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 |
-					      SSL_OP_NO_TLSv1_1 |
-					      SSL_OP_CIPHER_SERVER_PREFERENCE);
+		info.ssl_options_set =
+		    (long)(SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 |
+			   SSL_OP_NO_TLSv1_1 | SSL_OP_CIPHER_SERVER_PREFERENCE);
 	}
 
 	w->ctx = lws_create_context(&info);

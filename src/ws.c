@@ -302,8 +302,8 @@ handle_op(struct ws_conn *c, const char *msg, size_t len)
 			struct ws_like l = {c, &op, {0}};
 			struct lc_idem_answer *ans = malloc(sizeof(*ans));
 			char key[LC_IDEM_KEY_MAX + 1];
-			size_t klen = lc_idem_make_key(key, 'w', op.id,
-						       op.id_len);
+			size_t klen =
+			    lc_idem_make_key(key, 'w', op.id, op.id_len);
 
 			if (!ans) {
 				lc_api_error_set(&err, 503, "out_of_memory",
@@ -312,8 +312,8 @@ handle_op(struct ws_conn *c, const char *msg, size_t len)
 				break;
 			}
 			ans->len = 0;
-			if (lc_idem_run(w->srv->idem, key, klen,
-					lc_now_ms(), ws_like_apply, &l, ans) ||
+			if (lc_idem_run(w->srv->idem, key, klen, lc_now_ms(),
+					ws_like_apply, &l, ans) ||
 			    !l.err.code) {
 				if (ans->len)
 					send_ack(c, ans->body, ans->len);

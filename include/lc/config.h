@@ -57,9 +57,9 @@ struct lc_config {
 	char metrics_token[256];      /* if set, /metrics, /v1/stats need it */
 	int max_subscribed_bytes_per_ip; /* URL bytes subscribed per IP */
 	int hsts_max_age;		 /* TLS: Strict-Transport-Security */
-	char allowed_origins[1024];   /* "*" or comma-separated origins */
-	char tls_cert[1024];	      /* PEM certificate: serve HTTPS/WSS */
-	char tls_key[1024];	      /* PEM private key for tls_cert */
+	char allowed_origins[1024];	 /* "*" or comma-separated origins */
+	char tls_cert[1024];		 /* PEM certificate: serve HTTPS/WSS */
+	char tls_key[1024];		 /* PEM private key for tls_cert */
 
 	int max_urls;		  /* distinct URLs in memory; 0 = no cap */
 	int sndbuf_bytes;	  /* SO_SNDBUF per connection; 0 = system's */

@@ -75,9 +75,9 @@ size_t lc_idem_make_key(char out[LC_IDEM_KEY_MAX + 1], char transport,
  * into *ans and returns true (a retry: do nothing else). Otherwise calls
  * fn(arg, ans) under the table's lock; when fn returns true the answer is
  * stored under the key (a key that is not a valid stored key is never
- * stored: fn runs and its answer is not kept), with `*after_seq` (set by fn: the dispatch tick
- * seq after which the counts it changed are merged) telling the batcher
- * when it may persist it. Returns false (not a retry).
+ * stored: fn runs and its answer is not kept), with `*after_seq` (set by fn:
+ * the dispatch tick seq after which the counts it changed are merged) telling
+ * the batcher when it may persist it. Returns false (not a retry).
  */
 bool lc_idem_run(struct lc_idem *t, const char *key, size_t klen,
 		 int64_t now_ms,

@@ -118,13 +118,12 @@ test_longest_key_through_flush_and_load(void **state)
 	(void)state;
 	atomic_store(&counted, 0);
 	memset(client, 'i', sizeof(client));
-	assert_int_equal(lc_idem_make_key(key, 'w', client, sizeof(client)),
-			 0);
+	assert_int_equal(lc_idem_make_key(key, 'w', client, sizeof(client)), 0);
 	klen = lc_idem_make_key(key, 'w', client, LC_IDEM_CLIENT_KEY_MAX);
 	assert_int_equal(klen, LC_IDEM_KEY_MAX);
 	assert_memory_equal(key, "w:iii", 5);
-	assert_false(lc_idem_run(t, key, klen, lc_now_ms(), count_like, NULL,
-				 &a));
+	assert_false(
+	    lc_idem_run(t, key, klen, lc_now_ms(), count_like, NULL, &a));
 	assert_int_equal(lc_idem_take_persistable(t, 0, rec, 2, &upto), 1);
 	assert_int_equal(strlen(rec[0].key), LC_IDEM_KEY_MAX);
 	assert_memory_equal(rec[0].key, key, klen);
@@ -138,8 +137,8 @@ test_longest_key_through_flush_and_load(void **state)
 	assert_int_equal(atomic_load(&lc_idem_stats(t)->keys), 1);
 	assert_false(
 	    lc_idem_lookup(t, toolong, sizeof(toolong), lc_now_ms(), &a));
-	assert_int_equal(lc_idem_load(t, toolong, sizeof(toolong), 200, "{}",
-				      2, lc_now_ms()),
+	assert_int_equal(lc_idem_load(t, toolong, sizeof(toolong), 200, "{}", 2,
+				      lc_now_ms()),
 			 0);
 	assert_int_equal(atomic_load(&lc_idem_stats(t)->keys), 1);
 
@@ -154,8 +153,8 @@ test_longest_key_through_flush_and_load(void **state)
 	assert_non_null(st);
 	assert_int_equal(lc_store_load_keys(st, t2, 0), 1);
 	atomic_store(&counted, 0);
-	assert_true(lc_idem_run(t2, key, klen, lc_now_ms(), count_like, NULL,
-				&a));
+	assert_true(
+	    lc_idem_run(t2, key, klen, lc_now_ms(), count_like, NULL, &a));
 	assert_int_equal(counted, 0);
 	lc_store_close(st);
 	lc_idem_destroy(t);
