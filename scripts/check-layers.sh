@@ -21,7 +21,7 @@ layer() {
 	case "$1" in
 	log | config | counter | parse | store | dispatch | batcher | subs | \
 		delivery | limits | slots | cluster | notify | idem) echo 0 ;;
-	worker | bridge | metrics) echo 1 ;;
+	worker | bridge | metrics | like) echo 1 ;;
 	http | http_* | ws | sse) echo 2 ;;
 	server) echo 3 ;;
 	main) echo 4 ;;

@@ -507,7 +507,8 @@ lc_counter_foreach(struct lc_counter *c,
 }
 
 struct lc_counts
-lc_entry_read(const struct lc_entry *e)
+lc_entry_read_marks(const struct lc_entry *e, _Atomic bool *const *marks,
+		    bool *seen, size_t n)
 {
 	struct lc_counts r;
 	uint32_t s1, s2;
@@ -519,14 +520,25 @@ lc_entry_read(const struct lc_entry *e)
 		    atomic_load_explicit(&e->unlikes, memory_order_relaxed);
 		r.updated_ms =
 		    atomic_load_explicit(&e->updated_ms, memory_order_relaxed);
+		for (size_t i = 0; i < n; i++)
+			seen[i] = !marks[i] ||
+				  atomic_load_explicit(marks[i],
+						       memory_order_relaxed);
 		atomic_thread_fence(memory_order_acquire);
 		s2 = atomic_load_explicit(&e->seq, memory_order_relaxed);
 	} while ((s1 & 1) || s1 != s2);
 	return r;
 }
 
+struct lc_counts
+lc_entry_read(const struct lc_entry *e)
+{
+	return lc_entry_read_marks(e, NULL, NULL, 0);
+}
+
 void
-lc_entry_add(struct lc_entry *e, int64_t likes, int64_t unlikes, int64_t now_ms)
+lc_entry_add_marked(struct lc_entry *e, int64_t likes, int64_t unlikes,
+		    int64_t now_ms, _Atomic bool *mark)
 {
 	uint32_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
 
@@ -543,7 +555,15 @@ lc_entry_add(struct lc_entry *e, int64_t likes, int64_t unlikes, int64_t now_ms)
 		       unlikes),
 	    memory_order_relaxed);
 	atomic_store_explicit(&e->updated_ms, now_ms, memory_order_relaxed);
+	if (mark)
+		atomic_store_explicit(mark, true, memory_order_relaxed);
 	atomic_store_explicit(&e->seq, s + 2, memory_order_release);
+}
+
+void
+lc_entry_add(struct lc_entry *e, int64_t likes, int64_t unlikes, int64_t now_ms)
+{
+	lc_entry_add_marked(e, likes, unlikes, now_ms, NULL);
 }
 
 const char *
@@ -699,6 +719,7 @@ lc_shard_add(struct lc_shard *s, const char *url, size_t len, uint64_t hash,
 	it->hash = hash;
 	it->entry = NULL;
 	it->reserved = false;
+	atomic_init(&it->merged, false);
 	it->likes = it->unlikes = 0;
 	it->url_off = (uint32_t)s->arena_len;
 	it->url_len = (uint32_t)len;

@@ -51,6 +51,12 @@ struct lc_slots {
 int lc_slots_add_own(struct lc_entry *e, uint32_t self, int64_t likes,
 		     int64_t unlikes, int64_t now_ms);
 
+/** lc_slots_add_own, setting *mark in the entry's write section
+ * (lc_entry_add_marked). */
+int lc_slots_add_own_marked(struct lc_entry *e, uint32_t self, int64_t likes,
+			    int64_t unlikes, int64_t now_ms,
+			    _Atomic bool *mark);
+
 /**
  * Merges one reading (node, likes, unlikes) of e's slots, as received from
  * Redis. For another node keeps the maximum; for self changes something
