@@ -435,6 +435,12 @@ lc_ws_op_free(struct lc_ws_op *op)
 	memset(op, 0, sizeof(*op));
 }
 
+static int
+hexval(char c)
+{
+	return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+}
+
 int
 lc_request_target_check(const char *line, size_t len)
 {
@@ -454,8 +460,14 @@ lc_request_target_check(const char *line, size_t len)
 			continue;
 		if (end - q >= 3 && isxdigit((unsigned char)q[1]) &&
 		    isxdigit((unsigned char)q[2])) {
-			q += 2;
-			continue;
+			int v = hexval(q[1]) * 16 + hexval(q[2]);
+
+			/* %00..%1f, %7f: lws drops the connection or cuts
+			 * the line at them; no URL or value needs them. */
+			if (v >= 0x20 && v != 0x7f) {
+				q += 2;
+				continue;
+			}
 		}
 		return end - seg >= 4 && !strncmp(seg, "url=", 4) ? 2 : 1;
 	}

@@ -80,9 +80,14 @@ struct lc_worker {
 	lws_sorted_usec_list_t flush_sul; /* continues a sliced flush */
 	lws_sorted_usec_list_t sweep;
 	_Atomic bool stop;
-	bool said_goodbye;	 /* srv->goodbye handled; worker thread only */
-	struct lc_peek *peeking; /* sockets whose first line is awaited */
-	int start_rc;		 /* result of start-up, for main */
+	bool said_goodbye; /* srv->goodbye handled; worker thread only */
+	/* Sockets whose request headers are awaited (server.c), oldest
+	 * first; an edge-triggered epoll of them, adopted into lws. */
+	struct lc_peek *peeking, *peeking_tail;
+	int peek_ep;
+	struct lws *peek_wsi;
+	lws_sorted_usec_list_t peek_sul; /* the oldest one's deadline */
+	int start_rc;			 /* result of start-up, for main */
 	char *buf; /* scratch response buffer (LWS_PRE + buf_cap) */
 	size_t buf_cap;
 	struct lc_rate_table rate; /* likes/s per client IP */
