@@ -360,6 +360,11 @@ class WS:
         self.close_code = None
 
     def send_frame(self, opcode, payload, mask=True, fin=True):
+        self.sock.sendall(self.frame(opcode, payload, mask, fin))
+
+    @staticmethod
+    def frame(opcode, payload, mask=True, fin=True):
+        """One frame as bytes (several can go out in one write)."""
         b0 = (0x80 if fin else 0) | opcode
         n = len(payload)
         hdr = bytes([b0])
@@ -374,7 +379,7 @@ class WS:
             m = os.urandom(4)
             payload = bytes(b ^ m[i % 4] for i, b in enumerate(payload))
             hdr += m
-        self.sock.sendall(hdr + payload)
+        return hdr + payload
 
     def send(self, obj):
         text = obj if isinstance(obj, str) else json.dumps(obj)

@@ -4,7 +4,6 @@ node: Redis stalled, a partition (a proxy the test cuts), the pub/sub
 subscription killed, a lost message, a node SIGKILLed and restarted (same
 and empty database), Redis restarted empty, a duplicate node id, two nodes
 on one port."""
-import json
 import os
 import signal
 import sqlite3

@@ -4,7 +4,6 @@ the others, and get closed. Latencies and memory are logged (measured,
 not asserted as timings)."""
 import selectors
 import socket
-import threading
 import time
 
 from lc import SANITIZED, SSE, WAIT_S, WS, Server, check, run
