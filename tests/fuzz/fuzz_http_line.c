@@ -59,8 +59,8 @@ check_batch(const unsigned char *data, size_t size)
 
 	FUZZ_CHECK(lc_batch_scan_feed(&one, body, size, SIZE_MAX));
 	FUZZ_CHECK(lc_batch_scan_feed(&two, body, split, SIZE_MAX));
-	FUZZ_CHECK(lc_batch_scan_feed(&two, body + split, size - split,
-				      SIZE_MAX));
+	FUZZ_CHECK(
+	    lc_batch_scan_feed(&two, body + split, size - split, SIZE_MAX));
 	FUZZ_CHECK(one.items == two.items && one.depth == two.depth &&
 		   one.in_string == two.in_string);
 	root = json_loadb(body, size, JSON_DECODE_ANY, &jerr);
