@@ -91,11 +91,17 @@ PREFIX ?= /usr/local
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
+# Every C source and header of the repository (src, include, tests/unit,
+# tests/fuzz, the test shim, loadtest), tracked or new, never build output.
+C_FILES = $(shell git ls-files --cached --others --exclude-standard \
+		'*.c' '*.h' 2>/dev/null || \
+		find src include tests loadtest -name '*.[ch]')
+
 format:
-	clang-format -i src/*.c include/lc/*.h tests/unit/*.c
+	clang-format -i $(C_FILES)
 
 format-check:
-	clang-format --dry-run --Werror src/*.c include/lc/*.h tests/unit/*.c
+	clang-format --dry-run --Werror $(C_FILES)
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-fuzz

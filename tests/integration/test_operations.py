@@ -8,10 +8,9 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import urllib.request
 
-from lc import BIN, Server, check, free_port, run
+from lc import BIN, Server, check, free_port, run, wait_for
 
 BIN = os.path.abspath(BIN)
 BUILD = os.path.dirname(BIN)
@@ -23,18 +22,12 @@ def get(port, path):
         return r.status, r.headers, r.read()
 
 
-def wait_ready(port, proc, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+def wait_ready(port, proc):
+    def ready():
         if proc.poll() is not None:
             raise AssertionError("exited %d" % proc.returncode)
-        try:
-            if get(port, "/readyz")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("not ready")
+        return get(port, "/readyz")[0]
+    wait_for(ready, lambda st: st == 200, interval=0.05, what="/readyz")
 
 
 def test_install_into_prefix_and_run_from_root():
