@@ -8,7 +8,8 @@
  *
  * A note on synchronous hiredis: 0.14.1's async API has no timeouts, no
  * reconnect and a libuv adapter that never reports a refused connect
- * (shared/CLUSTER-NOTES.md). Its synchronous API has both timeouts
+ * (read in the hiredis v0.14.1 sources: the async API and its libuv
+ * adapter). Its synchronous API has both timeouts
  * (redisConnectWithTimeout, redisSetTimeout), and a thread per connection
  * makes blocking harmless: a SIGSTOPped Redis costs the bridge a timeout,
  * nobody else anything. Each round trip is a pipeline (append N commands,

@@ -8,7 +8,7 @@
  * and error messages are identical whatever the source; SIGHUP decides what
  * it applies from the flags alone; `--help` is generated from the rows, and
  * conf/livecount.conf, README and the man page are checked against them
- * (tests/unit/test_config.c, scripts/check-docs.sh). What needs several
+ * (tests/unit/test_config.c, scripts/check-docs.py). What needs several
  * keys at once is checked by lc_config_validate(), at start and by
  * --check-config alike.
  */
@@ -583,7 +583,7 @@ lc_config_usage(void *out)
 		"Every configuration key is also a flag (tick_ms is "
 		"--tick-ms) and an environment\nvariable (LIVECOUNT_TICK_MS). "
 		"Precedence: flags > environment > file > defaults.\n\n"
-		"keys (default):\n");
+		"keys (default; [SIGHUP]: reloaded by SIGHUP):\n");
 	for (size_t i = 0; i < NKEYS; i++) {
 		char flag[64];
 
@@ -591,7 +591,9 @@ lc_config_usage(void *out)
 		for (char *p = flag + 2; *p; p++)
 			if (*p == '_')
 				*p = '-';
-		fprintf(f, "  %-24s %s (%s)\n", flag, keys[i].doc, keys[i].def);
+		fprintf(f, "  %-24s %s (%s)%s\n", flag, keys[i].doc,
+			keys[i].def,
+			keys[i].flags & RELOADABLE ? " [SIGHUP]" : "");
 	}
 }
 

@@ -155,8 +155,7 @@ job_apply(void *arg, struct lc_idem_answer *ans, uint64_t *after_seq)
 static int
 job_run(struct lws *wsi, struct lc_http_req *pss, struct job *j, bool close)
 {
-	/* On the worker's stack, as the old 12 KB answer buffer was: no
-	 * allocation per like. */
+	/* On the worker's stack: no allocation per like. */
 	struct lc_idem_answer answer, *ans = &answer;
 	uint64_t after;
 	bool replay = false;

@@ -338,6 +338,54 @@ test_redis_url_forms(void **state)
 			     0);
 }
 
+static char *
+slurp(const char *src, const char *rel)
+{
+	char path[1024];
+	char *text;
+	long n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", src, rel);
+	f = fopen(path, "r");
+	if (!f)
+		fail_msg("cannot open %s", path);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	text = malloc((size_t)n + 1);
+	assert_non_null(text);
+	assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+	text[n] = '\0';
+	fclose(f);
+	return text;
+}
+
+/* README and the man page document every key (`make docs` lists them). */
+static void
+test_readme_and_man_page_document_every_key(void **state)
+{
+	const char *src = getenv("LC_SOURCE_DIR");
+	char *readme, *man, want[128];
+
+	(void)state;
+	assert_non_null(src);
+	readme = slurp(src, "README.md");
+	man = slurp(src, "docs/livecount.8");
+	for (size_t i = 0; i < lc_config_key_count(); i++) {
+		const char *k = lc_config_key_name(i);
+
+		snprintf(want, sizeof(want), "| `%s` |", k);
+		if (!strstr(readme, want))
+			fail_msg("README.md does not document %s", k);
+		snprintf(want, sizeof(want), "\n.BR %s \"", k);
+		if (!strstr(man, want))
+			fail_msg("docs/livecount.8 does not document %s", k);
+	}
+	free(readme);
+	free(man);
+}
+
 /* conf/livecount.conf sets every key and states its built-in default. */
 static void
 test_shipped_conf_documents_every_key(void **state)
@@ -386,6 +434,7 @@ main(void)
 	    cmocka_unit_test(test_precedence_flags_env_file_defaults),
 	    cmocka_unit_test(test_bad_flags_and_env),
 	    cmocka_unit_test(test_shipped_conf_documents_every_key),
+	    cmocka_unit_test(test_readme_and_man_page_document_every_key),
 	    cmocka_unit_test(test_unknown_key_did_you_mean),
 	    cmocka_unit_test(test_flag_without_value),
 	    cmocka_unit_test(test_reload_applies_reloadable_keys_only),
