@@ -8,8 +8,8 @@
  * or speak any protocol (http*.c, ws.c, sse.c do).
  *
  * Threads: each struct lc_worker is used by its own worker thread, except
- * `stop`, the source mailbox and lc_worker_wake, which main and the
- * dispatcher use. struct lc_server is written by main before the workers
+ * `stop`, the source mailbox and its wake-up (source.wake), which main and
+ * the dispatcher use. struct lc_server is written by main before the workers
  * start, then read by every thread (its atomics by anyone).
  */
 #ifndef LC_WORKER_H
