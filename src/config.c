@@ -76,6 +76,7 @@ static const struct key keys[] = {
 	STR_KEY(db, "./data/livecount.db", "SQLite database file", PATH),
 	INT_KEY(workers, "0", 0, 256, "worker threads; 0 = number of cores"),
 	INT_KEY(tick_ms, "100", 5, 60000, "dispatch tick in milliseconds"),
+	INT_KEY(watching_interval_ms, "1000", 10, 600000, "a URL's watching figure is pushed at most this often"),
 	INT_KEY(flush_interval_ms, "1000", 10, 3600000, "batcher flush period in milliseconds"),
 	INT_KEY(max_rows_per_sec, "1000000", 1, 1000000000, "batcher throttle: URL rows written per second"),
 	STR_KEY(web_root, LC_WEB_ROOT, "directory of static files served at /", PATH),

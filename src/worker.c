@@ -77,6 +77,7 @@ lc_worker_init(struct lc_worker *w, struct lc_server *srv, int id)
 			     &srv->dispatch->seq, LWS_PRE))
 		return LC_ENOMEM;
 	w->delivery.schedule_flush = schedule_flush;
+	w->delivery.source = &w->source;
 	w->delivery.peer_progress = peer_progress;
 	if (srv->bridge &&
 	    !(w->kv = lc_redis_kv_create(srv->cfg->redis_url, srv->bridge)))
