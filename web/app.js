@@ -18,6 +18,7 @@
 // ?server=http://host:port (another livecount; its /v1/* allow any origin).
 
 import { createClient } from './sdk/livecount.js';
+import { serverParam } from './params.js';
 import { fillUrl, pageHref, splitUrl } from './urlfmt.js';
 
 const POLL_MS = 2000;
@@ -28,7 +29,7 @@ const ANNOUNCE_ROWS = 3; // ... of the first rows (watched ones first)
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const server = params.get('server') || location.origin;
+const server = serverParam(params); // only ever an http(s) URL: it goes into links
 const client = createClient(server, { transport: params.get('transport') || 'auto' });
 const fmt = new Intl.NumberFormat();
 const fmtRate = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1, minimumFractionDigits: 1 });

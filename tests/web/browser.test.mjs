@@ -48,6 +48,7 @@ test('static files are served with the right content types', async () => {
     ['/url.js', 'javascript'],
     ['/chart.js', 'javascript'],
     ['/urlfmt.js', 'javascript'],
+    ['/params.js', 'javascript'],
   ]) {
     const r = await http(srv.base, 'GET', path);
     assert.equal(r.status, 200, path);
