@@ -1,8 +1,20 @@
 /*
  * Static files: the dashboard and the SDK from web_root, GET / and paths of
- * [A-Za-z0-9/_.-] with a known extension, never "..".
+ * [A-Za-z0-9/_.-] with a known extension, never "..", and never a file whose
+ * real path (symlinks resolved) lies outside web_root's real path.
  *
  * Threads: the worker thread serving the request; lws sends the file.
+ *
+ * A note on symlinks: the path filter keeps ".." out of the request, but a
+ * symlink inside web_root (web/leak.json -> /etc/passwd, or a directory
+ * link) would still lead out of it, so the file is resolved with realpath()
+ * and served only when it lies beneath realpath(web_root); lws then opens
+ * the resolved path, which has no symlink left to follow. Links that stay
+ * inside web_root work, and so does a web_root reached through a link.
+ * openat2(RESOLVE_BENEATH) would close the remaining window (a directory
+ * swapped for a link between the check and the open) but lws opens files
+ * by name; that window needs write access to web_root, which is game over
+ * anyway.
  */
 #define _GNU_SOURCE
 #include "lc/http_static.h"
@@ -12,7 +24,10 @@
 #include "lc/metrics.h"
 #include "lc/worker.h"
 
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -30,11 +45,32 @@ static const struct {
     {".ico", "image/x-icon", "max-age=3600"},
 };
 
+/*
+ * Resolves root + path (path starts with '/') into real, a PATH_MAX buffer,
+ * and says whether the result lies beneath root's real path.
+ */
+static bool
+resolve_beneath(const char *root, const char *path, char *real)
+{
+	char real_root[PATH_MAX], joined[PATH_MAX];
+	size_t n;
+	int len;
+
+	len = snprintf(joined, sizeof(joined), "%s%s", root, path);
+	if (len < 0 || (size_t)len >= sizeof(joined) ||
+	    !realpath(root, real_root) || !realpath(joined, real))
+		return false;
+	n = strlen(real_root);
+	if (n == 1) /* web_root is "/" */
+		return true;
+	return !strncmp(real, real_root, n) && real[n] == '/';
+}
+
 int
 lc_http_static_serve(struct lws *wsi, struct lc_worker *w, const char *path)
 {
 	const char *ext = strrchr(path, '.');
-	char file[2048], headers[512];
+	char file[PATH_MAX], headers[512];
 	struct lc_http_req *pss = lws_wsi_user(wsi);
 	unsigned char *hp;
 	struct stat st;
@@ -54,8 +90,8 @@ lc_http_static_serve(struct lws *wsi, struct lc_worker *w, const char *path)
 			break;
 	if (!ext || i == sizeof(mime) / sizeof(mime[0]))
 		goto notfound;
-	snprintf(file, sizeof(file), "%s%s", w->srv->cfg->web_root, path);
-	if (stat(file, &st) || !S_ISREG(st.st_mode))
+	if (!resolve_beneath(w->srv->cfg->web_root, path, file) ||
+	    stat(file, &st) || !S_ISREG(st.st_mode))
 		goto notfound;
 	n = snprintf(headers, sizeof(headers),
 		     "cache-control: %s\r\nx-content-type-options: nosniff\r\n",
