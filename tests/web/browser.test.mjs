@@ -162,9 +162,12 @@ test('<live-count> on a plain page updates and likes', async (t) => {
 test('another origin: <live-count server=...> and the SDK over SSE, likes and unlikes (CORS)', async (t) => {
   const other = await startServer(); // a second livecount: another origin (port)
   t.after(() => other.dispose());
+  // The page's server lets its pages connect there (Content-Security-Policy).
+  const host = await startServer({ extraArgs: ['--csp-connect-src', other.base] });
+  t.after(() => host.dispose());
   const url = uniqueUrl('cors');
   await likeHttp(other.base, url, 7);
-  const page = await open(t, '/examples/live-count.html');
+  const page = await openPage(browser, t, `${host.base}/examples/live-count.html`);
   await page.evaluate(([server, u]) => {
     const el = document.createElement('live-count');
     el.id = 'x';
