@@ -61,7 +61,8 @@ def check_tree(top, root):
                   "%s -> %d %r" % (path, st, body[:80]))
         st, body = served(s, "/metrics")
         check(st == 200)
-        s.stop()
+        rc = s.stop()
+        check(rc == 0, "exit %s" % rc)
 
 
 def test_symlinks_out_of_web_root_are_not_served():
