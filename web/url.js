@@ -29,7 +29,8 @@ const url = params.get('url');
 const server = serverParam(params); // only ever an http(s) URL: it goes into links
 const fmt = new Intl.NumberFormat();
 const fmtRate = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1, minimumFractionDigits: 1 });
-const fmtTime = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+// 24-hour like the chart's axis (chart.js), whatever the locale's habit.
+const fmtTime = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
 const fmtDay = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', year: 'numeric' });
 
 let zoom = ZOOMS[params.get('range')] ? params.get('range') : '1h';
