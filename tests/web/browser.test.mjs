@@ -212,19 +212,13 @@ test('a page on another origin embeds <live-count> from the server (module scrip
   });
   await new Promise((r) => site.listen(0, '127.0.0.1', r));
   t.after(() => site.close());
-  const ctx = await browser.newContext();
-  t.after(() => ctx.close());
-  const page = await ctx.newPage();
-  const problems = [];
-  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
-  await page.goto(`http://127.0.0.1:${site.address().port}/`);
+  const page = await openPage(browser, t, `http://127.0.0.1:${site.address().port}/`);
   const shown = () => page.locator('#e [part=count]').textContent();
   await waitFor(async () => num(await shown()) === 4, { what: 'count from the embedded element' });
   await page.locator('#e [part=button]').click(); // a like with Idempotency-Key: preflighted
   await waitFor(async () => num(await shown()) === 5, { what: 'count after the embedded like' });
   assert.equal(await countHttp(srv.base, url), 5);
-  assert.deepEqual(problems, []);
+  assert.deepEqual(page.problems, []);
 });
 
 test(`${ROWS} rows updating every tick stay smooth`, async (t) => {
