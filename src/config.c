@@ -103,6 +103,7 @@ static const struct key keys[] = {
 	INT_KEY(max_subscribed_bytes_per_ip, "8388608", 0, 2147483647, "URL bytes (+256 each) one client IP may hold subscribed (429); 0 = off"),
 	INT_KEY(hsts_max_age, "0", 0, 630720000, "with TLS: Strict-Transport-Security max-age in seconds; 0 = off"),
 	STR_KEY(allowed_origins, "*", "browser origins allowed for WebSocket and CORS, comma-separated"),
+	STR_KEY(csp_connect_src, "", "servers the pages may connect to besides their own (CSP)"),
 	STR_KEY(tls_cert, "", "PEM certificate file: serve HTTPS and WSS", PATH),
 	STR_KEY(tls_key, "", "PEM private key file for tls_cert", PATH),
 	INT_KEY(sndbuf_bytes, "131072", 0, 67108864, "kernel send buffer per connection (SO_SNDBUF); 0 = system's"),

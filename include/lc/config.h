@@ -62,6 +62,7 @@ struct lc_config {
 	int max_subscribed_bytes_per_ip; /* URL bytes subscribed per IP */
 	int hsts_max_age;		 /* TLS: Strict-Transport-Security */
 	char allowed_origins[1024];	 /* "*" or comma-separated origins */
+	char csp_connect_src[1024];	 /* extra CSP connect-src sources */
 	char tls_cert[1024];		 /* PEM certificate: serve HTTPS/WSS */
 	char tls_key[1024];		 /* PEM private key for tls_cert */
 
