@@ -223,8 +223,8 @@ lc_batcher_flush_now(struct lc_batcher *bt, size_t max_rows)
 	for (size_t i = 0; i < n; i++)
 		batch[i] = bt->q[(bt->q_head + i) % bt->q_cap];
 	t0 = lc_mono_us();
-	rc = lc_store_flush_keys(bt->store, batch, n, bt->keybuf, nkeys,
-				 prune > 0 ? prune : 0);
+	rc = lc_store_flush(bt->store, batch, n, bt->keybuf, nkeys,
+			    prune > 0 ? prune : 0);
 	if (rc == 0 && nkeys)
 		lc_idem_persisted(bt->idem, upto);
 	if (rc && prune)

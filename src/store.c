@@ -38,6 +38,7 @@ struct lc_store {
 	pthread_mutex_t *slots_lock;	    /* the table's, in cluster mode */
 	sqlite3_stmt *new_url;		    /* insert with an id chosen here */
 	int64_t next_id; /* ids above every urls.id (writer only) */
+	char *path;	 /* as given to the opener */
 	uint32_t self;	 /* cluster mode: this node's id */
 };
 
@@ -205,130 +206,198 @@ prepare(struct lc_store *st, sqlite3_stmt **s, const char *sql, char *err,
 	return 0;
 }
 
-struct lc_store *
-lc_store_open(const char *path, bool readonly, char *err, size_t errlen)
+static struct lc_store *
+store_new(const char *path, char *err, size_t errlen)
 {
 	struct lc_store *st = calloc(1, sizeof(*st));
-	int flags = readonly ? SQLITE_OPEN_READONLY
-			     : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 
-	if (!st) {
+	if (st && !(st->path = strdup(path))) {
+		free(st);
+		st = NULL;
+	}
+	if (!st)
 		snprintf(err, errlen, "database: out of memory");
+	else
+		st->lock_fd = -1;
+	return st;
+}
+
+static int
+open_db(struct lc_store *st, int flags, char *err, size_t errlen)
+{
+	if (sqlite3_open_v2(st->path, &st->db, flags | SQLITE_OPEN_NOMUTEX,
+			    NULL) == SQLITE_OK)
+		return 0;
+	snprintf(err, errlen, "database: cannot open %s: %s", st->path,
+		 st->db ? sqlite3_errmsg(st->db) : "out of memory");
+	return LC_EIO;
+}
+
+struct lc_store *
+lc_store_open_reader(const char *path, char *err, size_t errlen)
+{
+	struct lc_store *st = store_new(path, err, errlen);
+
+	if (!st)
 		return NULL;
-	}
-	st->lock_fd = -1;
-	if (!readonly) {
-		if (check_header(path, err, errlen))
-			goto fail;
-		st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-		if (st->lock_fd < 0) {
-			snprintf(err, errlen, "database: cannot open %s: %s",
-				 path, strerror(errno));
-			goto fail;
-		}
-		if (flock(st->lock_fd, LOCK_EX | LOCK_NB)) {
-			snprintf(err, errlen,
-				 "database: %s is in use by another livecount "
-				 "process",
-				 path);
-			goto fail;
-		}
-	}
-	if (sqlite3_open_v2(path, &st->db, flags | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK) {
-		snprintf(err, errlen, "database: cannot open %s: %s", path,
-			 st->db ? sqlite3_errmsg(st->db) : "out of memory");
+	if (open_db(st, SQLITE_OPEN_READONLY, err, errlen))
 		goto fail;
+	sqlite3_busy_timeout(st->db, 1000);
+	if (prepare(st, &st->history,
+		    "SELECT m.minute, m.likes, m.unlikes FROM "
+		    "likes_minute m JOIN urls u ON u.id = m.url_id "
+		    "WHERE u.url = ?1 AND m.minute >= ?2 AND "
+		    "m.minute < ?3 ORDER BY m.minute LIMIT ?4",
+		    err, errlen))
+		goto fail;
+	return st;
+fail:
+	lc_store_close(st);
+	return NULL;
+}
+
+/* The header check and the flock() of the file note at the top. */
+static int
+lock_file(struct lc_store *st, char *err, size_t errlen)
+{
+	int rc = check_header(st->path, err, errlen);
+
+	if (rc)
+		return rc;
+	st->lock_fd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (st->lock_fd < 0) {
+		snprintf(err, errlen, "database: cannot open %s: %s", st->path,
+			 strerror(errno));
+		return LC_EIO;
 	}
-	sqlite3_busy_timeout(st->db, readonly ? 1000 : 5000);
-	if (readonly) {
-		if (prepare(st, &st->history,
-			    "SELECT m.minute, m.likes, m.unlikes FROM "
-			    "likes_minute m JOIN urls u ON u.id = m.url_id "
-			    "WHERE u.url = ?1 AND m.minute >= ?2 AND "
-			    "m.minute < ?3 ORDER BY m.minute LIMIT ?4",
-			    err, errlen))
-			goto fail;
-		return st;
+	if (flock(st->lock_fd, LOCK_EX | LOCK_NB)) {
+		snprintf(err, errlen,
+			 "database: %s is in use by another livecount process",
+			 st->path);
+		return LC_EBUSY;
 	}
+	return 0;
+}
+
+static int
+quick_check(struct lc_store *st, char *err, size_t errlen)
+{
+	sqlite3_stmt *s;
+	int ok = 0;
+
+	if (sqlite3_prepare_v2(st->db, "PRAGMA quick_check", -1, &s, NULL) ==
+		SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW &&
+	    !strcmp((const char *)sqlite3_column_text(s, 0), "ok"))
+		ok = 1;
+	sqlite3_finalize(s);
+	if (ok)
+		return 0;
+	snprintf(err, errlen,
+		 "database: %s fails PRAGMA quick_check; restore it from a "
+		 "backup",
+		 st->path);
+	return LC_ENOTDB;
+}
+
+static int
+prepare_writer(struct lc_store *st, char *err, size_t errlen)
+{
+	return prepare(st, &st->new_url,
+		       "INSERT INTO urls(id, url) VALUES (?1, ?2)", err,
+		       errlen) ||
+		       prepare(st, &st->put_url,
+			       "INSERT INTO urls(url) VALUES (?1) ON "
+			       "CONFLICT(url) DO "
+			       "UPDATE SET url = excluded.url RETURNING id",
+			       err, errlen) ||
+		       prepare(st, &st->put_counter,
+			       "INSERT INTO counters(url_id, likes, unlikes, "
+			       "updated_at) VALUES (?1, ?2, ?3, ?4) ON "
+			       "CONFLICT(url_id) DO UPDATE SET likes = "
+			       "excluded.likes, "
+			       "unlikes = excluded.unlikes, updated_at = "
+			       "excluded.updated_at",
+			       err, errlen) ||
+		       prepare(
+			   st, &st->put_minute,
+			   "INSERT INTO likes_minute(url_id, minute, likes, "
+			   "unlikes) VALUES (?1, ?2, ?3, ?4) ON "
+			   "CONFLICT(url_id, "
+			   "minute) DO UPDATE SET likes = excluded.likes, "
+			   "unlikes = "
+			   "excluded.unlikes",
+			   err, errlen) ||
+		       prepare(st, &st->put_key,
+			       "INSERT OR IGNORE INTO idempotency_keys(key, "
+			       "status, "
+			       "body, created_at) VALUES (?1, ?2, ?3, ?4)",
+			       err, errlen) ||
+		       prepare(
+			   st, &st->prune_keys,
+			   "DELETE FROM idempotency_keys WHERE created_at < ?1",
+			   err, errlen) ||
+		       prepare(st, &st->put_slot,
+			       "INSERT INTO node_slots(url_id, node, likes, "
+			       "unlikes) "
+			       "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(url_id, "
+			       "node) DO "
+			       "UPDATE SET likes = excluded.likes, unlikes = "
+			       "excluded.unlikes",
+			       err, errlen)
+		   ? LC_EIO
+		   : 0;
+}
+
+struct lc_store *
+lc_store_open_writer(const char *path, char *err, size_t errlen)
+{
+	struct lc_store *st = store_new(path, err, errlen);
+
+	if (!st)
+		return NULL;
+	if (lock_file(st, err, errlen) ||
+	    open_db(st, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err,
+		    errlen))
+		goto fail;
+	sqlite3_busy_timeout(st->db, 5000);
 	/*
 	 * WAL with synchronous=NORMAL: a committed flush survives a crash of
 	 * this process; a power loss may take the last flushes back (README
-	 * states the promise).
+	 * states the promise). journal_mode fails first on a file SQLite
+	 * cannot read.
 	 */
 	if (exec(st,
 		 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
 		 "PRAGMA journal_size_limit = 67108864; "
 		 "PRAGMA cache_size = -65536;",
-		 err, errlen))
-		goto notdb;
-	if (migrate(st, path, err, errlen))
+		 err, errlen)) {
+		snprintf(err, errlen,
+			 "database: %s is not a usable SQLite database (%s); "
+			 "refusing to touch it",
+			 path, sqlite3_errmsg(st->db));
 		goto fail;
-	{
-		sqlite3_stmt *s;
-		int ok = 0;
-
-		if (sqlite3_prepare_v2(st->db, "PRAGMA quick_check", -1, &s,
-				       NULL) == SQLITE_OK &&
-		    sqlite3_step(s) == SQLITE_ROW &&
-		    !strcmp((const char *)sqlite3_column_text(s, 0), "ok"))
-			ok = 1;
-		sqlite3_finalize(s);
-		if (!ok) {
-			snprintf(err, errlen,
-				 "database: %s fails PRAGMA quick_check; "
-				 "restore it from a backup",
-				 path);
-			goto fail;
-		}
 	}
+	if (migrate(st, path, err, errlen) || quick_check(st, err, errlen))
+		goto fail;
 	if (pragma_int(st, "SELECT coalesce(max(id), 0) + 1 FROM urls",
 		       &st->next_id)) {
 		snprintf(err, errlen, "database: %s", sqlite3_errmsg(st->db));
 		goto fail;
 	}
-	if (prepare(st, &st->new_url,
-		    "INSERT INTO urls(id, url) VALUES (?1, ?2)", err, errlen) ||
-	    prepare(st, &st->put_url,
-		    "INSERT INTO urls(url) VALUES (?1) ON CONFLICT(url) DO "
-		    "UPDATE SET url = excluded.url RETURNING id",
-		    err, errlen) ||
-	    prepare(st, &st->put_counter,
-		    "INSERT INTO counters(url_id, likes, unlikes, updated_at) "
-		    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(url_id) DO UPDATE SET "
-		    "likes = excluded.likes, unlikes = excluded.unlikes, "
-		    "updated_at = excluded.updated_at",
-		    err, errlen) ||
-	    prepare(st, &st->put_minute,
-		    "INSERT INTO likes_minute(url_id, minute, likes, unlikes) "
-		    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(url_id, minute) DO "
-		    "UPDATE SET likes = excluded.likes, unlikes = "
-		    "excluded.unlikes",
-		    err, errlen) ||
-	    prepare(st, &st->put_key,
-		    "INSERT OR IGNORE INTO idempotency_keys(key, status, "
-		    "body, created_at) VALUES (?1, ?2, ?3, ?4)",
-		    err, errlen) ||
-	    prepare(st, &st->prune_keys,
-		    "DELETE FROM idempotency_keys WHERE created_at < ?1", err,
-		    errlen) ||
-	    prepare(st, &st->put_slot,
-		    "INSERT INTO node_slots(url_id, node, likes, unlikes) "
-		    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(url_id, node) DO "
-		    "UPDATE SET likes = excluded.likes, unlikes = "
-		    "excluded.unlikes",
-		    err, errlen))
+	if (prepare_writer(st, err, errlen))
 		goto fail;
 	return st;
-notdb:
-	/* journal_mode fails first on a file SQLite cannot read. */
-	snprintf(err, errlen,
-		 "database: %s is not a usable SQLite database (%s); refusing "
-		 "to touch it",
-		 path, sqlite3_errmsg(st->db));
 fail:
 	lc_store_close(st);
 	return NULL;
+}
+
+struct lc_store *
+lc_store_open(const char *path, bool readonly, char *err, size_t errlen)
+{
+	return readonly ? lc_store_open_reader(path, err, errlen)
+			: lc_store_open_writer(path, err, errlen);
 }
 
 void
@@ -348,6 +417,7 @@ lc_store_close(struct lc_store *st)
 		lc_err("database: close: %s", sqlite3_errmsg(st->db));
 	if (st->lock_fd >= 0)
 		close(st->lock_fd); /* after SQLite: see the POSIX lock note */
+	free(st->path);
 	free(st);
 }
 
@@ -477,50 +547,6 @@ lc_store_load(struct lc_store *st, struct lc_counter *c, int64_t now_ms)
 }
 
 static int
-step_done(sqlite3_stmt *s)
-{
-	int rc = sqlite3_step(s);
-
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : rc;
-}
-
-/*
- * Reads e's counts and (in cluster mode) its slots together: the
- * dispatcher changes both under the same lock, so the database always
- * holds counts equal to the slots' sums. *sl is `buf` or a malloc'ed copy.
- */
-static int
-read_entry(struct lc_store *st, struct lc_entry *e, struct lc_counts *cnt,
-	   struct lc_slot *buf, size_t bufn, struct lc_slot **sl,
-	   uint32_t *nslots)
-{
-	*sl = buf;
-	*nslots = 0;
-	if (!st->slots_lock) {
-		*cnt = lc_entry_read(e);
-		return 0;
-	}
-	pthread_mutex_lock(st->slots_lock);
-	*cnt = lc_entry_read(e);
-	if (e->slots && e->slots->n) {
-		*nslots = e->slots->n;
-		if (*nslots > bufn)
-			*sl = malloc(*nslots * sizeof(**sl));
-		if (*sl)
-			memcpy(*sl, e->slots->s, *nslots * sizeof(**sl));
-	}
-	pthread_mutex_unlock(st->slots_lock);
-	return *sl ? 0 : LC_ENOMEM;
-}
-
-int
-lc_store_flush(struct lc_store *st, struct lc_entry *const *entries, size_t n)
-{
-	return lc_store_flush_keys(st, entries, n, NULL, 0, 0);
-}
-
-static int
 cmp_url(const void *a, const void *b)
 {
 	const struct lc_entry *x = *(struct lc_entry *const *)a;
@@ -569,86 +595,132 @@ insert_url(struct lc_store *st, struct lc_entry *e)
 	return rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
+/* What one flush transaction is writing (lc_store_flush). */
+struct flush {
+	struct lc_entry **order; /* every entry, in the order written */
+	size_t n, nfresh;	 /* order[n - nfresh ..] got their id now */
+	struct lc_slot buf[16];	 /* a URL's node slots, usually enough */
+};
+
 /*
- * A note on write order: new URLs are inserted sorted by their text, so
- * the urls text index grows at its right edge instead of splitting pages
- * all over, and get their ids in that order; then every row is written in
- * id order, so counters, node_slots and likes_minute also grow in order.
- * For a flush of 1M new URLs this halves the time (RESULTS.md).
+ * Step 1: new URLs. They are inserted sorted by their text, so the urls
+ * text index grows at its right edge, and get their ids in that order.
+ * f->order is then every entry in id order: the known ones sorted by id,
+ * then the new ones (their ids are above every known id), so the rows of
+ * the next steps are appended too.
  */
-int
-lc_store_flush_keys(struct lc_store *st, struct lc_entry *const *entries,
-		    size_t n, const struct lc_idem_record *keys, size_t nkeys,
-		    int64_t prune_before_ms)
+static int
+flush_new_urls(struct lc_store *st, struct flush *f,
+	       struct lc_entry *const *entries)
 {
-	struct lc_entry **fresh = NULL, **order = NULL;
-	size_t nfresh = 0;
-	int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	struct lc_slot buf[16], *sl = buf;
-	size_t i;
+	size_t nold = 0, i;
+	int rc;
 
-	if (rc != SQLITE_OK)
-		goto fail;
-	if (n) {
-		fresh = malloc(n * sizeof(*fresh));
-		order = malloc(n * sizeof(*order));
-		if (!fresh || !order) {
-			rc = SQLITE_NOMEM;
-			goto fail;
-		}
-	}
-	for (i = 0; i < n; i++)
+	for (i = 0; i < f->n; i++)
+		if (entries[i]->db_id)
+			f->order[nold++] = entries[i];
+	for (i = 0; i < f->n; i++)
 		if (!entries[i]->db_id)
-			fresh[nfresh++] = entries[i];
-	if (nfresh > 1) /* (qsort of a NULL array is undefined, even empty) */
-		qsort(fresh, nfresh, sizeof(*fresh), cmp_url);
-	for (i = 0; i < nfresh; i++)
-		if ((rc = insert_url(st, fresh[i]))) {
-			nfresh = i; /* forget only the ids handed out */
-			goto fail;
+			f->order[nold + f->nfresh++] = entries[i];
+	/* (qsort of a NULL array is undefined, even empty) */
+	if (nold > 1)
+		qsort(f->order, nold, sizeof(*f->order), cmp_db_id);
+	if (f->nfresh > 1)
+		qsort(f->order + nold, f->nfresh, sizeof(*f->order), cmp_url);
+	for (i = nold; i < f->n; i++)
+		if ((rc = insert_url(st, f->order[i]))) {
+			f->nfresh =
+			    i - nold; /* forget only the ids handed out */
+			return rc;
 		}
-	if (n)
-		memcpy(order, entries, n * sizeof(*order));
-	if (n > 1)
-		qsort(order, n, sizeof(*order), cmp_db_id);
-	for (i = 0; i < n; i++) {
-		struct lc_entry *e = order[i];
-		struct lc_counts cnt;
-		uint32_t nslots;
+	return 0;
+}
 
-		if (read_entry(st, e, &cnt, buf, 16, &sl, &nslots)) {
-			rc = SQLITE_NOMEM;
-			goto fail;
-		}
-		sqlite3_bind_int64(st->put_counter, 1, e->db_id);
-		sqlite3_bind_int64(st->put_counter, 2, cnt.likes);
-		sqlite3_bind_int64(st->put_counter, 3, cnt.unlikes);
-		sqlite3_bind_int64(st->put_counter, 4, cnt.updated_ms);
-		if ((rc = step_done(st->put_counter)))
-			goto fail;
-		for (uint32_t k = 0; k < nslots; k++) {
-			sqlite3_bind_int64(st->put_slot, 1, e->db_id);
-			sqlite3_bind_int64(st->put_slot, 2, sl[k].node);
-			sqlite3_bind_int64(st->put_slot, 3, sl[k].likes);
-			sqlite3_bind_int64(st->put_slot, 4, sl[k].unlikes);
-			if ((rc = step_done(st->put_slot)))
-				goto fail;
-		}
-		if (sl != buf)
-			free(sl);
-		sl = buf;
-		for (struct lc_minute *m = e->minutes; m; m = m->next) {
-			if (!m->dirty)
-				continue;
-			sqlite3_bind_int64(st->put_minute, 1, e->db_id);
-			sqlite3_bind_int64(st->put_minute, 2, m->minute);
-			sqlite3_bind_int64(st->put_minute, 3, m->likes);
-			sqlite3_bind_int64(st->put_minute, 4, m->unlikes);
-			if ((rc = step_done(st->put_minute)))
-				goto fail;
-		}
+/*
+ * Reads e's counts and (in cluster mode) its slots together: the
+ * dispatcher changes both under the same lock, so the database always
+ * holds counts equal to the slots' sums. *sl is `buf` or a malloc'ed copy.
+ */
+static int
+read_entry(struct lc_store *st, struct lc_entry *e, struct lc_counts *cnt,
+	   struct lc_slot *buf, size_t bufn, struct lc_slot **sl,
+	   uint32_t *nslots)
+{
+	*sl = buf;
+	*nslots = 0;
+	if (!st->slots_lock) {
+		*cnt = lc_entry_read(e);
+		return 0;
 	}
-	for (i = 0; i < nkeys; i++) {
+	pthread_mutex_lock(st->slots_lock);
+	*cnt = lc_entry_read(e);
+	if (e->slots && e->slots->n) {
+		*nslots = e->slots->n;
+		if (*nslots > bufn)
+			*sl = malloc(*nslots * sizeof(**sl));
+		if (*sl)
+			memcpy(*sl, e->slots->s, *nslots * sizeof(**sl));
+	}
+	pthread_mutex_unlock(st->slots_lock);
+	return *sl ? 0 : LC_ENOMEM;
+}
+
+static int
+step_done(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : rc;
+}
+
+/* One row of a counter-like table: (url_id or key, node/minute, counts). */
+static int
+put_row(sqlite3_stmt *s, int64_t id, int64_t k, int64_t likes, int64_t unlikes)
+{
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, k);
+	sqlite3_bind_int64(s, 3, likes);
+	sqlite3_bind_int64(s, 4, unlikes);
+	return step_done(s);
+}
+
+/* Step 2, per entry: its counters row, node slots and dirty minutes. */
+static int
+write_entry(struct lc_store *st, struct flush *f, struct lc_entry *e)
+{
+	struct lc_counts cnt;
+	struct lc_slot *sl;
+	uint32_t nslots;
+	int rc;
+
+	if (read_entry(st, e, &cnt, f->buf, 16, &sl, &nslots))
+		return SQLITE_NOMEM;
+	sqlite3_bind_int64(st->put_counter, 1, e->db_id);
+	sqlite3_bind_int64(st->put_counter, 2, cnt.likes);
+	sqlite3_bind_int64(st->put_counter, 3, cnt.unlikes);
+	sqlite3_bind_int64(st->put_counter, 4, cnt.updated_ms);
+	rc = step_done(st->put_counter);
+	for (uint32_t k = 0; !rc && k < nslots; k++)
+		rc = put_row(st->put_slot, e->db_id, sl[k].node, sl[k].likes,
+			     sl[k].unlikes);
+	if (sl != f->buf)
+		free(sl);
+	for (struct lc_minute *m = e->minutes; !rc && m; m = m->next)
+		if (m->dirty)
+			rc = put_row(st->put_minute, e->db_id, m->minute,
+				     m->likes, m->unlikes);
+	return rc;
+}
+
+/* Step 3: idempotency keys, and the expired ones pruned. */
+static int
+flush_keys(struct lc_store *st, const struct lc_idem_record *keys, size_t nkeys,
+	   int64_t prune_before_ms)
+{
+	int rc;
+
+	for (size_t i = 0; i < nkeys; i++) {
 		sqlite3_bind_text(st->put_key, 1, keys[i].key, -1,
 				  SQLITE_STATIC);
 		sqlite3_bind_int(st->put_key, 2, keys[i].status);
@@ -656,37 +728,59 @@ lc_store_flush_keys(struct lc_store *st, struct lc_entry *const *entries,
 				  (int)keys[i].len, SQLITE_STATIC);
 		sqlite3_bind_int64(st->put_key, 4, keys[i].created_ms);
 		if ((rc = step_done(st->put_key)))
-			goto fail;
+			return rc;
 	}
-	if (prune_before_ms) {
-		sqlite3_bind_int64(st->prune_keys, 1, prune_before_ms);
-		if ((rc = step_done(st->prune_keys)))
-			goto fail;
-	}
-	rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
-	if (rc == SQLITE_OK) {
-		free(fresh);
-		free(order);
+	if (!prune_before_ms)
 		return 0;
-	}
-fail:
-	if (sl != buf)
-		free(sl);
+	sqlite3_bind_int64(st->prune_keys, 1, prune_before_ms);
+	return step_done(st->prune_keys);
+}
+
+/*
+ * After a failed flush: roll back, and forget the ids handed out inside
+ * the rolled-back transaction, for they do not exist (the next flush
+ * gives new ones, or the upsert returns an id committed earlier).
+ */
+static int
+flush_failed(struct lc_store *st, struct flush *f, int rc)
+{
 	lc_warn("database: flush failed: %s", sqlite3_errmsg(st->db));
 	if (!sqlite3_get_autocommit(st->db))
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-	/*
-	 * Ids handed out inside the rolled-back transaction do not exist:
-	 * forget them (the next flush gives new ones, or the upsert returns
-	 * an id committed earlier).
-	 */
-	for (i = 0; i < nfresh; i++)
-		fresh[i]->db_id = 0;
-	free(fresh);
-	free(order);
+	for (size_t i = f->n - f->nfresh; i < f->n; i++)
+		f->order[i]->db_id = 0;
 	return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED
 		   ? LC_EBUSY
 		   : LC_EIO;
+}
+
+int
+lc_store_flush(struct lc_store *st, struct lc_entry *const *entries, size_t n,
+	       const struct lc_idem_record *keys, size_t nkeys,
+	       int64_t prune_before_ms)
+{
+	struct flush f = {.n = n};
+	int rc = SQLITE_NOMEM;
+
+	if (n && !(f.order = malloc(n * sizeof(*f.order))))
+		goto fail;
+	rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (!rc)
+		rc = flush_new_urls(st, &f, entries);
+	for (size_t i = 0; !rc && i < n; i++)
+		rc = write_entry(st, &f, f.order[i]);
+	if (!rc)
+		rc = flush_keys(st, keys, nkeys, prune_before_ms);
+	if (!rc)
+		rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+	if (!rc) {
+		free(f.order);
+		return 0;
+	}
+fail:
+	rc = flush_failed(st, &f, rc);
+	free(f.order);
+	return rc;
 }
 
 int
