@@ -50,10 +50,13 @@ struct lc_batcher {
 	const _Atomic uint64_t *tick_seq; /* the dispatcher's published seq */
 	int64_t idem_ttl_ms, pruned_at_ms;
 	struct lc_idem_record *keybuf;
-	bool final; /* stopping: every tick is done, write every key */
+	bool final;   /* stopping: every tick is done, write every key */
+	size_t chunk; /* URLs per transaction now (full-disk note) */
 };
 
 #define KEYS_PER_FLUSH 256
+#define CHUNK_MAX 65536 /* URLs per transaction */
+#define CHUNK_MIN 64
 
 static int
 queue_push(struct lc_batcher *bt, struct lc_entry *e)
@@ -182,17 +185,71 @@ mark_clean(struct lc_entry *e)
 	}
 }
 
+/*
+ * One transaction: the n oldest queued entries, and the persistable keys
+ * when it empties the queue. On success the entries leave the queue.
+ */
+static int
+flush_chunk(struct lc_batcher *bt, struct lc_entry **batch, size_t n,
+	    uint64_t seq, int64_t prune)
+{
+	size_t nkeys = 0;
+	uint64_t upto = 0;
+	int64_t t0, us;
+	int rc;
+
+	if (bt->idem && bt->keybuf && n == bt->q_n)
+		nkeys = lc_idem_take_persistable(bt->idem, seq, bt->keybuf,
+						 KEYS_PER_FLUSH, &upto);
+	if (!n && !nkeys && !prune)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		batch[i] = bt->q[(bt->q_head + i) % bt->q_cap];
+	t0 = lc_mono_us();
+	rc = lc_store_flush(bt->store, batch, n, bt->keybuf, nkeys, prune);
+	us = lc_mono_us() - t0;
+	if (rc) {
+		atomic_fetch_add(&bt->stats.flush_errors, 1);
+		lc_warn("batcher: flush of %zu URLs failed (%s); keeping them "
+			"dirty for the next attempt",
+			n, lc_store_errmsg(bt->store));
+		return rc;
+	}
+	if (nkeys)
+		lc_idem_persisted(bt->idem, upto);
+	for (size_t i = 0; i < n; i++)
+		mark_clean(batch[i]);
+	if (n) {
+		bt->q_head = (bt->q_head + n) % bt->q_cap;
+		bt->q_n -= n;
+	}
+	atomic_fetch_add(&bt->stats.flushes, 1);
+	atomic_fetch_add(&bt->stats.rows, n);
+	atomic_fetch_add(&bt->stats.flush_us_total, (uint64_t)us);
+	if ((uint64_t)us > atomic_load(&bt->stats.flush_us_max))
+		atomic_store(&bt->stats.flush_us_max, (uint64_t)us);
+	lc_debug("batcher: flushed %zu URLs in %lld us, %zu left", n,
+		 (long long)us, bt->q_n);
+	return 0;
+}
+
+/*
+ * A note on a full disk: a flush is cut into transactions of at most
+ * bt->chunk URLs. After a failure the chunk shrinks to CHUNK_MIN and the
+ * WAL is checkpointed and truncated, giving back the room the failed
+ * transactions took; while recovering, every committed chunk is
+ * checkpointed and truncated too, and the chunk doubles back towards
+ * CHUNK_MAX. So writing resumes as soon as a little room is freed, and
+ * needs about the database's own size, not twice the whole backlog.
+ */
 int
 lc_batcher_flush_now(struct lc_batcher *bt, size_t max_rows)
 {
 	struct lc_entry **batch;
-	int64_t t0, us;
-	size_t n;
-	int rc;
-
-	size_t nkeys = 0;
-	uint64_t upto = 0, seq;
+	uint64_t seq;
 	int64_t prune = 0;
+	size_t n, done = 0;
+	int rc = 0;
 
 	/*
 	 * The tick seq is read before the inbox is drained: every batch of
@@ -207,52 +264,39 @@ lc_batcher_flush_now(struct lc_batcher *bt, size_t max_rows)
 			     : 0;
 	drain_inbox(bt);
 	n = bt->q_n < max_rows ? bt->q_n : max_rows;
-	if (bt->idem && bt->keybuf && n == bt->q_n)
-		nkeys = lc_idem_take_persistable(bt->idem, seq, bt->keybuf,
-						 KEYS_PER_FLUSH, &upto);
 	if (bt->idem &&
 	    (!bt->pruned_at_ms || lc_mono_ms() - bt->pruned_at_ms > 60000)) {
 		prune = lc_now_ms() - bt->idem_ttl_ms; /* a stamp: wall */
+		if (prune < 0)
+			prune = 0;
 		bt->pruned_at_ms = lc_mono_ms();
 	}
-	if (!n && !nkeys && !prune)
-		return 0;
-	batch = malloc((n ? n : 1) * sizeof(*batch));
+	if (!bt->chunk)
+		bt->chunk = CHUNK_MAX;
+	batch = malloc((n < CHUNK_MAX ? n + 1 : CHUNK_MAX) * sizeof(*batch));
 	if (!batch)
 		return LC_ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		batch[i] = bt->q[(bt->q_head + i) % bt->q_cap];
-	t0 = lc_mono_us();
-	rc = lc_store_flush(bt->store, batch, n, bt->keybuf, nkeys,
-			    prune > 0 ? prune : 0);
-	if (rc == 0 && nkeys)
-		lc_idem_persisted(bt->idem, upto);
-	if (rc && prune)
-		bt->pruned_at_ms = 0;
-	us = lc_mono_us() - t0;
-	if (rc == 0) {
-		for (size_t i = 0; i < n; i++)
-			mark_clean(batch[i]);
-		if (n) {
-			bt->q_head = (bt->q_head + n) % bt->q_cap;
-			bt->q_n -= n;
+	do {
+		size_t k = n - done < bt->chunk ? n - done : bt->chunk;
+
+		rc = flush_chunk(bt, batch, k, seq, prune);
+		if (rc)
+			break;
+		prune = 0;
+		done += k;
+		if (bt->chunk < CHUNK_MAX) {
+			lc_store_checkpoint_truncate(bt->store);
+			bt->chunk *= 2;
 		}
-		atomic_fetch_add(&bt->stats.flushes, 1);
-		atomic_fetch_add(&bt->stats.rows, n);
-		atomic_fetch_add(&bt->stats.flush_us_total, (uint64_t)us);
-		if ((uint64_t)us > atomic_load(&bt->stats.flush_us_max))
-			atomic_store(&bt->stats.flush_us_max, (uint64_t)us);
-		atomic_store(&bt->stats.healthy, true);
-		lc_debug("batcher: flushed %zu URLs in %lld us, %zu left", n,
-			 (long long)us, bt->q_n);
-	} else {
-		atomic_fetch_add(&bt->stats.flush_errors, 1);
-		atomic_store(&bt->stats.healthy, false);
-		lc_warn("batcher: flush of %zu URLs failed (%s); keeping them "
-			"dirty for the next attempt",
-			n, lc_store_errmsg(bt->store));
-	}
+	} while (done < n);
 	free(batch);
+	if (rc) {
+		if (prune)
+			bt->pruned_at_ms = 0;
+		bt->chunk = CHUNK_MIN;
+		lc_store_checkpoint_truncate(bt->store);
+	}
+	atomic_store(&bt->stats.healthy, rc == 0);
 	atomic_store(&bt->stats.dirty, bt->q_n);
 	return rc;
 }

@@ -879,3 +879,10 @@ lc_store_checkpoint(struct lc_store *st)
 	sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
 				  NULL);
 }
+
+void
+lc_store_checkpoint_truncate(struct lc_store *st)
+{
+	sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+				  NULL, NULL);
+}

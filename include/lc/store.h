@@ -117,6 +117,13 @@ long lc_store_load_keys(struct lc_store *st, struct lc_idem *t,
 /** Runs a passive WAL checkpoint (when idle). */
 void lc_store_checkpoint(struct lc_store *st);
 
+/**
+ * Checkpoints the whole WAL and truncates it to zero bytes, giving its
+ * room back to the file system (after a failed flush). Waits for readers
+ * up to the busy timeout; best effort.
+ */
+void lc_store_checkpoint_truncate(struct lc_store *st);
+
 /** The last SQLite error text of this connection. */
 const char *lc_store_errmsg(struct lc_store *st);
 
