@@ -52,11 +52,18 @@ struct lc_batcher {
 	struct lc_idem_record *keybuf;
 	bool final;   /* stopping: every tick is done, write every key */
 	size_t chunk; /* URLs per transaction now (full-disk note) */
+
+	/* The file check (note on a lost file). */
+	struct lc_counter *table; /* every count, to write them all again */
+	bool file_lost;		  /* not recreated yet */
+	bool rewriting;		  /* recreated; the rewrite is not done */
+	bool reopen_failed;	  /* said so once */
 };
 
 #define KEYS_PER_FLUSH 256
 #define CHUNK_MAX 65536 /* URLs per transaction */
 #define CHUNK_MIN 64
+#define CHUNK_RECOVER 1024 /* at most, until the backlog is written */
 
 static int
 queue_push(struct lc_batcher *bt, struct lc_entry *e)
@@ -185,6 +192,85 @@ mark_clean(struct lc_entry *e)
 	}
 }
 
+struct requeue {
+	struct lc_batcher *bt;
+	size_t n;
+};
+
+static void
+requeue_cb(struct lc_entry *e, void *arg)
+{
+	struct requeue *a = arg;
+	struct lc_counts c = lc_entry_read(e);
+
+	/* Never liked: never written (and may be reclaimed any time). */
+	if (!c.likes && !c.unlikes && !c.updated_ms)
+		return;
+	e->db_id = 0;
+	if (e->minutes) {
+		e->minutes->dirty = true;
+		e->minutes->written_likes = e->minutes->written_unlikes = 0;
+	}
+	if (!e->dirty) {
+		if (queue_push(a->bt, e)) {
+			lc_err("batcher: out of memory; %s not rewritten",
+			       e->url);
+			return;
+		}
+		e->dirty = true;
+	}
+	a->n++;
+}
+
+/*
+ * A note on a lost file: someone deleted, moved or replaced the database
+ * under the running server. Writing on would go into a file nobody can
+ * read again (or, replaced, let our WAL overlay another file), and a clean
+ * stop would claim that everything acknowledged is on disk. So at every
+ * flush and at least once a flush interval when idle, the batcher checks
+ * that the path still names its file. When it does not, it says so (log,
+ * livecount_db_file_lost_total, /readyz 503 until the rewrite is done),
+ * opens the database at the path again (a new one if nothing is there)
+ * and queues every URL of the counter table, whose counts are complete,
+ * with the minutes memory still holds; flushes then write them all. If
+ * the database cannot be opened, flushes fail and are retried, and a stop
+ * reports the URLs it could not write.
+ */
+static int
+check_file(struct lc_batcher *bt)
+{
+	const char *why = bt->file_lost ? NULL : lc_store_file_check(bt->store);
+	char err[256];
+
+	if (!why && !bt->file_lost)
+		return 0;
+	if (why) {
+		struct requeue a = {bt, 0};
+
+		lc_err("database: its file was %s; writing every count to a "
+		       "database at the configured path again",
+		       why);
+		bt->file_lost = bt->rewriting = true;
+		atomic_fetch_add(&bt->stats.file_lost, 1);
+		atomic_store(&bt->stats.file_ok, false);
+		atomic_store(&bt->stats.healthy, false);
+		if (bt->table)
+			lc_counter_foreach(bt->table, requeue_cb, &a);
+		atomic_store(&bt->stats.dirty, bt->q_n);
+		lc_info("database: %zu URLs to write again", a.n);
+	}
+	if (lc_store_reopen(bt->store, err, sizeof(err))) {
+		if (!bt->reopen_failed)
+			lc_err("%s; retrying every flush", err);
+		bt->reopen_failed = true;
+		return LC_EIO;
+	}
+	bt->file_lost = bt->reopen_failed = false;
+	atomic_fetch_add(&bt->stats.db_generation, 1);
+	lc_warn("database: opened %s again", "the configured path");
+	return 0;
+}
+
 /*
  * One transaction: the n oldest queued entries, and the persistable keys
  * when it empties the queue. On success the entries leave the queue.
@@ -235,12 +321,15 @@ flush_chunk(struct lc_batcher *bt, struct lc_entry **batch, size_t n,
 
 /*
  * A note on a full disk: a flush is cut into transactions of at most
- * bt->chunk URLs. After a failure the chunk shrinks to CHUNK_MIN and the
- * WAL is checkpointed and truncated, giving back the room the failed
- * transactions took; while recovering, every committed chunk is
- * checkpointed and truncated too, and the chunk doubles back towards
- * CHUNK_MAX. So writing resumes as soon as a little room is freed, and
- * needs about the database's own size, not twice the whole backlog.
+ * bt->chunk URLs. After a failure the WAL is checkpointed and truncated,
+ * giving back the room the failed transactions took, and until the
+ * backlog is written the transactions are small (CHUNK_MIN URLs, doubling
+ * up to CHUNK_RECOVER), each followed by a truncating checkpoint. In WAL
+ * mode the pages a commit appends must then be copied into the database
+ * file before the WAL can be reused: a big transaction that just fits
+ * leaves a WAL that can never be checkpointed on a full disk, a small one
+ * needs only its own few pages twice. So writing resumes as soon as a
+ * little room is freed, and needs about the database's own size.
  */
 int
 lc_batcher_flush_now(struct lc_batcher *bt, size_t max_rows)
@@ -263,6 +352,10 @@ lc_batcher_flush_now(struct lc_batcher *bt, size_t max_rows)
 	      : bt->tick_seq ? atomic_load(bt->tick_seq)
 			     : 0;
 	drain_inbox(bt);
+	if (check_file(bt)) {
+		atomic_fetch_add(&bt->stats.flush_errors, 1);
+		return LC_EIO;
+	}
 	n = bt->q_n < max_rows ? bt->q_n : max_rows;
 	if (bt->idem &&
 	    (!bt->pruned_at_ms || lc_mono_ms() - bt->pruned_at_ms > 60000)) {
@@ -286,7 +379,11 @@ lc_batcher_flush_now(struct lc_batcher *bt, size_t max_rows)
 		done += k;
 		if (bt->chunk < CHUNK_MAX) {
 			lc_store_checkpoint_truncate(bt->store);
-			bt->chunk *= 2;
+			if (!bt->q_n)
+				bt->chunk =
+				    CHUNK_MAX; /* the backlog is written */
+			else if (bt->chunk < CHUNK_RECOVER)
+				bt->chunk *= 2;
 		}
 	} while (done < n);
 	free(batch);
@@ -295,6 +392,11 @@ lc_batcher_flush_now(struct lc_batcher *bt, size_t max_rows)
 			bt->pruned_at_ms = 0;
 		bt->chunk = CHUNK_MIN;
 		lc_store_checkpoint_truncate(bt->store);
+	}
+	if (!rc && bt->rewriting && !bt->q_n) {
+		bt->rewriting = false;
+		atomic_store(&bt->stats.file_ok, true);
+		lc_info("database: every count is written again");
 	}
 	atomic_store(&bt->stats.healthy, rc == 0);
 	atomic_store(&bt->stats.dirty, bt->q_n);
@@ -366,6 +468,9 @@ run(void *arg)
 			last_flush = lc_mono_us();
 			lc_batcher_flush_now(bt, budget);
 		}
+		/* The file check, at least once an interval (note above). */
+		if (!flush && check_file(bt))
+			atomic_store(&bt->stats.healthy, false);
 		/* A quiet database gets its WAL folded back in. */
 		if (!bt->q_n && lc_mono_us() > idle_checkpoint_at) {
 			lc_store_checkpoint(bt->store);
@@ -395,6 +500,7 @@ lc_batcher_create(struct lc_store *st, int flush_interval_ms,
 	pthread_cond_init(&bt->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	atomic_init(&bt->stats.healthy, true);
+	atomic_init(&bt->stats.file_ok, true);
 	return bt;
 }
 
@@ -541,4 +647,10 @@ const struct lc_batcher_stats *
 lc_batcher_stats(struct lc_batcher *bt)
 {
 	return &bt->stats;
+}
+
+void
+lc_batcher_set_table(struct lc_batcher *bt, struct lc_counter *c)
+{
+	bt->table = c;
 }

@@ -166,6 +166,9 @@ lc_http_get_readyz(struct lws *wsi, struct lc_worker *w)
 	} else if (!atomic_load(&w->srv->ready)) {
 		status = "starting";
 		msg = "server is starting";
+	} else if (!atomic_load(&bs->file_ok)) {
+		status = "degraded";
+		msg = "the database file was lost; writing every count again";
 	} else if (!atomic_load(&bs->healthy)) {
 		status = "degraded";
 		msg = "the database cannot be written";

@@ -39,7 +39,12 @@ struct lc_store {
 	sqlite3_stmt *new_url;		    /* insert with an id chosen here */
 	int64_t next_id; /* ids above every urls.id (writer only) */
 	char *path;	 /* as given to the opener */
-	uint32_t self;	 /* cluster mode: this node's id */
+	/* The writer's files as opened: st_dev, st_ino of path, -wal, -shm. */
+	struct file_id {
+		dev_t dev;
+		ino_t ino;
+	} ids[3];
+	uint32_t self; /* cluster mode: this node's id */
 };
 
 static const char *const migrations[] = {
@@ -349,6 +354,39 @@ prepare_writer(struct lc_store *st, char *err, size_t errlen)
 		   : 0;
 }
 
+static const char *const suffix[3] = {"", "-wal", "-shm"};
+
+/* The identity of path + suffix[i] now; {0, 0} if it does not exist. */
+static struct file_id
+file_id_of(const struct lc_store *st, int i)
+{
+	char p[4096];
+	struct stat sb;
+
+	snprintf(p, sizeof(p), "%s%s", st->path, suffix[i]);
+	if (stat(p, &sb))
+		return (struct file_id){0, 0};
+	return (struct file_id){sb.st_dev, sb.st_ino};
+}
+
+static bool
+same_file(struct file_id a, struct file_id b)
+{
+	return a.dev == b.dev && a.ino == b.ino;
+}
+
+/* After open: the WAL and shm files exist while the connection is open. */
+static void
+record_files(struct lc_store *st)
+{
+	struct stat sb;
+
+	if (!fstat(st->lock_fd, &sb))
+		st->ids[0] = (struct file_id){sb.st_dev, sb.st_ino};
+	for (int i = 1; i < 3; i++)
+		st->ids[i] = file_id_of(st, i);
+}
+
 struct lc_store *
 lc_store_open_writer(const char *path, char *err, size_t errlen)
 {
@@ -387,6 +425,7 @@ lc_store_open_writer(const char *path, char *err, size_t errlen)
 	}
 	if (prepare_writer(st, err, errlen))
 		goto fail;
+	record_files(st);
 	return st;
 fail:
 	lc_store_close(st);
@@ -400,19 +439,26 @@ lc_store_open(const char *path, bool readonly, char *err, size_t errlen)
 			: lc_store_open_writer(path, err, errlen);
 }
 
+/* Finalizes every statement (before closing the connection). */
+static void
+finalize_all(struct lc_store *st)
+{
+	sqlite3_stmt **all[] = {
+	    &st->put_url,  &st->new_url, &st->put_counter, &st->put_minute,
+	    &st->put_slot, &st->put_key, &st->prune_keys,  &st->history};
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		sqlite3_finalize(*all[i]);
+		*all[i] = NULL;
+	}
+}
+
 void
 lc_store_close(struct lc_store *st)
 {
 	if (!st)
 		return;
-	sqlite3_finalize(st->put_url);
-	sqlite3_finalize(st->new_url);
-	sqlite3_finalize(st->put_counter);
-	sqlite3_finalize(st->put_minute);
-	sqlite3_finalize(st->put_slot);
-	sqlite3_finalize(st->put_key);
-	sqlite3_finalize(st->prune_keys);
-	sqlite3_finalize(st->history);
+	finalize_all(st);
 	if (st->db && sqlite3_close(st->db) != SQLITE_OK)
 		lc_err("database: close: %s", sqlite3_errmsg(st->db));
 	if (st->lock_fd >= 0)
@@ -424,7 +470,7 @@ lc_store_close(struct lc_store *st)
 const char *
 lc_store_errmsg(struct lc_store *st)
 {
-	return sqlite3_errmsg(st->db);
+	return st->db ? sqlite3_errmsg(st->db) : "the database is not open";
 }
 
 struct settle {
@@ -762,6 +808,8 @@ lc_store_flush(struct lc_store *st, struct lc_entry *const *entries, size_t n,
 	struct flush f = {.n = n};
 	int rc = SQLITE_NOMEM;
 
+	if (!st->db)
+		return LC_EIO; /* its file was lost and not recreated yet */
 	if (n && !(f.order = malloc(n * sizeof(*f.order))))
 		goto fail;
 	rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
@@ -851,7 +899,8 @@ lc_store_minute_get(struct lc_store *st, int64_t url_id, int64_t minute,
 	int rc;
 
 	*likes = *unlikes = 0;
-	if (sqlite3_prepare_v2(st->db,
+	if (!st->db ||
+	    sqlite3_prepare_v2(st->db,
 			       "SELECT likes, unlikes FROM likes_minute WHERE "
 			       "url_id = ?1 AND minute = ?2",
 			       -1, &s, NULL) != SQLITE_OK)
@@ -870,19 +919,77 @@ lc_store_minute_get(struct lc_store *st, int64_t url_id, int64_t minute,
 void
 lc_store_set_busy_timeout(struct lc_store *st, int ms)
 {
-	sqlite3_busy_timeout(st->db, ms);
+	if (st->db)
+		sqlite3_busy_timeout(st->db, ms);
 }
 
 void
 lc_store_checkpoint(struct lc_store *st)
 {
-	sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
-				  NULL);
+	if (st->db)
+		sqlite3_wal_checkpoint_v2(
+		    st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 }
 
 void
 lc_store_checkpoint_truncate(struct lc_store *st)
 {
-	sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
-				  NULL, NULL);
+	if (st->db)
+		sqlite3_wal_checkpoint_v2(
+		    st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+}
+
+const char *
+lc_store_file_check(struct lc_store *st)
+{
+	struct file_id now;
+
+	if (!st->db)
+		return "not open";
+	now = file_id_of(st, 0);
+	if (!now.ino)
+		return "deleted or moved away";
+	if (!same_file(now, st->ids[0]))
+		return "replaced by another file";
+	return NULL;
+}
+
+/*
+ * A note on reopening: the old connection is closed first, so SQLite
+ * checkpoints into the old file (still open by its inode) and removes its
+ * -wal and -shm. If another connection kept them, they are still ours at
+ * the path: we remove them ourselves (only if they are the very files we
+ * opened), or SQLite would replay the old database's WAL frames over the
+ * new file.
+ */
+int
+lc_store_reopen(struct lc_store *st, char *err, size_t errlen)
+{
+	struct lc_store *fresh;
+
+	if (st->db) {
+		finalize_all(st);
+		if (sqlite3_close(st->db) != SQLITE_OK)
+			lc_err("database: close: %s", sqlite3_errmsg(st->db));
+		st->db = NULL;
+		for (int i = 1; i < 3; i++) {
+			char p[4096];
+
+			snprintf(p, sizeof(p), "%s%s", st->path, suffix[i]);
+			if (st->ids[i].ino &&
+			    same_file(file_id_of(st, i), st->ids[i]))
+				unlink(p);
+		}
+		close(st->lock_fd);
+		st->lock_fd = -1;
+	}
+	fresh = lc_store_open_writer(st->path, err, errlen);
+	if (!fresh)
+		return LC_EIO;
+	fresh->slots_lock = st->slots_lock;
+	fresh->self = st->self;
+	free(st->path);
+	*st = *fresh;
+	free(fresh);
+	return 0;
 }

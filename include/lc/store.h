@@ -124,6 +124,23 @@ void lc_store_checkpoint(struct lc_store *st);
  */
 void lc_store_checkpoint_truncate(struct lc_store *st);
 
+/**
+ * Whether path still names the file this writer opened: NULL if so, else
+ * what happened to it ("deleted or moved away", "replaced by another
+ * file", "not open" after a failed lc_store_reopen). One stat(); writer.
+ */
+const char *lc_store_file_check(struct lc_store *st);
+
+/**
+ * Closes the writer's connection and opens the database at its path
+ * again (creating it, migrations, pragmas), keeping the cluster settings:
+ * for a file found deleted, moved or replaced. Every row must then be
+ * written again (url ids start over). On failure returns LC_EIO with the
+ * reason in err; the store stays closed (flushes fail) until a later
+ * call succeeds.
+ */
+int lc_store_reopen(struct lc_store *st, char *err, size_t errlen);
+
 /** The last SQLite error text of this connection. */
 const char *lc_store_errmsg(struct lc_store *st);
 
