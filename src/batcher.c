@@ -320,16 +320,21 @@ flush_chunk(struct lc_batcher *bt, struct lc_entry **batch, size_t n,
 }
 
 /*
- * A note on a full disk: a flush is cut into transactions of at most
- * bt->chunk URLs. After a failure the WAL is checkpointed and truncated,
- * giving back the room the failed transactions took, and until the
- * backlog is written the transactions are small (CHUNK_MIN URLs, doubling
- * up to CHUNK_RECOVER), each followed by a truncating checkpoint. In WAL
- * mode the pages a commit appends must then be copied into the database
- * file before the WAL can be reused: a big transaction that just fits
- * leaves a WAL that can never be checkpointed on a full disk, a small one
- * needs only its own few pages twice. So writing resumes as soon as a
- * little room is freed, and needs about the database's own size.
+ * A note on a full disk. In WAL mode a commit appends its pages to the
+ * WAL, and a checkpoint copies them into the database file, which grows
+ * by the pages that are new. A WAL holding more new pages than the disk
+ * has room left can never be checkpointed, so it can never be reused
+ * either: every later transaction needs more room, until that much is
+ * freed. Hence:
+ *  - a flush is cut into transactions of at most bt->chunk URLs, and
+ *    every commit is followed by a checkpoint (passive: it never waits),
+ *    so the WAL holds one transaction, not up to SQLite's 1000 pages;
+ *  - after a failure the WAL is checkpointed and truncated, giving back
+ *    the room the failed transactions took, and until the backlog is
+ *    written the transactions are small (CHUNK_MIN URLs, doubling up to
+ *    CHUNK_RECOVER), each followed by a truncating checkpoint.
+ * So writing resumes as soon as a little room is freed, and needs about
+ * the database's own size plus one small transaction.
  */
 int
 lc_batcher_flush_now(struct lc_batcher *bt, size_t max_rows)
@@ -377,14 +382,15 @@ lc_batcher_flush_now(struct lc_batcher *bt, size_t max_rows)
 			break;
 		prune = 0;
 		done += k;
-		if (bt->chunk < CHUNK_MAX) {
-			lc_store_checkpoint_truncate(bt->store);
-			if (!bt->q_n)
-				bt->chunk =
-				    CHUNK_MAX; /* the backlog is written */
-			else if (bt->chunk < CHUNK_RECOVER)
-				bt->chunk *= 2;
+		if (bt->chunk == CHUNK_MAX) {
+			lc_store_checkpoint(bt->store);
+			continue;
 		}
+		lc_store_checkpoint_truncate(bt->store);
+		if (!bt->q_n)
+			bt->chunk = CHUNK_MAX; /* the backlog is written */
+		else if (bt->chunk < CHUNK_RECOVER)
+			bt->chunk *= 2;
 	} while (done < n);
 	free(batch);
 	if (rc) {

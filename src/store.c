@@ -39,6 +39,7 @@ struct lc_store {
 	sqlite3_stmt *new_url;		    /* insert with an id chosen here */
 	int64_t next_id; /* ids above every urls.id (writer only) */
 	char *path;	 /* as given to the opener */
+	int busy_ms;	 /* the busy timeout set */
 	/* The writer's files as opened: st_dev, st_ino of path, -wal, -shm. */
 	struct file_id {
 		dev_t dev;
@@ -398,7 +399,7 @@ lc_store_open_writer(const char *path, char *err, size_t errlen)
 	    open_db(st, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err,
 		    errlen))
 		goto fail;
-	sqlite3_busy_timeout(st->db, 5000);
+	lc_store_set_busy_timeout(st, 5000);
 	/*
 	 * WAL with synchronous=NORMAL: a committed flush survives a crash of
 	 * this process; a power loss may take the last flushes back (README
@@ -919,6 +920,7 @@ lc_store_minute_get(struct lc_store *st, int64_t url_id, int64_t minute,
 void
 lc_store_set_busy_timeout(struct lc_store *st, int ms)
 {
+	st->busy_ms = ms;
 	if (st->db)
 		sqlite3_busy_timeout(st->db, ms);
 }
@@ -934,9 +936,13 @@ lc_store_checkpoint(struct lc_store *st)
 void
 lc_store_checkpoint_truncate(struct lc_store *st)
 {
-	if (st->db)
-		sqlite3_wal_checkpoint_v2(
-		    st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	if (!st->db)
+		return;
+	/* Never wait for a reader or another writer: best effort. */
+	sqlite3_busy_timeout(st->db, 0);
+	sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+				  NULL, NULL);
+	sqlite3_busy_timeout(st->db, st->busy_ms);
 }
 
 const char *
