@@ -272,11 +272,12 @@ check_file(struct lc_batcher *bt)
 }
 
 /*
- * One transaction: the n oldest queued entries, and the persistable keys
- * when it empties the queue. On success the entries leave the queue.
+ * One transaction: the n entries of batch, and the persistable keys when
+ * `last` (the flush empties the queue). On success they are marked clean
+ * (dequeue_written then takes them out of the queue).
  */
 static int
-flush_chunk(struct lc_batcher *bt, struct lc_entry **batch, size_t n,
+flush_chunk(struct lc_batcher *bt, struct lc_entry **batch, size_t n, bool last,
 	    uint64_t seq, int64_t prune)
 {
 	size_t nkeys = 0;
@@ -284,13 +285,11 @@ flush_chunk(struct lc_batcher *bt, struct lc_entry **batch, size_t n,
 	int64_t t0, us;
 	int rc;
 
-	if (bt->idem && bt->keybuf && n == bt->q_n)
+	if (bt->idem && bt->keybuf && last)
 		nkeys = lc_idem_take_persistable(bt->idem, seq, bt->keybuf,
 						 KEYS_PER_FLUSH, &upto);
 	if (!n && !nkeys && !prune)
 		return 0;
-	for (size_t i = 0; i < n; i++)
-		batch[i] = bt->q[(bt->q_head + i) % bt->q_cap];
 	t0 = lc_mono_us();
 	rc = lc_store_flush(bt->store, batch, n, bt->keybuf, nkeys, prune);
 	us = lc_mono_us() - t0;
@@ -305,18 +304,34 @@ flush_chunk(struct lc_batcher *bt, struct lc_entry **batch, size_t n,
 		lc_idem_persisted(bt->idem, upto);
 	for (size_t i = 0; i < n; i++)
 		mark_clean(batch[i]);
-	if (n) {
-		bt->q_head = (bt->q_head + n) % bt->q_cap;
-		bt->q_n -= n;
-	}
 	atomic_fetch_add(&bt->stats.flushes, 1);
 	atomic_fetch_add(&bt->stats.rows, n);
 	atomic_fetch_add(&bt->stats.flush_us_total, (uint64_t)us);
 	if ((uint64_t)us > atomic_load(&bt->stats.flush_us_max))
 		atomic_store(&bt->stats.flush_us_max, (uint64_t)us);
-	lc_debug("batcher: flushed %zu URLs in %lld us, %zu left", n,
-		 (long long)us, bt->q_n);
+	lc_debug("batcher: flushed %zu URLs in %lld us", n, (long long)us);
 	return 0;
+}
+
+/*
+ * Takes the written (clean) entries out of the first n queue places,
+ * keeping the others in their order at the front.
+ */
+static void
+dequeue_written(struct lc_batcher *bt, size_t n)
+{
+	size_t keep = 0;
+
+	for (size_t i = n; i-- > 0;) {
+		struct lc_entry *e = bt->q[(bt->q_head + i) % bt->q_cap];
+
+		if (e->dirty)
+			bt->q[(bt->q_head + n - 1 - keep++) % bt->q_cap] = e;
+	}
+	if (n) {
+		bt->q_head = (bt->q_head + n - keep) % bt->q_cap;
+		bt->q_n -= n - keep;
+	}
 }
 
 /*
@@ -371,13 +386,18 @@ lc_batcher_flush_now(struct lc_batcher *bt, size_t max_rows)
 	}
 	if (!bt->chunk)
 		bt->chunk = CHUNK_MAX;
-	batch = malloc((n < CHUNK_MAX ? n + 1 : CHUNK_MAX) * sizeof(*batch));
+	batch = malloc((n + 1) * sizeof(*batch));
 	if (!batch)
 		return LC_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		batch[i] = bt->q[(bt->q_head + i) % bt->q_cap];
+	/* Chunks in write order, so the whole flush appends (store.h). */
+	lc_store_order(batch, n);
 	do {
 		size_t k = n - done < bt->chunk ? n - done : bt->chunk;
 
-		rc = flush_chunk(bt, batch, k, seq, prune);
+		rc = flush_chunk(bt, batch + done, k,
+				 done + k == n && n == bt->q_n, seq, prune);
 		if (rc)
 			break;
 		prune = 0;
@@ -387,12 +407,13 @@ lc_batcher_flush_now(struct lc_batcher *bt, size_t max_rows)
 			continue;
 		}
 		lc_store_checkpoint_truncate(bt->store);
-		if (!bt->q_n)
+		if (done == n && n == bt->q_n)
 			bt->chunk = CHUNK_MAX; /* the backlog is written */
 		else if (bt->chunk < CHUNK_RECOVER)
 			bt->chunk *= 2;
 	} while (done < n);
 	free(batch);
+	dequeue_written(bt, n);
 	if (rc) {
 		if (prune)
 			bt->pruned_at_ms = 0;

@@ -649,6 +649,44 @@ struct flush {
 	struct lc_slot buf[16];	 /* a URL's node slots, usually enough */
 };
 
+/* Known entries (by id) first, then the new ones (by text). */
+static bool
+in_order(const struct lc_entry *a, const struct lc_entry *b)
+{
+	if (a->db_id && b->db_id)
+		return a->db_id <= b->db_id;
+	if (a->db_id || b->db_id)
+		return a->db_id != 0;
+	return strcmp(a->url, b->url) <= 0;
+}
+
+void
+lc_store_order(struct lc_entry **entries, size_t n)
+{
+	size_t nold = 0, i;
+	struct lc_entry **fresh;
+
+	for (i = 1; i < n && in_order(entries[i - 1], entries[i]); i++)
+		;
+	if (i >= n)
+		return; /* ordered already (a chunk of an ordered flush) */
+	fresh = malloc(n * sizeof(*fresh));
+	if (!fresh)
+		return; /* written out of order: slower, still right */
+	for (i = 0; i < n; i++)
+		if (entries[i]->db_id)
+			entries[nold++] = entries[i];
+		else
+			fresh[i - nold] = entries[i];
+	memcpy(entries + nold, fresh, (n - nold) * sizeof(*fresh));
+	free(fresh);
+	/* (qsort of a NULL array is undefined, even empty) */
+	if (nold > 1)
+		qsort(entries, nold, sizeof(*entries), cmp_db_id);
+	if (n - nold > 1)
+		qsort(entries + nold, n - nold, sizeof(*entries), cmp_url);
+}
+
 /*
  * Step 1: new URLs. They are inserted sorted by their text, so the urls
  * text index grows at its right edge, and get their ids in that order.
@@ -660,20 +698,16 @@ static int
 flush_new_urls(struct lc_store *st, struct flush *f,
 	       struct lc_entry *const *entries)
 {
-	size_t nold = 0, i;
+	size_t nold, i;
 	int rc;
 
-	for (i = 0; i < f->n; i++)
-		if (entries[i]->db_id)
-			f->order[nold++] = entries[i];
-	for (i = 0; i < f->n; i++)
-		if (!entries[i]->db_id)
-			f->order[nold + f->nfresh++] = entries[i];
-	/* (qsort of a NULL array is undefined, even empty) */
-	if (nold > 1)
-		qsort(f->order, nold, sizeof(*f->order), cmp_db_id);
-	if (f->nfresh > 1)
-		qsort(f->order + nold, f->nfresh, sizeof(*f->order), cmp_url);
+	if (!f->n)
+		return 0;
+	memcpy(f->order, entries, f->n * sizeof(*f->order));
+	lc_store_order(f->order, f->n);
+	for (nold = 0; nold < f->n && f->order[nold]->db_id; nold++)
+		;
+	f->nfresh = f->n - nold;
 	for (i = nold; i < f->n; i++)
 		if ((rc = insert_url(st, f->order[i]))) {
 			f->nfresh =

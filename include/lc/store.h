@@ -93,6 +93,15 @@ int lc_store_flush(struct lc_store *st, struct lc_entry *const *entries,
 		   int64_t prune_before_ms);
 
 /**
+ * Sorts entries in the order lc_store_flush writes them: those known to
+ * the database by url id, then the new ones by their text (they get their
+ * ids in that order), so every table grows at its right edge. A caller
+ * cutting a flush into several may order the whole first; each part is
+ * then found in order and not sorted again. Any thread.
+ */
+void lc_store_order(struct lc_entry **entries, size_t n);
+
+/**
  * Appends {"t":ISO,"likes":P,"unlikes":N} objects for url's minutes in
  * [since_s, until_s) to points (a JSON array). Returns 0 or LC_EIO.
  */
