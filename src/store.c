@@ -642,6 +642,23 @@ insert_url(struct lc_store *st, struct lc_entry *e)
 	return rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
+/*
+ * A note on prefetching: the entries of a big flush are scattered over
+ * the heap and each is first touched by the flush loop, so a profile of
+ * 1M new URLs showed 9 % of the flush's time waiting on e->url_len and 9 %
+ * on its minute record, one cache miss each. The loops ask for the entry
+ * PREFETCH places ahead and for its minute record halfway there.
+ */
+#define PREFETCH 8
+
+static inline void
+prefetch_entry(const struct lc_entry *e)
+{
+	__builtin_prefetch(e);
+	__builtin_prefetch((const char *)e + 64);
+	__builtin_prefetch(e->url);
+}
+
 /* What one flush transaction is writing (lc_store_flush). */
 struct flush {
 	struct lc_entry **order; /* every entry, in the order written */
@@ -708,12 +725,15 @@ flush_new_urls(struct lc_store *st, struct flush *f,
 	for (nold = 0; nold < f->n && f->order[nold]->db_id; nold++)
 		;
 	f->nfresh = f->n - nold;
-	for (i = nold; i < f->n; i++)
+	for (i = nold; i < f->n; i++) {
+		if (i + PREFETCH < f->n)
+			prefetch_entry(f->order[i + PREFETCH]);
 		if ((rc = insert_url(st, f->order[i]))) {
 			f->nfresh =
 			    i - nold; /* forget only the ids handed out */
 			return rc;
 		}
+	}
 	return 0;
 }
 
@@ -850,8 +870,13 @@ lc_store_flush(struct lc_store *st, struct lc_entry *const *entries, size_t n,
 	rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	if (!rc)
 		rc = flush_new_urls(st, &f, entries);
-	for (size_t i = 0; !rc && i < n; i++)
+	for (size_t i = 0; !rc && i < n; i++) {
+		if (i + PREFETCH < n)
+			prefetch_entry(f.order[i + PREFETCH]);
+		if (i + PREFETCH / 2 < n && f.order[i + PREFETCH / 2]->minutes)
+			__builtin_prefetch(f.order[i + PREFETCH / 2]->minutes);
 		rc = write_entry(st, &f, f.order[i]);
+	}
 	if (!rc)
 		rc = flush_keys(st, keys, nkeys, prune_before_ms);
 	if (!rc)
