@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "lc/http.h"
+#include "lc/http_defer.h"
 #include "lc/http_likes.h"
 #include "lc/http_log.h"
 #include "lc/http_policy.h"
@@ -544,7 +545,7 @@ lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		}
 
 	case LWS_CALLBACK_HTTP_WRITEABLE:
-		return 0;
+		return lc_http_resume(wsi); /* a parked request's answer */
 
 	case LWS_CALLBACK_TIMER:
 		return lc_sse_timer(wsi);

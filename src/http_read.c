@@ -4,17 +4,17 @@
  *
  * Threads: the worker thread serving the request. Counts are the counter
  * table as of the last tick plus this worker's pending likes; history
- * comes from the worker's own read-only SQLite connection (store.c),
- * opened on first use.
+ * is read by the worker's history reader thread (history.h), never on the
+ * event loop: the request is parked and answered when the rows come.
  */
 #define _GNU_SOURCE
 #include "lc/http_read.h"
 #include "lc/batcher.h"
 #include "lc/hash.h"
+#include "lc/history.h"
 #include "lc/http_query.h"
 #include "lc/http_reply.h"
 #include "lc/metrics.h"
-#include "lc/store.h"
 #include "lc/worker.h"
 
 #include <assert.h>
@@ -137,7 +137,7 @@ lc_http_get_history(struct lws *wsi, struct lc_worker *w)
 	size_t lens[1];
 	struct lc_api_error err;
 	int64_t now_s = lc_now_ms() / 1000, since, until;
-	json_t *points, *root;
+	struct lc_deferred *d;
 	int n;
 
 	n = lc_http_query(wsi, "url", buf, sizeof(buf), vals, lens, 1, &err);
@@ -151,26 +151,21 @@ lc_http_get_history(struct lws *wsi, struct lc_worker *w)
 			       &err) ||
 	    lc_http_query_time(wsi, "since", until - 86400, &since, &err))
 		return lc_http_reply_api_error(wsi, &err, false);
-	if (!w->reader) {
-		char e[256];
-
-		w->reader = lc_store_open(w->srv->cfg->db, true, e, sizeof(e));
-		if (!w->reader) {
-			lc_warn("history: %s", e);
-			return lc_http_error(wsi, 503, "unavailable",
-					     "database cannot be read");
-		}
-	}
-	points = json_array();
-	if (lc_store_history(w->reader, vals[0], lens[0], since, until, 10080,
-			     points)) {
-		json_decref(points);
+	/*
+	 * Off the loop: the history reader thread queries SQLite and resumes
+	 * this request with the answer (history.h, defer.h).
+	 */
+	d = lc_defer_park(&w->defer, wsi);
+	if (!d)
+		return lc_http_error(wsi, 503, "out_of_memory",
+				     "out of memory");
+	if (lc_history_submit(w->history, d, vals[0], lens[0], since, until,
+			      10080)) {
+		lc_defer_unpark(d);
 		return lc_http_error(wsi, 503, "unavailable",
-				     "database cannot be read");
+				     "too many history reads waiting");
 	}
-	root = json_pack("{s:s%, s:i, s:o}", "url", vals[0], lens[0], "step",
-			 60, "points", points);
-	return lc_http_reply_json(wsi, 200, root);
+	return 0;
 }
 
 static int
@@ -200,6 +195,9 @@ lc_http_get_readyz(struct lws *wsi, struct lc_worker *w)
 	} else if (!atomic_load(&w->srv->ready)) {
 		status = "starting";
 		msg = "server is starting";
+	} else if (!atomic_load(&bs->file_ok)) {
+		status = "degraded";
+		msg = "the database file was lost; writing every count again";
 	} else if (!atomic_load(&bs->healthy)) {
 		status = "degraded";
 		msg = "the database cannot be written";

@@ -397,6 +397,10 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 	metric(&t, "livecount_flush_errors_total", "counter",
 	       "Failed flush transactions (rows kept dirty and retried).",
 	       (int64_t)atomic_load(&bs->flush_errors));
+	metric(&t, "livecount_db_file_lost_total", "counter",
+	       "Times the database file was found deleted, moved or "
+	       "replaced (then written again from memory).",
+	       (int64_t)atomic_load(&bs->file_lost));
 	metric(&t, "livecount_flush_rows_total", "counter",
 	       "URL rows written by flushes.", (int64_t)atomic_load(&bs->rows));
 	add(&t,
