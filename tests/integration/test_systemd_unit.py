@@ -16,9 +16,8 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 
-from lc import BIN, SANITIZED, WS, check, free_port, run
+from lc import BIN, SANITIZED, WS, check, free_port, run, wait_for
 
 BUILD = os.path.dirname(os.path.abspath(BIN))
 PREFIX = "/usr/local"
@@ -125,19 +124,21 @@ def start_as_fresh_user(root, settings, port, trace=None):
     log = open(os.path.join(root, "server.log"), "wb")
     proc = subprocess.Popen(cmd, env=env, umask=umask, stdout=log,
                             stderr=subprocess.STDOUT)
-    deadline = time.time() + 30
-    while time.time() < deadline:
+
+    def ready():
         if proc.poll() is not None:
             raise AssertionError("exited %d:\n%s" % (
                 proc.returncode, open(log.name).read()))
-        try:
-            if request(port, "GET", "/readyz")[0] == 200:
-                return proc, env.get("LIVECOUNT_DB"), log.name
-        except OSError:
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("not ready:\n" + open(log.name).read())
+        return request(port, "GET", "/readyz")[0]
+
+    try:
+        wait_for(ready, lambda st: st == 200, what="/readyz")
+    except AssertionError:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise
+    return proc, env.get("LIVECOUNT_DB"), log.name
 
 
 def test_dynamic_user_writes_its_database():
@@ -196,11 +197,15 @@ def test_system_calls_within_the_filter():
             ws.send({"op": "like", "url": "a", "n": 1, "id": "unit-1"})
             ws.until(lambda m: m.get("type") == "liked", timeout=15)
             ws.close()
-            proc.send_signal(signal.SIGHUP)
-            time.sleep(0.5)
+            # To the server, not to strace (which would not pass them on).
+            with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as f:
+                server = int(f.read().split()[0])
+            os.kill(server, signal.SIGHUP)
+            wait_for(lambda: open(log).read(),
+                     lambda t: "configuration reloaded" in t,
+                     what="the reload in the log")
             check(request(port, "GET", "/readyz")[0] == 200)
         finally:
-            # To the server, not to strace (which would detach, not stop).
             with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as f:
                 os.kill(int(f.read().split()[0]), signal.SIGTERM)
             check(proc.wait(60) == 0, open(log).read())
