@@ -23,6 +23,7 @@ Each check is a ctest entry (docs_<check>) and fails naming what drifted:
 """
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -195,6 +196,10 @@ def system_header(path):
 
 
 def check_comments(*_):
+    if not shutil.which("ctags"):
+        problem("ctags not found: apt-get install universal-ctags "
+                "(scripts/deps.sh test does)")
+        return
     files = [os.path.join(d, f) for d in C_DIRS
              for f in sorted(os.listdir(os.path.join(ROOT, d)))
              if f.endswith((".c", ".h", ".cc"))]
