@@ -173,7 +173,9 @@ NODE_KEYS = ("livecount_cluster_pushed_urls_total",
              "livecount_cluster_redis_commands_total",
              "livecount_cluster_remote_likes_total",
              "livecount_cluster_resyncs_total",
-             "livecount_cluster_seq_gaps_total")
+             "livecount_cluster_seq_gaps_total",
+             "livecount_flush_rows_total",
+             "livecount_flush_seconds_total")
 
 
 def snapshot(nodes, redis_pid, redis_port):
@@ -309,6 +311,8 @@ def derive(s0, s1, n):
     out["obs_cpu_s_per_s"] = obs["cpu_s_per_s"]
     out["obs_msgs_per_s"] = obs["livecount_cluster_messages_received_total"]
     out["obs_bytes_per_s"] = obs["livecount_cluster_received_bytes_total"]
+    out["obs_flush_rows_per_s"] = obs["livecount_flush_rows_total"]
+    out["obs_flush_busy"] = obs["livecount_flush_seconds_total"]
     w = [nodes["w%d" % i]["cpu_s_per_s"] for i in range(1, n + 1)]
     out["writer_cpu_s_per_s_mean"] = round(sum(w) / len(w), 4)
     out["all_nodes_cpu_s_per_s"] = round(sum(v["cpu_s_per_s"] or 0 for v in nodes.values()), 4)

@@ -147,20 +147,46 @@ def m_frame(a, srv, transport):
             "p50_ms": d["latency_ms"]["p50"], "p99_ms": d["latency_ms"]["p99"]}
 
 
+def kernel_mem():
+    """Kernel memory that grows with sockets: slab (struct sock, files, epoll
+    items) plus TCP buffer pages, in bytes (machine-wide: noisy)."""
+    slab = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("Slab:"):
+                slab = int(line.split()[1]) * 1024
+    tcp = 0
+    with open("/proc/net/sockstat") as f:
+        for line in f:
+            if line.startswith("TCP:"):
+                v = line.split()
+                tcp = int(v[v.index("mem") + 1]) * PAGE
+    return slab + tcp
+
+
 def m_connect(a, srv, transport):
     subs = a.connect_subs
+    k0 = kernel_mem()
     c0 = cpu(srv.p.pid)
-    d = load(a, "fanout", "--transport", transport, "--subscribers", str(subs), "--urls", "100",
-             "--like-rate", "1", "--duration", "1", "--sources", "8",
-             "--connect-timeout", "60", "--target", srv.target,
-             "--server-pid", str(srv.p.pid))
+    lp = subprocess.Popen([a.load, "fanout", "--transport", transport, "--subscribers",
+                           str(subs), "--urls", "100", "--like-rate", "1", "--duration", "2",
+                           "--sources", "8", "--connect-timeout", "60", "--target",
+                           srv.target, "--server-pid", str(srv.p.pid), "--quiet"],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    peak = 0
+    while lp.poll() is None:  # kernel memory while every subscriber is connected
+        peak = max(peak, kernel_mem() - k0)
+        time.sleep(0.1)
+    d = json.loads([ln for ln in lp.stdout.read().splitlines() if ln.startswith("{")][-1])
     time.sleep(1)  # closes processed
     c1 = cpu(srv.p.pid)
-    like_cpu = d["server_cpu_pct"] / 100.0 * 1.0
+    like_cpu = d["server_cpu_pct"] / 100.0 * 2.0
     return {"value": round((c1 - c0 - like_cpu) / subs * 1e9), "unit": "ns/connect",
             "subscribers": subs, "cpu_s": round(c1 - c0, 3),
             "connect_per_s": d.get("connect_per_s"), "errors": d["errors"],
-            "rss_per_subscriber_kb": d.get("server_rss_per_subscriber_kb")}
+            "rss_per_subscriber_kb": d.get("server_rss_per_subscriber_kb"),
+            # both ends of every connection are on this machine: / 2
+            "kernel_bytes_per_socket": round(peak / (2 * subs))}
 
 
 def m_like_single(a, srv):
