@@ -284,23 +284,31 @@ def workload(t):
 
 def node_count_effects(t, w, n, c):
     """What depends on the node count N: ZADDs (a URL liked on k nodes in a tick
-    is pushed by k nodes), messages published and delivered."""
+    is pushed by k nodes), messages published and delivered. Design options:
+    t["ingest_nodes"] = I > 0: likes go to I ingest nodes only (they publish,
+    the N viewer nodes do not); t["interest"]: a node receives only the
+    changes of URLs it has viewers for (share f, interest_fraction)."""
     tick = t["tick_ms"] / 1000.0
-    # hot URL: its likes spread over the N nodes taking likes
-    hot = w["hot_likes_per_s"] / max(1, n)
-    zadd_hot = n * (-math.expm1(-hot * tick)) / tick if w["hot_likes_per_s"] else 0.0
+    writers = t.get("ingest_nodes") or n
+    listeners = n  # ingest nodes need not subscribe
+    f = interest_fraction(t, n) if t.get("interest") else 1.0
+    # hot URL: its likes spread over the nodes taking likes
+    hot = w["hot_likes_per_s"] / writers
+    zadd_hot = writers * (-math.expm1(-hot * tick)) / tick if w["hot_likes_per_s"] else 0.0
     lam = w["rest_likes_per_url_per_s"]
     rest_urls = max(0, t["live_urls"] - (1 if t["hot_url_viewers"] else 0))
-    zadd_rest = rest_urls * n * (-math.expm1(-(lam / n) * tick)) / tick if lam else 0.0
+    zadd_rest = rest_urls * writers * (-math.expm1(-(lam / writers) * tick)) / tick \
+        if lam else 0.0
     zadds = zadd_hot + zadd_rest
-    per_node_tick = zadds * tick / max(1, n)  # URLs one node pushes per tick
-    ticks_with_changes = min(1.0, per_node_tick) if per_node_tick < 1 else 1.0
-    msgs = n * (ticks_with_changes / tick) * max(1.0, math.ceil(per_node_tick / PUSH_CHUNK)) \
+    per_node_tick = zadds * tick / writers  # URLs one writer pushes per tick
+    ticks_with_changes = min(1.0, per_node_tick)
+    msgs = writers * (ticks_with_changes / tick) * max(1.0, math.ceil(per_node_tick / PUSH_CHUNK)) \
         if zadds else 0.0
-    deliveries = msgs * n  # every node subscribes to the one channel
-    url_deliveries = zadds * n
+    deliveries = msgs * listeners * f  # today: every node hears every message
+    url_deliveries = zadds * listeners * f
     return {"zadd_per_s": zadds, "publish_per_s": msgs, "deliveries_per_s": deliveries,
-            "url_lines_delivered_per_s": url_deliveries}
+            "url_lines_delivered_per_s": url_deliveries, "messages_heard_per_node": msgs * f,
+            "interest": f, "writers": writers, "hot_share": zadd_hot / zadds if zadds else 0.0}
 
 
 def plan_once(t, c):
@@ -317,7 +325,9 @@ def plan_once(t, c):
     batch = cv(c, "cpu_like_batch") * 1e-9
     bshare = t["batched_share"]
     likes_cpu = w["likes_per_s"] * ((1 - bshare) * single + bshare * batch)
-    divisible = w["frames_per_s"] * frame + w["connects_per_s"] * conn + likes_cpu
+    ingest = t.get("ingest_nodes") or 0
+    divisible = w["frames_per_s"] * frame + w["connects_per_s"] * conn \
+        + (0 if ingest else likes_cpu)
     idle = cv(c, "cpu_node_idle") * 1e-9
     merge_per_change = cv(c, "cpu_remote_change") * 1e-9
     msg_cost = cv(c, "cpu_remote_msg") * 1e-9
@@ -326,7 +336,9 @@ def plan_once(t, c):
     rss_sub = cv(c, "rss_subscriber_" + tr)
     kernel_sub = cv(c, "kernel_bytes_per_idle_socket")
     per_url_mem = cv(c, "rss_url") + t["url_bytes"]
-    urls_mem = w["held_urls"] * per_url_mem
+    held = w["held_urls"] * (interest_fraction(t, max(1, math.ceil(
+        t["viewers"] / t["max_subs_per_machine"]))) if t.get("interest") else 1.0)
+    urls_mem = held * per_url_mem
     ram = t["ram_gb"] * 1e9 * util
 
     # machines: CPU (the merge part is paid by every machine), subscribers per
@@ -334,9 +346,10 @@ def plan_once(t, c):
     n = max(1, math.ceil(t["viewers"] / t["max_subs_per_machine"]))
     for _ in range(100):
         eff = node_count_effects(t, w, n, c)
-        fixed = idle + x * merge_per_change + eff["publish_per_s"] * msg_cost
+        fixed = idle + (x * merge_per_change + eff["publish_per_s"] * msg_cost) * eff["interest"]
         room = budget - fixed
-        n_cpu = math.ceil((divisible + eff["zadd_per_s"] * own) / room) if room > 0 else n
+        push = 0 if ingest else eff["zadd_per_s"] * own
+        n_cpu = math.ceil((divisible + push) / room) if room > 0 else n
         room_mem = ram - urls_mem - 8e6
         n_mem = math.ceil(t["viewers"] * (rss_sub + kernel_sub) / room_mem) if room_mem > 0 else n
         new_n = max(n, n_cpu, n_mem, 1)
@@ -344,30 +357,43 @@ def plan_once(t, c):
             break
         n = new_n
     eff = node_count_effects(t, w, n, c)
-    fixed = idle + x * merge_per_change + eff["publish_per_s"] * msg_cost
+    f = eff["interest"]
+    fixed = idle + (x * merge_per_change + eff["publish_per_s"] * msg_cost) * f
+    push = 0 if ingest else eff["zadd_per_s"] * own
     subs_pm = t["viewers"] / n
     procs_pm = max(1, math.ceil(subs_pm / (t["fd_limit"] - 1000)))
-    node_cpu = fixed + (divisible + eff["zadd_per_s"] * own) / n
+    node_cpu = fixed + (divisible + push) / n
+    if ingest:  # the ingest tier: enough machines for the likes and their pushes
+        ingest = max(ingest, math.ceil((likes_cpu + eff["zadd_per_s"] * own) / (budget - idle)))
     node_mem = subs_pm * (rss_sub + kernel_sub) + urls_mem + 8e6
     node_out = (w["frames_per_s"] / n) * t["frame_bytes"]
-    node_in = x * cv(c, "bytes_change_received") + eff["publish_per_s"] * 60
-    like_in = w["likes_per_s"] / n * ((1 - bshare) * 250 + bshare * 60)
+    node_in = (x * cv(c, "bytes_change_received") + eff["publish_per_s"] * 60) * f
+    like_in = 0 if ingest else w["likes_per_s"] / n * ((1 - bshare) * 250 + bshare * 60)
     # Redis (one instance, one thread)
     redis_cpu = (cv(c, "redis_cpu_zadd") * eff["zadd_per_s"]
                  + cv(c, "redis_cpu_delivery") * eff["deliveries_per_s"]
                  + cv(c, "redis_cpu_url_delivered") * eff["url_lines_delivered_per_s"]) * 1e-9
     redis_out = eff["url_lines_delivered_per_s"] * cv(c, "bytes_change_received")
     redis_in = eff["zadd_per_s"] * cv(c, "redis_in_bytes_change")
-    slots = min(n, 2)
+    slots = min(eff["writers"], 2)
     redis_mem = w["stored_urls"] * (cv(c, "redis_bytes_url_1node")
                                     + (slots - 1) * cv(c, "redis_bytes_url_per_extra_node")
                                     + t["url_bytes"])
+    # R Redis shards (Redis Cluster, sharded pub/sub): the load spreads by URL
+    # hash, except that one URL's load stays on its shard
+    shards = t.get("redis_shards") or 1
+    per_shard = max(1.0 / shards, eff["hot_share"])
+    redis_cpu *= per_shard
+    redis_out *= per_shard
+    redis_in *= per_shard
+    redis_mem /= shards
     node_db = w["stored_urls"] * cv(c, "db_bytes_url")
     # every node writes every URL changed in a flush interval (1 s) to SQLite
-    flush_rows = w["changed_urls_per_flush_s"]
+    flush_rows = w["changed_urls_per_flush_s"] * f
     nic = t["nic_gbit"] * 1e9 / 8
     frac = interest_fraction(t, n)
     res = []
+    held_now = held
 
     def add(name, used, cap, what, fix, effect):
         res.append({"resource": name, "utilization": used / cap if cap else math.inf,
@@ -387,10 +413,10 @@ def plan_once(t, c):
         "(%.0f rows/s on one batcher thread)" % flush_rows,
         "each node persists only its own slots (or one durable store per partition)",
         "rows per node x1/N")
-    add("node_url_table", w["held_urls"] * per_url_mem,
+    add("node_url_table", held_now * per_url_mem,
         ram - subs_pm * (rss_sub + kernel_sub),
         "every node holds every liked URL in memory, liked URLs are never evicted "
-        "(%.3g URLs x %.0f B; raise max_urls past 5M)" % (w["held_urls"], per_url_mem),
+        "(%.3g URLs x %.0f B; raise max_urls past 5M)" % (held_now, per_url_mem),
         "evict liked URLs without viewers once flushed (the count stays in SQLite/Redis); "
         "with interest routing a node holds only URLs it serves",
         "held URLs per node x%.2g" % frac)
@@ -414,9 +440,10 @@ def plan_once(t, c):
     add("node_nic_out", node_out, nic, "frames to viewers (%.3g MB/s per machine)"
         % (node_out / 1e6), "more machines", "linear")
     return {
-        "target": t, "workload": w, "machines": n, "processes": n * procs_pm,
+        "target": t, "workload": w, "machines": n + ingest,
+        "processes": n * procs_pm + ingest,
         "processes_per_machine": procs_pm, "workers_per_process": cores,
-        "redis_instances": 1, "interest_fraction": frac,
+        "redis_instances": shards, "ingest_machines": ingest, "interest_fraction": frac,
         "per_machine": {
             "cpu_cores_used": node_cpu, "cpu_fixed_cores": fixed,
             "subscribers": subs_pm, "memory_GB": node_mem / 1e9,
@@ -591,10 +618,18 @@ def print_plan(p, out):
               % (fmt(w["frames_per_s"]), fmt(w["changed_urls_per_s"]),
                  fmt(w["changed_urls_per_flush_s"]), fmt(w["connects_per_s"])))
     pm = p["per_machine"]
-    out.write("today's design: %d machines, %d livecount processes (%d per machine, "
-              "workers %d), 1 Redis%s\n"
-              % (p["machines"], p["processes"], p["processes_per_machine"],
-                 p["workers_per_process"], "" if p["feasible"] else
+    what_if = [k for k, on in (("%d Redis shards" % (t.get("redis_shards") or 1),
+                                (t.get("redis_shards") or 1) > 1),
+                               ("interest routing", bool(t.get("interest"))),
+                               ("an ingest tier", bool(t.get("ingest_nodes"))))
+               if on]
+    out.write("%s: %d machines%s, %d livecount processes (%d per viewer machine, "
+              "workers %d), %d Redis%s\n"
+              % ("with " + ", ".join(what_if) if what_if else "today's design",
+                 p["machines"],
+                 " (%d of them ingest)" % p["ingest_machines"] if p["ingest_machines"] else "",
+                 p["processes"], p["processes_per_machine"], p["workers_per_process"],
+                 p["redis_instances"], "" if p["feasible"] else
                  "  -- NOT FEASIBLE: see the first bottleneck"))
     out.write("per machine: %s subscribers, CPU %s cores (%s of them on the cluster's "
               "changes), %s GB, out %s MB/s, in %s MB/s, SQLite %s rows/s and %s GB\n"
@@ -719,6 +754,14 @@ def main(argv=None):
     ap.add_argument("--url-bytes", type=int, default=60)
     ap.add_argument("--frame-bytes", type=int, default=200,
                     help="bytes on the wire per update frame (payload + headers)")
+    ap.add_argument("--redis-shards", type=int, default=1,
+                    help="what if: R Redis instances (Redis Cluster + sharded pub/sub)")
+    ap.add_argument("--interest", action="store_true",
+                    help="what if: the change channel is partitioned and a node hears only "
+                    "URLs it has viewers for (and holds only those)")
+    ap.add_argument("--ingest-nodes", type=int, default=0,
+                    help="what if: likes go to an ingest tier of at least this many machines, "
+                    "viewer nodes take none")
     ap.add_argument("--constants", action="store_true")
     ap.add_argument("--check", action="store_true",
                     help="predict the measured runs of the results file; exit 1 if one is off by more than its tolerance")
@@ -759,7 +802,9 @@ def main(argv=None):
          "redis_util": a.redis_util, "tick_ms": a.tick_ms, "transport": a.transport,
          "batched_share": a.batched_share, "fd_limit": a.fd_limit,
          "max_subs_per_machine": a.max_subs_per_machine, "max_urls": a.max_urls,
-         "url_bytes": a.url_bytes, "frame_bytes": a.frame_bytes}
+         "url_bytes": a.url_bytes, "frame_bytes": a.frame_bytes,
+         "redis_shards": a.redis_shards, "interest": a.interest,
+         "ingest_nodes": a.ingest_nodes}
     p = plan(t, c)
     if a.json:
         json.dump(p, out, indent=1, default=lambda v: None)
