@@ -208,6 +208,7 @@ def constants(res):
         lambda r: r["redis"]["cpu_s_per_s"],
         ["idle_s", "per_zadd_s", "per_delivery_s", "per_url_delivered_s"])
     c["fit_redis"] = g
+    c["redis_cpu_idle"] = dict(_fitc(g["idle_s"], 1e9), unit="ns/s", source=ssrc + ", Redis fit")
     c["redis_cpu_zadd"] = dict(_fitc(g["per_zadd_s"], 1e9), unit="ns", source=ssrc + ", Redis fit")
     c["redis_cpu_delivery"] = dict(_fitc(g["per_delivery_s"], 1e9), unit="ns",
                                    source=ssrc + ", Redis fit (a message to one subscriber)")
@@ -372,7 +373,7 @@ def plan_once(t, c):
     node_in = (x * cv(c, "bytes_change_received") + eff["publish_per_s"] * 60) * f
     like_in = 0 if ingest else w["likes_per_s"] / n * ((1 - bshare) * 250 + bshare * 60)
     # Redis (one instance, one thread)
-    redis_cpu = (cv(c, "redis_cpu_zadd") * eff["zadd_per_s"]
+    redis_cpu = (cv(c, "redis_cpu_idle") + cv(c, "redis_cpu_zadd") * eff["zadd_per_s"]
                  + cv(c, "redis_cpu_delivery") * eff["deliveries_per_s"]
                  + cv(c, "redis_cpu_url_delivered") * eff["url_lines_delivered_per_s"]) * 1e-9
     redis_out = eff["url_lines_delivered_per_s"] * cv(c, "bytes_change_received")
