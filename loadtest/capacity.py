@@ -338,7 +338,8 @@ def plan_once(t, c):
     x = w["changed_urls_per_s"]
     rss_sub = cv(c, "rss_subscriber_" + tr)
     kernel_sub = cv(c, "kernel_bytes_per_idle_socket")
-    per_url_mem = cv(c, "rss_url") + t["url_bytes"]
+    # rss_url was measured with ~46-byte URLs (unit_costs.py url)
+    per_url_mem = cv(c, "rss_url") + t["url_bytes"] - 46
     held = w["held_urls"] * (interest_fraction(t, max(1, math.ceil(
         t["viewers"] / t["max_subs_per_machine"]))) if t.get("interest") else 1.0)
     urls_mem = held * per_url_mem
