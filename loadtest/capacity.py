@@ -116,6 +116,9 @@ def load_results(path):
     base = os.path.dirname(os.path.abspath(path))
     res["unit_runs"] = read_jsonl(os.path.join(base, res["unit_costs_file"]))
     res["scaling_runs"] = read_jsonl(os.path.join(base, res["scaling_file"]))
+    hot = res.get("scaling_hot_file")
+    if hot and os.path.exists(os.path.join(base, hot)):
+        res["hot_runs"] = read_jsonl(os.path.join(base, hot))
     fl = res.get("scaling_flush_file")
     if fl and os.path.exists(os.path.join(base, fl)):
         res["flush_runs"] = read_jsonl(os.path.join(base, fl))
@@ -307,10 +310,16 @@ def node_count_effects(t, w, n, c):
     ticks_with_changes = min(1.0, per_node_tick)
     msgs = writers * (ticks_with_changes / tick) * max(1.0, math.ceil(per_node_tick / PUSH_CHUNK)) \
         if zadds else 0.0
-    deliveries = msgs * listeners * f  # today: every node hears every message
+    # every node also publishes a heartbeat each second on the same channel
+    # (src/bridge.c beat()), which every node hears: N^2 deliveries/s; with
+    # interest routing a node would need only its own back
+    beats = n + (t.get("ingest_nodes") or 0)
+    beat_heard = 1 if t.get("interest") else listeners
+    deliveries = msgs * listeners * f + beats * beat_heard  # today: f = 1
     url_deliveries = zadds * listeners * f
-    return {"zadd_per_s": zadds, "publish_per_s": msgs, "deliveries_per_s": deliveries,
-            "url_lines_delivered_per_s": url_deliveries, "messages_heard_per_node": msgs * f,
+    return {"zadd_per_s": zadds, "publish_per_s": msgs + beats, "deliveries_per_s": deliveries,
+            "url_lines_delivered_per_s": url_deliveries,
+            "messages_heard_per_node": msgs * f + beat_heard,
             "interest": f, "writers": writers, "hot_share": zadd_hot / zadds if zadds else 0.0}
 
 
@@ -350,7 +359,8 @@ def plan_once(t, c):
     n = max(1, math.ceil(t["viewers"] / t["max_subs_per_machine"]))
     for _ in range(100):
         eff = node_count_effects(t, w, n, c)
-        fixed = idle + (x * merge_per_change + eff["publish_per_s"] * msg_cost) * eff["interest"]
+        fixed = idle + x * merge_per_change * eff["interest"] \
+            + eff["messages_heard_per_node"] * msg_cost
         room = budget - fixed
         push = 0 if ingest else eff["zadd_per_s"] * own
         n_cpu = math.ceil((divisible + push) / room) if room > 0 else n
@@ -362,7 +372,7 @@ def plan_once(t, c):
         n = new_n
     eff = node_count_effects(t, w, n, c)
     f = eff["interest"]
-    fixed = idle + (x * merge_per_change + eff["publish_per_s"] * msg_cost) * f
+    fixed = idle + x * merge_per_change * f + eff["messages_heard_per_node"] * msg_cost
     push = 0 if ingest else eff["zadd_per_s"] * own
     subs_pm = t["viewers"] / n
     procs_pm = max(1, math.ceil(subs_pm / (t["fd_limit"] - 1000)))
@@ -371,7 +381,7 @@ def plan_once(t, c):
         ingest = max(ingest, math.ceil((likes_cpu + eff["zadd_per_s"] * own) / (budget - idle)))
     node_mem = subs_pm * (rss_sub + kernel_sub) + urls_mem + 8e6
     node_out = (w["frames_per_s"] / n) * t["frame_bytes"]
-    node_in = (x * cv(c, "bytes_change_received") + eff["publish_per_s"] * 60) * f
+    node_in = x * cv(c, "bytes_change_received") * f + eff["messages_heard_per_node"] * 60
     like_in = 0 if ingest else w["likes_per_s"] / n * ((1 - bshare) * 250 + bshare * 60)
     # Redis (one instance, one thread)
     redis_cpu = (cv(c, "redis_cpu_idle") + cv(c, "redis_cpu_zadd") * eff["zadd_per_s"]
@@ -407,8 +417,8 @@ def plan_once(t, c):
     add("node_merge", fixed, util,
         "every node hears and merges every changed URL of the cluster on its main "
         "(dispatcher) and bridge threads: %.0f changed URLs/s x %.2f us + %.0f messages/s "
-        "x %.0f us, out of one core" % (x, merge_per_change * 1e6, eff["publish_per_s"],
-                                        msg_cost * 1e6),
+        "x %.0f us, out of one core" % (x * f, merge_per_change * 1e6,
+                                        eff["messages_heard_per_node"], msg_cost * 1e6),
         "partition lc:changes by URL hash; a node subscribes only to the partitions of "
         "URLs it has viewers for (interest routing, as LinkedIn's dispatchers)",
         "merge work per node x%.2g (share of live URLs with a viewer on a node)" % frac)
@@ -559,14 +569,51 @@ def predict(run, c):
         cpu = (cv(c, "redis_cpu_zadd") * x + cv(c, "redis_cpu_delivery") * msgs * i["nodes"]
                + cv(c, "redis_cpu_url_delivered") * x * i["nodes"]) * 1e-9
         out["redis_cpu_pct"] = 100 * cpu
+    elif k == "redis_hot":
+        # one URL liked on every one of N writers: each pushes it every tick in
+        # a message of its own, and Redis delivers each to all L subscribers
+        tick = i["tick_ms"] / 1000.0
+        per_writer = i["likes_per_s"] / i["writers"]
+        zadds = i["writers"] * (-math.expm1(-per_writer * tick)) / tick
+        beats = i["listeners"]  # one heartbeat per node per second, heard by all
+        cpu = (cv(c, "redis_cpu_idle") + cv(c, "redis_cpu_zadd") * zadds
+               + (cv(c, "redis_cpu_delivery") + cv(c, "redis_cpu_url_delivered"))
+               * zadds * i["listeners"] + cv(c, "redis_cpu_delivery") * beats * i["listeners"]) \
+            * 1e-9
+        out["redis_cpu_pct"] = 100 * cpu
+        out["publish_per_s"] = zadds + beats
     else:
         raise ValueError("unknown run kind " + k)
     return out
 
 
+def hot_validation(res):
+    """Validation entries from the hot-URL runs (scaling_bench.py --hot): one
+    per node count, measured = the median of its runs."""
+    runs = res.get("hot_runs", [])
+    out = []
+    for n in sorted({r["nodes"] for r in runs}):
+        rs = [r for r in runs if r["nodes"] == n]
+        cpu = med_range([100 * r["redis"]["cpu_s_per_s"] for r in rs])
+        pub = med_range([r["redis"]["publish_per_s"] for r in rs])
+        out.append({
+            "name": "hot_url_%d_writers" % n,
+            "source": "%s: one URL liked on %d writers (+ observer + viewer), %d runs"
+                      % (res["scaling_hot_file"], n, len(rs)),
+            "kind": "redis_hot",
+            "inputs": {"writers": n, "listeners": n + 2, "likes_per_s": rs[0]["rate"],
+                       "tick_ms": rs[0]["tick_ms"]},
+            "measured": {"redis_cpu_pct": {"value": cpu["median"],
+                                           "range": [cpu["min"], cpu["max"]]},
+                         "publish_per_s": {"value": pub["median"],
+                                           "range": [pub["min"], pub["max"]]}},
+            "tolerance": 0.30})
+    return out
+
+
 def check(res, c, tol=None):
     rows, ok = [], True
-    for run in res["validation"]:
+    for run in res["validation"] + hot_validation(res):
         p = predict(run, c)
         t = run.get("tolerance", 0.30) if tol is None else tol
         for q, m in run["measured"].items():

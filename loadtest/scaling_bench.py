@@ -20,6 +20,8 @@ goes to --out (appended).
 
   loadtest/scaling_bench.py --nodes 2,4,8,16 --rates 0,1000,10000,50000 \
       --runs 3 --out loadtest/scaling_results.jsonl
+  loadtest/scaling_bench.py --hot --nodes 2,4,8,16 --rates 1000 --runs 3 \
+      --out loadtest/scaling_hot.jsonl     # one URL liked on every node
 """
 import argparse
 import http.client
@@ -221,7 +223,19 @@ def one_run(a, n, rate, run_idx, work):
         # load: each writer C likes/s over C/10 URLs
         loads = []
         dur = a.warm + a.window + 12
-        if rate > 0:
+        if rate > 0 and a.hot:
+            # one URL liked on every writer: each pushes it every tick
+            c = rate / n
+            rec.update(per_node_likes=c, per_node_urls=1, batch=0, req_rate=c, hot=True)
+            prefix = "https://hot.capacity.livecount.test/%d-%d-%d/" % (os.getpid(), n, run_idx)
+            for i in range(1, n + 1):
+                port = nodes["w%d" % i][0]
+                loads.append(procs.spawn(
+                    [a.load, "ingest", "--target", "http://127.0.0.1:%d" % port,
+                     "--urls", "1", "--url-prefix", prefix, "--rate", "%.3f" % c,
+                     "--connections", "2", "--duration", str(dur), "--no-verify", "--quiet"],
+                    os.path.join(work, "load-w%d.json" % i)))
+        elif rate > 0:
             c = rate / n
             urls = max(1, int(round(c / 10)))
             batch = max(1, int(math.ceil(urls / 4)))
@@ -329,6 +343,9 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--warm", type=float, default=4)
     ap.add_argument("--window", type=float, default=10)
+    ap.add_argument("--hot", action="store_true",
+                    help="all writers like ONE shared URL (RATE likes/s in all, single likes): "
+                    "every writer pushes it every tick")
     ap.add_argument("--subs", type=int, default=50, help="WS subscribers on the viewer node")
     ap.add_argument("--view-likes", type=int, default=20, help="likes/s sent to writer 1")
     ap.add_argument("--build", default=os.environ.get("LC_BUILD_DIR", os.path.join(ROOT, "build")))
