@@ -816,6 +816,17 @@ def markdown(res, c, out):
                      fmt(r["predicted"]), 100 * r["error"]))
 
 
+def finite(v):
+    """JSON has no infinity: a resource that never fills reads null."""
+    if isinstance(v, float) and (math.isinf(v) or math.isnan(v)):
+        return None
+    if isinstance(v, dict):
+        return {k: finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [finite(x) for x in v]
+    return v
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -905,7 +916,7 @@ def main(argv=None):
          "ingest_nodes": a.ingest_nodes}
     p = plan(t, c)
     if a.json:
-        json.dump(p, out, indent=1, default=lambda v: None)
+        json.dump(finite(p), out, indent=1, default=lambda v: None)
         out.write("\n")
     else:
         print_plan(p, out)
