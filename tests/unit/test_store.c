@@ -451,6 +451,53 @@ test_schema_3_upgraded_in_place(void **state)
 	lc_counter_cleanup(&c);
 }
 
+/*
+ * After a failure the backlog goes in small transactions (64 URLs, then
+ * 128, ...): when one of them fails, the ones before stay written and
+ * exactly the rest stays queued, and the next flush writes it.
+ */
+static void
+test_chunks_after_a_failure(void **state)
+{
+	struct lc_counter c;
+	struct lc_batcher *bt;
+	struct lc_store *st;
+	char err[512], url[32];
+	int64_t now = lc_now_ms();
+
+	(void)state;
+	lc_counter_init(&c, 256);
+	st = lc_store_open(dbpath, false, err, sizeof(err));
+	bt = lc_batcher_create(st, 1000, 1000000);
+	tick(bt, get(&c, "c/first"), 1, 0, now);
+	exec_sql("DROP TABLE likes_minute");
+	assert_int_not_equal(lc_batcher_flush_now(bt, 1000), 0);
+	exec_sql(
+	    "CREATE TABLE likes_minute (url_id INTEGER NOT NULL, minute "
+	    "INTEGER NOT NULL, likes INTEGER NOT NULL, unlikes INTEGER NOT "
+	    "NULL, PRIMARY KEY (url_id, minute)) WITHOUT ROWID");
+	for (int i = 0; i < 200; i++) {
+		snprintf(url, sizeof(url), "c/%03d", i);
+		tick(bt, get(&c, url), 1, 0, now);
+	}
+	/* New URLs go in text order: c/000.. (64), then c/064.. (128) with
+	 * c/150 in it, refused. */
+	exec_sql("CREATE TRIGGER no_room BEFORE INSERT ON urls WHEN NEW.url "
+		 ">= 'c/150' AND NEW.url < 'c/999' BEGIN SELECT RAISE(ABORT, "
+		 "'no room'); END");
+	assert_int_not_equal(lc_batcher_flush_now(bt, 1000), 0);
+	assert_int_equal(query_int("SELECT count(*) FROM urls"), 64);
+	assert_int_equal(atomic_load(&lc_batcher_stats(bt)->dirty), 201 - 64);
+	exec_sql("DROP TRIGGER no_room");
+	assert_int_equal(lc_batcher_flush_now(bt, 1000), 0);
+	assert_int_equal(atomic_load(&lc_batcher_stats(bt)->dirty), 0);
+	assert_int_equal(query_int("SELECT count(*) FROM urls"), 201);
+	assert_int_equal(query_int("SELECT sum(likes) FROM counts_v"), 201);
+	assert_int_equal(query_int("SELECT count(*) FROM likes_minute"), 201);
+	assert_int_equal(lc_batcher_stop(bt, 5000, NULL, NULL), 0);
+	lc_counter_cleanup(&c);
+}
+
 int
 main(void)
 {
@@ -469,6 +516,8 @@ main(void)
 		test_minute_revisited_after_clock_step, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_schema_3_upgraded_in_place,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_chunks_after_a_failure, setup,
+					    teardown),
 	};
 
 	lc_hash_seed_init();
