@@ -40,7 +40,8 @@ def churn(s, conns, per_conn, tag):
 
 
 def test_subscribe_only_urls_are_freed():
-    with Server(tick_ms=20) as s:
+    # 4000 x 2 KB from one address: over the per-IP default on purpose
+    with Server("--max-subscribed-bytes-per-ip", "0", tick_ms=20) as s:
         s.like("real", n=3)
         s.settle()
         base_urls = stats(s)["urls"]

@@ -117,10 +117,10 @@ def test_check_config_checks_what_start_checks():
         check(p.returncode == 2, (args, p))
         err = p.stderr.decode().strip().splitlines()
         check(len(err) == 1 and key in err[0], (args, err))
-    p = check_config("--write-token", "hunter2")
+    p = check_config("--write-token", "hunter2-hunter2-hunter2")
     check(p.returncode == 0, p)
-    check(b"hunter2" not in p.stdout + p.stderr, p.stdout)
-    check(b"write_token = (set, 7 bytes)" in p.stdout, p.stdout)
+    check(b"hunter2-hunter2-hunter2" not in p.stdout + p.stderr, p.stdout)
+    check(b"write_token = (set, 23 bytes)" in p.stdout, p.stdout)
 
 
 def test_relative_paths_follow_the_config_file():
