@@ -66,7 +66,6 @@ struct app {
 	struct lc_bridge *bridge;
 	struct lc_server srv;
 	bool server_made, server_running;
-	struct lc_source **sources;
 	long loaded; /* URLs loaded from the database */
 };
 
@@ -262,7 +261,7 @@ kick_dispatcher(void *arg)
  * Redis (before listening: a node id held by a running node exits 2 here).
  * Workers read the dispatcher (top list, tick seq) from their first request
  * on, so it exists before them; its sources (one per worker) are attached
- * in start_serving(), before the first tick.
+ * by lc_server_start, before any worker serves and before the first tick.
  */
 static int
 start_core(struct app *a)
@@ -326,17 +325,8 @@ start_serving(struct app *a)
 	if (srv->nworkers < 1)
 		srv->nworkers = 1;
 	a->server_made = a->server_running = true;
-	if (lc_server_start(srv))
+	if (lc_server_start(srv)) /* attaches the workers' sources */
 		return 1;
-	a->sources = calloc((size_t)srv->nworkers, sizeof(*a->sources));
-	if (!a->sources) {
-		lc_err("out of memory");
-		return 1;
-	}
-	for (int i = 0; i < srv->nworkers; i++)
-		a->sources[i] = &srv->workers[i].source;
-	a->dispatch.sources = a->sources;
-	a->dispatch.nsources = (size_t)srv->nworkers;
 	lc_dispatch_tick(&a->dispatch, lc_now_ms()); /* first top list */
 	atomic_store(&srv->ready, true);
 	lc_info("livecount %s listening on %s://%s:%d with %d workers, "
@@ -513,7 +503,6 @@ teardown(struct app *a)
 	lc_http_log_close();
 	if (a->server_made)
 		lc_server_free(&a->srv);
-	free(a->sources);
 	lc_idem_destroy(a->idem);
 	if (a->clustered)
 		lc_cluster_cleanup(&a->cluster);

@@ -655,6 +655,21 @@ lc_server_start(struct lc_server *srv)
 		}
 	}
 	srv->port = port;
+	/*
+	 * The dispatcher reads every worker's shard from the first request
+	 * on (a like's answer reads its own write, lc_dispatch_read), so the
+	 * sources are attached before any worker serves: attached after this
+	 * returned, a like taken while another worker still made its TLS
+	 * context was answered 0. The first tick runs later, on the main
+	 * thread; pthread_create orders these stores before the workers.
+	 */
+	srv->sources = calloc((size_t)srv->nworkers, sizeof(*srv->sources));
+	if (!srv->sources)
+		return LC_ENOMEM;
+	for (int i = 0; i < srv->nworkers; i++)
+		srv->sources[i] = &srv->workers[i].source;
+	srv->dispatch->sources = srv->sources;
+	srv->dispatch->nsources = (size_t)srv->nworkers;
 	for (int i = 0; i < srv->nworkers; i++)
 		if (pthread_create(&srv->workers[i].thread, NULL, worker_main,
 				   &srv->workers[i])) {
@@ -723,6 +738,8 @@ lc_server_free(struct lc_server *srv)
 		lc_worker_cleanup(&srv->workers[i]);
 	free(srv->workers);
 	srv->workers = NULL;
+	free(srv->sources);
+	srv->sources = NULL;
 	lc_conn_limits_cleanup(&srv->limits);
 	pthread_mutex_destroy(&srv->start_lock);
 	pthread_cond_destroy(&srv->start_cond);
