@@ -438,7 +438,7 @@ lc_counter_reclaim(struct lc_counter *c, uint64_t tick_no, size_t budget)
 		 * dispatcher's list holds it: same thread as this). */
 		if (atomic_load_explicit(&e->subscribers,
 					 memory_order_seq_cst) > 0 ||
-		    e->watch_listed ||
+		    e->watch_listed || e->deferred ||
 		    atomic_load_explicit(&e->watch_sent,
 					 memory_order_relaxed)) {
 			c->watch_at++;

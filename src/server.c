@@ -656,12 +656,9 @@ lc_server_start(struct lc_server *srv)
 	}
 	srv->port = port;
 	/*
-	 * The dispatcher reads every worker's shard from the first request
-	 * on (a like's answer reads its own write, lc_dispatch_read), so the
-	 * sources are attached before any worker serves: attached after this
-	 * returned, a like taken while another worker still made its TLS
-	 * context was answered 0. The first tick runs later, on the main
-	 * thread; pthread_create orders these stores before the workers.
+	 * The dispatcher's sources are set before any worker runs: a like's
+	 * answer reads every source (lc_dispatch_read), and one taken before
+	 * they were set was answered from the table alone (count 0).
 	 */
 	srv->sources = calloc((size_t)srv->nworkers, sizeof(*srv->sources));
 	if (!srv->sources)
@@ -737,9 +734,9 @@ lc_server_free(struct lc_server *srv)
 	for (int i = 0; srv->workers && i < srv->nworkers; i++)
 		lc_worker_cleanup(&srv->workers[i]);
 	free(srv->workers);
-	srv->workers = NULL;
 	free(srv->sources);
 	srv->sources = NULL;
+	srv->workers = NULL;
 	lc_conn_limits_cleanup(&srv->limits);
 	pthread_mutex_destroy(&srv->start_lock);
 	pthread_cond_destroy(&srv->start_cond);
