@@ -378,16 +378,33 @@ lc_dispatch_init(struct lc_dispatch *d, struct lc_counter *c,
 
 static void rank_cb(struct lc_entry *e, void *arg);
 
+/*
+ * The all-time sums saturate like the counts they add up (lc_sat_add):
+ * a wrapped sum went negative, and /v1/stats' likes - unlikes then
+ * overflowed. Dispatcher thread only (the single writer), so a relaxed
+ * load and store is enough.
+ */
+static void
+add_all(struct lc_dispatch *d, int64_t likes, int64_t unlikes)
+{
+	int64_t l =
+	    atomic_load_explicit(&d->stats.all_likes, memory_order_relaxed);
+	int64_t u =
+	    atomic_load_explicit(&d->stats.all_unlikes, memory_order_relaxed);
+
+	atomic_store_explicit(&d->stats.all_likes, lc_sat_add(l, likes),
+			      memory_order_relaxed);
+	atomic_store_explicit(&d->stats.all_unlikes, lc_sat_add(u, unlikes),
+			      memory_order_relaxed);
+}
+
 static void
 sum_cb(struct lc_entry *e, void *arg)
 {
 	struct lc_dispatch *d = arg;
 	struct lc_counts r = lc_entry_read(e);
 
-	atomic_fetch_add_explicit(&d->stats.all_likes, r.likes,
-				  memory_order_relaxed);
-	atomic_fetch_add_explicit(&d->stats.all_unlikes, r.unlikes,
-				  memory_order_relaxed);
+	add_all(d, r.likes, r.unlikes);
 	atomic_fetch_add_explicit(&d->stats.all_views, r.views,
 				  memory_order_relaxed);
 }
@@ -618,10 +635,7 @@ merge_shard(struct lc_dispatch *d, struct lc_source *src, struct lc_shard *sh,
 		atomic_fetch_add_explicit(&d->stats.unlikes,
 					  (uint64_t)it->unlikes,
 					  memory_order_relaxed);
-		atomic_fetch_add_explicit(&d->stats.all_likes, it->likes,
-					  memory_order_relaxed);
-		atomic_fetch_add_explicit(&d->stats.all_unlikes, it->unlikes,
-					  memory_order_relaxed);
+		add_all(d, it->likes, it->unlikes);
 	}
 }
 
@@ -674,10 +688,7 @@ merge_remote(struct lc_dispatch *d, int64_t now_ms)
 			atomic_fetch_add_explicit(&d->stats.unlikes,
 						  (uint64_t)du,
 						  memory_order_relaxed);
-			atomic_fetch_add_explicit(&d->stats.all_likes, dl,
-						  memory_order_relaxed);
-			atomic_fetch_add_explicit(&d->stats.all_unlikes, du,
-						  memory_order_relaxed);
+			add_all(d, dl, du);
 			if (it->node == cl->self) {
 				atomic_fetch_add(&cl->stats.adopted_likes,
 						 (uint64_t)(dl + du));

@@ -261,7 +261,7 @@ kick_dispatcher(void *arg)
  * Redis (before listening: a node id held by a running node exits 2 here).
  * Workers read the dispatcher (top list, tick seq) from their first request
  * on, so it exists before them; its sources (one per worker) are attached
- * in start_serving(), before the first tick.
+ * by lc_server_start, before any worker serves and before the first tick.
  */
 static int
 start_core(struct app *a)
@@ -326,7 +326,7 @@ start_serving(struct app *a)
 	if (srv->nworkers < 1)
 		srv->nworkers = 1;
 	a->server_made = a->server_running = true;
-	if (lc_server_start(srv))
+	if (lc_server_start(srv)) /* attaches the workers' sources */
 		return 1;
 	lc_dispatch_tick(&a->dispatch, lc_now_ms()); /* first top list */
 	atomic_store(&srv->ready, true);

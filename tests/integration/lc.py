@@ -78,8 +78,9 @@ class Client:
         self.keepalive = keepalive
         self.conn = None
 
-    def request(self, method, path, body=None, headers=None, timeout=10):
+    def request(self, method, path, body=None, headers=None, timeout=None):
         """Returns (status, body bytes, http.client.HTTPResponse)."""
+        timeout = WAIT_S if timeout is None else timeout
         h = dict(headers or {})
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
@@ -233,7 +234,8 @@ class Server(Client):
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
-    def stop(self, sig=signal.SIGTERM, timeout=20):
+    def stop(self, sig=signal.SIGTERM, timeout=None):
+        timeout = WAIT_S if timeout is None else timeout
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -241,7 +243,7 @@ class Server(Client):
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError("server did not stop in %ds" % timeout)
+                raise AssertionError("server did not stop in %gs" % timeout)
         self.log.close()
         return self.proc.returncode
 

@@ -10,24 +10,17 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import time
 
 import lc
-from lc import WS, Server, check, run
+from lc import WS, Server, check, run, wait_for
 
 TOKEN = "0123456789abcdef-metrics"
 
 
-def poll(fn, timeout=10, what="condition"):
+def poll(fn, timeout=None, what="condition"):
     """Calls fn() until it returns something true; returns that."""
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
+    return wait_for(fn, timeout=timeout, what=what, interval=0.05,
+                    errors=())
 
 
 def test_longest_ws_id_survives_flush_and_restart():
@@ -170,7 +163,7 @@ def test_subscribed_bytes_per_ip():
             return m["type"] == "snapshot"
         poll(fits, what="the account to be given back")
         # and the URLs nobody liked are freed
-        poll(lambda: s.metric("livecount_urls") <= base + 1, timeout=15,
+        poll(lambda: s.metric("livecount_urls") <= base + 1,
              what="subscribe-only URLs freed")
 
 
