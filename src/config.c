@@ -119,7 +119,9 @@ static const struct key keys[] = {
 	BOOL_KEY(reuse_port, "no",
 		 "share the port with other processes (SO_REUSEPORT)"),
 	STR_KEY(redis_url, "",
-		"cluster mode: redis://HOST:PORT[/DB]; empty = single node"),
+		"cluster mode: redis://[[USER]:PASSWORD@]HOST:PORT[/DB] or "
+		"redis+sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/"
+		"MASTER[/DB]; empty = single node"),
 	INT_KEY(node_id, "0", 0, 1023,
 		"cluster mode: this node's id, unique in the cluster (1..1023)"),
 };
@@ -489,12 +491,26 @@ lc_config_dump(const struct lc_config *cfg, void *out)
 {
 	for (size_t i = 0; i < NKEYS; i++) {
 		const char *p = (const char *)cfg + keys[i].offset;
+		const char *at = keys[i].type == KEY_STR &&
+					 !strcmp(keys[i].name, "redis_url")
+				     ? strchr(p, '@')
+				     : NULL;
+		const char *cred = at ? strstr(p, "://") : NULL;
 
 		if (keys[i].type == KEY_STR &&
 		    !strcmp(keys[i].name, "write_token") && *p)
 			fprintf(out, "%s = (set, %zu bytes)\n", keys[i].name,
 				strlen(p));
-		else if (keys[i].type == KEY_STR)
+		else if (cred && cred < at &&
+			 !memchr(cred + 3, '/', (size_t)(at - cred - 3))) {
+			/* The Redis password: "redis://user:***@host". */
+			const char *colon =
+			    memchr(cred + 3, ':', (size_t)(at - cred - 3));
+
+			fprintf(out, "%s = %.*s***%s\n", keys[i].name,
+				(int)((colon ? colon : cred + 2) + 1 - p), p,
+				at);
+		} else if (keys[i].type == KEY_STR)
 			fprintf(out, "%s = %s\n", keys[i].name, p);
 		else if (keys[i].type == KEY_BOOL)
 			fprintf(out, "%s = %s\n", keys[i].name,

@@ -361,15 +361,12 @@ main(int argc, char **argv)
 	}
 	clustered = cfg.redis_url[0] != '\0';
 	if (clustered) {
-		char host[256];
-		int port, db;
+		static struct lc_redis_url url;
 
-		if (lc_bridge_parse_url(cfg.redis_url, host, sizeof(host),
-					&port, &db)) {
-			fprintf(stderr,
-				"livecount: redis_url: '%s' is not "
-				"redis://HOST[:PORT][/DB]\n",
-				cfg.redis_url);
+		/* The message names the problem, never the password. */
+		if (lc_bridge_parse_url(cfg.redis_url, &url, err,
+					sizeof(err))) {
+			fprintf(stderr, "livecount: %s\n", err);
 			return 2;
 		}
 		if (!cfg.node_id) {

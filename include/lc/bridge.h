@@ -4,13 +4,22 @@
  * Two threads of its own, each with one synchronous hiredis connection
  * with connect and command timeouts, so a stalled or unreachable Redis
  * only ever stalls the bridge: counting and serving never wait for it.
- *   - the command thread pushes this node's own slots (ZADD GT + PUBLISH,
- *     pipelined), publishes a heartbeat every second, refreshes the node's
- *     lease, watches the data set's epoch, and runs full resyncs;
+ *   - the command thread pushes this node's own slots (one fenced script
+ *     per chunk: ZADD GT + PUBLISH, only while this process holds the
+ *     node's lease), publishes a heartbeat every second with the lease
+ *     refresh, watches the data set's epoch, runs full resyncs and, with
+ *     Sentinel, asks the sentinels every second which Redis is primary;
  *   - the subscriber thread listens on the channel and hands every other
  *     node's readings to the dispatcher (cluster.h), checks each sender's
  *     sequence for gaps, and asks for a resync after every (re)subscribe.
  * Both reconnect with exponential backoff and full jitter.
+ *
+ * Redis errors: any error reply (OOM, READONLY, NOAUTH, MISCONF, ...) is
+ * a failed command. The link is then "degraded" (reason in /v1/stats and
+ * livecount_cluster_link_degraded), the log says so at most once per
+ * ERROR_LOG_MS with a count of the errors in between, and the items that
+ * failed go to the back of the push queue, so one bad item never holds
+ * back the others.
  *
  * It does not merge anything itself (the dispatcher does, slots.h) and
  * never calls into a worker.
@@ -24,15 +33,26 @@
 #include <jansson.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Redis round trips: <= 0.5, 1, 2, 5, 10, 50, 100, 500, 1000 ms, +Inf. */
 #define LC_BRIDGE_RTT_BUCKETS 10
 
+enum lc_link_state {
+	LC_LINK_DOWN,	  /* no connection, or not synced yet */
+	LC_LINK_DEGRADED, /* connected, but Redis refuses commands */
+	LC_LINK_UP,	  /* pushing and receiving, synced */
+};
+
 struct lc_bridge_stats {
 	_Atomic bool link_up;		 /* pushing and receiving, synced */
+	_Atomic int link_state;		 /* enum lc_link_state */
 	_Atomic uint64_t connects;	 /* successful (re)connections */
 	_Atomic uint64_t errors;	 /* failed connects and commands */
+	_Atomic uint64_t error_replies;	 /* error replies from Redis */
+	_Atomic uint64_t lease_lost;	 /* times another process held it */
+	_Atomic uint64_t failovers;	 /* primary changes (Sentinel) */
 	_Atomic uint64_t resyncs;	 /* completed full resyncs */
 	_Atomic uint64_t resync_ms_last; /* duration of the last one */
 	_Atomic uint64_t seq_gaps;	 /* lost pub/sub messages detected */
@@ -46,18 +66,50 @@ struct lc_bridge_stats {
 	_Atomic uint64_t rtt_us_sum, rtt_count;
 };
 
+#define LC_REDIS_MAX_SENTINELS 8
+
+struct lc_redis_addr {
+	char host[256];
+	int port;
+};
+
+/** A parsed redis_url. Holds the password: never print it (masked()). */
+struct lc_redis_url {
+	struct lc_redis_addr addr; /* redis://; unused with Sentinel */
+	int db;
+	char user[128], pass[256]; /* empty pass = no AUTH */
+	int nsentinels;		   /* > 0: redis+sentinel:// */
+	struct lc_redis_addr sentinels[LC_REDIS_MAX_SENTINELS];
+	char master[128]; /* the Sentinel master name */
+};
+
 struct lc_bridge;
 
-/** Parses redis://HOST[:PORT][/DB]. Returns 0 or LC_EINVAL. */
-int lc_bridge_parse_url(const char *url, char *host, size_t hostlen, int *port,
-			int *db);
+/**
+ * Parses redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or
+ * redis+sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER[/DB]
+ * (USER and PASSWORD percent-decoded; they authenticate with the data
+ * nodes, not the sentinels). Returns 0, or LC_EINVAL with the reason in
+ * err, which never holds the password. rediss:// is refused: TLS needs
+ * hiredis >= 1.0. Any thread.
+ */
+int lc_bridge_parse_url(const char *url, struct lc_redis_url *u, char *err,
+			size_t errlen);
+
+/**
+ * Copies url to out with the password replaced by "***" (for logs,
+ * errors, --check-config and /v1/stats). Any thread.
+ */
+void lc_bridge_url_masked(const char *url, char *out, size_t cap);
 
 /**
  * Starts the bridge for node cl->self against redis_url. When Redis
  * answers, the node's lease is taken first: if another running process
- * holds node id cl->self, returns NULL with the reason in err (exit 2
- * material). When Redis does not answer, starts anyway (logged) and keeps
- * trying. Main thread, after the database is loaded.
+ * holds node id cl->self, if Redis refuses the lease (an error reply such
+ * as OOM) or the credentials, returns NULL with the reason in err (exit 2
+ * material, never the password). When Redis does not answer, starts
+ * anyway (logged) and keeps trying; it writes nothing of its own slot
+ * until it holds the lease. Main thread, after the database is loaded.
  */
 struct lc_bridge *lc_bridge_start(const char *redis_url, struct lc_counter *c,
 				  struct lc_cluster *cl, char *err,
@@ -65,7 +117,8 @@ struct lc_bridge *lc_bridge_start(const char *redis_url, struct lc_counter *c,
 
 /**
  * Stops both threads after a last push of what the final tick handed over
- * (bounded by the command timeout), and frees the bridge. Main thread.
+ * (bounded by the command timeout), gives the node's lease back (so the
+ * node can restart at once), and frees the bridge. Main thread.
  */
 void lc_bridge_stop(struct lc_bridge *b);
 
@@ -75,8 +128,10 @@ void lc_bridge_wake(void *b);
 const struct lc_bridge_stats *lc_bridge_stats(struct lc_bridge *b);
 
 /**
- * {"node_id":N,"link":"up"|"down","nodes":[{"id","self","link",
- * "last_push_age_ms"}...]} for /v1/stats (new reference). Any thread.
+ * {"node_id":N,"link":"up"|"degraded"|"down","link_reason":S|null,
+ * "redis":"<masked url>","primary":"HOST:PORT"|null,"nodes":[{"id",
+ * "self","link","last_push_age_ms"}...]} for /v1/stats (new reference).
+ * Any thread.
  */
 json_t *lc_bridge_status_json(struct lc_bridge *b);
 
