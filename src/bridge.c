@@ -141,14 +141,20 @@ random_u64(void)
 	return v;
 }
 
-/* Exponential backoff with full jitter: a random wait in [min, cap]. */
+/*
+ * Exponential backoff with full jitter: a random wait in [min, cap]. With
+ * Sentinel the cap is 1 s: a failover takes seconds, and the sentinels
+ * know the new primary as soon as it is promoted.
+ */
 static int64_t
-next_backoff(int64_t *cur)
+next_backoff(const struct lc_bridge *b, int64_t *cur)
 {
+	int64_t max =
+	    b->url.nsentinels ? SENTINEL_BACKOFF_MAX_MS : BACKOFF_MAX_MS;
 	int64_t cap = *cur ? *cur * 2 : BACKOFF_MIN_MS;
 
-	if (cap > BACKOFF_MAX_MS)
-		cap = BACKOFF_MAX_MS;
+	if (cap > max)
+		cap = max;
 	*cur = cap;
 	return BACKOFF_MIN_MS +
 	       (int64_t)(random_u64() % (uint64_t)(cap - BACKOFF_MIN_MS + 1));
@@ -466,8 +472,8 @@ ask_sentinels(struct lc_bridge *b, char *host, size_t hostlen, int *port)
 	return false;
 }
 
-/* Sets the Redis in use (logged when it changes). */
-static void
+/* Sets the Redis in use (logged when it changes); true if it changed. */
+static bool
 set_primary(struct lc_bridge *b, const char *host, int port)
 {
 	bool changed;
@@ -485,6 +491,7 @@ set_primary(struct lc_bridge *b, const char *host, int port)
 		b->port = port;
 	}
 	pthread_mutex_unlock(&b->lock);
+	return changed;
 }
 
 /*
@@ -846,10 +853,7 @@ cur_addr(struct lc_bridge *b, char *out, size_t cap)
 static void
 drop_cmd(struct lc_bridge *b, const char *why)
 {
-	char addr[300];
-	char what[320], msg[300];
-	int64_t cap =
-	    b->url.nsentinels ? SENTINEL_BACKOFF_MAX_MS : BACKOFF_MAX_MS;
+	char addr[300], what[320], msg[300];
 
 	if (!b->cmd)
 		return;
@@ -862,11 +866,8 @@ drop_cmd(struct lc_bridge *b, const char *why)
 	b->lease_held = false;
 	atomic_store(&b->stats.link_up, false);
 	atomic_store(&b->stats.link_state, LC_LINK_DOWN);
-	if (b->backoff_ms > cap)
-		b->backoff_ms = cap;
-	b->next_connect_us = lc_mono_us() + next_backoff(&b->backoff_ms) * 1000;
-	if (b->url.nsentinels && b->backoff_ms >= cap)
-		b->backoff_ms = cap / 2;
+	b->next_connect_us =
+	    lc_mono_us() + next_backoff(b, &b->backoff_ms) * 1000;
 }
 
 /* With Sentinel, a READONLY (or similar) reply means: ask again. */
@@ -1497,11 +1498,9 @@ check_primary(struct lc_bridge *b)
 	if (!b->url.nsentinels || lc_mono_us() < b->next_sentinel_us)
 		return;
 	b->next_sentinel_us = lc_mono_us() + SENTINEL_CHECK_MS * 1000;
-	if (!ask_sentinels(b, host, sizeof(host), &port))
+	if (!ask_sentinels(b, host, sizeof(host), &port) ||
+	    !set_primary(b, host, port))
 		return;
-	if (!strcmp(host, b->host) && port == b->port)
-		return;
-	set_primary(b, host, port);
 	drop_cmd(b, "the sentinels named a new primary");
 	b->next_connect_us = 0;
 	kick_subscriber(b);
@@ -1668,7 +1667,8 @@ cmd_main(void *arg)
 					b->next_beat_us = 0;
 			} else
 				b->next_connect_us =
-				    now + next_backoff(&b->backoff_ms) * 1000;
+				    now +
+				    next_backoff(b, &b->backoff_ms) * 1000;
 		}
 		if (!stop)
 			check_primary(b);
@@ -1794,7 +1794,7 @@ sub_main(void *arg)
 		redisContext *c = subscribe(b);
 
 		if (!c) {
-			int64_t ms = next_backoff(&backoff);
+			int64_t ms = next_backoff(b, &backoff);
 
 			for (int64_t t = 0; t < ms && !stopping(b); t += 50)
 				usleep(50000);
@@ -1934,7 +1934,7 @@ lc_bridge_start(const char *redis_url, struct lc_counter *c,
 			"until it holds node_id %u's lease)",
 			b->url_masked, b->self);
 		b->next_connect_us =
-		    lc_mono_us() + next_backoff(&b->backoff_ms) * 1000;
+		    lc_mono_us() + next_backoff(b, &b->backoff_ms) * 1000;
 	}
 	/* Registered last: the table keeps a pointer to it until the end. */
 	if (lc_counter_add_reader(c, &b->qs)) {
