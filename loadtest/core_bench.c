@@ -36,8 +36,8 @@ top(size_t n)
 	lc_source_init(&a);
 	lc_dispatch_init(&d, &c, srcs, 1, NULL, 1000);
 	for (size_t i = 0; i < n; i++) {
-		int k = snprintf(url, sizeof(url), "https://example.com/p/%zu",
-				 i);
+		int k =
+		    snprintf(url, sizeof(url), "https://example.com/p/%zu", i);
 		struct lc_entry *e = lc_counter_find_or_insert(
 		    &c, url, (size_t)k, lc_hash(url, (size_t)k));
 
@@ -109,7 +109,8 @@ flush(size_t n)
 		    &c, url, (size_t)k, lc_hash(url, (size_t)k));
 
 		lc_entry_add(e, 3, 1, now);
-		b->items[i] = (struct lc_change){.e = e, .likes = 3, .unlikes = 1};
+		b->items[i] =
+		    (struct lc_change){.e = e, .likes = 3, .unlikes = 1};
 	}
 	lc_batcher_push(bt, b);
 	t0 = lc_mono_us();

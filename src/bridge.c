@@ -8,7 +8,8 @@
  *
  * A note on synchronous hiredis: 0.14.1's async API has no timeouts, no
  * reconnect and a libuv adapter that never reports a refused connect
- * (shared/CLUSTER-NOTES.md). Its synchronous API has both timeouts
+ * (read in the hiredis v0.14.1 sources: the async API and its libuv
+ * adapter). Its synchronous API has both timeouts
  * (redisConnectWithTimeout, redisSetTimeout), and a thread per connection
  * makes blocking harmless: a SIGSTOPped Redis costs the bridge a timeout,
  * nobody else anything. Each round trip is a pipeline (append N commands,
@@ -26,6 +27,7 @@
 #define _GNU_SOURCE
 #include "lc/bridge.h"
 #include "lc/common.h"
+#include "lc/config.h"
 #include "lc/dispatch.h"
 #include "lc/slots.h"
 
@@ -158,197 +160,6 @@ next_backoff(const struct lc_bridge *b, int64_t *cur)
 	*cur = cap;
 	return BACKOFF_MIN_MS +
 	       (int64_t)(random_u64() % (uint64_t)(cap - BACKOFF_MIN_MS + 1));
-}
-
-/* Percent-decodes n bytes of p into out; false when it does not fit. */
-static bool
-pct_decode(const char *p, size_t n, char *out, size_t cap)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		char c = p[i];
-
-		if (c == '%') {
-			char hex[3] = {0, 0, 0};
-			char *end;
-			long v;
-
-			if (i + 2 >= n || !isxdigit((unsigned char)p[i + 1]) ||
-			    !isxdigit((unsigned char)p[i + 2]))
-				return false;
-			hex[0] = p[i + 1];
-			hex[1] = p[i + 2];
-			v = strtol(hex, &end, 16);
-			if (end != hex + 2)
-				return false;
-			c = (char)v;
-			i += 2;
-		}
-		if (o + 1 >= cap)
-			return false;
-		out[o++] = c;
-	}
-	out[o] = '\0';
-	return true;
-}
-
-/* HOST[:PORT] of n bytes at p into a; false when malformed. */
-static bool
-parse_addr(const char *p, size_t n, struct lc_redis_addr *a, bool need_port)
-{
-	const char *colon = memchr(p, ':', n);
-	size_t hl = colon ? (size_t)(colon - p) : n;
-	char num[8], *end;
-	long v;
-
-	if (!hl || hl >= sizeof(a->host) || memchr(p, '@', n) ||
-	    memchr(p, '/', n))
-		return false;
-	memcpy(a->host, p, hl);
-	a->host[hl] = '\0';
-	a->port = 6379;
-	if (!colon)
-		return !need_port;
-	n -= hl + 1;
-	if (!n || n >= sizeof(num))
-		return false;
-	memcpy(num, colon + 1, n);
-	num[n] = '\0';
-	errno = 0;
-	v = strtol(num, &end, 10);
-	if (errno || *end || v < 1 || v > 65535)
-		return false;
-	a->port = (int)v;
-	return true;
-}
-
-static bool
-parse_db(const char *p, int *db)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(p, &end, 10);
-	if (errno || end == p || *end || v < 0 || v > 1000000)
-		return false;
-	*db = (int)v;
-	return true;
-}
-
-int
-lc_bridge_parse_url(const char *url, struct lc_redis_url *u, char *err,
-		    size_t errlen)
-{
-	static const char plain[] = "redis://HOST[:PORT][/DB]";
-	static const char sentinel[] =
-	    "redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB]";
-	const char *p, *at, *slash, *form = plain;
-	bool is_sentinel = false;
-
-	memset(u, 0, sizeof(*u));
-	if (!strncmp(url, "rediss://", 9)) {
-		snprintf(err, errlen,
-			 "redis_url: rediss:// (TLS) needs hiredis >= 1.0 and "
-			 "this build has hiredis %d.%d.%d: reach Redis through "
-			 "a local TLS tunnel (README, \"Running a cluster\") "
-			 "with redis://127.0.0.1:PORT",
-			 HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
-		return LC_EINVAL;
-	}
-	if (!strncmp(url, "redis://", 8)) {
-		p = url + 8;
-	} else if (!strncmp(url, "redis+sentinel://", 17)) {
-		p = url + 17;
-		is_sentinel = true;
-		form = sentinel;
-	} else {
-		snprintf(err, errlen,
-			 "redis_url: not %s nor %s (with USER:PASSWORD@ or "
-			 ":PASSWORD@ before the host for AUTH)",
-			 plain, sentinel);
-		return LC_EINVAL;
-	}
-	slash = strchr(p, '/');
-	at = memchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
-	if (at) {
-		const char *colon = memchr(p, ':', (size_t)(at - p));
-
-		if (!colon ||
-		    !pct_decode(p, (size_t)(colon - p), u->user,
-				sizeof(u->user)) ||
-		    !pct_decode(colon + 1, (size_t)(at - colon - 1), u->pass,
-				sizeof(u->pass)) ||
-		    !u->pass[0]) {
-			snprintf(err, errlen,
-				 "redis_url: the credentials must be "
-				 "[USER]:PASSWORD@ (percent-encoded, "
-				 "password up to %zu bytes)",
-				 sizeof(u->pass) - 1);
-			return LC_EINVAL;
-		}
-		p = at + 1;
-	}
-	if (!is_sentinel) {
-		size_t n = slash ? (size_t)(slash - p) : strlen(p);
-
-		if (!parse_addr(p, n, &u->addr, false) ||
-		    (slash && slash[1] && !parse_db(slash + 1, &u->db)))
-			goto bad;
-		return 0;
-	}
-	/* HOST:PORT[,HOST:PORT...]/MASTER[/DB] */
-	if (!slash || !slash[1])
-		goto bad;
-	while (p < slash) {
-		const char *comma = memchr(p, ',', (size_t)(slash - p));
-		size_t n = comma ? (size_t)(comma - p) : (size_t)(slash - p);
-
-		if (u->nsentinels == LC_REDIS_MAX_SENTINELS ||
-		    !parse_addr(p, n, &u->sentinels[u->nsentinels], true))
-			goto bad;
-		u->nsentinels++;
-		p += n + (comma ? 1 : 0);
-	}
-	p = slash + 1;
-	slash = strchr(p, '/');
-	{
-		size_t n = slash ? (size_t)(slash - p) : strlen(p);
-
-		if (!n || n >= sizeof(u->master) || !u->nsentinels)
-			goto bad;
-		memcpy(u->master, p, n);
-		u->master[n] = '\0';
-	}
-	if (slash && slash[1] && !parse_db(slash + 1, &u->db))
-		goto bad;
-	return 0;
-bad:
-	snprintf(err, errlen,
-		 "redis_url: not %s (with USER:PASSWORD@ or "
-		 ":PASSWORD@ before the host for AUTH)",
-		 form);
-	return LC_EINVAL;
-}
-
-void
-lc_bridge_url_masked(const char *url, char *out, size_t cap)
-{
-	const char *p = strstr(url, "://"), *slash, *at, *colon;
-
-	snprintf(out, cap, "%s", url);
-	if (!p)
-		return;
-	p += 3;
-	slash = strchr(p, '/');
-	at = memchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
-	if (!at)
-		return;
-	colon = memchr(p, ':', (size_t)(at - p));
-	if (!colon)
-		colon = p - 1; /* no user: mask all before '@' */
-	snprintf(out, cap, "%.*s***%s", (int)(colon + 1 - url), url, at);
 }
 
 static void
@@ -1866,11 +1677,12 @@ lc_bridge_start(const char *redis_url, struct lc_counter *c,
 		snprintf(err, errlen, "cluster: out of memory");
 		return NULL;
 	}
-	if (lc_bridge_parse_url(redis_url, &b->url, err, errlen)) {
+	if (lc_config_parse_redis_url(redis_url, &b->url, err, errlen)) {
 		free(b);
 		return NULL;
 	}
-	lc_bridge_url_masked(redis_url, b->url_masked, sizeof(b->url_masked));
+	lc_config_redis_url_masked(redis_url, b->url_masked,
+				   sizeof(b->url_masked));
 	if (!b->url.nsentinels) {
 		snprintf(b->host, sizeof(b->host), "%s", b->url.addr.host);
 		b->port = b->url.addr.port;

@@ -23,6 +23,7 @@
 #include "lc/store.h"
 
 #include <jansson.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -123,6 +124,9 @@ entry_free(struct lc_entry *e)
 	free(e->slots);
 	free(e);
 }
+
+/* Entries freed in one reclaim that make it return memory to the system. */
+#define LC_TRIM_AFTER_ENTRIES 1024
 
 static void
 retired_free(struct lc_retired *r)
@@ -377,7 +381,7 @@ size_t
 lc_counter_reclaim(struct lc_counter *c, uint64_t tick_no, size_t budget)
 {
 	struct lc_retired *r = NULL;
-	size_t removed = 0;
+	size_t removed = 0, freed = 0;
 
 	/* Free what has passed its grace period, oldest first. */
 	while (c->retired_head && c->retired_head->tick + 2 <= tick_no &&
@@ -389,8 +393,16 @@ lc_counter_reclaim(struct lc_counter *c, uint64_t tick_no, size_t budget)
 			c->retired_tail = NULL;
 		atomic_fetch_add(&c->reclaimed, done->n);
 		atomic_fetch_sub(&c->used, (int64_t)done->n);
+		freed += done->n;
 		retired_free(done);
 	}
+	/*
+	 * Many entries freed at once (subscribers of many URLs left): give
+	 * the pages back to the system, or glibc keeps them in its arenas
+	 * and RSS stays at its peak.
+	 */
+	if (freed >= LC_TRIM_AFTER_ENTRIES)
+		malloc_trim(0);
 
 	pthread_mutex_lock(&c->insert_lock);
 	if (!c->watch_n && !c->rebuilt)
@@ -495,7 +507,8 @@ lc_counter_foreach(struct lc_counter *c,
 }
 
 struct lc_counts
-lc_entry_read(const struct lc_entry *e)
+lc_entry_read_marks(const struct lc_entry *e, _Atomic bool *const *marks,
+		    bool *seen, size_t n)
 {
 	struct lc_counts r;
 	uint32_t s1, s2;
@@ -507,14 +520,25 @@ lc_entry_read(const struct lc_entry *e)
 		    atomic_load_explicit(&e->unlikes, memory_order_relaxed);
 		r.updated_ms =
 		    atomic_load_explicit(&e->updated_ms, memory_order_relaxed);
+		for (size_t i = 0; i < n; i++)
+			seen[i] = !marks[i] ||
+				  atomic_load_explicit(marks[i],
+						       memory_order_relaxed);
 		atomic_thread_fence(memory_order_acquire);
 		s2 = atomic_load_explicit(&e->seq, memory_order_relaxed);
 	} while ((s1 & 1) || s1 != s2);
 	return r;
 }
 
+struct lc_counts
+lc_entry_read(const struct lc_entry *e)
+{
+	return lc_entry_read_marks(e, NULL, NULL, 0);
+}
+
 void
-lc_entry_add(struct lc_entry *e, int64_t likes, int64_t unlikes, int64_t now_ms)
+lc_entry_add_marked(struct lc_entry *e, int64_t likes, int64_t unlikes,
+		    int64_t now_ms, _Atomic bool *mark)
 {
 	uint32_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
 
@@ -531,7 +555,15 @@ lc_entry_add(struct lc_entry *e, int64_t likes, int64_t unlikes, int64_t now_ms)
 		       unlikes),
 	    memory_order_relaxed);
 	atomic_store_explicit(&e->updated_ms, now_ms, memory_order_relaxed);
+	if (mark)
+		atomic_store_explicit(mark, true, memory_order_relaxed);
 	atomic_store_explicit(&e->seq, s + 2, memory_order_release);
+}
+
+void
+lc_entry_add(struct lc_entry *e, int64_t likes, int64_t unlikes, int64_t now_ms)
+{
+	lc_entry_add_marked(e, likes, unlikes, now_ms, NULL);
 }
 
 const char *
@@ -687,6 +719,7 @@ lc_shard_add(struct lc_shard *s, const char *url, size_t len, uint64_t hash,
 	it->hash = hash;
 	it->entry = NULL;
 	it->reserved = false;
+	atomic_init(&it->merged, false);
 	it->likes = it->unlikes = 0;
 	it->url_off = (uint32_t)s->arena_len;
 	it->url_len = (uint32_t)len;

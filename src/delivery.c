@@ -26,6 +26,7 @@
 #define _GNU_SOURCE
 #include "lc/delivery.h"
 #include "lc/hash.h"
+#include "lc/limits.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -146,6 +147,20 @@ reserve(struct lc_session *s, size_t want)
 	return 0;
 }
 
+/* What a subscription to a URL of len bytes costs its IP (limits.h). */
+static int64_t
+sub_cost(size_t len)
+{
+	return (int64_t)len + LC_SUB_OVERHEAD_BYTES;
+}
+
+static void
+give_back(struct lc_session *s, int64_t bytes)
+{
+	if (s->ip_sub_bytes && bytes)
+		lc_sub_bytes_give(s->ip_sub_bytes, bytes);
+}
+
 static struct lc_sub *
 find_sub(struct lc_session *s, const char *url, size_t len)
 {
@@ -164,6 +179,7 @@ lc_session_subscribe(struct lc_session *s, const char *const *urls,
 {
 	struct lc_delivery *d = s->d;
 	size_t max = (size_t)d->cfg->max_subs_per_conn, fresh = 0;
+	int64_t taken = 0; /* this URL's bytes on the IP's account */
 
 	for (size_t i = 0; i < n; i++)
 		if (!find_sub(s, urls[i], lens[i]))
@@ -181,6 +197,23 @@ lc_session_subscribe(struct lc_session *s, const char *const *urls,
 		if (!sub) {
 			uint64_t h = lc_hash(urls[i], lens[i]);
 
+			/*
+			 * One address may hold only so many URL bytes
+			 * subscribed, whatever its connections:
+			 * subscribe-only URLs cost memory nobody else pays.
+			 */
+			if (s->ip_sub_bytes &&
+			    !lc_sub_bytes_take(
+				s->ip_sub_bytes, sub_cost(lens[i]),
+				d->cfg->max_subscribed_bytes_per_ip))
+				return lc_api_error_set(
+				    err, 429, "too_many_subscriptions",
+				    "this address holds "
+				    "max_subscribed_bytes_per_ip (%d) of "
+				    "subscribed URLs; unsubscribe or close "
+				    "connections first",
+				    d->cfg->max_subscribed_bytes_per_ip);
+			taken = s->ip_sub_bytes ? sub_cost(lens[i]) : 0;
 			sub = &s->subs[s->nsubs];
 			for (int tries = 0;; tries++) {
 				/*
@@ -193,12 +226,14 @@ lc_session_subscribe(struct lc_session *s, const char *const *urls,
 
 				e = lc_counter_find_or_insert_watched(
 				    d->counter, urls[i], lens[i], h, &rc);
-				if (rc == LC_EFULL)
+				if (rc == LC_EFULL) {
+					give_back(s, taken);
 					return lc_api_error_set(
 					    err, 507, "url_limit",
 					    "the server holds max_urls "
 					    "distinct URLs; new URLs are "
 					    "refused");
+				}
 				if (!e || !lc_entry_json_key(e))
 					goto oom;
 				memset(sub, 0, sizeof(*sub));
@@ -213,6 +248,7 @@ lc_session_subscribe(struct lc_session *s, const char *const *urls,
 					goto oom;
 			}
 			s->nsubs++;
+			taken = 0;
 			LC_STAT_ADD(d->stats.subscriptions, 1);
 		}
 		/* Every (re)subscribe is answered with a snapshot. */
@@ -227,6 +263,7 @@ lc_session_subscribe(struct lc_session *s, const char *const *urls,
 		lc_session_queue(s);
 	return 0;
 oom:
+	give_back(s, taken);
 	return lc_api_error_set(err, 503, "out_of_memory",
 				"server out of memory");
 }
@@ -236,6 +273,7 @@ drop_sub(struct lc_session *s, struct lc_sub *sub)
 {
 	struct lc_sub *last = &s->subs[s->nsubs - 1];
 
+	give_back(s, sub_cost(sub->node->e->url_len));
 	lc_subs_remove(&s->d->subs, sub);
 	if (sub != last) {
 		*sub = *last;

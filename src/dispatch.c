@@ -128,7 +128,8 @@ lc_source_add(struct lc_source *s, struct lc_counter *c, const char *url,
 	 * cannot be swapped (and merged) between reading the pending delta
 	 * and the table, which would count the like twice in the answer.
 	 */
-	*count = lc_sat_add(pending, e ? lc_entry_count(e) : 0);
+	if (count)
+		*count = lc_sat_add(pending, e ? lc_entry_count(e) : 0);
 	pthread_mutex_unlock(&s->lock);
 	lc_kick_maybe(s->kick);
 	return 0;
@@ -174,6 +175,77 @@ undo:
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+struct lc_counts
+lc_dispatch_read(struct lc_dispatch *d, struct lc_counter *c, const char *url,
+		 size_t len)
+{
+	uint64_t h = lc_hash(url, len);
+	size_t ns = d->nsources;
+	_Atomic bool *marks[LC_READ_SOURCES_MAX];
+	bool seen[LC_READ_SOURCES_MAX];
+	int64_t ml[LC_READ_SOURCES_MAX], mu[LC_READ_SOURCES_MAX];
+	int64_t al = 0, au = 0;
+	struct lc_counts r = {0, 0, 0};
+	struct lc_entry *e;
+
+	if (ns > LC_READ_SOURCES_MAX)
+		ns = LC_READ_SOURCES_MAX;
+	/*
+	 * Every source's lock, always in the same order (no other thread
+	 * holds two): what any worker acknowledged before is in an active
+	 * shard, in a shard being merged, or in the table.
+	 */
+	for (size_t i = 0; i < ns; i++)
+		pthread_mutex_lock(&d->sources[i]->lock);
+	for (size_t i = 0; i < ns; i++) {
+		struct lc_source *s = d->sources[i];
+		struct lc_shard_item *it =
+		    lc_shard_find(s->active, url, len, h);
+
+		if (it) {
+			al = lc_sat_add(al, it->likes);
+			au = lc_sat_add(au, it->unlikes);
+		}
+		it = s->merging ? lc_shard_find(s->merging, url, len, h) : NULL;
+		marks[i] = it ? &it->merged : NULL;
+		ml[i] = it ? it->likes : 0;
+		mu[i] = it ? it->unlikes : 0;
+	}
+	/*
+	 * The table with the marks of the items being merged, read in one
+	 * go: each item's delta counts either in the table or here. A URL
+	 * not in the table yet may be inserted by the merge meanwhile: look
+	 * again when a mark says so.
+	 */
+	for (int tries = 0;; tries++) {
+		bool inserted = false;
+
+		e = lc_counter_find(c, url, len, h);
+		if (e) {
+			r = lc_entry_read_marks(e, marks, seen, ns);
+			break;
+		}
+		for (size_t i = 0; i < ns; i++) {
+			seen[i] = marks[i] &&
+				  atomic_load_explicit(marks[i],
+						       memory_order_acquire);
+			inserted |= seen[i];
+		}
+		if (!inserted || tries == 1000)
+			break;
+	}
+	for (size_t i = 0; i < ns; i++)
+		pthread_mutex_unlock(&d->sources[i]->lock);
+	for (size_t i = 0; i < ns; i++)
+		if (!seen[i]) {
+			al = lc_sat_add(al, ml[i]);
+			au = lc_sat_add(au, mu[i]);
+		}
+	r.likes = lc_sat_add(r.likes, al);
+	r.unlikes = lc_sat_add(r.unlikes, au);
+	return r;
 }
 
 void
@@ -399,6 +471,10 @@ merge_shard(struct lc_dispatch *d, struct lc_source *src, struct lc_shard *sh,
 			kept = lc_shard_add(src->active, lc_shard_url(sh, it),
 					    it->url_len, it->hash, it->likes,
 					    it->unlikes) != NULL;
+			/* In the active shard now (or lost): not pending here.
+			 */
+			atomic_store_explicit(&it->merged, true,
+					      memory_order_relaxed);
 			pthread_mutex_unlock(&src->lock);
 			lc_err("dispatch: out of memory merging %s (%s)",
 			       lc_shard_url(sh, it),
@@ -407,11 +483,13 @@ merge_shard(struct lc_dispatch *d, struct lc_source *src, struct lc_shard *sh,
 		}
 		if (d->cluster) {
 			pthread_mutex_lock(&d->counter->slots_lock);
-			lc_slots_add_own(e, d->cluster->self, it->likes,
-					 it->unlikes, now_ms);
+			lc_slots_add_own_marked(e, d->cluster->self, it->likes,
+						it->unlikes, now_ms,
+						&it->merged);
 			pthread_mutex_unlock(&d->counter->slots_lock);
 		} else
-			lc_entry_add(e, it->likes, it->unlikes, now_ms);
+			lc_entry_add_marked(e, it->likes, it->unlikes, now_ms,
+					    &it->merged);
 		atomic_fetch_add_explicit(&d->stats.likes, (uint64_t)it->likes,
 					  memory_order_relaxed);
 		atomic_fetch_add_explicit(&d->stats.unlikes,
@@ -852,10 +930,16 @@ lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms)
 		pthread_mutex_lock(&s->lock);
 		full = s->active;
 		s->active = s->spare;
+		s->merging = full->n ? full : NULL;
 		pthread_mutex_unlock(&s->lock);
 		s->spare = full;
 		if (full->n) {
 			merge_shard(d, s, full, now_ms);
+			/* Readers (lc_dispatch_read) look at it under the lock.
+			 */
+			pthread_mutex_lock(&s->lock);
+			s->merging = NULL;
+			pthread_mutex_unlock(&s->lock);
 			lc_shard_clear(full);
 		}
 	}

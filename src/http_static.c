@@ -66,6 +66,8 @@ lc_http_static_serve(struct lws *wsi, struct lc_worker *w, const char *path)
 	 */
 	hp = (unsigned char *)headers + n;
 	if (lc_http_add_cors(wsi, w->srv->cfg, &hp,
+			     (unsigned char *)headers + sizeof(headers)) ||
+	    lc_http_add_hsts(wsi, w->srv->cfg, &hp,
 			     (unsigned char *)headers + sizeof(headers)))
 		return -1;
 	n = (int)(hp - (unsigned char *)headers);

@@ -361,6 +361,10 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 	       "Connections closed at once: over max_connections or "
 	       "max_conns_per_ip.",
 	       SUM(stats.accept_refused));
+	metric(&t, "livecount_slow_headers_closed_total", "counter",
+	       "Connections closed with 408: request headers not whole by "
+	       "http_timeout_ms after connecting.",
+	       SUM(stats.slow_headers_closed));
 
 	metric(&t, "livecount_dispatch_ticks_total", "counter",
 	       "Dispatch ticks run.", (int64_t)atomic_load(&ds->ticks));

@@ -10,6 +10,7 @@
  */
 #include "lc/parse.h"
 #include "lc/common.h"
+#include "lc/idem.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -383,11 +384,7 @@ lc_ws_op_parse(const char *msg, size_t len, const struct lc_limits *lim,
 			size_t n = s ? json_string_length(id) : 0;
 
 			/* 1..128 printable ASCII, as Idempotency-Key. */
-			for (size_t i = 0; s && i < n; i++)
-				if ((unsigned char)s[i] < 0x21 ||
-				    (unsigned char)s[i] > 0x7e)
-					s = NULL;
-			if (!s || !n || n > 128) {
+			if (!s || !lc_idem_key_valid(s, n)) {
 				lc_api_error_set(err, 400, "bad_request",
 						 "\"id\" must be 1 to 128 "
 						 "printable ASCII characters");
@@ -438,6 +435,12 @@ lc_ws_op_free(struct lc_ws_op *op)
 	memset(op, 0, sizeof(*op));
 }
 
+static int
+hexval(char c)
+{
+	return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+}
+
 int
 lc_request_target_check(const char *line, size_t len)
 {
@@ -457,8 +460,14 @@ lc_request_target_check(const char *line, size_t len)
 			continue;
 		if (end - q >= 3 && isxdigit((unsigned char)q[1]) &&
 		    isxdigit((unsigned char)q[2])) {
-			q += 2;
-			continue;
+			int v = hexval(q[1]) * 16 + hexval(q[2]);
+
+			/* %00..%1f, %7f: lws drops the connection or cuts
+			 * the line at them; no URL or value needs them. */
+			if (v >= 0x20 && v != 0x7f) {
+				q += 2;
+				continue;
+			}
 		}
 		return end - seg >= 4 && !strncmp(seg, "url=", 4) ? 2 : 1;
 	}

@@ -172,6 +172,14 @@ lc_worker_rate_take(struct lc_worker *w, struct lws *wsi, int64_t cost)
 	return lc_rate_take(&w->rate, limit, c->ip, cost, lc_mono_ms());
 }
 
+_Atomic int64_t *
+lc_conn_sub_bytes(struct lc_worker *w, struct lws *wsi)
+{
+	struct lc_conn *c = lc_conn_of(wsi);
+
+	return c ? &w->srv->limits.sub_bytes[c->bucket] : NULL;
+}
+
 struct lc_conn *
 lc_conn_create(struct lc_worker *w, uint32_t ip)
 {

@@ -28,6 +28,7 @@
 #define LC_BRIDGE_H
 
 #include "lc/cluster.h"
+#include "lc/config.h"
 #include "lc/counter.h"
 
 #include <jansson.h>
@@ -66,41 +67,7 @@ struct lc_bridge_stats {
 	_Atomic uint64_t rtt_us_sum, rtt_count;
 };
 
-#define LC_REDIS_MAX_SENTINELS 8
-
-struct lc_redis_addr {
-	char host[256];
-	int port;
-};
-
-/** A parsed redis_url. Holds the password: never print it (masked()). */
-struct lc_redis_url {
-	struct lc_redis_addr addr; /* redis://; unused with Sentinel */
-	int db;
-	char user[128], pass[256]; /* empty pass = no AUTH */
-	int nsentinels;		   /* > 0: redis+sentinel:// */
-	struct lc_redis_addr sentinels[LC_REDIS_MAX_SENTINELS];
-	char master[128]; /* the Sentinel master name */
-};
-
 struct lc_bridge;
-
-/**
- * Parses redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or
- * redis+sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER[/DB]
- * (USER and PASSWORD percent-decoded; they authenticate with the data
- * nodes, not the sentinels). Returns 0, or LC_EINVAL with the reason in
- * err, which never holds the password. rediss:// is refused: TLS needs
- * hiredis >= 1.0. Any thread.
- */
-int lc_bridge_parse_url(const char *url, struct lc_redis_url *u, char *err,
-			size_t errlen);
-
-/**
- * Copies url to out with the password replaced by "***" (for logs,
- * errors, --check-config and /v1/stats). Any thread.
- */
-void lc_bridge_url_masked(const char *url, char *out, size_t cap);
 
 /**
  * Starts the bridge for node cl->self against redis_url. When Redis

@@ -224,6 +224,22 @@ void lc_entry_add(struct lc_entry *e, int64_t likes, int64_t unlikes,
 		  int64_t now_ms);
 
 /**
+ * lc_entry_add that also sets *mark (if not NULL) inside the same write
+ * section: a reader that reads the entry and the mark with
+ * lc_entry_read_marks sees both before or both after.
+ */
+void lc_entry_add_marked(struct lc_entry *e, int64_t likes, int64_t unlikes,
+			 int64_t now_ms, _Atomic bool *mark);
+
+/**
+ * Reads an entry consistently together with n marks (each may be NULL,
+ * read as true); marks[i]'s value goes to seen[i]. Any thread.
+ */
+struct lc_counts lc_entry_read_marks(const struct lc_entry *e,
+				     _Atomic bool *const *marks, bool *seen,
+				     size_t n);
+
+/**
  * The JSON string form of the entry's url ("..." with escapes), built once
  * and cached. Any thread. NULL when out of memory.
  */
@@ -233,9 +249,15 @@ const char *lc_entry_json_key(struct lc_entry *e);
 
 struct lc_shard_item {
 	uint64_t hash;
-	struct lc_entry *entry;	   /* table entry when known, else NULL */
-	int64_t likes, unlikes;	   /* pending since the last tick */
-	bool reserved;		   /* holds a max_urls reservation */
+	struct lc_entry *entry; /* table entry when known, else NULL */
+	int64_t likes, unlikes; /* pending since the last tick */
+	bool reserved;		/* holds a max_urls reservation */
+	/*
+	 * Set by the dispatcher inside the entry's write section that adds
+	 * this item's delta to the table (lc_entry_add_marked), so a reader
+	 * of the shard being merged counts the delta exactly once.
+	 */
+	_Atomic bool merged;
 	uint32_t url_off, url_len; /* url bytes in the shard's arena */
 };
 

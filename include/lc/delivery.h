@@ -113,6 +113,8 @@ struct lc_session {
 	int64_t last_tx_ms;	/* last frame written */
 	int64_t last_rx_ms;	/* last frame / pong received (set by ws.c) */
 	int64_t ping_sent_ms;	/* last ping written when answers_pings */
+	/* The client IP's subscribed-bytes account (limits.h); NULL: none. */
+	_Atomic int64_t *ip_sub_bytes;
 };
 
 /* One worker's delivery state. Worker thread only. */

@@ -96,10 +96,11 @@ lc_kick_maybe(struct lc_kick *k)
 
 /** A producer of deltas and consumer of update sets (a worker). */
 struct lc_source {
-	struct lc_kick *kick;	 /* the dispatcher's; NULL in some tests */
-	pthread_mutex_t lock;	 /* guards `active`; worker <-> dispatcher */
-	struct lc_shard *active; /* receives the source's likes */
-	struct lc_shard *spare;	 /* dispatcher only: the next empty shard */
+	struct lc_kick *kick;	  /* the dispatcher's; NULL in some tests */
+	pthread_mutex_t lock;	  /* guards `active`; worker <-> dispatcher */
+	struct lc_shard *active;  /* receives the source's likes */
+	struct lc_shard *spare;	  /* dispatcher only: the next empty shard */
+	struct lc_shard *merging; /* being merged now; under `lock` */
 	struct lc_shard shards[2];
 
 	pthread_mutex_t mbox_lock; /* guards mbox*, dispatcher <-> worker */
@@ -116,7 +117,8 @@ void lc_source_cleanup(struct lc_source *s);
 /**
  * Adds one like (n > 0) or unlike (n < 0) to the source's shard and returns
  * the URL's count as the caller sees it: the table as of the last tick
- * plus this source's pending delta. Source's thread only. Returns 0,
+ * plus this source's pending delta (count may be NULL: lc_dispatch_read
+ * gives every source's). Source's thread only. Returns 0,
  * LC_EFULL (a URL new to the table while max_urls are held) or LC_ENOMEM;
  * nothing is added then.
  */
@@ -250,6 +252,18 @@ void lc_dispatch_set_kick(struct lc_dispatch *d, void (*fn)(void *), void *arg);
  * like wakes the dispatcher).
  */
 size_t lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms);
+
+/* Sources lc_dispatch_read looks at (workers are at most 256). */
+#define LC_READ_SOURCES_MAX 272
+
+/**
+ * Read-your-writes: url's counts including every like any source added
+ * before the call (the table, the shards being merged, the active
+ * shards), each exactly once. Takes every source's lock for a moment.
+ * Any registered reader thread (a worker).
+ */
+struct lc_counts lc_dispatch_read(struct lc_dispatch *d, struct lc_counter *c,
+				  const char *url, size_t len);
 
 /** The current top list with a reference held. Any thread. */
 struct lc_top *lc_dispatch_top_get(struct lc_dispatch *d);

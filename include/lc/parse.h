@@ -108,8 +108,10 @@ void lc_ws_op_free(struct lc_ws_op *op);
 /**
  * Checks the percent-encoding of a raw HTTP request line ("GET /x?url=%zz
  * HTTP/1.1", len bytes, no line end), which libwebsockets would refuse with
- * an HTML 403: 0 when every '%' of the target starts two hex digits, 2
- * when a bad one is inside a url= parameter, 1 when elsewhere.
+ * an HTML 403 (or a dropped connection, for %00): 0 when every '%' of the
+ * target starts two hex digits encoding a printable byte or one >= 0x80;
+ * for a malformed escape or %00..%1f / %7f: 2 when it is inside a url=
+ * parameter, 1 when elsewhere.
  */
 int lc_request_target_check(const char *line, size_t len);
 

@@ -9,9 +9,11 @@
  * Schema (user_version 1): urls(id, url), counters(url_id, likes, unlikes,
  * updated_at in Unix ms), likes_minute(url_id, minute in Unix s, likes,
  * unlikes), views counts_v and history_v; (user_version 2, cluster mode)
- * node_slots(url_id, node, likes, unlikes) and view node_slots_v. Every
- * flush writes absolute
- * values, so running a flush twice never double-counts.
+ * node_slots(url_id, node, likes, unlikes) and view node_slots_v;
+ * (user_version 3) idempotency_keys(key, status, body, created_at in Unix
+ * ms). Every flush writes absolute values, so running a flush twice never
+ * double-counts. (scripts/check-docs.py checks this list against the
+ * migrations in store.c.)
  */
 #ifndef LC_STORE_H
 #define LC_STORE_H

@@ -33,8 +33,8 @@ write_memfd(const void *data, size_t size)
 		snprintf(memfd_path, sizeof(memfd_path), "/proc/self/fd/%d",
 			 memfd);
 	}
-	if (ftruncate(memfd, 0) || (size && pwrite(memfd, data, size, 0) !=
-						    (ssize_t)size)) {
+	if (ftruncate(memfd, 0) ||
+	    (size && pwrite(memfd, data, size, 0) != (ssize_t)size)) {
 		perror("memfd write");
 		abort();
 	}

@@ -8,8 +8,7 @@ import re
 import shutil
 import subprocess
 
-from lc import Server, check, run
-from redis_util import Redis
+from lc import Redis, Server, check, run
 
 CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                     "conf")

@@ -13,8 +13,8 @@ import subprocess
 import tempfile
 import time
 
-from lc import BIN, Server, check, free_port, run
-from redis_util import REDIS_SERVER, Redis, _read
+from lc import (BIN, REDIS_SERVER, Redis, Server, _read, check, free_port,
+                run)
 
 PASSWORD = "s3cr3t-PW%x"   # percent-encoded below
 PASSWORD_URL = "s3cr3t-PW%25x"

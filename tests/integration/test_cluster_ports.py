@@ -8,8 +8,7 @@ import socket
 import subprocess
 import tempfile
 
-from lc import BIN, Server, check, free_port, run
-from redis_util import Redis
+from lc import BIN, Redis, Server, check, free_port, run
 
 
 def start(*args, port):

@@ -12,8 +12,7 @@ import signal
 import subprocess
 import time
 
-from lc import BIN, Server, check, run
-from redis_util import Proxy, Redis
+from lc import BIN, Proxy, Redis, Server, check, run
 
 
 def node(redis, node_id, *args, url=None, **kw):

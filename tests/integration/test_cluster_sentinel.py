@@ -11,8 +11,7 @@ import tempfile
 import threading
 import time
 
-from lc import Server, check, free_port, run
-from redis_util import REDIS_SERVER, Redis
+from lc import REDIS_SERVER, Redis, Server, check, free_port, run
 
 MASTER = "lcmaster"
 

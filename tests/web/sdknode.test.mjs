@@ -15,7 +15,7 @@ import { createClient } from '../../web/sdk/livecount.js';
 import { NodeEventSource, countHttp, freePort, repoRoot, sleep, startServer, uniqueUrl, waitFor } from './helpers.mjs';
 
 let srv;
-before(async () => { srv = await startServer({ extraArgs: ['--write-token', 's3cret'] }); });
+before(async () => { srv = await startServer({ extraArgs: ['--write-token', 's3cret-s3cret-s3cret'] }); });
 after(async () => { await srv?.dispose(); });
 
 test('connected only once a socket is open; never against a dead server', async (t) => {
@@ -52,12 +52,12 @@ test('token: Bearer header on likes, ?token= on the WebSocket', async (t) => {
   class Spy extends WebSocket {
     constructor(u, p) { urls.push(u); super(u, p); }
   }
-  const c = createClient(srv.base, { token: 's3cret', WebSocket: Spy, transport: 'ws' });
+  const c = createClient(srv.base, { token: 's3cret-s3cret-s3cret', WebSocket: Spy, transport: 'ws' });
   t.after(() => c.close());
   assert.deepEqual(await c.like(url, 2), { url, count: 2 });
   c.subscribe(url, () => {});
   await waitFor(() => c.state === 'connected', { what: 'connected' });
-  assert.match(urls[0], /\/v1\/ws\?token=s3cret$/);
+  assert.match(urls[0], /\/v1\/ws\?token=s3cret-s3cret-s3cret$/);
   const anon = createClient(srv.base, { WebSocket });
   const err = await anon.like(url).then(() => null, (e) => e);
   assert.equal(err.status, 401);
@@ -74,7 +74,7 @@ test('like() sends an Idempotency-Key and retries network failures with it', asy
     if (failures-- > 0) return Promise.reject(new TypeError('fetch failed'));
     return fetch(u, init);
   };
-  const c = createClient(srv.base, { token: 's3cret', fetch: flaky, minDelayMs: 20 });
+  const c = createClient(srv.base, { token: 's3cret-s3cret-s3cret', fetch: flaky, minDelayMs: 20 });
   t.after(() => c.close());
   assert.deepEqual(await c.like(url), { url, count: 1 });
   assert.equal(seen.length, 3);
@@ -112,7 +112,7 @@ test('npm pack of web/sdk installs and works in plain Node', async () => {
     const url = uniqueUrl('pack');
     writeFileSync(join(app, 'main.mjs'), `
       import { createClient } from 'livecount';
-      const c = createClient(process.argv[2], { token: 's3cret' });
+      const c = createClient(process.argv[2], { token: 's3cret-s3cret-s3cret' });
       const out = { states: [], errors: [] };
       c.on('state', (s) => out.states.push(s));
       c.on('error', (e) => out.errors.push(e.code || e.message));

@@ -119,7 +119,6 @@ def test_restart_keeps_counts_and_history():
               stats)
         check(stats["likes_total"] == 0, stats)
         s.like("p/1", n=2)
-        st, b = s.json("GET", "/v1/history?url=p/1")
         s.settle()
         check(s.count("p/1") == 42)
         st, stats = s.json("GET", "/v1/stats")
@@ -149,7 +148,9 @@ def test_sigkill_under_batch_load():
         ts = [threading.Thread(target=load) for _ in range(4)]
         for t in ts:
             t.start()
-        time.sleep(1.5)
+        # Killed mid-load once some flush has committed rows (so `saved`
+        # below is from a real flush, not zero).
+        s.wait_metric("livecount_flush_rows_total", lambda v: v > 0)
         s.proc.send_signal(signal.SIGKILL)
         s.proc.wait()
         stop.set()
