@@ -40,6 +40,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -120,6 +123,18 @@ struct lc_bridge {
 	const char **argv;
 	size_t *argl;
 	struct lc_slot *vals; /* the values of a push, per item */
+	/* The key thread (cluster-wide idempotency keys). */
+	pthread_t kv_thread;
+	pthread_mutex_t kv_lock; /* guards kv_in, kv_in_tail, kv_stop */
+	struct lc_kv_job *kv_in, *kv_in_tail;
+	bool kv_stop, kv_started;
+	int kv_efd;	     /* eventfd: wakes the key thread */
+	redisContext *kv;    /* key thread only, from here on */
+	struct kv_rec *kv_q; /* in flight, FIFO */
+	size_t kv_head, kv_n, kv_cap;
+	int64_t kv_retry_us;
+	struct lc_kv_job *kv_held; /* settles waiting for a connection */
+	size_t kv_held_n;
 	struct lc_entry **rq; /* refused by Redis: retried at retry_at_us */
 	size_t rq_n, rq_cap;
 	int64_t retry_at_us;
@@ -1654,6 +1669,10 @@ sub_main(void *arg)
 
 /* ------------------------------------------------------------------ */
 
+/* The key thread, at the end of this file. */
+static void *kv_main(void *arg);
+static void kv_skip(struct lc_bridge *b, struct lc_kv_job *j);
+
 void
 lc_bridge_wake(void *arg)
 {
@@ -1703,6 +1722,8 @@ lc_bridge_start(const char *redis_url, struct lc_counter *c,
 		 host, (long)getpid());
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_mutex_init(&b->elock, NULL);
+	pthread_mutex_init(&b->kv_lock, NULL);
+	b->kv_efd = -1;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&b->cond, &ca);
@@ -1767,6 +1788,13 @@ lc_bridge_start(const char *redis_url, struct lc_counter *c,
 		snprintf(err, errlen, "cluster: cannot start a thread");
 		goto fail;
 	}
+	/* Without the key thread, keyed likes are decided locally. */
+	b->kv_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (b->kv_efd >= 0 && !pthread_create(&b->kv_thread, NULL, kv_main, b))
+		b->kv_started = true;
+	else
+		lc_warn("cluster: no key thread: keyed likes are decided by "
+			"each node alone");
 	lc_info("cluster: node %u (run %016" PRIx64 ") with Redis %s (%s:%d)",
 		b->self, b->boot, b->url_masked, b->host, b->port);
 	return b;
@@ -1777,6 +1805,7 @@ fail_early:
 		redisFree(b->cmd);
 	pthread_mutex_destroy(&b->lock);
 	pthread_mutex_destroy(&b->elock);
+	pthread_mutex_destroy(&b->kv_lock);
 	pthread_cond_destroy(&b->cond);
 	free(b);
 	return NULL;
@@ -1796,6 +1825,30 @@ lc_bridge_stop(struct lc_bridge *b)
 	pthread_mutex_unlock(&b->lock);
 	pthread_join(b->sub_thread, NULL);
 	pthread_join(b->cmd_thread, NULL);
+	pthread_mutex_lock(&b->kv_lock);
+	b->kv_stop = true;
+	pthread_mutex_unlock(&b->kv_lock);
+	if (b->kv_started) {
+		uint64_t one = 1;
+
+		if (write(b->kv_efd, &one, sizeof(one)) < 0)
+			(void)0;
+		pthread_join(b->kv_thread, NULL);
+	}
+	{
+		/* Submitted after the thread stopped reading: answered. */
+		struct lc_kv_job *j = b->kv_in, *next;
+
+		for (; j; j = next) {
+			next = j->next;
+			kv_skip(b, j);
+		}
+		b->kv_in = NULL;
+	}
+	if (b->kv_efd >= 0)
+		close(b->kv_efd);
+	free(b->kv_q);
+	pthread_mutex_destroy(&b->kv_lock);
 	b->cl->wake_bridge = NULL;
 	/* Entries pushed by nobody keep their flag: the table dies next. */
 	free(b->q);
@@ -1871,17 +1924,34 @@ lc_bridge_status_json(struct lc_bridge *b)
 }
 
 /* ------------------------------------------------------------------ */
-/* Cluster-wide idempotency keys (bridge.h). */
+/*
+ * Cluster-wide idempotency keys (bridge.h): the key thread.
+ *
+ * A note on waiting: one hiredis context, switched to non-blocking after
+ * its (blocking, KV_CONNECT_MS-bounded) connect and AUTH; commands are
+ * appended as jobs arrive and written without blocking, replies read as
+ * the socket becomes readable (redisBufferRead/redisGetReplyFromReader,
+ * what hiredis's async API does inside), and poll() wakes the thread for
+ * the earliest claim deadline. Replies come in order: a FIFO of in-flight
+ * records matches them to jobs. A claim answered LC_KV_UNAVAILABLE at its
+ * deadline keeps its record (job NULL) so its late reply is still read;
+ * its worker settles it, and the settle is sent after the claim on the
+ * same connection, so Redis runs them in that order.
+ */
 
-#define KV_TIMEOUT_MS 50
+#define KV_CONNECT_MS 100
+/* Without a connection, look at the link this often to connect early. */
+#define KV_IDLE_CONNECT_MS 100
 #define KV_RETRY_MS 1000
+/* A reply this late means a stalled Redis: drop the connection. */
+#define KV_STALL_MS 2000
 
-struct lc_redis_kv {
-	char host[256];
-	int port, db;
-	struct lc_bridge *b; /* its link state: down means don't wait */
-	redisContext *c;
-	int64_t retry_at_ms; /* after a failure, don't try before */
+struct kv_rec {
+	struct lc_kv_job *job; /* NULL: a claim already answered */
+	bool settle, release;
+	int64_t sent_us;
+	char key[LC_IDEM_KEY_MAX + 1]; /* a settle's, for a release */
+	size_t klen;
 };
 
 static const char claim_script[] =
@@ -1889,150 +1959,394 @@ static const char claim_script[] =
     "if v then return v end "
     "redis.call('SET', KEYS[1], 'pending', 'PX', ARGV[1]) return false";
 
-struct lc_redis_kv *
-lc_redis_kv_create(const char *redis_url, struct lc_bridge *b)
-{
-	struct lc_redis_kv *kv = calloc(1, sizeof(*kv));
+static const char release_claim_script[] =
+    "if redis.call('GET', KEYS[1]) == 'pending' then "
+    "  return redis.call('DEL', KEYS[1]) end return 0";
 
-	(void)redis_url; /* the bridge's, with its primary */
-	if (!kv)
-		return NULL;
-	kv->b = b;
-	kv->db = b->db;
-	return kv;
+static void
+kv_complete(struct lc_kv_job *j, enum lc_kv_claim res)
+{
+	j->result = res;
+	j->done(j, j->done_arg);
 }
 
-void
-lc_redis_kv_destroy(struct lc_redis_kv *kv)
+/* Completes a job that was never sent. */
+static void
+kv_skip(struct lc_bridge *b, struct lc_kv_job *j)
 {
-	if (!kv)
-		return;
-	if (kv->c)
-		redisFree(kv->c);
-	free(kv);
+	if (j->settle)
+		free(j);
+	else
+		kv_complete(j, LC_KV_UNAVAILABLE);
+	(void)b;
 }
 
 static void
-kv_fail(struct lc_redis_kv *kv)
+kv_drop(struct lc_bridge *b, const char *why)
 {
-	if (kv->c)
-		redisFree(kv->c);
-	kv->c = NULL;
-	kv->retry_at_ms = lc_mono_ms() + KV_RETRY_MS;
-	if (kv->b)
-		atomic_fetch_add(&kv->b->stats.errors, 1);
+	if (b->kv) {
+		note_error(b, false, "key connection", why);
+		redisFree(b->kv);
+		b->kv = NULL;
+		b->kv_retry_us = lc_mono_us() + KV_RETRY_MS * 1000;
+	}
+	while (b->kv_n) {
+		struct kv_rec *r = &b->kv_q[b->kv_head];
+
+		if (r->job)
+			kv_skip(b, r->job);
+		b->kv_head = (b->kv_head + 1) % b->kv_cap;
+		b->kv_n--;
+	}
 }
 
 static bool
-kv_ready(struct lc_redis_kv *kv)
+kv_connect(struct lc_bridge *b)
 {
-	struct timeval tv = {0, KV_TIMEOUT_MS * 1000};
-	redisReply *r;
+	struct timeval tv = {0, KV_CONNECT_MS * 1000};
+	char host[256];
+	int port, fl;
+	redisReply *r = NULL;
 
-	if (kv->b && !atomic_load(&kv->b->stats.link_up))
-		return false; /* the bridge sees Redis down: don't wait */
-	if (kv->c)
+	if (b->kv)
 		return true;
-	if (lc_mono_ms() < kv->retry_at_ms)
+	if (lc_mono_us() < b->kv_retry_us)
 		return false;
-	pthread_mutex_lock(&kv->b->lock);
-	snprintf(kv->host, sizeof(kv->host), "%s", kv->b->host);
-	kv->port = kv->b->port;
-	pthread_mutex_unlock(&kv->b->lock);
-	kv->c = redisConnectWithTimeout(kv->host, kv->port, tv);
-	if (!kv->c || kv->c->err) {
-		kv_fail(kv);
-		return false;
-	}
-	redisSetTimeout(kv->c, tv);
-	if (kv->b->url.pass[0]) {
-		r = kv->b->url.user[0]
-			? redisCommand(kv->c, "AUTH %s %s", kv->b->url.user,
-				       kv->b->url.pass)
-			: redisCommand(kv->c, "AUTH %s", kv->b->url.pass);
-		if (!r || r->type == REDIS_REPLY_ERROR) {
-			if (r)
-				freeReplyObject(r);
-			kv_fail(kv);
-			return false;
-		}
+	b->kv_retry_us = lc_mono_us() + KV_RETRY_MS * 1000;
+	pthread_mutex_lock(&b->lock);
+	snprintf(host, sizeof(host), "%s", b->host);
+	port = b->port;
+	pthread_mutex_unlock(&b->lock);
+	b->kv = redisConnectWithTimeout(host, port, tv);
+	if (!b->kv || b->kv->err)
+		goto fail;
+	redisSetTimeout(b->kv, tv);
+	if (b->url.pass[0]) {
+		r = b->url.user[0]
+			? redisCommand(b->kv, "AUTH %s %s", b->url.user,
+				       b->url.pass)
+			: redisCommand(b->kv, "AUTH %s", b->url.pass);
+		if (!r || r->type == REDIS_REPLY_ERROR)
+			goto fail;
 		freeReplyObject(r);
 	}
-	if (kv->db) {
-		r = redisCommand(kv->c, "SELECT %d", kv->db);
-		if (!r || r->type == REDIS_REPLY_ERROR) {
-			if (r)
-				freeReplyObject(r);
-			kv_fail(kv);
-			return false;
-		}
+	r = b->db ? redisCommand(b->kv, "SELECT %d", b->db)
+		  : redisCommand(b->kv, "PING");
+	if (!r || r->type == REDIS_REPLY_ERROR)
+		goto fail;
+	freeReplyObject(r);
+	/* From here on: non-blocking, driven by poll(). */
+	b->kv->flags &= ~REDIS_BLOCK;
+	fl = fcntl(b->kv->fd, F_GETFL);
+	fcntl(b->kv->fd, F_SETFL, fl | O_NONBLOCK);
+	return true;
+fail:
+	note_error(b, r && r->type == REDIS_REPLY_ERROR, "key connection",
+		   r && r->type == REDIS_REPLY_ERROR ? r->str
+		   : b->kv && b->kv->err	     ? b->kv->errstr
+						     : "out of memory");
+	if (r)
 		freeReplyObject(r);
+	if (b->kv)
+		redisFree(b->kv);
+	b->kv = NULL;
+	return false;
+}
+
+static bool
+kv_push(struct lc_bridge *b, struct kv_rec rec)
+{
+	if (b->kv_n == b->kv_cap) {
+		size_t cap = b->kv_cap ? b->kv_cap * 2 : 64;
+		struct kv_rec *q = malloc(cap * sizeof(*q));
+
+		if (!q)
+			return false;
+		for (size_t i = 0; i < b->kv_n; i++)
+			q[i] = b->kv_q[(b->kv_head + i) % b->kv_cap];
+		free(b->kv_q);
+		b->kv_q = q;
+		b->kv_head = 0;
+		b->kv_cap = cap;
 	}
+	b->kv_q[(b->kv_head + b->kv_n++) % b->kv_cap] = rec;
 	return true;
 }
 
-enum lc_kv_claim
-lc_redis_kv_claim(struct lc_redis_kv *kv, const char *key, size_t klen,
-		  int64_t ttl_ms, struct lc_idem_answer *ans)
+/* Appends a job's command (not yet written). */
+static void
+kv_send(struct lc_bridge *b, struct lc_kv_job *j)
 {
-	char ttl[24];
-	redisReply *r;
-	enum lc_kv_claim res = LC_KV_UNAVAILABLE;
+	char ikey[LC_IDEM_KEY_MAX + 16], num[24], head[16];
+	struct kv_rec rec = {j, j->settle, j->release, lc_mono_us(), "", 0};
+	int kl =
+	    snprintf(ikey, sizeof(ikey), "lc:idem:%.*s", (int)j->klen, j->key);
+	int rc;
 
-	if (!kv || !kv_ready(kv))
-		return LC_KV_UNAVAILABLE;
-	snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
-	r = redisCommand(kv->c, "EVAL %s 1 lc:idem:%b %s", claim_script, key,
-			 klen, ttl);
-	if (!r) {
-		kv_fail(kv);
-		return LC_KV_UNAVAILABLE;
+	if (!j->settle) {
+		const char *argv[5] = {"EVAL", claim_script, "1", ikey, num};
+		size_t argl[5] = {4, sizeof(claim_script) - 1, 1, (size_t)kl,
+				  0};
+
+		argl[4] =
+		    (size_t)snprintf(num, sizeof(num), "%d", LC_KV_PENDING_MS);
+		rc = redisAppendCommandArgv(b->kv, 5, argv, argl);
+		j->deadline_us = rec.sent_us + LC_KV_CLAIM_MS * 1000;
+	} else if (j->release) {
+		const char *argv[4] = {"EVAL", release_claim_script, "1", ikey};
+		size_t argl[4] = {4, sizeof(release_claim_script) - 1, 1,
+				  (size_t)kl};
+
+		rc = redisAppendCommandArgv(b->kv, 4, argv, argl);
+	} else {
+		/* "<status>\n<body>", kept for the key's lifetime. */
+		char *v = malloc(sizeof(head) + j->ans.len);
+		int n = snprintf(head, sizeof(head), "%d\n", j->ans.status);
+		const char *argv[6] = {"SET", ikey, v, "XX", "PX", num};
+		size_t argl[6] = {3, (size_t)kl, 0, 2, 2, 0};
+
+		if (!v) {
+			kv_skip(b, j);
+			return;
+		}
+		memcpy(v, head, (size_t)n);
+		memcpy(v + n, j->ans.body, j->ans.len);
+		argl[2] = (size_t)n + j->ans.len;
+		argl[5] = (size_t)snprintf(num, sizeof(num), "%lld",
+					   (long long)j->ttl_ms);
+		rc = redisAppendCommandArgv(b->kv, 6, argv, argl);
+		free(v);
 	}
-	if (r->type == REDIS_REPLY_NIL) {
-		res = LC_KV_CLAIMED;
-	} else if (r->type == REDIS_REPLY_STRING) {
+	if (j->settle) {
+		memcpy(rec.key, j->key, j->klen);
+		rec.klen = j->klen;
+	}
+	if (rc != REDIS_OK || !kv_push(b, rec)) {
+		kv_drop(b, "out of memory");
+		kv_skip(b, j);
+		return;
+	}
+	atomic_fetch_add(&b->stats.commands, 1);
+}
+
+/* A claim's reply into its job. */
+static enum lc_kv_claim
+kv_claim_result(const redisReply *r, struct lc_idem_answer *ans)
+{
+	if (r->type == REDIS_REPLY_NIL)
+		return LC_KV_CLAIMED;
+	if (r->type == REDIS_REPLY_STRING) {
 		const char *nl = memchr(r->str, '\n', r->len);
 
-		if (r->len == 7 && !memcmp(r->str, "pending", 7)) {
-			res = LC_KV_PENDING;
-		} else if (nl && (size_t)(r->str + r->len - nl - 1) <=
-				     sizeof(ans->body)) {
+		if (r->len == 7 && !memcmp(r->str, "pending", 7))
+			return LC_KV_PENDING;
+		if (nl &&
+		    (size_t)(r->str + r->len - nl - 1) <= sizeof(ans->body)) {
 			ans->status = atoi(r->str);
 			ans->len = (size_t)(r->str + r->len - nl - 1);
 			memcpy(ans->body, nl + 1, ans->len);
-			res = LC_KV_ANSWERED;
+			return LC_KV_ANSWERED;
 		}
 	}
-	freeReplyObject(r);
-	return res;
+	return LC_KV_UNAVAILABLE;
+}
+
+/* One reply, matched to the oldest in-flight record. */
+static void
+kv_reply(struct lc_bridge *b, redisReply *r)
+{
+	struct kv_rec rec;
+
+	if (!b->kv_n)
+		return;
+	rec = b->kv_q[b->kv_head];
+	b->kv_head = (b->kv_head + 1) % b->kv_cap;
+	b->kv_n--;
+	note_rtt(b, lc_mono_us() - rec.sent_us);
+	if (r->type == REDIS_REPLY_ERROR) {
+		note_error(b, true, rec.settle ? "key settle" : "key claim",
+			   r->str);
+		if (rec.settle && !rec.release && b->kv) {
+			/* Not stored: release the claim, never "success". */
+			struct lc_kv_job tmp = {
+			    .settle = true, .release = true, .klen = rec.klen};
+
+			memcpy(tmp.key, rec.key, rec.klen);
+			tmp.key[rec.klen] = '\0';
+			rec.job = NULL;
+			kv_send(b, &tmp);
+		}
+	}
+	if (rec.settle) {
+		free(rec.job);
+		return;
+	}
+	if (rec.job)
+		kv_complete(rec.job, r->type == REDIS_REPLY_ERROR
+					 ? LC_KV_UNAVAILABLE
+					 : kv_claim_result(r, &rec.job->ans));
+}
+
+/*
+ * A settle while the key connection is down waits for the next one (its
+ * claim may have run): up to LC_KV_PENDING_MS, when the claim expires.
+ */
+static bool
+kv_hold(struct lc_bridge *b, struct lc_kv_job *j)
+{
+	if (b->kv_held_n >= 10000)
+		return false;
+	j->deadline_us = lc_mono_us() + LC_KV_PENDING_MS * 1000;
+	j->next = b->kv_held;
+	b->kv_held = j;
+	b->kv_held_n++;
+	return true;
+}
+
+static void
+kv_unhold(struct lc_bridge *b)
+{
+	struct lc_kv_job *j = b->kv_held, *next;
+	int64_t now = lc_mono_us();
+
+	b->kv_held = NULL;
+	b->kv_held_n = 0;
+	for (; j; j = next) {
+		next = j->next;
+		j->next = NULL;
+		if (b->kv && now < j->deadline_us)
+			kv_send(b, j);
+		else
+			kv_skip(b, j);
+	}
+}
+
+static bool
+kv_stopping(struct lc_bridge *b)
+{
+	bool s;
+
+	pthread_mutex_lock(&b->kv_lock);
+	s = b->kv_stop;
+	pthread_mutex_unlock(&b->kv_lock);
+	return s;
+}
+
+static void *
+kv_main(void *arg)
+{
+	struct lc_bridge *b = arg;
+
+	for (;;) {
+		struct lc_kv_job *in, *next;
+		struct pollfd pf[2];
+		int64_t now, wait_us = 1000000;
+		int nfds = 1, done = 1;
+		uint64_t junk;
+
+		pthread_mutex_lock(&b->kv_lock);
+		in = b->kv_in;
+		b->kv_in = b->kv_in_tail = NULL;
+		pthread_mutex_unlock(&b->kv_lock);
+		/* Connected ahead of need, not when a claim waits. */
+		if (!b->kv && atomic_load(&b->stats.link_state) == LC_LINK_UP)
+			kv_connect(b);
+		for (; in; in = next) {
+			next = in->next;
+			in->next = NULL;
+			if (b->kv &&
+			    (in->settle ||
+			     atomic_load(&b->stats.link_state) == LC_LINK_UP))
+				kv_send(b, in);
+			else if (in->settle && !kv_hold(b, in))
+				kv_skip(b, in);
+			else if (!in->settle)
+				/* Down or degraded: don't wait for Redis. */
+				kv_skip(b, in);
+		}
+		if (b->kv)
+			kv_unhold(b);
+		if (kv_stopping(b))
+			break;
+		if (b->kv && redisBufferWrite(b->kv, &done) != REDIS_OK)
+			kv_drop(b, b->kv->errstr);
+		now = lc_mono_us();
+		/* Claims past their deadline: answered, still read later. */
+		for (size_t i = 0; i < b->kv_n; i++) {
+			struct kv_rec *r =
+			    &b->kv_q[(b->kv_head + i) % b->kv_cap];
+
+			if (r->job && !r->settle) {
+				if (now >= r->job->deadline_us) {
+					kv_complete(r->job, LC_KV_UNAVAILABLE);
+					r->job = NULL;
+				} else if (r->job->deadline_us - now <
+					   wait_us) {
+					wait_us = r->job->deadline_us - now;
+				}
+			}
+		}
+		if (b->kv_n &&
+		    now - b->kv_q[b->kv_head].sent_us > KV_STALL_MS * 1000)
+			kv_drop(b, "no reply (Redis stalled)");
+		if (!b->kv && wait_us > KV_IDLE_CONNECT_MS * 1000)
+			wait_us = KV_IDLE_CONNECT_MS * 1000;
+		pf[0] = (struct pollfd){.fd = b->kv_efd, .events = POLLIN};
+		if (b->kv) {
+			pf[1] = (struct pollfd){
+			    .fd = b->kv->fd,
+			    .events = (short)(POLLIN | (done ? 0 : POLLOUT))};
+			nfds = 2;
+		}
+		if (poll(pf, (nfds_t)nfds, (int)((wait_us + 999) / 1000)) < 0)
+			continue;
+		if (pf[0].revents & POLLIN)
+			while (read(b->kv_efd, &junk, sizeof(junk)) > 0)
+				;
+		if (nfds == 2 && b->kv &&
+		    (pf[1].revents & (POLLIN | POLLERR | POLLHUP))) {
+			void *reply = NULL;
+
+			if (redisBufferRead(b->kv) != REDIS_OK) {
+				kv_drop(b, b->kv->errstr);
+				continue;
+			}
+			while (b->kv &&
+			       redisGetReplyFromReader(b->kv, &reply) ==
+				   REDIS_OK &&
+			       reply) {
+				kv_reply(b, reply);
+				freeReplyObject(reply);
+				reply = NULL;
+			}
+		}
+	}
+	kv_drop(b, "stopping");
+	kv_unhold(b);
+	return NULL;
 }
 
 void
-lc_redis_kv_settle(struct lc_redis_kv *kv, const char *key, size_t klen,
-		   int64_t ttl_ms, const struct lc_idem_answer *ans)
+lc_bridge_kv_submit(struct lc_bridge *b, struct lc_kv_job *j)
 {
-	char head[16];
-	redisReply *r;
+	uint64_t one = 1;
+	bool stop;
 
-	if (!kv || !kv->c)
-		return;
-	if (!ans) {
-		r = redisCommand(kv->c, "DEL lc:idem:%b", key, klen);
-	} else {
-		char *v = malloc(sizeof(head) + ans->len);
-		int n = snprintf(head, sizeof(head), "%d\n", ans->status);
-
-		if (!v)
-			return;
-		memcpy(v, head, (size_t)n);
-		memcpy(v + n, ans->body, ans->len);
-		r = redisCommand(kv->c, "SET lc:idem:%b %b XX PX %lld", key,
-				 klen, v, (size_t)n + ans->len,
-				 (long long)ttl_ms);
-		free(v);
+	j->next = NULL;
+	pthread_mutex_lock(&b->kv_lock);
+	stop = b->kv_stop;
+	if (!stop) {
+		if (b->kv_in_tail)
+			b->kv_in_tail->next = j;
+		else
+			b->kv_in = j;
+		b->kv_in_tail = j;
 	}
-	if (!r)
-		kv_fail(kv);
-	else
-		freeReplyObject(r);
+	pthread_mutex_unlock(&b->kv_lock);
+	if (stop) {
+		kv_skip(b, j);
+		return;
+	}
+	if (write(b->kv_efd, &one, sizeof(one)) < 0)
+		(void)0; /* the counter is full: the thread wakes anyway */
 }

@@ -542,7 +542,7 @@ lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		}
 
 	case LWS_CALLBACK_HTTP_WRITEABLE:
-		return 0;
+		return pss ? lc_http_likes_writeable(wsi, pss) : 0;
 
 	case LWS_CALLBACK_TIMER:
 		return lc_sse_timer(wsi);
@@ -559,6 +559,7 @@ lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 		if (!pss)
 			return 0;
+		lc_http_likes_closed(pss);
 		body_release(wsi, pss);
 		return 0;
 

@@ -423,6 +423,7 @@ listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		w = lws_context_user(lws_get_context(wsi));
 		if (atomic_load(&w->stop)) {
 			peeks_drop(w);
+			lc_worker_calls_close(w);
 			lws_context_destroy(w->ctx);
 			return 0;
 		}
@@ -539,6 +540,7 @@ signal:
 	while (!lws_service(w->ctx, 0) && !atomic_load(&w->stop))
 		;
 	peeks_drop(w);
+	lc_worker_calls_close(w);
 	lws_context_destroy(w->ctx);
 	free(protocols); /* main clears w->ctx after joining */
 	return NULL;

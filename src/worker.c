@@ -78,9 +78,7 @@ lc_worker_init(struct lc_worker *w, struct lc_server *srv, int id)
 		return LC_ENOMEM;
 	w->delivery.schedule_flush = schedule_flush;
 	w->delivery.peer_progress = peer_progress;
-	if (srv->bridge &&
-	    !(w->kv = lc_redis_kv_create(srv->cfg->redis_url, srv->bridge)))
-		return LC_ENOMEM;
+	pthread_mutex_init(&w->calls_lock, NULL);
 	return 0;
 }
 
@@ -89,8 +87,48 @@ lc_worker_cleanup(struct lc_worker *w)
 {
 	lc_delivery_cleanup(&w->delivery);
 	lc_source_cleanup(&w->source);
-	lc_redis_kv_destroy(w->kv);
-	w->kv = NULL;
+	pthread_mutex_destroy(&w->calls_lock);
+}
+
+bool
+lc_worker_call(struct lc_worker *w, struct lc_worker_call *c)
+{
+	bool ok;
+
+	c->next = NULL;
+	pthread_mutex_lock(&w->calls_lock);
+	ok = !w->calls_closed && w->ctx;
+	if (ok) {
+		if (w->calls_tail)
+			w->calls_tail->next = c;
+		else
+			w->calls = c;
+		w->calls_tail = c;
+		/* Under the lock: the context is not destroyed meanwhile. */
+		lws_cancel_service(w->ctx);
+	}
+	pthread_mutex_unlock(&w->calls_lock);
+	return ok;
+}
+
+/*
+ * The worker stops: no call is taken any more, and those waiting run now
+ * (each sees its client gone or answers it before the context goes).
+ */
+void
+lc_worker_calls_close(struct lc_worker *w)
+{
+	struct lc_worker_call *c, *next;
+
+	pthread_mutex_lock(&w->calls_lock);
+	w->calls_closed = true;
+	c = w->calls;
+	w->calls = w->calls_tail = NULL;
+	pthread_mutex_unlock(&w->calls_lock);
+	for (; c; c = next) {
+		next = c->next;
+		c->fn(c);
+	}
 }
 
 static void
@@ -130,6 +168,18 @@ lc_worker_drain_mailbox(struct lc_worker *w)
 	}
 	lc_delivery_requeue_waiting(&w->delivery);
 	lc_delivery_flush_pending(&w->delivery);
+	{
+		struct lc_worker_call *c, *next;
+
+		pthread_mutex_lock(&w->calls_lock);
+		c = w->calls;
+		w->calls = w->calls_tail = NULL;
+		pthread_mutex_unlock(&w->calls_lock);
+		for (; c; c = next) {
+			next = c->next;
+			c->fn(c);
+		}
+	}
 }
 
 void

@@ -103,36 +103,63 @@ const struct lc_bridge_stats *lc_bridge_stats(struct lc_bridge *b);
 json_t *lc_bridge_status_json(struct lc_bridge *b);
 
 /* ---- cluster-wide idempotency keys -------------------------------------
- * A small synchronous Redis client per worker (hiredis contexts are not
- * thread-safe), with a short timeout: a keyed like first claims its key in
- * Redis (lc:idem:<key>, SET-if-absent in one script), so a retry sent to
- * another node is answered there with the first answer. When Redis is
- * slow or the cluster link is down the node falls back to its own table
- * (counted in errors): serving never waits longer than the timeout.
+ * A keyed like first claims its key in Redis (lc:idem:<key>: GET, or SET
+ * 'pending' for LC_KV_PENDING_MS, in one script), so a retry sent to
+ * another node is answered there with the first answer; the claim is then
+ * settled with that answer (SET XX for the key's lifetime) or released.
+ *
+ * Nothing waits for Redis in a worker: a claim is a job handed to the
+ * bridge's key thread (its own connection, non-blocking, pipelined), and
+ * answered through the job's done() when the reply comes or after
+ * LC_KV_CLAIM_MS, whichever is first (then LC_KV_UNAVAILABLE: the worker
+ * decides alone). done() runs on the key thread: it must only hand the job
+ * to its worker (mailbox + lws_cancel_service). With the link down or
+ * degraded a claim is answered LC_KV_UNAVAILABLE at once.
+ *
+ * Every claim is settled or released: the worker settles after counting,
+ * also after LC_KV_UNAVAILABLE (a claim Redis ran late then gets its
+ * answer; on no claim, SET XX does nothing), and a claim nobody settles
+ * expires after LC_KV_PENDING_MS. An error reply to a settle counts as an
+ * error (link degraded) and the claim is released (DEL, allowed under
+ * OOM), never taken for success.
  */
 #include "lc/idem.h"
 
-struct lc_redis_kv;
+#define LC_KV_CLAIM_MS 50
+#define LC_KV_PENDING_MS 10000
 
 enum lc_kv_claim {
-	LC_KV_CLAIMED,	   /* ours: count, then store the answer */
-	LC_KV_ANSWERED,	   /* another node's first answer is in *ans */
+	LC_KV_CLAIMED,	   /* ours: count, then settle */
+	LC_KV_ANSWERED,	   /* another node's first answer is in ans */
 	LC_KV_PENDING,	   /* another node is counting it right now */
 	LC_KV_UNAVAILABLE, /* no Redis answer in time: decide locally */
 };
 
-/** A client for redis_url; connects at first use. NULL when out of memory. */
-struct lc_redis_kv *lc_redis_kv_create(const char *redis_url,
-				       struct lc_bridge *b);
-void lc_redis_kv_destroy(struct lc_redis_kv *kv);
+/*
+ * One claim or settle. The caller fills the fields marked "in" and may
+ * embed the job in a larger struct (first member). A claim belongs to the
+ * bridge from lc_bridge_kv_submit until done(); a settle belongs to the
+ * bridge from then on (it frees it with free(): malloc it).
+ */
+struct lc_kv_job {
+	struct lc_kv_job *next; /* the bridge's queue, then the caller's */
+	bool settle;		/* in: a settle, else a claim */
+	bool release;		/* in (settle): drop the claim, no answer */
+	char key[LC_IDEM_KEY_MAX + 1]; /* in: a stored key */
+	size_t klen;		       /* in */
+	int64_t ttl_ms;		       /* in (settle): the answer's lifetime */
+	struct lc_idem_answer ans;     /* settle: in; claim: out (ANSWERED) */
+	enum lc_kv_claim result;       /* out (claim) */
+	/* in (claim): called once with the result, on the key thread. */
+	void (*done)(struct lc_kv_job *j, void *arg);
+	void *done_arg;
+	int64_t deadline_us; /* the bridge's */
+};
 
-/** Claims key for ttl_ms, or reads its first answer. Its own thread. */
-enum lc_kv_claim lc_redis_kv_claim(struct lc_redis_kv *kv, const char *key,
-				   size_t klen, int64_t ttl_ms,
-				   struct lc_idem_answer *ans);
-
-/** Stores the first answer of a claimed key (or drops the claim: NULL). */
-void lc_redis_kv_settle(struct lc_redis_kv *kv, const char *key, size_t klen,
-			int64_t ttl_ms, const struct lc_idem_answer *ans);
+/**
+ * Hands a claim or a settle to the key thread. A claim's done() may run
+ * before this returns (link down: LC_KV_UNAVAILABLE). Any thread.
+ */
+void lc_bridge_kv_submit(struct lc_bridge *b, struct lc_kv_job *j);
 
 #endif
