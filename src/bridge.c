@@ -1,10 +1,12 @@
 /*
- * The bridge to Redis: two threads, two synchronous hiredis connections.
+ * The bridge to Redis: three threads, three hiredis connections.
  *
- * Threads: lc_bridge_start/stop on main; cmd_main and sub_main on their
- * own threads; lc_bridge_wake from the dispatcher; the stats from any
- * worker. The push queue, the epoch and the command connection belong to
- * the command thread; the peers' sequence numbers to the subscriber.
+ * Threads: lc_bridge_start/stop on main; cmd_main, sub_main and kv_main
+ * on their own threads; lc_bridge_wake from the dispatcher;
+ * lc_bridge_kv_submit from workers; the stats from any worker. The push
+ * queue, the epoch, the lease and the command connection belong to the
+ * command thread; the peers' sequence numbers to the subscriber; the key
+ * connection and its in-flight FIFO to the key thread.
  *
  * A note on synchronous hiredis: 0.14.1's async API has no timeouts, no
  * reconnect and a libuv adapter that never reports a refused connect
@@ -13,16 +15,24 @@
  * (redisConnectWithTimeout, redisSetTimeout), and a thread per connection
  * makes blocking harmless: a SIGSTOPped Redis costs the bridge a timeout,
  * nobody else anything. Each round trip is a pipeline (append N commands,
- * read N replies), so a push of 512 URLs is one round trip.
+ * read N replies), so a push of 512 URLs is one round trip. The key
+ * thread, which must answer each claim within 50 ms whatever Redis does,
+ * drives its connection without blocking instead (see kv_main).
  *
  * A note on correctness: pub/sub is only the fast path. The state is in
  * Redis (ZADD GT of absolute totals: never lowered, a retry or a late
  * duplicate is harmless), and after every (re)subscribe, sequence gap,
- * lost reply or change of epoch the command thread runs a full resync:
- * read every key (SCAN + ZRANGE) into the dispatcher, then write every
- * slot this node knows (ZADD GT), which also repopulates a Redis that
- * restarted empty. Our own slot is never pushed before the first resync of
- * this run has read it (slots.h explains why).
+ * lost reply, change of epoch or of primary, and recovery from error
+ * replies, the command thread runs a full resync: read every key (SCAN +
+ * ZRANGE) into the dispatcher, then write every slot this node knows (ZADD
+ * GT), which also repopulates a Redis that restarted empty. Our own slot
+ * is written only through the push script fenced by the node's lease, and
+ * never between taking the lease and the end of the resync that adopts
+ * what Redis holds for it (slots.h explains why).
+ *
+ * A note on errors: an error reply is a failed command, never success
+ * (note_error: counted, the reason kept for /v1/stats, logged at most once
+ * per ERROR_LOG_MS); a URL Redis refuses waits in a retry list.
  */
 #define _GNU_SOURCE
 #include "lc/bridge.h"
