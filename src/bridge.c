@@ -878,7 +878,7 @@ push_some(struct lc_bridge *b, size_t max)
 	int64_t t0 = lc_mono_us();
 	redisReply *r = NULL;
 	size_t nfailed = 0, published = 0;
-	bool ok = true;
+	bool ok = true, moved = false;
 
 	if (!b->argo) {
 		size_t n = 8 + 4 * PUSH_CHUNK;
@@ -982,6 +982,7 @@ push_some(struct lc_bridge *b, size_t max)
 	nfailed = r->elements - 2;
 	if (nfailed)
 		note_error(b, true, "push", r->element[0]->str);
+	moved = nfailed && primary_moved(r->element[0]->str);
 	{
 		size_t next_bad = 2;
 
@@ -1013,6 +1014,11 @@ push_some(struct lc_bridge *b, size_t max)
 	atomic_fetch_add(&b->stats.pushed_urls, k - nfailed);
 	if (k > nfailed)
 		atomic_store(&b->last_push_us, lc_mono_us());
+	if (moved) {
+		/* A replica now (Sentinel failover): ask again. */
+		drop_cmd(b, "the server is not the primary any more");
+		return false;
+	}
 	return true;
 }
 

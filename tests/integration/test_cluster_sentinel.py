@@ -1,8 +1,10 @@
 """Cluster mode with Redis Sentinel (issue 20, item 4): a primary, a
 replica and three sentinels (down-after-milliseconds 1000), two nodes with
-redis+sentinel://. The primary is SIGKILLed while both nodes take likes;
-the sentinels promote the replica, the nodes follow it (/v1/stats names
-it), every node ends exact, and a new like crosses nodes at once again."""
+redis+sentinel://. The primary is SIGKILLed (or handed over with SENTINEL
+FAILOVER: it stays as a replica answering writes with READONLY) while both
+nodes take likes; the sentinels promote the replica, the nodes follow it
+(/v1/stats names it), every node ends exact, and a new like crosses nodes
+at once again."""
 import os
 import shutil
 import signal
@@ -80,7 +82,7 @@ def primary(n):
     return n.json("GET", "/v1/stats")[1]["cluster"]["primary"]
 
 
-def test_failover():
+def failover(graceful):
     plain = ["save \"\"", "appendonly no"]
     procs = []
     try:
@@ -131,7 +133,12 @@ def test_failover():
                 t.start()
             time.sleep(0.5)
             t_kill = time.time()
-            p.kill()
+            if graceful:
+                # the old primary stays, as a replica: writes to it get
+                # READONLY until the nodes ask the sentinels again
+                sentinels[0].cmd("SENTINEL", "FAILOVER", MASTER)
+            else:
+                p.kill()
             try:
                 wait_for(lambda: all(primary(n) == "127.0.0.1:%d" % rep.port
                                      for n in (a, b)),
@@ -160,12 +167,21 @@ def test_failover():
                      what="a new like crosses")
             cross_ms = (time.time() - t0) * 1000
             check(a.metric("livecount_cluster_failovers_total") >= 1)
-            print("failover: nodes followed in %.1f s, exact in %.1f s "
-                  "after SIGKILL (%d likes during it); a new like crossed "
-                  "in %.0f ms" % (t_follow, t_exact, total, cross_ms))
+            print("%s failover: nodes followed in %.1f s, exact in %.1f s "
+                  "after it (%d likes during it); a new like crossed "
+                  "in %.0f ms" % ("graceful" if graceful else "SIGKILL",
+                                 t_follow, t_exact, total, cross_ms))
     finally:
         for x in procs:
             x.close()
+
+
+def test_failover():
+    failover(graceful=False)
+
+
+def test_graceful_failover():
+    failover(graceful=True)
 
 
 def tag(url):
@@ -196,4 +212,4 @@ def test_sentinel_url_forms():
           (p.returncode, out, p.stderr))
 
 
-run([test_sentinel_url_forms, test_failover])
+run([test_sentinel_url_forms, test_failover, test_graceful_failover])
