@@ -1,28 +1,30 @@
 /*
  * livecount — the bridge: cluster mode's link to Redis.
  *
- * Two threads of its own, each with one synchronous hiredis connection
- * with connect and command timeouts, so a stalled or unreachable Redis
- * only ever stalls the bridge: counting and serving never wait for it.
- *   - the command thread pushes this node's own slots (one fenced script
- *     per chunk: ZADD GT + PUBLISH, only while this process holds the
- *     node's lease), publishes a heartbeat every second with the lease
- *     refresh, watches the data set's epoch, runs full resyncs and, with
- *     Sentinel, asks the sentinels every second which Redis is primary;
+ * Three threads of its own, each with its own hiredis connection with
+ * connect and command timeouts, so a stalled or unreachable Redis only
+ * ever stalls the bridge: counting and serving never wait for it.
+ *   - the command thread pushes this node's own slots (one script per
+ *     chunk, fenced by the node's lease: ZADD GT, then one PUBLISH of what
+ *     Redis took), refreshes the lease every second with the heartbeat,
+ *     watches the data set's epoch, runs full resyncs and, with Sentinel,
+ *     asks the sentinels every second which Redis is primary;
  *   - the subscriber thread listens on the channel and hands every other
  *     node's readings to the dispatcher (cluster.h), checks each sender's
- *     sequence for gaps, and asks for a resync after every (re)subscribe.
- * Both reconnect with exponential backoff and full jitter.
+ *     sequence for gaps, and asks for a resync after every (re)subscribe;
+ *   - the key thread claims and settles cluster-wide idempotency keys for
+ *     the workers (below), without blocking, answering each claim within
+ *     LC_KV_CLAIM_MS.
+ * They reconnect with exponential backoff and full jitter.
  *
  * Redis errors: any error reply (OOM, READONLY, NOAUTH, MISCONF, ...) is
  * a failed command. The link is then "degraded" (reason in /v1/stats and
- * livecount_cluster_link_degraded), the log says so at most once per
- * ERROR_LOG_MS with a count of the errors in between, and the items that
- * failed go to the back of the push queue, so one bad item never holds
- * back the others.
+ * livecount_cluster_link_degraded), the log says so at most once per 5 s
+ * with a count of the errors in between, and a URL whose write failed
+ * waits in a retry list, so one bad item never holds back the others.
  *
- * It does not merge anything itself (the dispatcher does, slots.h) and
- * never calls into a worker.
+ * It does not merge anything itself (the dispatcher does, slots.h). It
+ * reaches a worker only through the job's done() (lc_worker_call).
  */
 #ifndef LC_BRIDGE_H
 #define LC_BRIDGE_H
