@@ -137,12 +137,17 @@ struct lc_bridge {
 	pthread_t kv_thread;
 	pthread_mutex_t kv_lock; /* guards kv_in, kv_in_tail, kv_stop */
 	struct lc_kv_job *kv_in, *kv_in_tail;
-	bool kv_stop, kv_started;
-	int kv_efd;	     /* eventfd: wakes the key thread */
-	redisContext *kv;    /* key thread only, from here on */
-	struct kv_rec *kv_q; /* in flight, FIFO */
+	bool kv_stop;
+	_Atomic bool kv_started; /* set once at start */
+	int kv_efd;		 /* eventfd: wakes the key thread */
+	redisContext *kv;	 /* key thread only, from here on */
+	struct kv_rec *kv_q;	 /* in flight, FIFO */
 	size_t kv_head, kv_n, kv_cap;
 	int64_t kv_retry_us;
+	pthread_t kv_dial_thread;  /* dials the key connection */
+	bool kv_dialing;	   /* key thread only */
+	bool kv_dial_done;	   /* kv_lock */
+	redisContext *kv_dialed;   /* kv_lock: the dial's result */
 	struct lc_kv_job *kv_held; /* settles waiting for a connection */
 	size_t kv_held_n;
 	struct lc_entry **rq; /* refused by Redis: retried at retry_at_us */
@@ -1422,7 +1427,8 @@ update_link(struct lc_bridge *b)
 		st = LC_LINK_DOWN;
 	else if (err_recent || !b->lease_held)
 		st = LC_LINK_DEGRADED;
-	else if (b->synced && !resync_pending(b))
+	else if (b->synced && !resync_pending(b) &&
+		 (atomic_load(&b->stats.keys_up) || !b->kv_started))
 		st = LC_LINK_UP;
 	else
 		st = LC_LINK_DOWN; /* syncing */
@@ -1924,8 +1930,10 @@ lc_bridge_status_json(struct lc_bridge *b)
 			now - seen < PEER_DOWN_MS * 1000 ? "up" : "down",
 			"last_push_age_ms", (json_int_t)((now - seen) / 1000)));
 	}
-	o = json_pack("{s:i, s:s, s:s, s:o}", "node_id", (int)b->self, "link",
-		      link, "redis", b->url_masked, "nodes", nodes);
+	o = json_pack("{s:i, s:s, s:s, s:s, s:o}", "node_id", (int)b->self,
+		      "link", link, "keys_link",
+		      atomic_load(&b->stats.keys_up) ? "up" : "down", "redis",
+		      b->url_masked, "nodes", nodes);
 	if (o) {
 		/* The reason stays until the link is up again. */
 		json_object_set_new(o, "link_reason",
@@ -1943,8 +1951,8 @@ lc_bridge_status_json(struct lc_bridge *b)
 /*
  * Cluster-wide idempotency keys (bridge.h): the key thread.
  *
- * A note on waiting: one hiredis context, switched to non-blocking after
- * its (blocking, KV_CONNECT_MS-bounded) connect and AUTH; commands are
+ * A note on waiting: one hiredis context, dialled (connect, AUTH, SELECT:
+ * blocking) on a helper thread, then switched to non-blocking; commands are
  * appended as jobs arrive and written without blocking, replies read as
  * the socket becomes readable (redisBufferRead/redisGetReplyFromReader,
  * what hiredis's async API does inside), and poll() wakes the thread for
@@ -1955,7 +1963,6 @@ lc_bridge_status_json(struct lc_bridge *b)
  * same connection, so Redis runs them in that order.
  */
 
-#define KV_CONNECT_MS 100
 /* Without a connection, look at the link this often to connect early. */
 #define KV_IDLE_CONNECT_MS 100
 #define KV_RETRY_MS 1000
@@ -2000,6 +2007,7 @@ kv_skip(struct lc_bridge *b, struct lc_kv_job *j)
 static void
 kv_drop(struct lc_bridge *b, const char *why)
 {
+	atomic_store(&b->stats.keys_up, false);
 	if (b->kv) {
 		note_error(b, false, "key connection", why);
 		redisFree(b->kv);
@@ -2016,57 +2024,100 @@ kv_drop(struct lc_bridge *b, const char *why)
 	}
 }
 
-static bool
-kv_connect(struct lc_bridge *b)
+/*
+ * The key connection is dialled on a short-lived thread of its own: a
+ * connect, AUTH and SELECT take a round trip each, and the key thread
+ * must go on answering claims (LC_KV_UNAVAILABLE while there is no
+ * connection) within LC_KV_CLAIM_MS meanwhile.
+ */
+static void *
+kv_dial_main(void *arg)
 {
-	struct timeval tv = {0, KV_CONNECT_MS * 1000};
+	struct lc_bridge *b = arg;
+	struct timeval ct = {CONNECT_TIMEOUT_MS / 1000,
+			     CONNECT_TIMEOUT_MS % 1000 * 1000};
+	struct timeval rt = {COMMAND_TIMEOUT_MS / 1000,
+			     COMMAND_TIMEOUT_MS % 1000 * 1000};
 	char host[256];
 	int port, fl;
+	uint64_t one = 1;
 	redisReply *r = NULL;
+	redisContext *c;
 
-	if (b->kv)
-		return true;
-	if (lc_mono_us() < b->kv_retry_us)
-		return false;
-	b->kv_retry_us = lc_mono_us() + KV_RETRY_MS * 1000;
 	pthread_mutex_lock(&b->lock);
 	snprintf(host, sizeof(host), "%s", b->host);
 	port = b->port;
 	pthread_mutex_unlock(&b->lock);
-	b->kv = redisConnectWithTimeout(host, port, tv);
-	if (!b->kv || b->kv->err)
+	c = redisConnectWithTimeout(host, port, ct);
+	if (!c || c->err)
 		goto fail;
-	redisSetTimeout(b->kv, tv);
+	redisSetTimeout(c, rt);
 	if (b->url.pass[0]) {
-		r = b->url.user[0]
-			? redisCommand(b->kv, "AUTH %s %s", b->url.user,
-				       b->url.pass)
-			: redisCommand(b->kv, "AUTH %s", b->url.pass);
+		r = b->url.user[0] ? redisCommand(c, "AUTH %s %s", b->url.user,
+						  b->url.pass)
+				   : redisCommand(c, "AUTH %s", b->url.pass);
 		if (!r || r->type == REDIS_REPLY_ERROR)
 			goto fail;
 		freeReplyObject(r);
 	}
-	r = b->db ? redisCommand(b->kv, "SELECT %d", b->db)
-		  : redisCommand(b->kv, "PING");
+	r = b->db ? redisCommand(c, "SELECT %d", b->db)
+		  : redisCommand(c, "PING");
 	if (!r || r->type == REDIS_REPLY_ERROR)
 		goto fail;
 	freeReplyObject(r);
-	/* From here on: non-blocking, driven by poll(). */
-	b->kv->flags &= ~REDIS_BLOCK;
-	fl = fcntl(b->kv->fd, F_GETFL);
-	fcntl(b->kv->fd, F_SETFL, fl | O_NONBLOCK);
-	return true;
+	r = NULL;
+	/* From here on: non-blocking, driven by the key thread's poll(). */
+	c->flags &= ~REDIS_BLOCK;
+	fl = fcntl(c->fd, F_GETFL);
+	fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
+	goto done;
 fail:
 	note_error(b, r && r->type == REDIS_REPLY_ERROR, "key connection",
 		   r && r->type == REDIS_REPLY_ERROR ? r->str
-		   : b->kv && b->kv->err	     ? b->kv->errstr
+		   : c && c->err		     ? c->errstr
 						     : "out of memory");
 	if (r)
 		freeReplyObject(r);
-	if (b->kv)
-		redisFree(b->kv);
-	b->kv = NULL;
-	return false;
+	if (c)
+		redisFree(c);
+	c = NULL;
+done:
+	pthread_mutex_lock(&b->kv_lock);
+	b->kv_dialed = c;
+	b->kv_dial_done = true;
+	pthread_mutex_unlock(&b->kv_lock);
+	if (write(b->kv_efd, &one, sizeof(one)) < 0)
+		(void)0;
+	return NULL;
+}
+
+/* Starts a dial when due; takes a finished one. Key thread. */
+static void
+kv_connect(struct lc_bridge *b)
+{
+	bool done;
+	redisContext *c;
+
+	if (b->kv_dialing) {
+		pthread_mutex_lock(&b->kv_lock);
+		done = b->kv_dial_done;
+		c = b->kv_dialed;
+		b->kv_dial_done = false;
+		b->kv_dialed = NULL;
+		pthread_mutex_unlock(&b->kv_lock);
+		if (!done)
+			return;
+		pthread_join(b->kv_dial_thread, NULL);
+		b->kv_dialing = false;
+		b->kv = c;
+		atomic_store(&b->stats.keys_up, c != NULL);
+		return;
+	}
+	if (b->kv || lc_mono_us() < b->kv_retry_us)
+		return;
+	b->kv_retry_us = lc_mono_us() + KV_RETRY_MS * 1000;
+	if (!pthread_create(&b->kv_dial_thread, NULL, kv_dial_main, b))
+		b->kv_dialing = true;
 }
 
 static bool
@@ -2264,9 +2315,9 @@ kv_main(void *arg)
 		in = b->kv_in;
 		b->kv_in = b->kv_in_tail = NULL;
 		pthread_mutex_unlock(&b->kv_lock);
-		/* Connected ahead of need, not when a claim waits. */
-		if (!b->kv && atomic_load(&b->stats.link_state) == LC_LINK_UP)
-			kv_connect(b);
+		/* Connected ahead of need (the link is up only with it),
+		 * never while a claim waits. */
+		kv_connect(b);
 		for (; in; in = next) {
 			next = in->next;
 			in->next = NULL;
@@ -2338,6 +2389,13 @@ kv_main(void *arg)
 		}
 	}
 	kv_drop(b, "stopping");
+	if (b->kv_dialing) {
+		pthread_join(b->kv_dial_thread, NULL);
+		b->kv_dialing = false;
+		if (b->kv_dialed)
+			redisFree(b->kv_dialed);
+		b->kv_dialed = NULL;
+	}
 	kv_unhold(b);
 	return NULL;
 }

@@ -161,6 +161,14 @@ give_back(struct lc_session *s, int64_t bytes)
 		lc_sub_bytes_give(s->ip_sub_bytes, bytes);
 }
 
+/* Tells the dispatcher e's watching figure moved. */
+static void
+watch_changed(struct lc_delivery *d, struct lc_entry *e)
+{
+	if (d->source && lc_source_watch_changed(d->source, e))
+		LC_STAT_ADD(d->stats.watch_lost, 1);
+}
+
 static struct lc_sub *
 find_sub(struct lc_session *s, const char *url, size_t len)
 {
@@ -250,6 +258,7 @@ lc_session_subscribe(struct lc_session *s, const char *const *urls,
 			s->nsubs++;
 			taken = 0;
 			LC_STAT_ADD(d->stats.subscriptions, 1);
+			watch_changed(d, e);
 		}
 		/* Every (re)subscribe is answered with a snapshot. */
 		sub->snapshot_due = true;
@@ -273,8 +282,11 @@ drop_sub(struct lc_session *s, struct lc_sub *sub)
 {
 	struct lc_sub *last = &s->subs[s->nsubs - 1];
 
-	give_back(s, sub_cost(sub->node->e->url_len));
+	struct lc_entry *e = sub->node->e;
+
+	give_back(s, sub_cost(e->url_len));
 	lc_subs_remove(&s->d->subs, sub);
+	watch_changed(s->d, e);
 	if (sub != last) {
 		*sub = *last;
 		sub->node->subs[sub->idx] = sub;
@@ -392,12 +404,34 @@ update_head(struct out *o, const struct lc_transport *t, uint64_t seq,
 
 static void
 update_item(struct out *o, bool first, const char *key, int64_t count,
-	    int64_t delta)
+	    int64_t delta, int64_t views, int64_t watching)
 {
 	if (!first)
 		put(o, ",", 1);
 	puts_(o, key);
-	putf(o, ":{\"count\":%" PRId64 ",\"delta\":%" PRId64 "}", count, delta);
+	putf(o,
+	     ":{\"count\":%" PRId64 ",\"delta\":%" PRId64 ",\"views\":%" PRId64
+	     ",\"watching\":%" PRId64 "}",
+	     count, delta, views, watching);
+}
+
+/* Whether node holds figures sub has not been sent. */
+static bool
+news_for(const struct lc_sub *sub, const struct lc_subs_node *node)
+{
+	return node->seq > sub->last_seq &&
+	       (node->count != sub->last_count ||
+		node->views != sub->last_views ||
+		node->watching != sub->last_watching);
+}
+
+static void
+sent(struct lc_sub *sub, const struct lc_subs_node *node)
+{
+	sub->last_count = node->count;
+	sub->last_views = node->views;
+	sub->last_watching = node->watching;
+	sub->last_seq = node->seq;
 }
 
 static size_t
@@ -412,18 +446,42 @@ snapshot_frame(struct lc_session *s, char **frame)
 	for (uint16_t i = 0; i < s->nsubs; i++) {
 		struct lc_sub *sub = &s->subs[i];
 		struct lc_entry *e = sub->node->e;
+		struct lc_counts k;
 
 		if (!sub->snapshot_due)
 			continue;
-		sub->snapshot_due = false;
-		/* seq was read first: the count includes at least tick seq. */
-		sub->last_count = lc_entry_count(e);
+		/* seq was read first: the figures include at least tick seq. */
+		k = lc_entry_read(e);
+		sub->last_count = k.likes - k.unlikes;
+		sub->last_views = k.views;
+		/* As last published (at most watching_interval_ms old), so
+		 * the updates that follow never step back. */
+		sub->last_watching =
+		    atomic_load_explicit(&e->watch_sent, memory_order_relaxed);
 		sub->last_seq = seq;
 		if (!first)
 			put(&o, ",", 1);
 		first = false;
 		puts_(&o, atomic_load(&e->json_key));
 		putf(&o, ":%" PRId64, sub->last_count);
+	}
+	/* The same URLs again with all their live stats (API.md). */
+	put(&o, "},\"stats\":{", 11);
+	first = true;
+	for (uint16_t i = 0; i < s->nsubs; i++) {
+		struct lc_sub *sub = &s->subs[i];
+
+		if (!sub->snapshot_due)
+			continue;
+		sub->snapshot_due = false;
+		if (!first)
+			put(&o, ",", 1);
+		first = false;
+		puts_(&o, atomic_load(&sub->node->e->json_key));
+		putf(&o,
+		     ":{\"count\":%" PRId64 ",\"views\":%" PRId64
+		     ",\"watching\":%" PRId64 "}",
+		     sub->last_count, sub->last_views, sub->last_watching);
 	}
 	s->snapshot_due = false;
 	puts_(&o, s->t->frame_close);
@@ -447,7 +505,8 @@ shared_frame(struct lc_session *s, struct lc_subs_node *node, char **frame)
 
 		update_head(&o, s->t, node->seq, node->ts_ms);
 		update_item(&o, true, atomic_load(&node->e->json_key),
-			    node->count, node->delta);
+			    node->count, node->delta, node->views,
+			    node->watching);
 		puts_(&o, s->t->frame_close);
 		if (o.oom || !(mem = malloc(d->headroom + o.len)))
 			return 0;
@@ -473,15 +532,13 @@ update_frame(struct lc_session *s, char **frame)
 		struct lc_sub *sub = &s->subs[0];
 		struct lc_subs_node *node = sub->node;
 
-		if (node->seq <= sub->last_seq ||
-		    node->count == sub->last_count)
+		if (!news_for(sub, node))
 			return 0;
 		if (sub->last_count == node->count - node->delta) {
 			size_t n = shared_frame(s, node, frame);
 
 			if (n) {
-				sub->last_count = node->count;
-				sub->last_seq = node->seq;
+				sent(sub, node);
 				LC_STAT_ADD(d->stats.shared_frames, 1);
 				return n;
 			}
@@ -492,14 +549,13 @@ update_frame(struct lc_session *s, char **frame)
 		struct lc_sub *sub = &s->subs[i];
 		struct lc_subs_node *node = sub->node;
 
-		if (node->seq <= sub->last_seq ||
-		    node->count == sub->last_count)
+		if (!news_for(sub, node))
 			continue;
 		update_item(&o, first, atomic_load(&node->e->json_key),
-			    node->count, node->count - sub->last_count);
+			    node->count, node->count - sub->last_count,
+			    node->views, node->watching);
 		first = false;
-		sub->last_count = node->count;
-		sub->last_seq = node->seq;
+		sent(sub, node);
 	}
 	if (first)
 		return 0;
@@ -660,6 +716,8 @@ lc_delivery_apply_updates(struct lc_delivery *d, const struct lc_update_set *u)
 			continue;
 		node->count = it->count;
 		node->delta = it->delta;
+		node->views = it->views;
+		node->watching = it->watching;
 		node->seq = u->seq;
 		node->ts_ms = u->ts_ms;
 		for (uint32_t k = 0; k < node->n; k++) {

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "lc/http.h"
+#include "lc/http_defer.h"
 #include "lc/http_likes.h"
 #include "lc/http_log.h"
 #include "lc/http_policy.h"
@@ -39,8 +40,9 @@ static const char *const route_paths[LC_ROUTE_MAX] = {
  */
 static const char *const route_params[LC_ROUTE_MAX] = {
     [LC_ROUTE_LIKES] = "url\0n\0",
+    [LC_ROUTE_VIEWS] = "url\0n\0",
     [LC_ROUTE_COUNTS] = "url\0",
-    [LC_ROUTE_TOP] = "limit\0",
+    [LC_ROUTE_TOP] = "limit\0by\0",
     [LC_ROUTE_HISTORY] = "url\0since\0until\0",
     [LC_ROUTE_EVENTS] = "url\0lastEventID\0token\0",
     [LC_ROUTE_WS] = "url\0token\0",
@@ -390,12 +392,13 @@ on_request(struct lws *wsi, struct lc_worker *w, struct lc_http_req *pss,
 	 * is refused, as a WebSocket upgrade is: CORS alone would only hide
 	 * the answer of a no-cors form post, not stop the like.
 	 */
-	if ((pss->route == LC_ROUTE_LIKES || pss->route == LC_ROUTE_EVENTS) &&
+	if ((pss->route == LC_ROUTE_LIKES || pss->route == LC_ROUTE_VIEWS ||
+	     pss->route == LC_ROUTE_EVENTS) &&
 	    lc_http_origin_refused(wsi, w->srv->cfg))
 		return lc_http_error_ex(wsi, 403, "forbidden_origin",
 					"this origin is not in allowed_origins",
 					NULL, has_body(wsi));
-	if (pss->route == LC_ROUTE_LIKES)
+	if (pss->route == LC_ROUTE_LIKES || pss->route == LC_ROUTE_VIEWS)
 		return likes_start(wsi, w, pss);
 	if (pss->method != LC_M_GET && pss->method != LC_M_HEAD) {
 		if (pss->route == LC_ROUTE_OTHER && !strncmp(path, "/v1/", 4))
@@ -542,7 +545,9 @@ lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		}
 
 	case LWS_CALLBACK_HTTP_WRITEABLE:
-		return pss ? lc_http_likes_writeable(wsi, pss) : 0;
+		if (pss && pss->like_job) /* a keyed like's answer */
+			return lc_http_likes_writeable(wsi, pss);
+		return lc_http_resume(wsi); /* a parked request's answer */
 
 	case LWS_CALLBACK_TIMER:
 		return lc_sse_timer(wsi);

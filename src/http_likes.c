@@ -55,6 +55,7 @@ run(struct lws *wsi, struct lc_worker *w, struct lc_http_req *pss,
 	struct lc_like_req r = {.items = items,
 				.n = n,
 				.batch = batch,
+				.views = pss->route == LC_ROUTE_VIEWS,
 				.authorized = true, /* checked at the headers */
 				.wsi = wsi,
 				.key = pss->idem_len ? pss->idem_key : NULL,
@@ -122,7 +123,7 @@ answer(struct lws *wsi, const struct lc_like_answer *ans, bool close)
 				ans->a.body, ans->a.len, extra, close);
 }
 
-/* The query form: ?url=U[&n=K]; DELETE makes it an unlike. */
+/* The query form: ?url=U[&n=K]; DELETE makes it an unlike (likes). */
 static int
 likes_query(struct lws *wsi, struct lc_worker *w, struct lc_http_req *pss,
 	    bool close)
@@ -178,6 +179,13 @@ lc_http_likes_body(struct lws *wsi, struct lc_worker *w,
 				     "required");
 	if (lc_likes_parse(pss->body, pss->body_len, &lim, &likes, &err))
 		return lc_http_reply_api_error(wsi, &err, false);
+	/* Views only grow: nothing of a batch with a bad n is counted. */
+	if (pss->route == LC_ROUTE_VIEWS &&
+	    lc_views_check(likes.batch ? likes.items : &likes.one,
+			   likes.batch ? likes.n : 1, likes.batch, &err)) {
+		lc_likes_free(&likes);
+		return lc_http_reply_api_error(wsi, &err, false);
+	}
 	if (!likes.batch)
 		rc = run(wsi, w, pss, &likes.one, 1, false, false);
 	else
@@ -197,14 +205,20 @@ content_type_json(struct lws *wsi)
 	return !ct[16] || ct[16] == ';' || ct[16] == ' ';
 }
 
-/* LWS_CALLBACK_HTTP for /v1/likes. */
+/* LWS_CALLBACK_HTTP for /v1/likes and /v1/views. */
 int
 lc_http_likes_start(struct lws *wsi, struct lc_worker *w,
 		    struct lc_http_req *pss)
 {
+	bool views = pss->route == LC_ROUTE_VIEWS;
 	char cl[32];
 	long long len = -1;
 
+	if (views && pss->method != LC_M_POST)
+		return lc_http_error_ex(wsi, 405, "method_not_allowed",
+					"use POST (views only grow)",
+					"allow: POST\r\n",
+					pss->method == LC_M_DELETE);
 	if (pss->method != LC_M_POST && pss->method != LC_M_DELETE)
 		return lc_http_error_ex(wsi, 405, "method_not_allowed",
 					"use POST or DELETE",
@@ -212,7 +226,8 @@ lc_http_likes_start(struct lws *wsi, struct lc_worker *w,
 	if (!lc_http_authorized(wsi, w->srv->cfg))
 		return lc_http_error_ex(
 		    wsi, 401, "unauthorized",
-		    "likes need Authorization: Bearer <token>",
+		    views ? "views need Authorization: Bearer <token>"
+			  : "likes need Authorization: Bearer <token>",
 		    "www-authenticate: Bearer\r\n", true);
 	pss->idem_len = 0;
 	{
@@ -225,7 +240,8 @@ lc_http_likes_start(struct lws *wsi, struct lc_worker *w,
 			    lws_hdr_custom_copy(wsi, k, sizeof(k),
 						"idempotency-key:", 16) != n ||
 			    !(pss->idem_len = (uint8_t)lc_idem_make_key(
-				  pss->idem_key, 'h', k, (size_t)n)))
+				  pss->idem_key, views ? 'H' : 'h', k,
+				  (size_t)n)))
 				return lc_http_error_ex(
 				    wsi, 400, "bad_request",
 				    "Idempotency-Key must be 1 to 128 "

@@ -39,12 +39,16 @@ refuse(struct lc_like_answer *out, int status, const char *code,
 }
 
 static void
-count_accepted(struct lc_worker *w, const struct lc_like *items, size_t n)
+count_accepted(struct lc_worker *w, const struct lc_like *items, size_t n,
+	       bool views)
 {
 	uint64_t l = 0, u = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		if (items[i].n > 0)
+		if (views)
+			LC_STAT_ADD(w->stats.views_accepted,
+				    (uint64_t)items[i].n);
+		else if (items[i].n > 0)
 			l += (uint64_t)items[i].n;
 		else
 			u += (uint64_t)-items[i].n;
@@ -53,21 +57,26 @@ count_accepted(struct lc_worker *w, const struct lc_like *items, size_t n)
 	LC_STAT_ADD(w->stats.unlikes_accepted, u);
 }
 
-/* The answer to one counted like: HTTP's or the WebSocket ack. */
+/*
+ * The answer to one counted like or view: HTTP's {"url":U,"count":C} (or
+ * "views":V), or the WebSocket ack {"type":"liked"|"viewed","id":..}.
+ */
 static void
 answer_count(struct lc_like_answer *out, const struct lc_like_req *r,
-	     int64_t count)
+	     int64_t value)
 {
+	const char *what = r->views ? "views" : "count";
 	json_t *o;
 
 	out->a.status = 200;
 	if (r->ws_id)
-		o = json_pack("{s:s, s:s%, s:s%, s:I}", "type", "liked", "id",
-			      r->ws_id, r->ws_id_len, "url", r->items[0].url,
-			      r->items[0].url_len, "count", (json_int_t)count);
+		o = json_pack("{s:s, s:s%, s:s%, s:I}", "type",
+			      r->views ? "viewed" : "liked", "id", r->ws_id,
+			      r->ws_id_len, "url", r->items[0].url,
+			      r->items[0].url_len, what, (json_int_t)value);
 	else
 		o = json_pack("{s:s%, s:I}", "url", r->items[0].url,
-			      r->items[0].url_len, "count", (json_int_t)count);
+			      r->items[0].url_len, what, (json_int_t)value);
 	out->a.len =
 	    o ? json_dumpb(o, out->a.body, sizeof(out->a.body), JSON_COMPACT)
 	      : 0;
@@ -116,15 +125,15 @@ apply(void *arg, struct lc_idem_answer *ans, uint64_t *after_seq)
 		/* Existing URLs keep working; new ones wait for room. */
 		return refuse(x->out, 507, "url_limit",
 			      "the server holds max_urls distinct URLs; likes "
-			      "of URLs it already counts are accepted, new "
-			      "URLs are refused",
+			      "and views of URLs it already counts are "
+			      "accepted, new URLs are refused",
 			      0);
 	if (rc)
 		return refuse(x->out, 503, "out_of_memory",
 			      "server out of memory", 1);
 	*after_seq =
 	    atomic_load_explicit(&srv->dispatch->seq, memory_order_acquire) + 2;
-	count_accepted(w, r->items, r->n);
+	count_accepted(w, r->items, r->n, r->views);
 	if (r->batch) {
 		x->out->a.status = 200;
 		x->out->a.len =
@@ -135,7 +144,9 @@ apply(void *arg, struct lc_idem_answer *ans, uint64_t *after_seq)
 		    lc_dispatch_read(srv->dispatch, srv->counter,
 				     r->items[0].url, r->items[0].url_len);
 
-		answer_count(x->out, r, lc_sat_add(c.likes, -c.unlikes));
+		answer_count(x->out, r,
+			     r->views ? c.views
+				      : lc_sat_add(c.likes, -c.unlikes));
 	}
 	return true;
 }
@@ -312,8 +323,9 @@ lc_like_apply(struct lc_worker *w, const struct lc_like_req *r,
 	out->a.len = 0;
 	if (!r->authorized) {
 		refuse(out, 401, "unauthorized",
-		       "likes need the write token (Authorization: Bearer "
-		       "<token>, or ?token= when connecting a WebSocket)",
+		       "likes and views need the write token (Authorization: "
+		       "Bearer <token>, or ?token= when connecting a "
+		       "WebSocket)",
 		       0);
 		return;
 	}

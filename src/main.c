@@ -276,8 +276,10 @@ start_core(struct app *a)
 		return 1;
 	}
 	a->dispatch_up = true;
+	a->dispatch.watching_interval_ms = cfg->watching_interval_ms;
 	lc_batcher_set_idem(a->batcher, a->idem, &a->dispatch.seq,
 			    (int64_t)cfg->idempotency_ttl_s * 1000);
+	lc_batcher_set_table(a->batcher, &a->counter);
 	if (lc_batcher_start_thread(a->batcher)) {
 		lc_err("cannot start the batcher thread");
 		return 1;

@@ -339,6 +339,27 @@ fail_big:
 	return LC_ETOOBIG;
 }
 
+int
+lc_views_check(const struct lc_like *items, size_t n, bool batch,
+	       struct lc_api_error *err)
+{
+	for (size_t i = 0; i < n; i++)
+		if (items[i].n < 1) {
+			if (batch)
+				return lc_api_error_set(
+				    err, 400, "bad_n",
+				    "n of a view must be an integer from 1 to "
+				    "%d (item %zu)",
+				    LC_N_MAX, i);
+			return lc_api_error_set(
+			    err, 400, "bad_n",
+			    "n of a view must be an integer "
+			    "from 1 to %d",
+			    LC_N_MAX);
+		}
+	return 0;
+}
+
 void
 lc_likes_free(struct lc_likes *l)
 {
@@ -371,11 +392,13 @@ lc_ws_op_parse(const char *msg, size_t len, const struct lc_limits *lim,
 		lc_api_error_set(err, 400, "bad_op", "\"op\" must be a string");
 		goto fail;
 	}
-	if (!strcmp(name, "like")) {
+	if (!strcmp(name, "like") || !strcmp(name, "view")) {
 		json_t *id = json_object_get(op->root, "id");
 
-		op->kind = LC_OP_LIKE;
-		if (take_like(op->root, lim, &op->like, err))
+		op->kind = name[0] == 'l' ? LC_OP_LIKE : LC_OP_VIEW;
+		if (take_like(op->root, lim, &op->like, err) ||
+		    (op->kind == LC_OP_VIEW &&
+		     lc_views_check(&op->like, 1, false, err)))
 			goto fail;
 		op->id = NULL;
 		op->id_len = 0;
@@ -401,7 +424,8 @@ lc_ws_op_parse(const char *msg, size_t len, const struct lc_limits *lim,
 		op->kind = LC_OP_UNSUBSCRIBE;
 	else {
 		lc_api_error_set(err, 400, "bad_op",
-				 "op must be subscribe, unsubscribe or like");
+				 "op must be subscribe, unsubscribe, like or "
+				 "view");
 		goto fail;
 	}
 	op->urls = json_object_get(op->root, "urls");

@@ -23,6 +23,7 @@
 #include "lc/http.h"
 #include "lc/parse.h"
 #include "lc/metrics.h"
+#include "lc/history.h"
 #include "lc/store.h"
 #include "lc/worker.h"
 #include "lc/ws.h"
@@ -956,6 +957,9 @@ lc_server_stop(struct lc_server *srv)
 {
 	if (!srv->workers)
 		return;
+	/* Answers wake the workers' contexts: stop them first (defer.h). */
+	for (int i = 0; i < srv->nworkers; i++)
+		lc_history_stop(srv->workers[i].history);
 	for (int i = 0; i < srv->nworkers; i++) {
 		struct lc_worker *w = &srv->workers[i];
 
@@ -971,7 +975,6 @@ lc_server_stop(struct lc_server *srv)
 		w->ctx = NULL;
 		if (w->listen_fd >= 0)
 			close(w->listen_fd);
-		lc_store_close(w->reader);
 		free(w->buf);
 	}
 }

@@ -10,9 +10,10 @@
  */
 #define _GNU_SOURCE
 #include "lc/worker.h"
+#include "lc/batcher.h"
 #include "lc/bridge.h"
 #include "lc/common.h"
-#include "lc/store.h"
+#include "lc/history.h"
 
 #include <linux/sockios.h>
 #include <linux/tcp.h>
@@ -77,8 +78,16 @@ lc_worker_init(struct lc_worker *w, struct lc_server *srv, int id)
 			     &srv->dispatch->seq, LWS_PRE))
 		return LC_ENOMEM;
 	w->delivery.schedule_flush = schedule_flush;
+	w->delivery.source = &w->source;
 	w->delivery.peer_progress = peer_progress;
 	pthread_mutex_init(&w->calls_lock, NULL);
+	lc_defer_init(&w->defer);
+	w->history = lc_history_create(
+	    srv->cfg->db, srv->batcher
+			      ? &lc_batcher_stats(srv->batcher)->db_generation
+			      : NULL);
+	if (!w->history)
+		return LC_ENOMEM;
 	return 0;
 }
 
@@ -87,6 +96,9 @@ lc_worker_cleanup(struct lc_worker *w)
 {
 	lc_delivery_cleanup(&w->delivery);
 	lc_source_cleanup(&w->source);
+	lc_history_destroy(w->history);
+	w->history = NULL;
+	lc_defer_cleanup(&w->defer);
 	pthread_mutex_destroy(&w->calls_lock);
 }
 
@@ -151,6 +163,7 @@ lc_worker_start_timers(struct lc_worker *w)
 {
 	w->source.wake = wake;
 	w->source.wake_arg = w->ctx;
+	lc_defer_start(&w->defer, w->ctx);
 	lws_sul_schedule(w->ctx, 0, &w->sweep, sweep_cb, SWEEP_US);
 }
 
@@ -168,6 +181,7 @@ lc_worker_drain_mailbox(struct lc_worker *w)
 	}
 	lc_delivery_requeue_waiting(&w->delivery);
 	lc_delivery_flush_pending(&w->delivery);
+	lc_defer_drain(&w->defer);
 	{
 		struct lc_worker_call *c, *next;
 
@@ -265,6 +279,7 @@ lc_conn_release(struct lws *wsi)
 {
 	struct lc_conn *c = lc_conn_of(wsi);
 
+	lc_defer_forget(&lc_worker_of(wsi)->defer, wsi);
 	if (!c)
 		return;
 	lws_set_opaque_user_data(wsi, NULL);

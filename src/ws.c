@@ -263,17 +263,20 @@ handle_op(struct ws_conn *c, const char *msg, size_t len)
 		free(lens);
 		break;
 	}
-	case LC_OP_LIKE: {
+	case LC_OP_LIKE:
+	case LC_OP_VIEW: {
 		char key[LC_IDEM_KEY_MAX + 1];
+		bool views = op.kind == LC_OP_VIEW;
 		struct lc_like_req r = {
 		    .items = &op.like,
 		    .n = 1,
+		    .views = views,
 		    .authorized = c->authorized,
 		    .wsi = c->s.conn,
 		    .key = op.id ? key : NULL,
-		    .key_len =
-			op.id ? lc_idem_make_key(key, 'w', op.id, op.id_len)
-			      : 0,
+		    .key_len = op.id ? lc_idem_make_key(key, views ? 'W' : 'w',
+							op.id, op.id_len)
+				     : 0,
 		    .ws_id = op.id,
 		    .ws_id_len = op.id_len};
 		struct lc_like_answer *ans = malloc(sizeof(*ans));

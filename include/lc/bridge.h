@@ -49,10 +49,11 @@ enum lc_link_state {
 };
 
 struct lc_bridge_stats {
-	_Atomic bool link_up;		 /* pushing and receiving, synced */
-	_Atomic int link_state;		 /* enum lc_link_state */
-	_Atomic uint64_t connects;	 /* successful (re)connections */
-	_Atomic uint64_t errors;	 /* failed connects and commands */
+	_Atomic bool link_up;	   /* pushing and receiving, synced, keys up */
+	_Atomic bool keys_up;	   /* the key thread's connection */
+	_Atomic int link_state;	   /* enum lc_link_state */
+	_Atomic uint64_t connects; /* successful (re)connections */
+	_Atomic uint64_t errors;   /* failed connects and commands */
 	_Atomic uint64_t error_replies;	 /* error replies from Redis */
 	_Atomic uint64_t lease_lost;	 /* times another process held it */
 	_Atomic uint64_t failovers;	 /* primary changes (Sentinel) */

@@ -28,15 +28,16 @@
 #define LC_URLS_PER_REQUEST_MAX 50
 
 struct lc_config {
-	char bind[64];	       /* listen address */
-	int port;	       /* listen port; 0 = pick a free port */
-	char db[1024];	       /* SQLite file path */
-	int workers;	       /* worker threads; 0 = number of cores */
-	int tick_ms;	       /* dispatch tick */
-	int flush_interval_ms; /* batcher flush period */
-	int max_rows_per_sec;  /* batcher throttle, rows written per second */
-	char web_root[1024];   /* static files served at / */
-	char log_level[16];    /* error | warn | info | debug */
+	char bind[64];		  /* listen address */
+	int port;		  /* listen port; 0 = pick a free port */
+	char db[1024];		  /* SQLite file path */
+	int workers;		  /* worker threads; 0 = number of cores */
+	int tick_ms;		  /* dispatch tick */
+	int watching_interval_ms; /* watching pushed at most this often */
+	int flush_interval_ms;	  /* batcher flush period */
+	int max_rows_per_sec; /* batcher throttle, rows written per second */
+	char web_root[1024];  /* static files served at / */
+	char log_level[16];   /* error | warn | info | debug */
 
 	int max_body_bytes;	      /* HTTP request body cap (413) */
 	int max_body_bytes_in_flight; /* body bytes held, all conns (503) */
@@ -61,6 +62,7 @@ struct lc_config {
 	int max_subscribed_bytes_per_ip; /* URL bytes subscribed per IP */
 	int hsts_max_age;		 /* TLS: Strict-Transport-Security */
 	char allowed_origins[1024];	 /* "*" or comma-separated origins */
+	char csp_connect_src[1024];	 /* extra CSP connect-src sources */
 	char tls_cert[1024];		 /* PEM certificate: serve HTTPS/WSS */
 	char tls_key[1024];		 /* PEM private key for tls_cert */
 

@@ -89,6 +89,7 @@ struct lc_delivery_stats {
 	_Atomic uint64_t snapshots;
 	_Atomic uint64_t coalesced;   /* updates merged into a pending one */
 	_Atomic uint64_t slow_closes; /* closed for stalling */
+	_Atomic uint64_t watch_lost;  /* watching changes not noted (OOM) */
 };
 
 /* A subscriber: a WebSocket connection or an SSE stream. Worker thread. */
@@ -119,8 +120,11 @@ struct lc_session {
 
 /* One worker's delivery state. Worker thread only. */
 struct lc_delivery {
-	const struct lc_config *cfg;	  /* stall_timeout_ms, ping intervals */
-	struct lc_counter *counter;	  /* entries for new subscriptions */
+	const struct lc_config *cfg; /* stall_timeout_ms, ping intervals */
+	struct lc_counter *counter;  /* entries for new subscriptions */
+	/* The worker's delta source: subscription changes go through it to
+	 * the dispatcher (watching). NULL in some tests. */
+	struct lc_source *source;
 	const _Atomic uint64_t *tick_seq; /* the dispatcher's published seq */
 	struct lc_subs subs;		  /* url <-> this worker's sessions */
 	struct lc_session *sessions;	  /* list head, for the sweep */

@@ -26,6 +26,7 @@
 /* clang-format off */
 #define LC_ROUTES(X)                                                           \
 	X(LIKES,   "/v1/likes",   "likes")                                     \
+	X(VIEWS,   "/v1/views",   "views")                                     \
 	X(COUNTS,  "/v1/counts",  "counts")                                    \
 	X(TOP,     "/v1/top",     "top")                                       \
 	X(HISTORY, "/v1/history", "history")                                   \

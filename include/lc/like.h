@@ -33,6 +33,7 @@ struct lc_like_req {
 	const struct lc_like *items;
 	size_t n;
 	bool batch;	 /* answered {"accepted":N}, else {"url":U,"count":C} */
+	bool views;	 /* views (n >= 1): answered {"url":U,"views":V} */
 	bool authorized; /* the transport's write_token check passed */
 	struct lws *wsi; /* the client's connection (its IP's like rate) */
 	/* A stored idempotency key (lc_idem_make_key) or NULL. */

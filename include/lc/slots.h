@@ -41,6 +41,7 @@
 struct lc_slot {
 	uint32_t node;
 	int64_t likes, unlikes; /* that node's absolute totals */
+	int64_t views;
 };
 
 struct lc_slots {
@@ -60,7 +61,7 @@ int lc_slots_add_own(struct lc_entry *e, uint32_t self, int64_t likes,
 /** lc_slots_add_own, setting *mark in the entry's write section
  * (lc_entry_add_marked). */
 int lc_slots_add_own_marked(struct lc_entry *e, uint32_t self, int64_t likes,
-			    int64_t unlikes, int64_t now_ms,
+			    int64_t unlikes, int64_t views, int64_t now_ms,
 			    _Atomic bool *mark);
 
 /**

@@ -17,6 +17,7 @@
 
 #include "lc/config.h"
 #include "lc/counter.h"
+#include "lc/defer.h"
 #include "lc/delivery.h"
 #include "lc/dispatch.h"
 #include "lc/limits.h"
@@ -27,7 +28,7 @@
 #include <stdatomic.h>
 
 struct lc_batcher;
-struct lc_store;
+struct lc_history;
 struct lc_worker;
 
 /* What the workers share. Fields above `workers` are set by main. */
@@ -83,9 +84,10 @@ struct lc_worker {
 	struct lws_vhost *vh;
 	int listen_fd;
 	struct lws *listen_wsi;
-	struct lc_source source;	  /* likes in, update sets out */
-	struct lc_delivery delivery;	  /* sessions and their index */
-	struct lc_store *reader;	  /* read-only db for history, lazily */
+	struct lc_source source;     /* likes in, update sets out */
+	struct lc_delivery delivery; /* sessions and their index */
+	struct lc_history *history;  /* history reader thread (history.h) */
+	struct lc_defer defer;	     /* parked requests (defer.h) */
 	lws_sorted_usec_list_t flush_sul; /* continues a sliced flush */
 	lws_sorted_usec_list_t sweep;
 	_Atomic bool stop;

@@ -331,11 +331,45 @@ def read_until(read, pred, timeout):
             return seen
 
 
+def cd(entry):
+    """An update entry's count and delta (it also carries views and
+    watching)."""
+    return {"count": entry["count"], "delta": entry["delta"]}
+
+
+def cds(msg):
+    """An update's entries whose count moved, as {url: {count, delta}}
+    (an entry may also come for its watching figure alone)."""
+    return {u: cd(e) for u, e in msg["counts"].items() if e["delta"]}
+
+
+def snap(msg):
+    """A snapshot's counts, after checking its "stats" agree with them
+    (API.md: "counts":{U:C} and "stats":{U:{count,views,watching}})."""
+    counts, stats = msg["counts"], msg["stats"]
+    assert set(stats) == set(counts), msg
+    for u, c in counts.items():
+        assert stats[u]["count"] == c, msg
+        assert stats[u]["views"] >= 0 and stats[u]["watching"] >= 0, msg
+    return counts
+
+
+def stats_only(msg):
+    """An update in which no count moved (only watching or views did).
+    Tests written for counts skip them (WS/SSE all_updates=False): a
+    subscriber's own arrival changes its URL's watching figure."""
+    counts = msg.get("counts") if isinstance(msg, dict) else None
+    return (isinstance(counts, dict) and "seq" in msg and
+            all(isinstance(v, dict) and v.get("delta") == 0
+                for v in counts.values()))
+
+
 class WS:
     """A minimal RFC 6455 client (text frames, masking optional)."""
 
     def __init__(self, port, urls=(), protocol="livecount.v1", path="/v1/ws",
-                 timeout=10):
+                 timeout=10, all_updates=False):
+        self.all_updates = all_updates
         self.sock = socket.create_connection(("127.0.0.1", port), timeout)
         q = "&".join("url=" + urllib.parse.quote(u, safe="") for u in urls)
         key = base64.b64encode(os.urandom(16)).decode()
@@ -409,7 +443,10 @@ class WS:
         while True:
             op, data = self.recv_frame()
             if op == 1:
-                return json.loads(data)
+                msg = json.loads(data)
+                if not self.all_updates and stats_only(msg):
+                    continue
+                return msg
             if op == 9:
                 self.send_frame(10, data)
             elif op == 8:
@@ -432,7 +469,9 @@ class WS:
 class SSE:
     """Reads a text/event-stream over a raw socket."""
 
-    def __init__(self, port, urls, headers=None, timeout=10, extra=""):
+    def __init__(self, port, urls, headers=None, timeout=10, extra="",
+                 all_updates=False):
+        self.all_updates = all_updates
         self.sock = socket.create_connection(("127.0.0.1", port), timeout)
         q = "&".join("url=" + urllib.parse.quote(u, safe="") for u in urls)
         h = "".join("%s: %s\r\n" % kv for kv in (headers or {}).items())
@@ -452,6 +491,13 @@ class SSE:
 
     def event(self, timeout=None):
         """Next event as (event, id, data-as-JSON or None for comments)."""
+        while True:
+            ev = self._event(timeout)
+            if (self.all_updates or ev[0] != "update" or
+                    not stats_only(ev[2])):
+                return ev
+
+    def _event(self, timeout=None):
         self.sock.settimeout(WAIT_S if timeout is None else timeout)
         while b"\n\n" not in self.buf:
             chunk = self.sock.recv(65536)

@@ -92,7 +92,9 @@ def wait_for(pred, timeout=20, what="condition"):
 
 
 def link_up(n):
-    return n.metric("livecount_cluster_link_up") == 1
+    """The link and the key connection: claims then reach Redis."""
+    return (n.metric("livecount_cluster_link_up") == 1 and
+            n.metric("livecount_cluster_keys_link_up") == 1)
 
 
 def raw_request(port, text):

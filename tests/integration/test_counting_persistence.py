@@ -115,7 +115,8 @@ def test_restart_keeps_counts_and_history():
         check(c["p/2"]["count"] == 50, c)
         # all-time totals come from the database, not from this run
         st, stats = s.json("GET", "/v1/stats")
-        check(stats["totals"] == {"likes": 91, "unlikes": 1, "count": 90},
+        check(stats["totals"] == {"likes": 91, "unlikes": 1, "count": 90,
+                                  "views": 0},
               stats)
         check(stats["likes_total"] == 0, stats)
         s.like("p/1", n=2)

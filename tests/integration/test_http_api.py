@@ -128,7 +128,7 @@ def test_bad_input_errors():
     check(out.startswith(b"HTTP/1.1 413") and b'"too_large"' in out, out)
     # an encoded LF would cut the request line in lws: refused, not truncated
     got = err("POST", "/v1/likes?url=cut%0Ahere")
-    check(got == (400, "bad_request"), got)
+    check(got == (400, "bad_url"), got)  # a control byte in the url
     S.settle()
     check(S.count("cut") == 0)
     check(S.count("a") == 0, "no error case counted anything")
@@ -161,6 +161,7 @@ def test_counts_many_and_unknown():
     c = S.counts("m/1", "m/unknown", "caf\u00e9 \U0001F44D")
     check(c["m/1"]["count"] == 2)
     check(c["m/unknown"] == {"count": 0, "likes": 0, "unlikes": 0,
+                             "views": 0, "watching": 0,
                              "updated_at": None}, c)
     check(c["caf\u00e9 \U0001F44D"]["count"] == 0)
     q = "&".join("url=u%d" % i for i in range(51))

@@ -146,7 +146,7 @@ test_longest_key_through_flush_and_load(void **state)
 	snprintf(path, sizeof(path), "%s/lc.db", dir);
 	st = lc_store_open(path, false, err, sizeof(err));
 	assert_non_null(st);
-	assert_int_equal(lc_store_flush_keys(st, NULL, 0, rec, 1, 0), 0);
+	assert_int_equal(lc_store_flush(st, NULL, 0, rec, 1, 0), 0);
 	lc_store_close(st);
 	t2 = lc_idem_create(100, 86400000);
 	st = lc_store_open(path, false, err, sizeof(err));
