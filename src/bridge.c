@@ -2408,7 +2408,8 @@ lc_bridge_kv_submit(struct lc_bridge *b, struct lc_kv_job *j)
 
 	j->next = NULL;
 	pthread_mutex_lock(&b->kv_lock);
-	stop = b->kv_stop;
+	/* No key thread (it could not start): answered here, at once. */
+	stop = b->kv_stop || !atomic_load(&b->kv_started);
 	if (!stop) {
 		if (b->kv_in_tail)
 			b->kv_in_tail->next = j;
