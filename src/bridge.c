@@ -1,5 +1,6 @@
 /*
- * The bridge to Redis: three threads, three hiredis connections.
+ * The bridge to Redis: three threads, three hiredis connections (and a
+ * fourth of each with Sentinel: the +switch-master watcher).
  *
  * Threads: lc_bridge_start/stop on main; cmd_main, sub_main and kv_main
  * on their own threads; lc_bridge_wake from the dispatcher;
@@ -103,7 +104,11 @@ struct lc_bridge {
 	pthread_mutex_t lock; /* guards work, stopping, sub, host/port */
 	pthread_cond_t cond;
 	bool work, stopping;
-	redisContext *sub; /* for stop: shutdown() interrupts a read */
+	redisContext *sub;   /* for stop: shutdown() interrupts a read */
+	redisContext *watch; /* the sentinel watcher's, likewise */
+	pthread_t watch_thread;
+	bool watch_started;
+	_Atomic bool switch_seen; /* +switch-master heard: ask at once */
 
 	/* Errors, from both threads: guarded by elock. */
 	pthread_mutex_t elock;
@@ -1342,7 +1347,8 @@ check_primary(struct lc_bridge *b)
 	char host[256];
 	int port;
 
-	if (!b->url.nsentinels || lc_mono_us() < b->next_sentinel_us)
+	if (!b->url.nsentinels || (lc_mono_us() < b->next_sentinel_us &&
+				   !atomic_exchange(&b->switch_seen, false)))
 		return;
 	b->next_sentinel_us = lc_mono_us() + SENTINEL_CHECK_MS * 1000;
 	if (!ask_sentinels(b, host, sizeof(host), &port) ||
@@ -1351,6 +1357,76 @@ check_primary(struct lc_bridge *b)
 	drop_cmd(b, "the sentinels named a new primary");
 	b->next_connect_us = 0;
 	kick_subscriber(b);
+}
+
+/*
+ * Sentinel: a thread subscribed to +switch-master on one sentinel (in
+ * turn after a lost connection), so a failover is acted on the moment the
+ * sentinels decide it; the command thread's once-a-second question stays
+ * as the safety net (a pub/sub message can be lost).
+ */
+static void *
+watch_main(void *arg)
+{
+	struct lc_bridge *b = arg;
+	int64_t backoff = 0;
+
+	for (int i = 0; !stopping(b); i = (i + 1) % b->url.nsentinels) {
+		const struct lc_redis_addr *a = &b->url.sentinels[i];
+		redisContext *c = dial(a->host, a->port, CONNECT_TIMEOUT_MS);
+		redisReply *r = NULL;
+
+		if (c && !c->err) {
+			/* Subscribed: no read timeout, stop shuts it down. */
+			struct timeval none = {0, 0};
+
+			r = redisCommand(c, "SUBSCRIBE +switch-master");
+			redisSetTimeout(c, none);
+		}
+		if (!r || r->type != REDIS_REPLY_ARRAY) {
+			if (r)
+				freeReplyObject(r);
+			if (c)
+				redisFree(c);
+			for (int64_t t = 0, ms = next_backoff(b, &backoff);
+			     t < ms && !stopping(b); t += 50)
+				usleep(50000);
+			continue;
+		}
+		freeReplyObject(r);
+		backoff = 0;
+		pthread_mutex_lock(&b->lock);
+		b->watch = c;
+		/* Stop sets stopping, then shuts b->watch down, both locked. */
+		if (b->stopping)
+			shutdown(c->fd, SHUT_RDWR);
+		pthread_mutex_unlock(&b->lock);
+		while (!stopping(b)) {
+			r = NULL;
+			if (redisGetReply(c, (void **)&r) != REDIS_OK || !r)
+				break;
+			/* "message", "+switch-master", "<master> <old> <new>"
+			 */
+			if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+			    r->element[2]->type == REDIS_REPLY_STRING &&
+			    !strncmp(r->element[2]->str, b->url.master,
+				     strlen(b->url.master)) &&
+			    r->element[2]->str[strlen(b->url.master)] == ' ') {
+				lc_info(
+				    "cluster: sentinel %s:%d: +switch-master "
+				    "%s",
+				    a->host, a->port, r->element[2]->str);
+				atomic_store(&b->switch_seen, true);
+				lc_bridge_wake(b);
+			}
+			freeReplyObject(r);
+		}
+		pthread_mutex_lock(&b->lock);
+		b->watch = NULL;
+		pthread_mutex_unlock(&b->lock);
+		redisFree(c);
+	}
+	return NULL;
 }
 
 static void
@@ -1810,6 +1886,9 @@ lc_bridge_start(const char *redis_url, struct lc_counter *c,
 		snprintf(err, errlen, "cluster: cannot start a thread");
 		goto fail;
 	}
+	if (b->url.nsentinels &&
+	    !pthread_create(&b->watch_thread, NULL, watch_main, b))
+		b->watch_started = true;
 	/* Without the key thread, keyed likes are decided locally. */
 	b->kv_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (b->kv_efd >= 0 && !pthread_create(&b->kv_thread, NULL, kv_main, b))
@@ -1844,8 +1923,12 @@ lc_bridge_stop(struct lc_bridge *b)
 	pthread_cond_signal(&b->cond);
 	if (b->sub)
 		shutdown(b->sub->fd, SHUT_RDWR);
+	if (b->watch)
+		shutdown(b->watch->fd, SHUT_RDWR);
 	pthread_mutex_unlock(&b->lock);
 	pthread_join(b->sub_thread, NULL);
+	if (b->watch_started)
+		pthread_join(b->watch_thread, NULL);
 	pthread_join(b->cmd_thread, NULL);
 	pthread_mutex_lock(&b->kv_lock);
 	b->kv_stop = true;

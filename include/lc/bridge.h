@@ -1,9 +1,10 @@
 /*
  * livecount — the bridge: cluster mode's link to Redis.
  *
- * Three threads of its own, each with its own hiredis connection with
- * connect and command timeouts, so a stalled or unreachable Redis only
- * ever stalls the bridge: counting and serving never wait for it.
+ * Three threads of its own (four with Sentinel), each with its own
+ * hiredis connection with connect and command timeouts, so a stalled or
+ * unreachable Redis only ever stalls the bridge: counting and serving
+ * never wait for it.
  *   - the command thread pushes this node's own slots (one script per
  *     chunk, fenced by the node's lease: ZADD GT, then one PUBLISH of what
  *     Redis took), refreshes the lease every second with the heartbeat,
@@ -14,7 +15,9 @@
  *     sequence for gaps, and asks for a resync after every (re)subscribe;
  *   - the key thread claims and settles cluster-wide idempotency keys for
  *     the workers (below), without blocking, answering each claim within
- *     LC_KV_CLAIM_MS.
+ *     LC_KV_CLAIM_MS;
+ *   - with Sentinel, a watcher subscribed to +switch-master on one
+ *     sentinel wakes the command thread the moment a failover is decided.
  * They reconnect with exponential backoff and full jitter.
  *
  * Redis errors: any error reply (OOM, READONLY, NOAUTH, MISCONF, ...) is

@@ -167,6 +167,14 @@ def failover(graceful):
                      what="a new like crosses")
             cross_ms = (time.time() - t0) * 1000
             check(a.metric("livecount_cluster_failovers_total") >= 1)
+            # followed on the sentinels' +switch-master message
+            for n in (a, b):
+                check("+switch-master %s " % MASTER in n.logtext(),
+                      n.logtext()[-2000:])
+            # a clean stop (the sentinel watcher too) gives the lease back
+            check(a.stop(timeout=20) == 0 and
+                  "stopped cleanly" in a.logtext())
+            check(rep.cmd("GET", "lc:node:1") is None)
             print("%s failover: nodes followed in %.1f s, exact in %.1f s "
                   "after it (%d likes during it); a new like crossed "
                   "in %.0f ms" % ("graceful" if graceful else "SIGKILL",
