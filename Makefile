@@ -94,7 +94,8 @@ persist: build
 # share/livecount/web, share/man/man8/livecount.8, etc/livecount/livecount.conf
 # (paths set for this prefix; an existing one is kept), lib/systemd/system/
 # livecount.service and the data directory var/lib/livecount. PREFIX=/usr
-# uses /etc and /var/lib instead.
+# uses /etc and /var/lib instead. The unit keeps its database in its own
+# StateDirectory, /var/lib/livecount, whatever the prefix.
 PREFIX ?= /usr/local
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

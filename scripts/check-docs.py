@@ -14,15 +14,17 @@ Each check is a ctest entry (docs_<check>) and fails naming what drifted:
             whether SIGHUP reloads it, generated from `livecount --help`
             (which prints the config table) between marker lines
   comments  every lc_ name cited in a comment of src/, include/, tests/unit
-            and tests/fuzz exists (ctags over the same files), and every
-            file a comment cites (README.md, docs/X.md, store.h, ...) is in
-            the repository
+            and tests/fuzz exists (ctags over the same files); with BIN,
+            every name() too, here or in a library BIN links (nm -D); and
+            every file a comment cites (README.md, docs/X.md, store.h, ...)
+            is in the repository
 
 --fix rewrites the generated blocks (layers, config) instead of failing:
 `make docs` runs it.
 """
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -194,7 +196,24 @@ def system_header(path):
                                      for e in os.listdir("/usr/include")])
 
 
-def check_comments(*_):
+def library_symbols(binary):
+    """Functions the libraries BIN links to define (libc, lws, SQLite, ...):
+    a comment may cite those too, e.g. sigtimedwait() or lws_write()."""
+    names = set()
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True)
+    for lib in re.findall(r"=> (/\S+)", out.stdout):
+        nm = subprocess.run(["nm", "-D", "--defined-only", lib],
+                            capture_output=True, text=True).stdout
+        names |= {l.split()[-1].split("@")[0] for l in nm.splitlines()
+                  if l.strip()}
+    return names
+
+
+def check_comments(binary=None):
+    if not shutil.which("ctags"):
+        problem("ctags not found: apt-get install universal-ctags "
+                "(scripts/deps.sh test does)")
+        return
     files = [os.path.join(d, f) for d in C_DIRS
              for f in sorted(os.listdir(os.path.join(ROOT, d)))
              if f.endswith((".c", ".h", ".cc"))]
@@ -203,6 +222,7 @@ def check_comments(*_):
          "--kinds-C=+px", "-f", "-"] + files, cwd=ROOT, capture_output=True,
         text=True, check=True).stdout.split()
     known = set(tags) | set(re.findall(r"\blc_\w+", read("CMakeLists.txt")))
+    functions = known | (library_symbols(binary) if binary else set())
     repo = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True,
                           text=True).stdout.split()
     repo_names = set(repo) | {os.path.basename(p) for p in repo} | set(
@@ -221,6 +241,11 @@ def check_comments(*_):
                 if n.group(0) not in known:
                     problem("%s:%d: a comment cites %s, which does not "
                             "exist" % (rel, line(n.start()), n.group(0)))
+            for n in re.finditer(r"\b([a-z_][a-z0-9_]*)\(\)", tok):
+                if binary and n.group(1) not in functions:
+                    problem("%s:%d: a comment cites %s(), which is not a "
+                            "function here or in a library livecount "
+                            "links" % (rel, line(n.start()), n.group(1)))
             for n in CITED_FILE.finditer(tok):
                 path = n.group(1)
                 if path not in repo_names and not os.path.exists(

@@ -44,11 +44,11 @@ done
 
 # "symbol object" for every global definition, "object symbol" for every use.
 for o in $objs; do
-	name=$(basename "$o" .c.o)
+	name=$(basename "$o" .o) && name=${name%.cc} && name=${name%.c}
 	nm --defined-only -g "$o" | awk -v n="$name" 'NF == 3 { print $3, n }'
 done | sort >"$tmp/defs"
 for o in $objs; do
-	name=$(basename "$o" .c.o)
+	name=$(basename "$o" .o) && name=${name%.cc} && name=${name%.c}
 	nm -u "$o" | awk -v n="$name" '{ print $NF, n }'
 done | sort >"$tmp/uses"
 

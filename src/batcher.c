@@ -114,14 +114,14 @@ fold_change(struct lc_batcher *bt, const struct lc_change *c, int64_t minute)
 			}
 			m->minute = minute;
 			if (e->db_id &&
-			    lc_store_minute_get(bt->store, e->db_id, minute,
-						&m->likes, &m->unlikes))
+			    lc_store_minute_get(bt->store, e->db_id, minute, m))
 				lc_warn("batcher: cannot read minute %lld of "
 					"%s: %s",
 					(long long)minute, e->url,
 					lc_store_errmsg(bt->store));
 			m->written_likes = m->likes;
 			m->written_unlikes = m->unlikes;
+			m->written_views = m->views;
 			m->next = *pp;
 			*pp = m;
 		}
@@ -140,6 +140,18 @@ fold_change(struct lc_batcher *bt, const struct lc_change *c, int64_t minute)
 	}
 	m->likes = lc_sat_add(m->likes, c->likes);
 	m->unlikes = lc_sat_add(m->unlikes, c->unlikes);
+	m->views = lc_sat_add(m->views, c->views);
+	{
+		/* The minute's peak audience: the figure published with this
+		 * change, or the one in force. */
+		int64_t w = c->watching >= 0
+				? c->watching
+				: atomic_load_explicit(&e->watch_sent,
+						       memory_order_relaxed);
+
+		if (w > m->watching_max)
+			m->watching_max = w;
+	}
 	m->dirty = true;
 queue:
 	if (!e->dirty) {
@@ -185,6 +197,7 @@ mark_clean(struct lc_entry *e)
 	m->dirty = false;
 	m->written_likes = m->likes;
 	m->written_unlikes = m->unlikes;
+	m->written_views = m->views;
 	/* Keep the newest minute: later changes in it add to its total. */
 	for (next = m->next, m->next = NULL; next; next = m) {
 		m = next->next;
@@ -203,13 +216,14 @@ requeue_cb(struct lc_entry *e, void *arg)
 	struct requeue *a = arg;
 	struct lc_counts c = lc_entry_read(e);
 
-	/* Never liked: never written (and may be reclaimed any time). */
-	if (!c.likes && !c.unlikes && !c.updated_ms)
+	/* Never liked nor viewed: never written (may be reclaimed). */
+	if (!c.likes && !c.unlikes && !c.views && !c.updated_ms)
 		return;
 	e->db_id = 0;
 	if (e->minutes) {
 		e->minutes->dirty = true;
 		e->minutes->written_likes = e->minutes->written_unlikes = 0;
+		e->minutes->written_views = 0;
 	}
 	if (!e->dirty) {
 		if (queue_push(a->bt, e)) {

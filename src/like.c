@@ -117,10 +117,15 @@ apply(void *arg, struct lc_idem_answer *ans, uint64_t *after_seq)
 		return refuse(x->out, 429, "rate_limited",
 			      "too many likes from this address; retry later",
 			      wait);
-	rc = r->batch
-		 ? lc_source_add_batch(&w->source, srv->counter, r->items, r->n)
-		 : lc_source_add(&w->source, srv->counter, r->items[0].url,
-				 r->items[0].url_len, r->items[0].n, NULL);
+	if (r->views)
+		rc = lc_source_add_views(&w->source, srv->counter, r->items,
+					 r->n);
+	else if (r->batch)
+		rc = lc_source_add_batch(&w->source, srv->counter, r->items,
+					 r->n);
+	else
+		rc = lc_source_add(&w->source, srv->counter, r->items[0].url,
+				   r->items[0].url_len, r->items[0].n, NULL);
 	if (rc == LC_EFULL)
 		/* Existing URLs keep working; new ones wait for room. */
 		return refuse(x->out, 507, "url_limit",

@@ -66,7 +66,6 @@ struct app {
 	struct lc_bridge *bridge;
 	struct lc_server srv;
 	bool server_made, server_running;
-	struct lc_source **sources;
 	long loaded; /* URLs loaded from the database */
 };
 
@@ -328,15 +327,6 @@ start_serving(struct app *a)
 	a->server_made = a->server_running = true;
 	if (lc_server_start(srv))
 		return 1;
-	a->sources = calloc((size_t)srv->nworkers, sizeof(*a->sources));
-	if (!a->sources) {
-		lc_err("out of memory");
-		return 1;
-	}
-	for (int i = 0; i < srv->nworkers; i++)
-		a->sources[i] = &srv->workers[i].source;
-	a->dispatch.sources = a->sources;
-	a->dispatch.nsources = (size_t)srv->nworkers;
 	lc_dispatch_tick(&a->dispatch, lc_now_ms()); /* first top list */
 	atomic_store(&srv->ready, true);
 	lc_info("livecount %s listening on %s://%s:%d with %d workers, "
@@ -513,7 +503,6 @@ teardown(struct app *a)
 	lc_http_log_close();
 	if (a->server_made)
 		lc_server_free(&a->srv);
-	free(a->sources);
 	lc_idem_destroy(a->idem);
 	if (a->clustered)
 		lc_cluster_cleanup(&a->cluster);

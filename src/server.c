@@ -918,6 +918,18 @@ lc_server_start(struct lc_server *srv)
 		}
 	}
 	srv->port = port;
+	/*
+	 * The dispatcher's sources are set before any worker runs: a like's
+	 * answer reads every source (lc_dispatch_read), and one taken before
+	 * they were set was answered from the table alone (count 0).
+	 */
+	srv->sources = calloc((size_t)srv->nworkers, sizeof(*srv->sources));
+	if (!srv->sources)
+		return LC_ENOMEM;
+	for (int i = 0; i < srv->nworkers; i++)
+		srv->sources[i] = &srv->workers[i].source;
+	srv->dispatch->sources = srv->sources;
+	srv->dispatch->nsources = (size_t)srv->nworkers;
 	for (int i = 0; i < srv->nworkers; i++)
 		if (pthread_create(&srv->workers[i].thread, NULL, worker_main,
 				   &srv->workers[i])) {
@@ -985,6 +997,8 @@ lc_server_free(struct lc_server *srv)
 	for (int i = 0; srv->workers && i < srv->nworkers; i++)
 		lc_worker_cleanup(&srv->workers[i]);
 	free(srv->workers);
+	free(srv->sources);
+	srv->sources = NULL;
 	srv->workers = NULL;
 	lc_conn_limits_cleanup(&srv->limits);
 	pthread_mutex_destroy(&srv->start_lock);

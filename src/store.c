@@ -96,6 +96,26 @@ static const char *const migrations[] = {
     "  created_at INTEGER NOT NULL -- Unix milliseconds\n"
     ") WITHOUT ROWID;\n"
     "CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);\n",
+    /* 4: live stats: views per URL and per minute, the minute's peak
+     * audience (watching_max), views per node. */
+    "ALTER TABLE counters ADD COLUMN views INTEGER NOT NULL DEFAULT 0;\n"
+    "ALTER TABLE likes_minute ADD COLUMN views INTEGER NOT NULL DEFAULT 0;\n"
+    "ALTER TABLE likes_minute ADD COLUMN watching_max INTEGER NOT NULL "
+    "DEFAULT 0;\n"
+    "ALTER TABLE node_slots ADD COLUMN views INTEGER NOT NULL DEFAULT 0;\n"
+    "DROP VIEW counts_v;\n"
+    "CREATE VIEW counts_v AS\n"
+    "  SELECT u.url, c.likes - c.unlikes AS count, c.likes, c.unlikes,\n"
+    "         c.views,\n"
+    "         strftime('%Y-%m-%d %H:%M:%f', c.updated_at / 1000.0,\n"
+    "                  'unixepoch') AS updated_at\n"
+    "  FROM counters c JOIN urls u ON u.id = c.url_id;\n"
+    "DROP VIEW history_v;\n"
+    "CREATE VIEW history_v AS\n"
+    "  SELECT u.url, datetime(m.minute, 'unixepoch') AS minute,\n"
+    "         m.likes, m.unlikes, m.likes - m.unlikes AS net, m.views,\n"
+    "         m.watching_max\n"
+    "  FROM likes_minute m JOIN urls u ON u.id = m.url_id;\n",
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -250,7 +270,8 @@ lc_store_open_reader(const char *path, char *err, size_t errlen)
 		goto fail;
 	sqlite3_busy_timeout(st->db, 1000);
 	if (prepare(st, &st->history,
-		    "SELECT m.minute, m.likes, m.unlikes FROM "
+		    "SELECT m.minute, m.likes, m.unlikes, m.views, "
+		    "m.watching_max FROM "
 		    "likes_minute m JOIN urls u ON u.id = m.url_id "
 		    "WHERE u.url = ?1 AND m.minute >= ?2 AND "
 		    "m.minute < ?3 ORDER BY m.minute LIMIT ?4",
@@ -319,20 +340,24 @@ prepare_writer(struct lc_store *st, char *err, size_t errlen)
 			       err, errlen) ||
 		       prepare(st, &st->put_counter,
 			       "INSERT INTO counters(url_id, likes, unlikes, "
-			       "updated_at) VALUES (?1, ?2, ?3, ?4) ON "
+			       "updated_at, views) VALUES (?1, ?2, ?3, ?4, "
+			       "?5) ON "
 			       "CONFLICT(url_id) DO UPDATE SET likes = "
 			       "excluded.likes, "
 			       "unlikes = excluded.unlikes, updated_at = "
-			       "excluded.updated_at",
+			       "excluded.updated_at, views = excluded.views",
 			       err, errlen) ||
 		       prepare(
 			   st, &st->put_minute,
 			   "INSERT INTO likes_minute(url_id, minute, likes, "
-			   "unlikes) VALUES (?1, ?2, ?3, ?4) ON "
+			   "unlikes, views, watching_max) VALUES (?1, ?2, "
+			   "?3, ?4, ?5, ?6) ON "
 			   "CONFLICT(url_id, "
 			   "minute) DO UPDATE SET likes = excluded.likes, "
 			   "unlikes = "
-			   "excluded.unlikes",
+			   "excluded.unlikes, views = excluded.views, "
+			   "watching_max = max(watching_max, "
+			   "excluded.watching_max)",
 			   err, errlen) ||
 		       prepare(st, &st->put_key,
 			       "INSERT OR IGNORE INTO idempotency_keys(key, "
@@ -343,14 +368,15 @@ prepare_writer(struct lc_store *st, char *err, size_t errlen)
 			   st, &st->prune_keys,
 			   "DELETE FROM idempotency_keys WHERE created_at < ?1",
 			   err, errlen) ||
-		       prepare(st, &st->put_slot,
-			       "INSERT INTO node_slots(url_id, node, likes, "
-			       "unlikes) "
-			       "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(url_id, "
-			       "node) DO "
-			       "UPDATE SET likes = excluded.likes, unlikes = "
-			       "excluded.unlikes",
-			       err, errlen)
+		       prepare(
+			   st, &st->put_slot,
+			   "INSERT INTO node_slots(url_id, node, likes, "
+			   "unlikes, views) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(url_id, "
+			   "node) DO "
+			   "UPDATE SET likes = excluded.likes, unlikes = "
+			   "excluded.unlikes, views = excluded.views",
+			   err, errlen)
 		   ? LC_EIO
 		   : 0;
 }
@@ -507,7 +533,7 @@ lc_store_load(struct lc_store *st, struct lc_counter *c, int64_t now_ms)
 	if (sqlite3_prepare_v2(
 		st->db,
 		"SELECT u.url, c.likes, c.unlikes, c.updated_at, "
-		"u.id FROM counters c JOIN urls u ON u.id = "
+		"u.id, c.views FROM counters c JOIN urls u ON u.id = "
 		"c.url_id",
 		-1, &s, NULL) != SQLITE_OK)
 		return LC_EIO;
@@ -524,6 +550,7 @@ lc_store_load(struct lc_store *st, struct lc_counter *c, int64_t now_ms)
 		lc_entry_add(e, sqlite3_column_int64(s, 1),
 			     sqlite3_column_int64(s, 2),
 			     sqlite3_column_int64(s, 3));
+		lc_entry_add_views(e, sqlite3_column_int64(s, 5));
 		e->db_id = sqlite3_column_int64(s, 4);
 		n++;
 	}
@@ -568,7 +595,8 @@ lc_store_load(struct lc_store *st, struct lc_counter *c, int64_t now_ms)
 
 	/* The current minute continues where the last run left it. */
 	if (sqlite3_prepare_v2(st->db,
-			       "SELECT u.url, m.likes, m.unlikes FROM "
+			       "SELECT u.url, m.likes, m.unlikes, m.views, "
+			       "m.watching_max FROM "
 			       "likes_minute m JOIN urls u ON u.id = m.url_id "
 			       "WHERE m.minute = ?1",
 			       -1, &s, NULL) != SQLITE_OK)
@@ -586,6 +614,8 @@ lc_store_load(struct lc_store *st, struct lc_counter *c, int64_t now_ms)
 		m->minute = minute;
 		m->likes = m->written_likes = sqlite3_column_int64(s, 1);
 		m->unlikes = m->written_unlikes = sqlite3_column_int64(s, 2);
+		m->views = m->written_views = sqlite3_column_int64(s, 3);
+		m->watching_max = sqlite3_column_int64(s, 4);
 		m->next = e->minutes;
 		e->minutes = m;
 	}
@@ -775,14 +805,16 @@ step_done(sqlite3_stmt *s)
 	return rc == SQLITE_DONE ? 0 : rc;
 }
 
-/* One row of a counter-like table: (url_id or key, node/minute, counts). */
+/* One row of a counter-like table: (url_id, node/minute, counts). */
 static int
-put_row(sqlite3_stmt *s, int64_t id, int64_t k, int64_t likes, int64_t unlikes)
+put_row(sqlite3_stmt *s, int64_t id, int64_t k, int64_t likes, int64_t unlikes,
+	int64_t views)
 {
 	sqlite3_bind_int64(s, 1, id);
 	sqlite3_bind_int64(s, 2, k);
 	sqlite3_bind_int64(s, 3, likes);
 	sqlite3_bind_int64(s, 4, unlikes);
+	sqlite3_bind_int64(s, 5, views);
 	return step_done(s);
 }
 
@@ -801,16 +833,19 @@ write_entry(struct lc_store *st, struct flush *f, struct lc_entry *e)
 	sqlite3_bind_int64(st->put_counter, 2, cnt.likes);
 	sqlite3_bind_int64(st->put_counter, 3, cnt.unlikes);
 	sqlite3_bind_int64(st->put_counter, 4, cnt.updated_ms);
+	sqlite3_bind_int64(st->put_counter, 5, cnt.views);
 	rc = step_done(st->put_counter);
 	for (uint32_t k = 0; !rc && k < nslots; k++)
 		rc = put_row(st->put_slot, e->db_id, sl[k].node, sl[k].likes,
-			     sl[k].unlikes);
+			     sl[k].unlikes, sl[k].views);
 	if (sl != f->buf)
 		free(sl);
 	for (struct lc_minute *m = e->minutes; !rc && m; m = m->next)
-		if (m->dirty)
+		if (m->dirty) {
+			sqlite3_bind_int64(st->put_minute, 6, m->watching_max);
 			rc = put_row(st->put_minute, e->db_id, m->minute,
-				     m->likes, m->unlikes);
+				     m->likes, m->unlikes, m->views);
+		}
 	return rc;
 }
 
@@ -909,9 +944,12 @@ lc_store_history(struct lc_store *st, const char *url, size_t len,
 		lc_iso8601_ms(sqlite3_column_int64(s, 0) * 1000, t);
 		json_array_append_new(
 		    points,
-		    json_pack("{s:s, s:I, s:I}", "t", t, "likes",
+		    json_pack("{s:s, s:I, s:I, s:I, s:I}", "t", t, "likes",
 			      (json_int_t)sqlite3_column_int64(s, 1), "unlikes",
-			      (json_int_t)sqlite3_column_int64(s, 2)));
+			      (json_int_t)sqlite3_column_int64(s, 2), "views",
+			      (json_int_t)sqlite3_column_int64(s, 3),
+			      "watching_max",
+			      (json_int_t)sqlite3_column_int64(s, 4)));
 	}
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
@@ -953,15 +991,16 @@ lc_store_load_keys(struct lc_store *st, struct lc_idem *t, int64_t since_ms)
 
 int
 lc_store_minute_get(struct lc_store *st, int64_t url_id, int64_t minute,
-		    int64_t *likes, int64_t *unlikes)
+		    struct lc_minute *m)
 {
 	sqlite3_stmt *s;
 	int rc;
 
-	*likes = *unlikes = 0;
+	m->likes = m->unlikes = m->views = m->watching_max = 0;
 	if (!st->db ||
 	    sqlite3_prepare_v2(st->db,
-			       "SELECT likes, unlikes FROM likes_minute WHERE "
+			       "SELECT likes, unlikes, views, watching_max "
+			       "FROM likes_minute WHERE "
 			       "url_id = ?1 AND minute = ?2",
 			       -1, &s, NULL) != SQLITE_OK)
 		return LC_EIO;
@@ -969,8 +1008,10 @@ lc_store_minute_get(struct lc_store *st, int64_t url_id, int64_t minute,
 	sqlite3_bind_int64(s, 2, minute);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		*likes = sqlite3_column_int64(s, 0);
-		*unlikes = sqlite3_column_int64(s, 1);
+		m->likes = sqlite3_column_int64(s, 0);
+		m->unlikes = sqlite3_column_int64(s, 1);
+		m->views = sqlite3_column_int64(s, 2);
+		m->watching_max = sqlite3_column_int64(s, 3);
 	}
 	sqlite3_finalize(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : LC_EIO;

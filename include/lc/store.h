@@ -11,9 +11,10 @@
  * unlikes), views counts_v and history_v; (user_version 2, cluster mode)
  * node_slots(url_id, node, likes, unlikes) and view node_slots_v;
  * (user_version 3) idempotency_keys(key, status, body, created_at in Unix
- * ms). Every flush writes absolute values, so running a flush twice never
- * double-counts. (scripts/check-docs.py checks this list against the
- * migrations in store.c.)
+ * ms); (user_version 4) views in counters, likes_minute and node_slots,
+ * watching_max in likes_minute, and the views updated. Every flush writes
+ * absolute values, so running a flush twice never double-counts.
+ * (scripts/check-docs.py checks this list against the migrations in store.c.)
  */
 #ifndef LC_STORE_H
 #define LC_STORE_H
@@ -27,15 +28,18 @@
 #include <stdint.h>
 
 #define LC_STORE_APP_ID 0x4c43544c /* "LCTL" in PRAGMA application_id */
-#define LC_STORE_SCHEMA_VERSION 3
+#define LC_STORE_SCHEMA_VERSION 4
 
 /** Per-minute totals of one URL, owned by the batcher thread. */
 struct lc_minute {
 	int64_t minute;		/* Unix seconds, a multiple of 60 */
 	int64_t likes, unlikes; /* absolute totals for that minute */
+	int64_t views;		/* views in that minute */
+	int64_t watching_max;	/* peak watching figure seen in it */
 	int64_t written_likes, written_unlikes; /* as last committed */
-	bool dirty;				/* changed since last written */
-	struct lc_minute *next;			/* older minutes follow */
+	int64_t written_views;
+	bool dirty;		/* changed since last written */
+	struct lc_minute *next; /* older minutes follow */
 };
 
 struct lc_store;
@@ -114,7 +118,7 @@ int lc_store_history(struct lc_store *st, const char *url, size_t len,
  * batcher thread. Returns 0 or LC_EIO.
  */
 int lc_store_minute_get(struct lc_store *st, int64_t url_id, int64_t minute,
-			int64_t *likes, int64_t *unlikes);
+			struct lc_minute *m);
 
 /** How long a write waits for a lock held by another connection. */
 void lc_store_set_busy_timeout(struct lc_store *st, int ms);

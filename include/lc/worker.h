@@ -42,6 +42,7 @@ struct lc_server {
 	int64_t started_ms;
 	int nworkers;
 	struct lc_worker *workers; /* nworkers, by lc_server_start */
+	struct lc_source **sources; /* each worker's, for the dispatcher */
 	int port;		   /* actual listening port */
 	_Atomic bool draining;	   /* likes refused (503), after the drain */
 	_Atomic bool ready;

@@ -17,8 +17,6 @@
 
 #include <stdint.h>
 
-uint64_t lc_hash_seed = 0x9e3779b97f4a7c15ull; /* counter.c's, not linked */
-
 #define MAX_KEYS 64
 
 static bool
