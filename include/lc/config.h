@@ -146,7 +146,8 @@ struct lc_redis_addr {
 	int port;
 };
 
-/** A parsed redis_url. Holds the password: never print it (masked()). */
+/** A parsed redis_url. Holds the password: never print it (see
+ * lc_config_redis_url_masked). */
 struct lc_redis_url {
 	struct lc_redis_addr addr; /* redis://; unused with Sentinel */
 	int db;

@@ -41,10 +41,10 @@ struct lc_server {
 	struct lc_idem *idem;	  /* idempotency keys (idem.h) */
 	int64_t started_ms;
 	int nworkers;
-	struct lc_worker *workers; /* nworkers, by lc_server_start */
+	struct lc_worker *workers;  /* nworkers, by lc_server_start */
 	struct lc_source **sources; /* each worker's, for the dispatcher */
-	int port;		   /* actual listening port */
-	_Atomic bool draining;	   /* likes refused (503), after the drain */
+	int port;		    /* actual listening port */
+	_Atomic bool draining;	    /* likes refused (503), after the drain */
 	_Atomic bool ready;
 	_Atomic bool leaving; /* SIGTERM: /readyz 503 while still serving */
 	_Atomic bool goodbye; /* workers: close every subscriber politely */
