@@ -19,7 +19,7 @@ BUILD=${1:-build}
 
 layer() {
 	case "$1" in
-	log | config | counter | parse | store | dispatch | batcher | subs | \
+	log | config | counter | parse | parse_simdjson | store | dispatch | batcher | subs | \
 		delivery | limits | slots | cluster | notify | idem) echo 0 ;;
 	worker | bridge | metrics) echo 1 ;;
 	http | http_* | ws | sse) echo 2 ;;
@@ -46,11 +46,15 @@ done
 
 # "symbol object" for every global definition, "object symbol" for every use.
 for o in $objs; do
-	name=$(basename "$o" .c.o)
+	name=$(basename "$o" .o)
+	name=${name%.c}
+	name=${name%.cc}
 	nm --defined-only -g "$o" | awk -v n="$name" 'NF == 3 { print $3, n }'
 done | sort >"$tmp/defs"
 for o in $objs; do
-	name=$(basename "$o" .c.o)
+	name=$(basename "$o" .o)
+	name=${name%.c}
+	name=${name%.cc}
 	nm -u "$o" | awk -v n="$name" '{ print $NF, n }'
 done | sort >"$tmp/uses"
 

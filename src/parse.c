@@ -6,10 +6,13 @@
  * bounds, so the counting core never re-checks. JSON is parsed by jansson
  * (JSON_REJECT_DUPLICATES, no NUL in strings); the only hand-written
  * scanner here is lc_json_depth(), a guard run before jansson so that a
- * deeply nested body is refused cheaply.
+ * deeply nested body is refused cheaply. Like bodies are first offered to
+ * simdjson (parse_simdjson.cc), which takes the usual ones without building
+ * a tree and leaves every other body, and every error, to jansson.
  */
 #include "lc/parse.h"
 #include "lc/common.h"
+#include "lc/parse_simdjson.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -59,6 +62,7 @@ void
 lc_parse_init(void)
 {
 	json_set_alloc_funcs(arena_malloc, arena_free);
+	lc_likes_simd_init();
 }
 
 static void
@@ -280,6 +284,26 @@ int
 lc_likes_parse(const char *body, size_t len, const struct lc_limits *lim,
 	       struct lc_likes *out, struct lc_api_error *err)
 {
+	memset(out, 0, sizeof(*out));
+	if (lc_likes_parse_simd(body, len, lim, out)) {
+		size_t i;
+
+		for (i = 0; i < out->n; i++)
+			if (lc_url_check(out->items[i].url,
+					 out->items[i].url_len,
+					 lim->max_url_bytes, err))
+				break;
+		if (i == out->n)
+			return 0;
+		lc_likes_free(out); /* jansson's path names the item */
+	}
+	return lc_likes_parse_tree(body, len, lim, out, err);
+}
+
+int
+lc_likes_parse_tree(const char *body, size_t len, const struct lc_limits *lim,
+		    struct lc_likes *out, struct lc_api_error *err)
+{
 	json_t *root;
 
 	memset(out, 0, sizeof(*out));
@@ -341,7 +365,9 @@ fail_big:
 void
 lc_likes_free(struct lc_likes *l)
 {
-	if (l->items && l->items != &l->one)
+	if (l->fast)
+		lc_likes_simd_release(); /* the items are the parser's */
+	else if (l->items && l->items != &l->one)
 		free(l->items);
 	json_decref(l->root);
 	memset(l, 0, sizeof(*l));
