@@ -508,43 +508,44 @@ lc_request_target_check(const char *line, size_t len)
 	return 0;
 }
 
+/* The bytes of w equal to c: the high bit of the first one is set. */
+#define BYTES_EQ(w, c)                                                         \
+	((((w) ^ ONES * (c)) - ONES) & ~((w) ^ ONES * (c)) & ONES * 0x80)
+#define ONES 0x0101010101010101ull
+
 /*
- * The rest of a string from p: jumps with memchr to its closing quote or to
- * its next backslash, whichever comes first (most of a batch's bytes are
- * inside its urls). Each quote is searched for from past the last one found
- * and each backslash from past the last escape, so a chunk costs linear
- * time whatever it holds. Returns where the scan goes on.
+ * The rest of a string from p: skips 8 bytes at a time up to its closing
+ * quote or its next backslash (most of a batch's bytes are inside its
+ * urls), so a chunk costs linear time whatever it holds. Returns where the
+ * scan goes on.
  */
 static const char *
 scan_string(struct lc_batch_scan *s, const char *p, const char *end)
 {
-	const char *q = NULL; /* the next '"' at or after p, NULL if none */
-	bool q_known = false;
-
 	while (p < end) {
-		const char *b;
-
 		if (s->escape) {
 			s->escape = false;
 			p++;
 			continue;
 		}
-		if (!q_known || (q && q < p)) {
-			q = memchr(p, '"', (size_t)(end - p));
-			q_known = true;
+		for (uint64_t w; end - p >= 8; p += 8) {
+			memcpy(&w, p, 8);
+			if (BYTES_EQ(w, '"') | BYTES_EQ(w, '\\'))
+				break;
 		}
-		b = memchr(p, '\\', (size_t)((q ? q : end) - p));
-		if (b) {
+		while (p < end && *p != '"' && *p != '\\')
+			p++;
+		if (p == end)
+			break;
+		if (*p == '\\') {
 			s->escape = true;
-			p = b + 1;
+			p++;
 			continue;
 		}
-		if (!q)
-			return end;
 		s->in_string = false;
-		return q + 1;
+		return p + 1;
 	}
-	return p;
+	return end;
 }
 
 bool

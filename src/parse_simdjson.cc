@@ -105,7 +105,10 @@ take_like(simdjson::dom::element e, struct lc_like *out)
 		return false;
 	out->n = 1;
 	for (simdjson::dom::key_value_pair kv : obj) {
-		if (kv.key == "url" && !have_url) {
+		std::string_view k = kv.key; /* compared inline, not memcmp */
+
+		if (k.size() == 3 && k[0] == 'u' && k[1] == 'r' &&
+		    k[2] == 'l' && !have_url) {
 			std::string_view s;
 
 			if (kv.value.get_string().get(s))
@@ -113,7 +116,7 @@ take_like(simdjson::dom::element e, struct lc_like *out)
 			out->url = s.data();
 			out->url_len = s.size();
 			have_url = true;
-		} else if (kv.key == "n" && !have_n) {
+		} else if (k.size() == 1 && k[0] == 'n' && !have_n) {
 			int64_t v;
 
 			if (!kv.value.is_int64() || kv.value.get_int64().get(v))
