@@ -514,70 +514,72 @@ lc_request_target_check(const char *line, size_t len)
 #define ONES 0x0101010101010101ull
 
 /*
- * The rest of a string from p: skips 8 bytes at a time up to its closing
- * quote or its next backslash (most of a batch's bytes are inside its
- * urls), so a chunk costs linear time whatever it holds. Returns where the
- * scan goes on.
+ * A note on the batch scan: it sees every byte of every body, so it keeps
+ * its state in locals (a char store could alias the struct and make the
+ * compiler reload it for each byte) and crosses strings 8 bytes at a time up
+ * to the closing quote or the next backslash; most of a batch's bytes are
+ * inside its urls. Linear in the chunk whatever it holds.
  */
-static const char *
-scan_string(struct lc_batch_scan *s, const char *p, const char *end)
-{
-	while (p < end) {
-		if (s->escape) {
-			s->escape = false;
-			p++;
-			continue;
-		}
-		for (uint64_t w; end - p >= 8; p += 8) {
-			memcpy(&w, p, 8);
-			if (BYTES_EQ(w, '"') | BYTES_EQ(w, '\\'))
-				break;
-		}
-		while (p < end && *p != '"' && *p != '\\')
-			p++;
-		if (p == end)
-			break;
-		if (*p == '\\') {
-			s->escape = true;
-			p++;
-			continue;
-		}
-		s->in_string = false;
-		return p + 1;
-	}
-	return end;
-}
-
 bool
 lc_batch_scan_feed(struct lc_batch_scan *s, const char *in, size_t len,
 		   size_t max)
 {
 	const char *p = in, *end = in + len;
+	bool in_string = s->in_string, escape = s->escape, ok = true;
+	uint16_t depth = s->depth;
+	uint32_t items = s->items;
 
 	if (len && !s->fed && *p == '[') {
 		s->array = true;
-		s->items = 1;
+		items = 1;
 	}
 	while (p < end) {
 		char ch;
 
-		if (s->in_string) {
-			p = scan_string(s, p, end);
+		if (in_string) {
+			if (escape) {
+				escape = false;
+				p++;
+				continue;
+			}
+			for (uint64_t w, m; end - p >= 8; p += 8) {
+				memcpy(&w, p, 8);
+				m = BYTES_EQ(w, '"') | BYTES_EQ(w, '\\');
+				if (m) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+					/* the lowest bit set is the first match
+					 */
+					p += __builtin_ctzll(m) >> 3;
+#endif
+					break;
+				}
+			}
+			while (p < end && *p != '"' && *p != '\\')
+				p++;
+			if (p == end)
+				break;
+			if (*p++ == '\\')
+				escape = true;
+			else
+				in_string = false;
 			continue;
 		}
 		ch = *p++;
 		if (ch == '"')
-			s->in_string = true;
-		else if ((ch == '[' || ch == '{') && s->depth < UINT16_MAX)
-			s->depth++;
-		else if ((ch == ']' || ch == '}') && s->depth)
-			s->depth--;
-		else if (ch == ',' && s->depth == 1 && s->array &&
-			 ++s->items > max) {
-			s->fed += (uint64_t)(p - in);
-			return false;
+			in_string = true;
+		else if ((ch == '[' || ch == '{') && depth < UINT16_MAX)
+			depth++;
+		else if ((ch == ']' || ch == '}') && depth)
+			depth--;
+		else if (ch == ',' && depth == 1 && s->array && ++items > max) {
+			ok = false;
+			break;
 		}
 	}
-	s->fed += len;
-	return true;
+	s->fed += (uint64_t)(p - in);
+	s->in_string = in_string;
+	s->escape = escape;
+	s->depth = depth;
+	s->items = items;
+	return ok;
 }
