@@ -92,10 +92,10 @@ install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 format:
-	clang-format -i src/*.c include/lc/*.h tests/unit/*.c
+	clang-format -i src/*.c src/*.cc include/lc/*.h tests/unit/*.c
 
 format-check:
-	clang-format --dry-run --Werror src/*.c include/lc/*.h tests/unit/*.c
+	clang-format --dry-run --Werror src/*.c src/*.cc include/lc/*.h tests/unit/*.c
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-fuzz
