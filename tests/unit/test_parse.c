@@ -421,6 +421,31 @@ test_batch_fast(void **state)
 	lc_likes_free(&l);
 	assert_false(l.fast);
 	assert_null(l.items);
+
+	/* A body over 4 MiB gives the parser's memory back when freed; the
+	 * next body gets a new parser. */
+	{
+		static const struct lc_limits wide = {.max_url_bytes = 6 << 20,
+						      .max_batch_items = 10,
+						      .max_json_depth = 8};
+		size_t n = (size_t)5 << 20;
+		char *big = malloc(n + 16);
+
+		memcpy(big, "[{\"url\":\"", 9);
+		memset(big + 9, 'a', n);
+		memcpy(big + 9 + n, "\"}]", 4);
+		assert_int_equal(lc_likes_parse(big, n + 12, &wide, &l, &err),
+				 0);
+		assert_true(l.fast);
+		assert_int_equal(l.items[0].url_len, n);
+		assert_int_equal(l.items[0].url[n - 1], 'a');
+		lc_likes_free(&l);
+		free(big);
+	}
+	assert_int_equal(parse("[{\"url\":\"z\"}]", &l, &err), 0);
+	assert_true(l.fast);
+	assert_string_equal(l.items[0].url, "z");
+	lc_likes_free(&l);
 }
 
 static void
