@@ -21,6 +21,7 @@
 #   LC_BUILD_DIR=dir       livecount and livecount-load (default build/)
 #   LC_BASE_BUILD_DIR=dir  a second livecount measured in the same rounds
 #   DUR=s                  seconds of each S2 run (default 10)
+#   CONNS=n                S2 connections (default 4, as bench.sh's S2)
 #   REDIS_N=n              INCRs per redis-benchmark run (default 10000000)
 #   LC_WORKERS=n           server workers (default nproc)
 set -euo pipefail
@@ -31,6 +32,7 @@ BUILD=${LC_BUILD_DIR:-$ROOT/build}
 BASE=${LC_BASE_BUILD_DIR:-}
 ROUNDS=${1:-5}
 DUR=${DUR:-10}
+CONNS=${CONNS:-4}
 REDIS_N=${REDIS_N:-10000000}
 WORKERS=${LC_WORKERS:-$(nproc)}
 LOAD=$BUILD/livecount-load
@@ -101,7 +103,7 @@ s2_run() { # livecount-binary : prints "likes/s cpu% exact errors server-us/like
 	SERVER_PID=$!
 	wait_up curl -sf "http://127.0.0.1:$port/healthz" || { echo "ingest_bench: server did not start" >&2; exit 1; }
 	/usr/bin/time -f '%U %S' -o "$OUT/time" timeout $((DUR + 120)) "$LOAD" ingest \
-		--batch 10000 --connections 4 --duration "$DUR" --urls 10000 \
+		--batch 10000 --connections "$CONNS" --duration "$DUR" --urls 10000 \
 		--target "http://127.0.0.1:$port" --server-pid "$SERVER_PID" --quiet \
 		2>/dev/null | tail -n 1 >"$OUT/s2.json"
 	python3 - "$OUT/s2.json" "$(tail -n 1 "$OUT/time")" <<'PY'
@@ -118,7 +120,7 @@ PY
 }
 
 echo "ingest_bench: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD)," \
-	"$ROUNDS rounds, S2 ${DUR}s, redis-benchmark -t incr -P 16 -n $REDIS_N, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	"$ROUNDS rounds, S2 ${DUR}s $CONNS connections, redis-benchmark -t incr -P 16 -n $REDIS_N, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "(us/op: server CPU per operation, then server + load client)"
 printf '%-6s %12s %13s %12s %6s %13s %6s %12s %13s %6s\n' round redis_incr/s us/incr \
 	livecount/s cpu% us/like ratio base/s us/like ratio
