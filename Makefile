@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps deps-test build run test test-asan test-tsan unit bench bench-cluster soak persist fuzz format format-check check-layers clean install
+.PHONY: all deps deps-test build run test test-asan test-tsan unit bench bench-cluster soak persist fuzz format format-check check-layers docs clean install
 
 all: build
 
@@ -48,7 +48,7 @@ test-asan: deps-test
 	cmake --build build-asan -j$(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L 'unit|integration'
 
-# The integration suite under ThreadSanitizer, in build-tsan/. Reports in
+# The unit and integration suites under ThreadSanitizer, in build-tsan/. Reports in
 # libwebsockets/libuv internals are suppressed in tests/tsan.supp (each
 # entry says why); a report in our code fails the run.
 test-tsan: deps-test
@@ -56,6 +56,14 @@ test-tsan: deps-test
 	cmake --build build-tsan -j$(JOBS)
 	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 		ctest --output-on-failure -L 'unit|integration'
+
+# Rewrites the generated parts of README.md and docs/livecount.8 (the layer
+# table from src/layers.txt, every config key from the table in config.c);
+# ctest's docs_* tests fail while they are not current.
+docs: $(BUILD)/Makefile
+	cmake --build $(BUILD) -j$(JOBS) --target livecount
+	scripts/check-docs.py --fix layers
+	scripts/check-docs.py --fix config $(BUILD)/livecount
 
 # No object of the server calls one above it, and none in a circle.
 check-layers: $(BUILD)/Makefile
@@ -86,16 +94,24 @@ persist: build
 # share/livecount/web, share/man/man8/livecount.8, etc/livecount/livecount.conf
 # (paths set for this prefix; an existing one is kept), lib/systemd/system/
 # livecount.service and the data directory var/lib/livecount. PREFIX=/usr
-# uses /etc and /var/lib instead.
+# uses /etc and /var/lib instead. The unit keeps its database in its own
+# StateDirectory, /var/lib/livecount, whatever the prefix.
 PREFIX ?= /usr/local
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
+# Every C (and C++) source and header of the repository (src, include,
+# tests/unit, tests/fuzz, the test shim, loadtest), tracked or new, never
+# build output.
+C_FILES = $(shell git ls-files --cached --others --exclude-standard \
+		'*.c' '*.cc' '*.h' 2>/dev/null || \
+		find src include tests loadtest -name '*.[ch]' -o -name '*.cc')
+
 format:
-	clang-format -i src/*.c src/*.cc include/lc/*.h tests/unit/*.c
+	clang-format -i $(C_FILES)
 
 format-check:
-	clang-format --dry-run --Werror src/*.c src/*.cc include/lc/*.h tests/unit/*.c
+	clang-format --dry-run --Werror $(C_FILES)
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-fuzz

@@ -4,7 +4,8 @@
   cluster_util.py proxy LISTEN_PORT TARGET_PORT
       A TCP proxy between a node and Redis. SIGUSR1 cuts it (every
       connection is shut down, new ones are accepted and closed at once),
-      SIGUSR2 heals it. The same partition as the ctest cluster test.
+      SIGUSR2 heals it. The same partition (lc.Proxy) as the ctest cluster
+      test.
   cluster_util.py metrics PORT           /metrics as JSON {name: value}
   cluster_util.py wait-link PORT [S]     until livecount_cluster_link_up 1
   cluster_util.py redis-stats PORT       INFO stats + commandstats as JSON
@@ -13,148 +14,77 @@
   cluster_util.py partition ...          one partition run (see --help)
 """
 import argparse
-import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 
+# The one helper module of the tests (HTTP client, cut-able proxy, Redis).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "tests", "integration"))
+import lc  # noqa: E402
 
-# ---- HTTP ---------------------------------------------------------------
 
-class Client:
+# ---- HTTP and the proxy: tests/integration/lc.py --------------------------
+
+class Node(lc.Client):
+    """A node over one keep-alive connection (retried when it breaks)."""
+
     def __init__(self, port):
-        self.port = port
-        self.c = None
+        lc.Client.__init__(self, port, keepalive=True)
 
-    def req(self, method, path, body=None, headers=None, timeout=30):
-        for attempt in range(3):
-            try:
-                if self.c is None:
-                    self.c = http.client.HTTPConnection("127.0.0.1", self.port,
-                                                        timeout=timeout)
-                self.c.request(method, path, body=body, headers=headers or {})
-                r = self.c.getresponse()
-                data = r.read()
-                return r.status, data
-            except (OSError, http.client.HTTPException):
-                if self.c:
-                    self.c.close()
-                self.c = None
-                if attempt == 2:
-                    raise
-                time.sleep(0.05)
-
-    def json(self, path):
-        st, data = self.req("GET", path)
+    def jget(self, path):
+        st, data, _ = self.request("GET", path, timeout=30)
         if st != 200:
             raise RuntimeError("GET %s: %d %r" % (path, st, data[:200]))
         return json.loads(data)
 
-    def metrics(self):
-        st, data = self.req("GET", "/metrics")
-        out = {}
-        for line in data.decode().splitlines():
-            if not line or line.startswith("#"):
-                continue
-            k, _, v = line.rpartition(" ")
-            try:
-                out[k] = float(v)
-            except ValueError:
-                pass
-        return out
-
     def total(self):
-        return self.json("/v1/stats")["totals"]["count"]
+        return self.jget("/v1/stats")["totals"]["count"]
 
-    def counts(self, urls):
+    def counts_of(self, urls):
         out = {}
         for i in range(0, len(urls), 50):
             q = "&".join("url=" + urllib.parse.quote(u, safe="")
                          for u in urls[i:i + 50])
-            d = self.json("/v1/counts?" + q)
-            c = d.get("counts", d)
+            c = self.jget("/v1/counts?" + q)["counts"]
             for u in urls[i:i + 50]:
-                v = c.get(u, 0)
-                out[u] = v["count"] if isinstance(v, dict) else v
+                out[u] = c[u]["count"]
         return out
 
     def like_batch(self, items):
         for i in range(0, len(items), 10000):
-            body = json.dumps([{"url": u, "n": n}
-                               for u, n in items[i:i + 10000]]).encode()
-            st, data = self.req("POST", "/v1/likes", body,
-                                {"Content-Type": "application/json"})
+            chunk = items[i:i + 10000]
+            st, data, _ = self.request("POST", "/v1/likes",
+                                       [{"url": u, "n": n} for u, n in chunk],
+                                       timeout=30)
             if st != 200:
                 raise RuntimeError("batch: %d %r" % (st, data[:200]))
             acc = json.loads(data).get("accepted")
-            if acc != len(items[i:i + 10000]):
+            if acc != len(chunk):
                 raise RuntimeError("batch accepted %r" % acc)
 
 
-# ---- proxy ----------------------------------------------------------------
-
 def proxy(listen_port, target_port):
-    lsock = socket.socket()
-    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lsock.bind(("127.0.0.1", listen_port))
-    lsock.listen(128)
-    state = {"up": True, "conns": []}
-    lock = threading.Lock()
-
-    def pipe(a, b):
-        try:
-            while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                b.sendall(d)
-        except OSError:
-            pass
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+    """lc.Proxy on a fixed port, cut and healed by signals."""
+    px = lc.Proxy(target_port, listen_port)
 
     def cut(*_):
-        state["up"] = False
-        with lock:
-            for s in state["conns"]:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                s.close()
-            state["conns"] = []
+        px.cut()
         print("proxy: cut %.3f" % time.time(), flush=True)
 
     def heal(*_):
-        state["up"] = True
+        px.heal()
         print("proxy: healed %.3f" % time.time(), flush=True)
 
     signal.signal(signal.SIGUSR1, cut)
     signal.signal(signal.SIGUSR2, heal)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     while True:
-        c, _ = lsock.accept()
-        if not state["up"]:
-            c.close()
-            continue
-        try:
-            u = socket.create_connection(("127.0.0.1", target_port), 2)
-        except OSError:
-            c.close()
-            continue
-        with lock:
-            state["conns"] += [c, u]
-        for a, b in ((c, u), (u, c)):
-            threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+        signal.pause()
 
 
 # ---- redis ----------------------------------------------------------------
@@ -222,20 +152,18 @@ def sampler(out, pids):
 # ---- partition run ----------------------------------------------------------
 
 def wait_link(port, want, timeout):
-    c = Client(port)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if c.metrics().get("livecount_cluster_link_up") == want:
-                return True
-        except Exception:
-            pass
-        time.sleep(0.01)
-    return False
+    c = Node(port)
+    try:
+        lc.wait_for(lambda: c.metrics().get("livecount_cluster_link_up"),
+                    lambda v: v == want, timeout, interval=0.01,
+                    errors=(Exception,))
+        return True
+    except AssertionError:
+        return False
 
 
 def partition(a):
-    A, B = Client(a.a), Client(a.b)
+    A, B = Node(a.a), Node(a.b)
     tag = "%d-%d" % (os.getpid(), int(time.time() * 1000))
     a_urls = ["https://part.livecount.test/%s/a/%d" % (tag, i)
               for i in range(a.urls)]
@@ -250,8 +178,12 @@ def partition(a):
     base_a, base_b = A.total(), B.total()
     if base_a != base_b:
         # Should not happen: the previous run ended converged.
-        time.sleep(2)
-        base_a, base_b = A.total(), B.total()
+        try:
+            base_a, base_b = lc.wait_for(lambda: (A.total(), B.total()),
+                                         lambda t: t[0] == t[1], 10,
+                                         what="equal totals")
+        except AssertionError:
+            base_a, base_b = A.total(), B.total()
     res["base_a"], res["base_b"] = base_a, base_b
     m0a, m0b = A.metrics(), B.metrics()
     r0 = redis_stats(a.redis_port) if a.redis_port else {}
@@ -265,7 +197,8 @@ def partition(a):
     A.like_batch([(u, 1) for u in a_urls])
     res["a_post_s"] = round(time.time() - t, 3)
     B.like_batch([(u, 1) for u in b_urls])
-    time.sleep(0.5)
+    A.settle()  # merged: each side's own view
+    B.settle()
     res["during_cut_a"] = A.total() - base_a
     res["during_cut_b"] = B.total() - base_b
     res["during_cut_a_link"] = A.metrics().get("livecount_cluster_link_up")
@@ -319,7 +252,7 @@ def partition(a):
     allu = list(exp)
     bad = {}
     for c, name in ((A, "a"), (B, "b")):
-        got = c.counts(allu)
+        got = c.counts_of(allu)
         wrong = [u for u in allu if got[u] != exp[u]]
         bad[name] = len(wrong)
         if wrong:
@@ -350,7 +283,7 @@ def main():
     if cmd == "proxy":
         proxy(int(sys.argv[2]), int(sys.argv[3]))
     elif cmd == "metrics":
-        print(json.dumps(Client(int(sys.argv[2])).metrics()))
+        print(json.dumps(Node(int(sys.argv[2])).metrics()))
     elif cmd == "wait-link":
         ok = wait_link(int(sys.argv[2]), 1,
                        float(sys.argv[3]) if len(sys.argv) > 3 else 30)

@@ -6,27 +6,25 @@
 # defines", then checks
 #   1. no circle: tsort(1) over the edges reports no loop;
 #   2. no upward call: every edge goes to the same or a lower layer.
-# Layers, bottom to top (README, "How it works"):
-#   0 core       counter, dispatch, subs, delivery, limits, store, ... (lc_core)
-#   1 services   worker, bridge (cluster link to Redis), metrics
-#   2 transports http*, ws, sse
-#   3 wiring     server
-#   4 main       main
-# An object not in the table fails the check: place each new file in a
-# layer here. Exit status 0 when both hold, 1 otherwise.
+# The layers and the file in each are written once, in src/layers.txt
+# (bottom to top: core, services, transports, wiring, main). An object
+# whose file is not there fails the check (CMake would not build it
+# either): place each new file in a layer there.
+# Exit status 0 when both hold, 1 otherwise.
 set -eu
 BUILD=${1:-build}
+LAYERS=${LAYERS:-$(dirname "$0")/../src/layers.txt}
+
+# "object rank" for every file of src/layers.txt (rank = the position of
+# its layer among the `layer` lines).
+layer_table=$(awk -F '\t' '
+	/^layer / { sub(/^layer /, "", $1); rank[$1] = n++; next }
+	/^[a-z]+\t/ { split($2, f, " ")
+		for (i in f) { sub(/\.cc?$/, "", f[i]); print f[i], rank[$1] } }
+' "$LAYERS")
 
 layer() {
-	case "$1" in
-	log | config | counter | parse | parse_simdjson | store | dispatch | batcher | subs | \
-		delivery | limits | slots | cluster | notify | idem) echo 0 ;;
-	worker | bridge | metrics) echo 1 ;;
-	http | http_* | ws | sse) echo 2 ;;
-	server) echo 3 ;;
-	main) echo 4 ;;
-	*) echo "" ;;
-	esac
+	echo "$layer_table" | awk -v o="$1" '$1 == o { print $2 }'
 }
 
 tmp=$(mktemp -d)
@@ -46,15 +44,11 @@ done
 
 # "symbol object" for every global definition, "object symbol" for every use.
 for o in $objs; do
-	name=$(basename "$o" .o)
-	name=${name%.c}
-	name=${name%.cc}
+	name=$(basename "$o" .o) && name=${name%.cc} && name=${name%.c}
 	nm --defined-only -g "$o" | awk -v n="$name" 'NF == 3 { print $3, n }'
 done | sort >"$tmp/defs"
 for o in $objs; do
-	name=$(basename "$o" .o)
-	name=${name%.c}
-	name=${name%.cc}
+	name=$(basename "$o" .o) && name=${name%.cc} && name=${name%.c}
 	nm -u "$o" | awk -v n="$name" '{ print $NF, n }'
 done | sort >"$tmp/uses"
 
@@ -72,7 +66,7 @@ while read -r from to; do
 	lf=$(layer "$from")
 	lt=$(layer "$to")
 	if [ -z "$lf" ] || [ -z "$lt" ]; then
-		echo "check-layers: $from or $to has no layer in $0" >&2
+		echo "check-layers: $from or $to has no layer in $LAYERS" >&2
 		rc=1
 	elif [ "$lt" -gt "$lf" ]; then
 		echo "check-layers: $from (layer $lf) calls up into $to" \

@@ -1,13 +1,27 @@
 #!/bin/sh
 # A local cluster on this machine: one redis-server and N livecount nodes
-# sharing one port (SO_REUSEPORT), each with its own database.
-#   scripts/cluster.sh start [N]   # default 3 nodes
-#   scripts/cluster.sh stop
-#   scripts/cluster.sh status
-# Environment: PORT (default 8080), REDIS_PORT (default 6390),
-# DIR (default ./data/cluster), BIN (default build/livecount),
-# WORKERS (per node, default 1), and any LIVECOUNT_* setting.
+# sharing one port (SO_REUSEPORT), each with its own database. Usage and
+# environment: usage() below, also what `scripts/cluster.sh help` prints.
 set -eu
+
+usage() {
+	cat <<'EOF'
+usage: scripts/cluster.sh start [N] | stop | status | help
+
+  start [N]  a redis-server and N livecount nodes (default 3) on one port
+  stop       stops the nodes, then the redis-server
+  status     each node's state and the cluster's /v1/stats; exit status
+             0 when nodes run, 3 when none does (it says so)
+
+Environment (defaults):
+  PORT=8080            the port every node listens on (SO_REUSEPORT)
+  REDIS_PORT=6390      the redis-server's port, on 127.0.0.1
+  DIR=./data/cluster   databases, logs and pid files
+  BIN=build/livecount  the binary; WORKERS=1 per node; any LIVECOUNT_* key
+e.g. PORT=9000 REDIS_PORT=6391 scripts/cluster.sh start 2
+EOF
+}
+
 cd "$(dirname "$0")/.."
 PORT=${PORT:-8080}
 REDIS_PORT=${REDIS_PORT:-6390}
@@ -65,18 +79,28 @@ stop() {
 }
 
 status() {
+	running=0
 	for f in "$DIR"/node-*.pid; do
 		[ -f "$f" ] || continue
 		id=$(basename "$f" .pid)
-		if kill -0 "$(cat "$f")" 2>/dev/null; then echo "$id: running (pid $(cat "$f"))"
+		if kill -0 "$(cat "$f")" 2>/dev/null; then
+			echo "$id: running (pid $(cat "$f"))"
+			running=$((running + 1))
 		else echo "$id: not running"; fi
 	done
-	curl -s "http://127.0.0.1:$PORT/v1/stats" && echo
+	if [ "$running" -eq 0 ]; then
+		echo "no livecount node running from $DIR" \
+			"(start one with: scripts/cluster.sh start)"
+		exit 3
+	fi
+	if curl -s "http://127.0.0.1:$PORT/v1/stats"; then echo
+	else echo "nothing answers on port $PORT (another PORT=?)"; fi
 }
 
 case "${1:-}" in
 start) start "${2:-3}" ;;
 stop) stop ;;
 status) status ;;
-*) echo "usage: $0 start [N] | stop | status" >&2; exit 2 ;;
+help | -h | --help) usage ;;
+*) usage >&2; exit 2 ;;
 esac

@@ -7,7 +7,8 @@ mode=${1:-run}
 pkgs="build-essential cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv
 libjansson-dev libsimdjson-dev libsqlite3-dev libuv1-dev libhiredis-dev sqlite3 curl"
 [ "$mode" = test ] && pkgs="$pkgs libcmocka-dev python3 openssl clang-14
-libfuzzer-14-dev libclang-rt-14-dev redis-server nginx prometheus"
+libfuzzer-14-dev libclang-rt-14-dev redis-server nginx prometheus
+universal-ctags"
 # The web tests need Node.js 20+ and npm; Debian's own are used when the
 # machine has none (the tests' run.sh says so if it is too old).
 [ "$mode" = test ] && ! command -v node >/dev/null 2>&1 && pkgs="$pkgs nodejs npm"
@@ -25,6 +26,6 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "livecount: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get install -y --no-install-recommends $missing >/dev/null 2>&1 || {
-	apt-get update >/dev/null && apt-get install -y --no-install-recommends $missing >/dev/null
+apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends $missing >/dev/null 2>&1 || {
+	apt-get -o DPkg::Lock::Timeout=600 update >/dev/null && apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends $missing >/dev/null
 }

@@ -50,10 +50,20 @@ struct lc_batcher {
 	const _Atomic uint64_t *tick_seq; /* the dispatcher's published seq */
 	int64_t idem_ttl_ms, pruned_at_ms;
 	struct lc_idem_record *keybuf;
-	bool final; /* stopping: every tick is done, write every key */
+	bool final;   /* stopping: every tick is done, write every key */
+	size_t chunk; /* URLs per transaction now (full-disk note) */
+
+	/* The file check (note on a lost file). */
+	struct lc_counter *table; /* every count, to write them all again */
+	bool file_lost;		  /* not recreated yet */
+	bool rewriting;		  /* recreated; the rewrite is not done */
+	bool reopen_failed;	  /* said so once */
 };
 
 #define KEYS_PER_FLUSH 256
+#define CHUNK_MAX 65536 /* URLs per transaction */
+#define CHUNK_MIN 64
+#define CHUNK_RECOVER 1024 /* at most, until the backlog is written */
 
 static int
 queue_push(struct lc_batcher *bt, struct lc_entry *e)
@@ -104,14 +114,14 @@ fold_change(struct lc_batcher *bt, const struct lc_change *c, int64_t minute)
 			}
 			m->minute = minute;
 			if (e->db_id &&
-			    lc_store_minute_get(bt->store, e->db_id, minute,
-						&m->likes, &m->unlikes))
+			    lc_store_minute_get(bt->store, e->db_id, minute, m))
 				lc_warn("batcher: cannot read minute %lld of "
 					"%s: %s",
 					(long long)minute, e->url,
 					lc_store_errmsg(bt->store));
 			m->written_likes = m->likes;
 			m->written_unlikes = m->unlikes;
+			m->written_views = m->views;
 			m->next = *pp;
 			*pp = m;
 		}
@@ -130,6 +140,18 @@ fold_change(struct lc_batcher *bt, const struct lc_change *c, int64_t minute)
 	}
 	m->likes = lc_sat_add(m->likes, c->likes);
 	m->unlikes = lc_sat_add(m->unlikes, c->unlikes);
+	m->views = lc_sat_add(m->views, c->views);
+	{
+		/* The minute's peak audience: the figure published with this
+		 * change, or the one in force. */
+		int64_t w = c->watching >= 0
+				? c->watching
+				: atomic_load_explicit(&e->watch_sent,
+						       memory_order_relaxed);
+
+		if (w > m->watching_max)
+			m->watching_max = w;
+	}
 	m->dirty = true;
 queue:
 	if (!e->dirty) {
@@ -175,6 +197,7 @@ mark_clean(struct lc_entry *e)
 	m->dirty = false;
 	m->written_likes = m->likes;
 	m->written_unlikes = m->unlikes;
+	m->written_views = m->views;
 	/* Keep the newest minute: later changes in it add to its total. */
 	for (next = m->next, m->next = NULL; next; next = m) {
 		m = next->next;
@@ -182,17 +205,174 @@ mark_clean(struct lc_entry *e)
 	}
 }
 
+struct requeue {
+	struct lc_batcher *bt;
+	size_t n;
+};
+
+static void
+requeue_cb(struct lc_entry *e, void *arg)
+{
+	struct requeue *a = arg;
+	struct lc_counts c = lc_entry_read(e);
+
+	/* Never liked nor viewed: never written (may be reclaimed). */
+	if (!c.likes && !c.unlikes && !c.views && !c.updated_ms)
+		return;
+	e->db_id = 0;
+	if (e->minutes) {
+		e->minutes->dirty = true;
+		e->minutes->written_likes = e->minutes->written_unlikes = 0;
+		e->minutes->written_views = 0;
+	}
+	if (!e->dirty) {
+		if (queue_push(a->bt, e)) {
+			lc_err("batcher: out of memory; %s not rewritten",
+			       e->url);
+			return;
+		}
+		e->dirty = true;
+	}
+	a->n++;
+}
+
+/*
+ * A note on a lost file: someone deleted, moved or replaced the database
+ * under the running server. Writing on would go into a file nobody can
+ * read again (or, replaced, let our WAL overlay another file), and a clean
+ * stop would claim that everything acknowledged is on disk. So at every
+ * flush and at least once a flush interval when idle, the batcher checks
+ * that the path still names its file. When it does not, it says so (log,
+ * livecount_db_file_lost_total, /readyz 503 until the rewrite is done),
+ * opens the database at the path again (a new one if nothing is there)
+ * and queues every URL of the counter table, whose counts are complete,
+ * with the minutes memory still holds; flushes then write them all. If
+ * the database cannot be opened, flushes fail and are retried, and a stop
+ * reports the URLs it could not write.
+ */
+static int
+check_file(struct lc_batcher *bt)
+{
+	const char *why = bt->file_lost ? NULL : lc_store_file_check(bt->store);
+	char err[256];
+
+	if (!why && !bt->file_lost)
+		return 0;
+	if (why) {
+		struct requeue a = {bt, 0};
+
+		lc_err("database: its file was %s; writing every count to a "
+		       "database at the configured path again",
+		       why);
+		bt->file_lost = bt->rewriting = true;
+		atomic_fetch_add(&bt->stats.file_lost, 1);
+		atomic_store(&bt->stats.file_ok, false);
+		atomic_store(&bt->stats.healthy, false);
+		if (bt->table)
+			lc_counter_foreach(bt->table, requeue_cb, &a);
+		atomic_store(&bt->stats.dirty, bt->q_n);
+		lc_info("database: %zu URLs to write again", a.n);
+	}
+	if (lc_store_reopen(bt->store, err, sizeof(err))) {
+		if (!bt->reopen_failed)
+			lc_err("%s; retrying every flush", err);
+		bt->reopen_failed = true;
+		return LC_EIO;
+	}
+	bt->file_lost = bt->reopen_failed = false;
+	atomic_fetch_add(&bt->stats.db_generation, 1);
+	lc_warn("database: opened %s again", "the configured path");
+	return 0;
+}
+
+/*
+ * One transaction: the n entries of batch, and the persistable keys when
+ * `last` (the flush empties the queue). On success they are marked clean
+ * (dequeue_written then takes them out of the queue).
+ */
+static int
+flush_chunk(struct lc_batcher *bt, struct lc_entry **batch, size_t n, bool last,
+	    uint64_t seq, int64_t prune)
+{
+	size_t nkeys = 0;
+	uint64_t upto = 0;
+	int64_t t0, us;
+	int rc;
+
+	if (bt->idem && bt->keybuf && last)
+		nkeys = lc_idem_take_persistable(bt->idem, seq, bt->keybuf,
+						 KEYS_PER_FLUSH, &upto);
+	if (!n && !nkeys && !prune)
+		return 0;
+	t0 = lc_mono_us();
+	rc = lc_store_flush(bt->store, batch, n, bt->keybuf, nkeys, prune);
+	us = lc_mono_us() - t0;
+	if (rc) {
+		atomic_fetch_add(&bt->stats.flush_errors, 1);
+		lc_warn("batcher: flush of %zu URLs failed (%s); keeping them "
+			"dirty for the next attempt",
+			n, lc_store_errmsg(bt->store));
+		return rc;
+	}
+	if (nkeys)
+		lc_idem_persisted(bt->idem, upto);
+	for (size_t i = 0; i < n; i++)
+		mark_clean(batch[i]);
+	atomic_fetch_add(&bt->stats.flushes, 1);
+	atomic_fetch_add(&bt->stats.rows, n);
+	atomic_fetch_add(&bt->stats.flush_us_total, (uint64_t)us);
+	if ((uint64_t)us > atomic_load(&bt->stats.flush_us_max))
+		atomic_store(&bt->stats.flush_us_max, (uint64_t)us);
+	lc_debug("batcher: flushed %zu URLs in %lld us", n, (long long)us);
+	return 0;
+}
+
+/*
+ * Takes the written (clean) entries out of the first n queue places,
+ * keeping the others in their order at the front.
+ */
+static void
+dequeue_written(struct lc_batcher *bt, size_t n)
+{
+	size_t keep = 0;
+
+	for (size_t i = n; i-- > 0;) {
+		struct lc_entry *e = bt->q[(bt->q_head + i) % bt->q_cap];
+
+		if (e->dirty)
+			bt->q[(bt->q_head + n - 1 - keep++) % bt->q_cap] = e;
+	}
+	if (n) {
+		bt->q_head = (bt->q_head + n - keep) % bt->q_cap;
+		bt->q_n -= n - keep;
+	}
+}
+
+/*
+ * A note on a full disk. In WAL mode a commit appends its pages to the
+ * WAL, and a checkpoint copies them into the database file, which grows
+ * by the pages that are new. A WAL holding more new pages than the disk
+ * has room left can never be checkpointed, so it can never be reused
+ * either: every later transaction needs more room, until that much is
+ * freed. Hence:
+ *  - a flush is cut into transactions of at most bt->chunk URLs, and
+ *    every commit is followed by a checkpoint (passive: it never waits),
+ *    so the WAL holds one transaction, not up to SQLite's 1000 pages;
+ *  - after a failure the WAL is checkpointed and truncated, giving back
+ *    the room the failed transactions took, and until the backlog is
+ *    written the transactions are small (CHUNK_MIN URLs, doubling up to
+ *    CHUNK_RECOVER), each followed by a truncating checkpoint.
+ * So writing resumes as soon as a little room is freed, and needs about
+ * the database's own size plus one small transaction.
+ */
 int
 lc_batcher_flush_now(struct lc_batcher *bt, size_t max_rows)
 {
 	struct lc_entry **batch;
-	int64_t t0, us;
-	size_t n;
-	int rc;
-
-	size_t nkeys = 0;
-	uint64_t upto = 0, seq;
+	uint64_t seq;
 	int64_t prune = 0;
+	size_t n, done = 0;
+	int rc = 0;
 
 	/*
 	 * The tick seq is read before the inbox is drained: every batch of
@@ -206,53 +386,60 @@ lc_batcher_flush_now(struct lc_batcher *bt, size_t max_rows)
 	      : bt->tick_seq ? atomic_load(bt->tick_seq)
 			     : 0;
 	drain_inbox(bt);
+	if (check_file(bt)) {
+		atomic_fetch_add(&bt->stats.flush_errors, 1);
+		return LC_EIO;
+	}
 	n = bt->q_n < max_rows ? bt->q_n : max_rows;
-	if (bt->idem && bt->keybuf && n == bt->q_n)
-		nkeys = lc_idem_take_persistable(bt->idem, seq, bt->keybuf,
-						 KEYS_PER_FLUSH, &upto);
 	if (bt->idem &&
 	    (!bt->pruned_at_ms || lc_mono_ms() - bt->pruned_at_ms > 60000)) {
 		prune = lc_now_ms() - bt->idem_ttl_ms; /* a stamp: wall */
+		if (prune < 0)
+			prune = 0;
 		bt->pruned_at_ms = lc_mono_ms();
 	}
-	if (!n && !nkeys && !prune)
-		return 0;
-	batch = malloc((n ? n : 1) * sizeof(*batch));
+	if (!bt->chunk)
+		bt->chunk = CHUNK_MAX;
+	batch = malloc((n + 1) * sizeof(*batch));
 	if (!batch)
 		return LC_ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		batch[i] = bt->q[(bt->q_head + i) % bt->q_cap];
-	t0 = lc_mono_us();
-	rc = lc_store_flush_keys(bt->store, batch, n, bt->keybuf, nkeys,
-				 prune > 0 ? prune : 0);
-	if (rc == 0 && nkeys)
-		lc_idem_persisted(bt->idem, upto);
-	if (rc && prune)
-		bt->pruned_at_ms = 0;
-	us = lc_mono_us() - t0;
-	if (rc == 0) {
-		for (size_t i = 0; i < n; i++)
-			mark_clean(batch[i]);
-		if (n) {
-			bt->q_head = (bt->q_head + n) % bt->q_cap;
-			bt->q_n -= n;
+	/* Chunks in write order, so the whole flush appends (store.h). */
+	lc_store_order(batch, n);
+	do {
+		size_t k = n - done < bt->chunk ? n - done : bt->chunk;
+
+		rc = flush_chunk(bt, batch + done, k,
+				 done + k == n && n == bt->q_n, seq, prune);
+		if (rc)
+			break;
+		prune = 0;
+		done += k;
+		if (bt->chunk == CHUNK_MAX) {
+			lc_store_checkpoint(bt->store);
+			continue;
 		}
-		atomic_fetch_add(&bt->stats.flushes, 1);
-		atomic_fetch_add(&bt->stats.rows, n);
-		atomic_fetch_add(&bt->stats.flush_us_total, (uint64_t)us);
-		if ((uint64_t)us > atomic_load(&bt->stats.flush_us_max))
-			atomic_store(&bt->stats.flush_us_max, (uint64_t)us);
-		atomic_store(&bt->stats.healthy, true);
-		lc_debug("batcher: flushed %zu URLs in %lld us, %zu left", n,
-			 (long long)us, bt->q_n);
-	} else {
-		atomic_fetch_add(&bt->stats.flush_errors, 1);
-		atomic_store(&bt->stats.healthy, false);
-		lc_warn("batcher: flush of %zu URLs failed (%s); keeping them "
-			"dirty for the next attempt",
-			n, lc_store_errmsg(bt->store));
-	}
+		lc_store_checkpoint_truncate(bt->store);
+		if (done == n && n == bt->q_n)
+			bt->chunk = CHUNK_MAX; /* the backlog is written */
+		else if (bt->chunk < CHUNK_RECOVER)
+			bt->chunk *= 2;
+	} while (done < n);
 	free(batch);
+	dequeue_written(bt, n);
+	if (rc) {
+		if (prune)
+			bt->pruned_at_ms = 0;
+		bt->chunk = CHUNK_MIN;
+		lc_store_checkpoint_truncate(bt->store);
+	}
+	if (!rc && bt->rewriting && !bt->q_n) {
+		bt->rewriting = false;
+		atomic_store(&bt->stats.file_ok, true);
+		lc_info("database: every count is written again");
+	}
+	atomic_store(&bt->stats.healthy, rc == 0);
 	atomic_store(&bt->stats.dirty, bt->q_n);
 	return rc;
 }
@@ -322,6 +509,9 @@ run(void *arg)
 			last_flush = lc_mono_us();
 			lc_batcher_flush_now(bt, budget);
 		}
+		/* The file check, at least once an interval (note above). */
+		if (!flush && check_file(bt))
+			atomic_store(&bt->stats.healthy, false);
 		/* A quiet database gets its WAL folded back in. */
 		if (!bt->q_n && lc_mono_us() > idle_checkpoint_at) {
 			lc_store_checkpoint(bt->store);
@@ -351,6 +541,7 @@ lc_batcher_create(struct lc_store *st, int flush_interval_ms,
 	pthread_cond_init(&bt->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	atomic_init(&bt->stats.healthy, true);
+	atomic_init(&bt->stats.file_ok, true);
 	return bt;
 }
 
@@ -497,4 +688,10 @@ const struct lc_batcher_stats *
 lc_batcher_stats(struct lc_batcher *bt)
 {
 	return &bt->stats;
+}
+
+void
+lc_batcher_set_table(struct lc_batcher *bt, struct lc_counter *c)
+{
+	bt->table = c;
 }

@@ -8,7 +8,8 @@
  *
  * A note on synchronous hiredis: 0.14.1's async API has no timeouts, no
  * reconnect and a libuv adapter that never reports a refused connect
- * (shared/CLUSTER-NOTES.md). Its synchronous API has both timeouts
+ * (read in the hiredis v0.14.1 sources: the async API and its libuv
+ * adapter). Its synchronous API has both timeouts
  * (redisConnectWithTimeout, redisSetTimeout), and a thread per connection
  * makes blocking harmless: a SIGSTOPped Redis costs the bridge a timeout,
  * nobody else anything. Each round trip is a pipeline (append N commands,
@@ -26,6 +27,7 @@
 #define _GNU_SOURCE
 #include "lc/bridge.h"
 #include "lc/common.h"
+#include "lc/config.h"
 #include "lc/dispatch.h"
 #include "lc/slots.h"
 
@@ -118,47 +120,12 @@ next_backoff(int64_t *cur)
 	       (int64_t)(random_u64() % (uint64_t)(cap - BACKOFF_MIN_MS + 1));
 }
 
+/* The parser lives with the configuration, which validates redis_url. */
 int
 lc_bridge_parse_url(const char *url, char *host, size_t hostlen, int *port,
 		    int *db)
 {
-	const char *p, *colon, *slash;
-	char *end;
-	long v;
-
-	if (strncmp(url, "redis://", 8))
-		return LC_EINVAL;
-	p = url + 8;
-	slash = strchr(p, '/');
-	colon = memchr(p, ':', slash ? (size_t)(slash - p) : strlen(p));
-	{
-		size_t n = colon   ? (size_t)(colon - p)
-			   : slash ? (size_t)(slash - p)
-				   : strlen(p);
-
-		if (!n || n >= hostlen || memchr(p, '@', n))
-			return LC_EINVAL;
-		memcpy(host, p, n);
-		host[n] = '\0';
-	}
-	*port = 6379;
-	*db = 0;
-	if (colon) {
-		errno = 0;
-		v = strtol(colon + 1, &end, 10);
-		if (errno || end == colon + 1 || v < 1 || v > 65535 ||
-		    (*end && *end != '/'))
-			return LC_EINVAL;
-		*port = (int)v;
-	}
-	if (slash && slash[1]) {
-		errno = 0;
-		v = strtol(slash + 1, &end, 10);
-		if (errno || *end || v < 0 || v > 1000000)
-			return LC_EINVAL;
-		*db = (int)v;
-	}
-	return 0;
+	return lc_config_parse_redis_url(url, host, hostlen, port, db);
 }
 
 static void

@@ -23,6 +23,7 @@
 #include "lc/store.h"
 
 #include <jansson.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -123,6 +124,9 @@ entry_free(struct lc_entry *e)
 	free(e->slots);
 	free(e);
 }
+
+/* Entries freed in one reclaim that make it return memory to the system. */
+#define LC_TRIM_AFTER_ENTRIES 1024
 
 static void
 retired_free(struct lc_retired *r)
@@ -318,7 +322,8 @@ lc_counter_find_or_insert_watched(struct lc_counter *c, const char *url,
 	pthread_mutex_lock(&c->insert_lock);
 	/* Never liked (yet): watch it; once liked, the slice drops it. */
 	if (!e->watched && !atomic_load(&e->likes) &&
-	    !atomic_load(&e->unlikes) && !atomic_load(&e->retired)) {
+	    !atomic_load(&e->unlikes) && !atomic_load(&e->views) &&
+	    !atomic_load(&e->retired)) {
 		if (c->watch_n == c->watch_cap) {
 			size_t cap = c->watch_cap ? c->watch_cap * 2 : 256;
 			void *p = realloc(c->watch, cap * sizeof(*c->watch));
@@ -377,7 +382,7 @@ size_t
 lc_counter_reclaim(struct lc_counter *c, uint64_t tick_no, size_t budget)
 {
 	struct lc_retired *r = NULL;
-	size_t removed = 0;
+	size_t removed = 0, freed = 0;
 
 	/* Free what has passed its grace period, oldest first. */
 	while (c->retired_head && c->retired_head->tick + 2 <= tick_no &&
@@ -389,8 +394,16 @@ lc_counter_reclaim(struct lc_counter *c, uint64_t tick_no, size_t budget)
 			c->retired_tail = NULL;
 		atomic_fetch_add(&c->reclaimed, done->n);
 		atomic_fetch_sub(&c->used, (int64_t)done->n);
+		freed += done->n;
 		retired_free(done);
 	}
+	/*
+	 * Many entries freed at once (subscribers of many URLs left): give
+	 * the pages back to the system, or glibc keeps them in its arenas
+	 * and RSS stays at its peak.
+	 */
+	if (freed >= LC_TRIM_AFTER_ENTRIES)
+		malloc_trim(0);
 
 	pthread_mutex_lock(&c->insert_lock);
 	if (!c->watch_n && !c->rebuilt)
@@ -414,14 +427,20 @@ lc_counter_reclaim(struct lc_counter *c, uint64_t tick_no, size_t budget)
 			c->watch_at = 0;
 		e = c->watch[c->watch_at];
 		if (atomic_load_explicit(&e->likes, memory_order_relaxed) ||
-		    atomic_load_explicit(&e->unlikes, memory_order_relaxed)) {
-			/* Liked: a real entry now, no longer watched. */
+		    atomic_load_explicit(&e->unlikes, memory_order_relaxed) ||
+		    atomic_load_explicit(&e->views, memory_order_relaxed)) {
+			/* Liked or viewed: a real entry now, not watched. */
 			e->watched = false;
 			c->watch[c->watch_at] = c->watch[--c->watch_n];
 			continue;
 		}
+		/* Subscribed, or its watching figure not yet published (the
+		 * dispatcher's list holds it: same thread as this). */
 		if (atomic_load_explicit(&e->subscribers,
-					 memory_order_seq_cst) > 0) {
+					 memory_order_seq_cst) > 0 ||
+		    e->watch_listed ||
+		    atomic_load_explicit(&e->watch_sent,
+					 memory_order_relaxed)) {
 			c->watch_at++;
 			continue;
 		}
@@ -495,7 +514,8 @@ lc_counter_foreach(struct lc_counter *c,
 }
 
 struct lc_counts
-lc_entry_read(const struct lc_entry *e)
+lc_entry_read_marks(const struct lc_entry *e, _Atomic bool *const *marks,
+		    bool *seen, size_t n)
 {
 	struct lc_counts r;
 	uint32_t s1, s2;
@@ -507,14 +527,26 @@ lc_entry_read(const struct lc_entry *e)
 		    atomic_load_explicit(&e->unlikes, memory_order_relaxed);
 		r.updated_ms =
 		    atomic_load_explicit(&e->updated_ms, memory_order_relaxed);
+		r.views = atomic_load_explicit(&e->views, memory_order_relaxed);
+		for (size_t i = 0; i < n; i++)
+			seen[i] = !marks[i] ||
+				  atomic_load_explicit(marks[i],
+						       memory_order_relaxed);
 		atomic_thread_fence(memory_order_acquire);
 		s2 = atomic_load_explicit(&e->seq, memory_order_relaxed);
 	} while ((s1 & 1) || s1 != s2);
 	return r;
 }
 
+struct lc_counts
+lc_entry_read(const struct lc_entry *e)
+{
+	return lc_entry_read_marks(e, NULL, NULL, 0);
+}
+
 void
-lc_entry_add(struct lc_entry *e, int64_t likes, int64_t unlikes, int64_t now_ms)
+lc_entry_add_marked(struct lc_entry *e, int64_t likes, int64_t unlikes,
+		    int64_t views, int64_t now_ms, _Atomic bool *mark)
 {
 	uint32_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
 
@@ -530,7 +562,37 @@ lc_entry_add(struct lc_entry *e, int64_t likes, int64_t unlikes, int64_t now_ms)
 	    lc_sat_add(atomic_load_explicit(&e->unlikes, memory_order_relaxed),
 		       unlikes),
 	    memory_order_relaxed);
+	if (views)
+		atomic_store_explicit(
+		    &e->views,
+		    lc_sat_add(
+			atomic_load_explicit(&e->views, memory_order_relaxed),
+			views),
+		    memory_order_relaxed);
 	atomic_store_explicit(&e->updated_ms, now_ms, memory_order_relaxed);
+	if (mark)
+		atomic_store_explicit(mark, true, memory_order_relaxed);
+	atomic_store_explicit(&e->seq, s + 2, memory_order_release);
+}
+
+void
+lc_entry_add(struct lc_entry *e, int64_t likes, int64_t unlikes, int64_t now_ms)
+{
+	lc_entry_add_marked(e, likes, unlikes, 0, now_ms, NULL);
+}
+
+void
+lc_entry_add_views(struct lc_entry *e, int64_t views)
+{
+	uint32_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
+
+	atomic_store_explicit(&e->seq, s + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(
+	    &e->views,
+	    lc_sat_add(atomic_load_explicit(&e->views, memory_order_relaxed),
+		       views),
+	    memory_order_relaxed);
 	atomic_store_explicit(&e->seq, s + 2, memory_order_release);
 }
 
@@ -610,7 +672,7 @@ lc_shard_clear(struct lc_shard *s)
 out:
 	s->n = 0;
 	s->arena_len = 0;
-	s->total_likes = s->total_unlikes = 0;
+	s->total_likes = s->total_unlikes = s->total_views = 0;
 }
 
 struct lc_shard_item *
@@ -655,6 +717,13 @@ struct lc_shard_item *
 lc_shard_add(struct lc_shard *s, const char *url, size_t len, uint64_t hash,
 	     int64_t likes, int64_t unlikes)
 {
+	return lc_shard_add3(s, url, len, hash, likes, unlikes, 0);
+}
+
+struct lc_shard_item *
+lc_shard_add3(struct lc_shard *s, const char *url, size_t len, uint64_t hash,
+	      int64_t likes, int64_t unlikes, int64_t views)
+{
 	struct lc_shard_item *it = lc_shard_find(s, url, len, hash);
 	uint32_t i;
 
@@ -687,7 +756,9 @@ lc_shard_add(struct lc_shard *s, const char *url, size_t len, uint64_t hash,
 	it->hash = hash;
 	it->entry = NULL;
 	it->reserved = false;
-	it->likes = it->unlikes = 0;
+	atomic_init(&it->merged, false);
+	it->likes = it->unlikes = it->views = 0;
+	it->watch_changed = false;
 	it->url_off = (uint32_t)s->arena_len;
 	it->url_len = (uint32_t)len;
 	memcpy(s->arena + s->arena_len, url, len);
@@ -699,7 +770,9 @@ lc_shard_add(struct lc_shard *s, const char *url, size_t len, uint64_t hash,
 add:
 	it->likes = lc_sat_add(it->likes, likes);
 	it->unlikes = lc_sat_add(it->unlikes, unlikes);
+	it->views = lc_sat_add(it->views, views);
 	s->total_likes = lc_sat_add(s->total_likes, likes);
 	s->total_unlikes = lc_sat_add(s->total_unlikes, unlikes);
+	s->total_views = lc_sat_add(s->total_views, views);
 	return it;
 }

@@ -26,6 +26,7 @@
 #define _GNU_SOURCE
 #include "lc/delivery.h"
 #include "lc/hash.h"
+#include "lc/limits.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -146,6 +147,28 @@ reserve(struct lc_session *s, size_t want)
 	return 0;
 }
 
+/* What a subscription to a URL of len bytes costs its IP (limits.h). */
+static int64_t
+sub_cost(size_t len)
+{
+	return (int64_t)len + LC_SUB_OVERHEAD_BYTES;
+}
+
+static void
+give_back(struct lc_session *s, int64_t bytes)
+{
+	if (s->ip_sub_bytes && bytes)
+		lc_sub_bytes_give(s->ip_sub_bytes, bytes);
+}
+
+/* Tells the dispatcher e's watching figure moved. */
+static void
+watch_changed(struct lc_delivery *d, struct lc_entry *e)
+{
+	if (d->source && lc_source_watch_changed(d->source, e))
+		LC_STAT_ADD(d->stats.watch_lost, 1);
+}
+
 static struct lc_sub *
 find_sub(struct lc_session *s, const char *url, size_t len)
 {
@@ -164,6 +187,7 @@ lc_session_subscribe(struct lc_session *s, const char *const *urls,
 {
 	struct lc_delivery *d = s->d;
 	size_t max = (size_t)d->cfg->max_subs_per_conn, fresh = 0;
+	int64_t taken = 0; /* this URL's bytes on the IP's account */
 
 	for (size_t i = 0; i < n; i++)
 		if (!find_sub(s, urls[i], lens[i]))
@@ -181,6 +205,23 @@ lc_session_subscribe(struct lc_session *s, const char *const *urls,
 		if (!sub) {
 			uint64_t h = lc_hash(urls[i], lens[i]);
 
+			/*
+			 * One address may hold only so many URL bytes
+			 * subscribed, whatever its connections:
+			 * subscribe-only URLs cost memory nobody else pays.
+			 */
+			if (s->ip_sub_bytes &&
+			    !lc_sub_bytes_take(
+				s->ip_sub_bytes, sub_cost(lens[i]),
+				d->cfg->max_subscribed_bytes_per_ip))
+				return lc_api_error_set(
+				    err, 429, "too_many_subscriptions",
+				    "this address holds "
+				    "max_subscribed_bytes_per_ip (%d) of "
+				    "subscribed URLs; unsubscribe or close "
+				    "connections first",
+				    d->cfg->max_subscribed_bytes_per_ip);
+			taken = s->ip_sub_bytes ? sub_cost(lens[i]) : 0;
 			sub = &s->subs[s->nsubs];
 			for (int tries = 0;; tries++) {
 				/*
@@ -193,12 +234,14 @@ lc_session_subscribe(struct lc_session *s, const char *const *urls,
 
 				e = lc_counter_find_or_insert_watched(
 				    d->counter, urls[i], lens[i], h, &rc);
-				if (rc == LC_EFULL)
+				if (rc == LC_EFULL) {
+					give_back(s, taken);
 					return lc_api_error_set(
 					    err, 507, "url_limit",
 					    "the server holds max_urls "
 					    "distinct URLs; new URLs are "
 					    "refused");
+				}
 				if (!e || !lc_entry_json_key(e))
 					goto oom;
 				memset(sub, 0, sizeof(*sub));
@@ -213,7 +256,9 @@ lc_session_subscribe(struct lc_session *s, const char *const *urls,
 					goto oom;
 			}
 			s->nsubs++;
+			taken = 0;
 			LC_STAT_ADD(d->stats.subscriptions, 1);
+			watch_changed(d, e);
 		}
 		/* Every (re)subscribe is answered with a snapshot. */
 		sub->snapshot_due = true;
@@ -227,6 +272,7 @@ lc_session_subscribe(struct lc_session *s, const char *const *urls,
 		lc_session_queue(s);
 	return 0;
 oom:
+	give_back(s, taken);
 	return lc_api_error_set(err, 503, "out_of_memory",
 				"server out of memory");
 }
@@ -236,7 +282,11 @@ drop_sub(struct lc_session *s, struct lc_sub *sub)
 {
 	struct lc_sub *last = &s->subs[s->nsubs - 1];
 
+	struct lc_entry *e = sub->node->e;
+
+	give_back(s, sub_cost(e->url_len));
 	lc_subs_remove(&s->d->subs, sub);
+	watch_changed(s->d, e);
 	if (sub != last) {
 		*sub = *last;
 		sub->node->subs[sub->idx] = sub;
@@ -354,12 +404,34 @@ update_head(struct out *o, const struct lc_transport *t, uint64_t seq,
 
 static void
 update_item(struct out *o, bool first, const char *key, int64_t count,
-	    int64_t delta)
+	    int64_t delta, int64_t views, int64_t watching)
 {
 	if (!first)
 		put(o, ",", 1);
 	puts_(o, key);
-	putf(o, ":{\"count\":%" PRId64 ",\"delta\":%" PRId64 "}", count, delta);
+	putf(o,
+	     ":{\"count\":%" PRId64 ",\"delta\":%" PRId64 ",\"views\":%" PRId64
+	     ",\"watching\":%" PRId64 "}",
+	     count, delta, views, watching);
+}
+
+/* Whether node holds figures sub has not been sent. */
+static bool
+news_for(const struct lc_sub *sub, const struct lc_subs_node *node)
+{
+	return node->seq > sub->last_seq &&
+	       (node->count != sub->last_count ||
+		node->views != sub->last_views ||
+		node->watching != sub->last_watching);
+}
+
+static void
+sent(struct lc_sub *sub, const struct lc_subs_node *node)
+{
+	sub->last_count = node->count;
+	sub->last_views = node->views;
+	sub->last_watching = node->watching;
+	sub->last_seq = node->seq;
 }
 
 static size_t
@@ -374,18 +446,42 @@ snapshot_frame(struct lc_session *s, char **frame)
 	for (uint16_t i = 0; i < s->nsubs; i++) {
 		struct lc_sub *sub = &s->subs[i];
 		struct lc_entry *e = sub->node->e;
+		struct lc_counts k;
 
 		if (!sub->snapshot_due)
 			continue;
-		sub->snapshot_due = false;
-		/* seq was read first: the count includes at least tick seq. */
-		sub->last_count = lc_entry_count(e);
+		/* seq was read first: the figures include at least tick seq. */
+		k = lc_entry_read(e);
+		sub->last_count = k.likes - k.unlikes;
+		sub->last_views = k.views;
+		/* As last published (at most watching_interval_ms old), so
+		 * the updates that follow never step back. */
+		sub->last_watching =
+		    atomic_load_explicit(&e->watch_sent, memory_order_relaxed);
 		sub->last_seq = seq;
 		if (!first)
 			put(&o, ",", 1);
 		first = false;
 		puts_(&o, atomic_load(&e->json_key));
 		putf(&o, ":%" PRId64, sub->last_count);
+	}
+	/* The same URLs again with all their live stats (API.md). */
+	put(&o, "},\"stats\":{", 11);
+	first = true;
+	for (uint16_t i = 0; i < s->nsubs; i++) {
+		struct lc_sub *sub = &s->subs[i];
+
+		if (!sub->snapshot_due)
+			continue;
+		sub->snapshot_due = false;
+		if (!first)
+			put(&o, ",", 1);
+		first = false;
+		puts_(&o, atomic_load(&sub->node->e->json_key));
+		putf(&o,
+		     ":{\"count\":%" PRId64 ",\"views\":%" PRId64
+		     ",\"watching\":%" PRId64 "}",
+		     sub->last_count, sub->last_views, sub->last_watching);
 	}
 	s->snapshot_due = false;
 	puts_(&o, s->t->frame_close);
@@ -409,7 +505,8 @@ shared_frame(struct lc_session *s, struct lc_subs_node *node, char **frame)
 
 		update_head(&o, s->t, node->seq, node->ts_ms);
 		update_item(&o, true, atomic_load(&node->e->json_key),
-			    node->count, node->delta);
+			    node->count, node->delta, node->views,
+			    node->watching);
 		puts_(&o, s->t->frame_close);
 		if (o.oom || !(mem = malloc(d->headroom + o.len)))
 			return 0;
@@ -435,15 +532,13 @@ update_frame(struct lc_session *s, char **frame)
 		struct lc_sub *sub = &s->subs[0];
 		struct lc_subs_node *node = sub->node;
 
-		if (node->seq <= sub->last_seq ||
-		    node->count == sub->last_count)
+		if (!news_for(sub, node))
 			return 0;
 		if (sub->last_count == node->count - node->delta) {
 			size_t n = shared_frame(s, node, frame);
 
 			if (n) {
-				sub->last_count = node->count;
-				sub->last_seq = node->seq;
+				sent(sub, node);
 				LC_STAT_ADD(d->stats.shared_frames, 1);
 				return n;
 			}
@@ -454,14 +549,13 @@ update_frame(struct lc_session *s, char **frame)
 		struct lc_sub *sub = &s->subs[i];
 		struct lc_subs_node *node = sub->node;
 
-		if (node->seq <= sub->last_seq ||
-		    node->count == sub->last_count)
+		if (!news_for(sub, node))
 			continue;
 		update_item(&o, first, atomic_load(&node->e->json_key),
-			    node->count, node->count - sub->last_count);
+			    node->count, node->count - sub->last_count,
+			    node->views, node->watching);
 		first = false;
-		sub->last_count = node->count;
-		sub->last_seq = node->seq;
+		sent(sub, node);
 	}
 	if (first)
 		return 0;
@@ -622,6 +716,8 @@ lc_delivery_apply_updates(struct lc_delivery *d, const struct lc_update_set *u)
 			continue;
 		node->count = it->count;
 		node->delta = it->delta;
+		node->views = it->views;
+		node->watching = it->watching;
 		node->seq = u->seq;
 		node->ts_ms = u->ts_ms;
 		for (uint32_t k = 0; k < node->n; k++) {

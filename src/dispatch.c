@@ -128,15 +128,16 @@ lc_source_add(struct lc_source *s, struct lc_counter *c, const char *url,
 	 * cannot be swapped (and merged) between reading the pending delta
 	 * and the table, which would count the like twice in the answer.
 	 */
-	*count = lc_sat_add(pending, e ? lc_entry_count(e) : 0);
+	if (count)
+		*count = lc_sat_add(pending, e ? lc_entry_count(e) : 0);
 	pthread_mutex_unlock(&s->lock);
 	lc_kick_maybe(s->kick);
 	return 0;
 }
 
-int
-lc_source_add_batch(struct lc_source *s, struct lc_counter *c,
-		    const struct lc_like *items, size_t n)
+static int
+add_batch(struct lc_source *s, struct lc_counter *c,
+	  const struct lc_like *items, size_t n, bool views)
 {
 	int rc = LC_ENOMEM;
 	size_t i;
@@ -145,9 +146,10 @@ lc_source_add_batch(struct lc_source *s, struct lc_counter *c,
 	for (i = 0; i < n; i++) {
 		int64_t k = items[i].n;
 		struct lc_shard_item *it =
-		    lc_shard_add(s->active, items[i].url, items[i].url_len,
-				 lc_hash(items[i].url, items[i].url_len),
-				 k > 0 ? k : 0, k < 0 ? -k : 0);
+		    lc_shard_add3(s->active, items[i].url, items[i].url_len,
+				  lc_hash(items[i].url, items[i].url_len),
+				  !views && k > 0 ? k : 0,
+				  !views && k < 0 ? -k : 0, views ? k : 0);
 
 		if (!it)
 			goto undo;
@@ -168,12 +170,121 @@ undo:
 	while (i--) {
 		int64_t k = items[i].n;
 
-		lc_shard_add(s->active, items[i].url, items[i].url_len,
-			     lc_hash(items[i].url, items[i].url_len),
-			     k > 0 ? -k : 0, k < 0 ? k : 0);
+		lc_shard_add3(s->active, items[i].url, items[i].url_len,
+			      lc_hash(items[i].url, items[i].url_len),
+			      !views && k > 0 ? -k : 0, !views && k < 0 ? k : 0,
+			      views ? -k : 0);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+int
+lc_source_add_batch(struct lc_source *s, struct lc_counter *c,
+		    const struct lc_like *items, size_t n)
+{
+	return add_batch(s, c, items, n, false);
+}
+
+int
+lc_source_add_views(struct lc_source *s, struct lc_counter *c,
+		    const struct lc_like *items, size_t n)
+{
+	return add_batch(s, c, items, n, true);
+}
+
+int
+lc_source_watch_changed(struct lc_source *s, struct lc_entry *e)
+{
+	struct lc_shard_item *it;
+
+	pthread_mutex_lock(&s->lock);
+	it = lc_shard_add(s->active, e->url, e->url_len, e->hash, 0, 0);
+	if (it) {
+		it->watch_changed = true;
+		if (!it->entry && !it->reserved)
+			it->entry = e;
+	}
+	pthread_mutex_unlock(&s->lock);
+	/* No kick: a watching figure waits for the tick's cadence anyway
+	 * (and must not take a lone like's leading edge). */
+	return it ? 0 : LC_ENOMEM;
+}
+
+struct lc_counts
+lc_dispatch_read(struct lc_dispatch *d, struct lc_counter *c, const char *url,
+		 size_t len)
+{
+	uint64_t h = lc_hash(url, len);
+	size_t ns = d->nsources;
+	_Atomic bool *marks[LC_READ_SOURCES_MAX];
+	bool seen[LC_READ_SOURCES_MAX];
+	int64_t ml[LC_READ_SOURCES_MAX], mu[LC_READ_SOURCES_MAX];
+	int64_t mv[LC_READ_SOURCES_MAX];
+	int64_t al = 0, au = 0, av = 0;
+	struct lc_counts r = {0, 0, 0, 0};
+	struct lc_entry *e;
+
+	if (ns > LC_READ_SOURCES_MAX)
+		ns = LC_READ_SOURCES_MAX;
+	/*
+	 * Every source's lock, always in the same order (no other thread
+	 * holds two): what any worker acknowledged before is in an active
+	 * shard, in a shard being merged, or in the table.
+	 */
+	for (size_t i = 0; i < ns; i++)
+		pthread_mutex_lock(&d->sources[i]->lock);
+	for (size_t i = 0; i < ns; i++) {
+		struct lc_source *s = d->sources[i];
+		struct lc_shard_item *it =
+		    lc_shard_find(s->active, url, len, h);
+
+		if (it) {
+			al = lc_sat_add(al, it->likes);
+			au = lc_sat_add(au, it->unlikes);
+			av = lc_sat_add(av, it->views);
+		}
+		it = s->merging ? lc_shard_find(s->merging, url, len, h) : NULL;
+		marks[i] = it ? &it->merged : NULL;
+		ml[i] = it ? it->likes : 0;
+		mu[i] = it ? it->unlikes : 0;
+		mv[i] = it ? it->views : 0;
+	}
+	/*
+	 * The table with the marks of the items being merged, read in one
+	 * go: each item's delta counts either in the table or here. A URL
+	 * not in the table yet may be inserted by the merge meanwhile: look
+	 * again when a mark says so.
+	 */
+	for (int tries = 0;; tries++) {
+		bool inserted = false;
+
+		e = lc_counter_find(c, url, len, h);
+		if (e) {
+			r = lc_entry_read_marks(e, marks, seen, ns);
+			break;
+		}
+		for (size_t i = 0; i < ns; i++) {
+			seen[i] = marks[i] &&
+				  atomic_load_explicit(marks[i],
+						       memory_order_acquire);
+			inserted |= seen[i];
+		}
+		if (!inserted || tries == 1000)
+			break;
+	}
+	for (size_t i = 0; i < ns; i++)
+		pthread_mutex_unlock(&d->sources[i]->lock);
+	for (size_t i = 0; i < ns; i++)
+		if (!seen[i]) {
+			al = lc_sat_add(al, ml[i]);
+			au = lc_sat_add(au, mu[i]);
+			av = lc_sat_add(av, mv[i]);
+		}
+	r.likes = lc_sat_add(r.likes, al);
+	r.unlikes = lc_sat_add(r.unlikes, au);
+	r.views = lc_sat_add(r.views, av);
+	return r;
 }
 
 void
@@ -254,11 +365,14 @@ lc_dispatch_init(struct lc_dispatch *d, struct lc_counter *c,
 	d->batcher = batcher;
 	d->top_k = top_k;
 	d->top_dirty = true;
-	d->top = calloc(1, sizeof(*d->top));
-	if (!d->top)
-		return LC_ENOMEM;
-	atomic_init(&d->top->refs, 1);
+	for (int k = 0; k < LC_TOP_KINDS; k++) {
+		d->top[k] = calloc(1, sizeof(*d->top[k]));
+		if (!d->top[k])
+			return LC_ENOMEM;
+		atomic_init(&d->top[k]->refs, 1);
+	}
 	pthread_mutex_init(&d->top_lock, NULL);
+	d->watching_interval_ms = 1000;
 	return 0;
 }
 
@@ -274,6 +388,8 @@ sum_cb(struct lc_entry *e, void *arg)
 				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&d->stats.all_unlikes, r.unlikes,
 				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&d->stats.all_views, r.views,
+				  memory_order_relaxed);
 }
 
 void
@@ -281,6 +397,7 @@ lc_dispatch_sum_table(struct lc_dispatch *d)
 {
 	atomic_store(&d->stats.all_likes, 0);
 	atomic_store(&d->stats.all_unlikes, 0);
+	atomic_store(&d->stats.all_views, 0);
 	lc_counter_foreach(d->counter, sum_cb, d);
 	lc_counter_foreach(d->counter, rank_cb, d);
 	d->top_dirty = true;
@@ -297,9 +414,12 @@ void
 lc_dispatch_cleanup(struct lc_dispatch *d)
 {
 	free(d->changes);
+	free(d->watch);
 	free(d->own);
-	free(d->rank);
-	lc_dispatch_top_put(d->top);
+	for (int k = 0; k < LC_TOP_KINDS; k++) {
+		free(d->heap[k].r);
+		lc_dispatch_top_put(d->top[k]);
+	}
 	pthread_mutex_destroy(&d->top_lock);
 }
 
@@ -322,7 +442,7 @@ reserve_change(struct lc_dispatch *d)
 /* Records a change of e in this tick's list, merging repeats. */
 static int
 note_change(struct lc_dispatch *d, struct lc_entry *e, int64_t likes,
-	    int64_t unlikes, bool own)
+	    int64_t unlikes, int64_t views, bool own)
 {
 	struct lc_change *c;
 
@@ -330,8 +450,10 @@ note_change(struct lc_dispatch *d, struct lc_entry *e, int64_t likes,
 		c = &d->changes[e->tick_idx];
 		c->likes = lc_sat_add(c->likes, likes);
 		c->unlikes = lc_sat_add(c->unlikes, unlikes);
+		c->views = lc_sat_add(c->views, views);
 		c->tick_likes = lc_sat_add(c->tick_likes, likes);
 		c->tick_unlikes = lc_sat_add(c->tick_unlikes, unlikes);
+		c->tick_views = lc_sat_add(c->tick_views, views);
 		c->own |= own;
 		return 0;
 	}
@@ -343,8 +465,74 @@ note_change(struct lc_dispatch *d, struct lc_entry *e, int64_t likes,
 	c->e = e;
 	c->likes = c->tick_likes = likes;
 	c->unlikes = c->tick_unlikes = unlikes;
+	c->views = c->tick_views = views;
+	c->watching = -1;
 	c->own = own;
 	return 0;
+}
+
+/* The watching figure of e as this node publishes it. */
+static int32_t
+watching_of(const struct lc_entry *e)
+{
+	return lc_entry_watching(e);
+}
+
+/* e's subscriptions changed: list it for a watching update. */
+static void
+watch_note(struct lc_dispatch *d, struct lc_entry *e)
+{
+	if (e->watch_listed)
+		return;
+	if (d->watch_n == d->watch_cap) {
+		size_t cap = d->watch_cap ? d->watch_cap * 2 : 256;
+		void *p = realloc(d->watch, cap * sizeof(*d->watch));
+
+		if (!p)
+			return; /* the next change lists it */
+		d->watch = p;
+		d->watch_cap = cap;
+	}
+	d->watch[d->watch_n++] = e;
+	e->watch_listed = true;
+}
+
+/*
+ * Publishes the watching figure of each listed entry whose turn came (at
+ * most once per watching_interval_ms), riding this tick's changes; the
+ * others stay listed. A connect storm thus costs each subscriber one
+ * frame per interval, not one per connect.
+ */
+static void
+watch_publish(struct lc_dispatch *d, int64_t now_ms)
+{
+	size_t keep = 0;
+
+	for (size_t i = 0; i < d->watch_n; i++) {
+		struct lc_entry *e = d->watch[i];
+		int32_t w = watching_of(e);
+
+		if (w == atomic_load_explicit(&e->watch_sent,
+					      memory_order_relaxed)) {
+			e->watch_listed = false; /* back where it was */
+			continue;
+		}
+		if (e->watch_sent_ms &&
+		    now_ms - e->watch_sent_ms < d->watching_interval_ms) {
+			d->watch[keep++] = e;
+			continue;
+		}
+		if (e->tick != d->tick_no &&
+		    note_change(d, e, 0, 0, 0, false)) {
+			d->watch[keep++] = e; /* out of memory: next tick */
+			continue;
+		}
+		d->changes[e->tick_idx].watching = w;
+		atomic_store_explicit(&e->watch_sent, w, memory_order_relaxed);
+		e->watch_sent_ms = now_ms;
+		e->watch_listed = false;
+	}
+	d->watch_n = keep;
 }
 
 /* Merges one swapped-out shard into the table. */
@@ -362,12 +550,14 @@ merge_shard(struct lc_dispatch *d, struct lc_source *src, struct lc_shard *sh,
 			lc_counter_unreserve(d->counter, 1);
 			it->reserved = false;
 		}
-		if (!it->likes && !it->unlikes)
-			continue;
 		/* Found before it was reclaimed: look it up again. */
 		if (e &&
 		    atomic_load_explicit(&e->retired, memory_order_relaxed))
 			e = NULL;
+		if (it->watch_changed && e)
+			watch_note(d, e);
+		if (!it->likes && !it->unlikes && !it->views)
+			continue;
 		if (!e)
 			e = lc_counter_find_or_insert(d->counter,
 						      lc_shard_url(sh, it),
@@ -391,14 +581,18 @@ merge_shard(struct lc_dispatch *d, struct lc_source *src, struct lc_shard *sh,
 			if (rc)
 				e = NULL;
 		}
-		if (!e || note_change(d, e, it->likes, it->unlikes,
+		if (!e || note_change(d, e, it->likes, it->unlikes, it->views,
 				      d->cluster != NULL)) {
 			bool kept;
 
 			pthread_mutex_lock(&src->lock);
-			kept = lc_shard_add(src->active, lc_shard_url(sh, it),
-					    it->url_len, it->hash, it->likes,
-					    it->unlikes) != NULL;
+			kept = lc_shard_add3(src->active, lc_shard_url(sh, it),
+					     it->url_len, it->hash, it->likes,
+					     it->unlikes, it->views) != NULL;
+			/* In the active shard now (or lost): not pending here.
+			 */
+			atomic_store_explicit(&it->merged, true,
+					      memory_order_relaxed);
 			pthread_mutex_unlock(&src->lock);
 			lc_err("dispatch: out of memory merging %s (%s)",
 			       lc_shard_url(sh, it),
@@ -407,11 +601,17 @@ merge_shard(struct lc_dispatch *d, struct lc_source *src, struct lc_shard *sh,
 		}
 		if (d->cluster) {
 			pthread_mutex_lock(&d->counter->slots_lock);
-			lc_slots_add_own(e, d->cluster->self, it->likes,
-					 it->unlikes, now_ms);
+			lc_slots_add_own_marked(e, d->cluster->self, it->likes,
+						it->unlikes, it->views, now_ms,
+						&it->merged);
 			pthread_mutex_unlock(&d->counter->slots_lock);
 		} else
-			lc_entry_add(e, it->likes, it->unlikes, now_ms);
+			lc_entry_add_marked(e, it->likes, it->unlikes,
+					    it->views, now_ms, &it->merged);
+		atomic_fetch_add_explicit(&d->stats.views, (uint64_t)it->views,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&d->stats.all_views, it->views,
+					  memory_order_relaxed);
 		atomic_fetch_add_explicit(&d->stats.likes, (uint64_t)it->likes,
 					  memory_order_relaxed);
 		atomic_fetch_add_explicit(&d->stats.unlikes,
@@ -467,7 +667,7 @@ merge_remote(struct lc_dispatch *d, int64_t now_ms)
 			}
 			if (!dl && !du)
 				continue;
-			note_change(d, e, dl, du, it->node == cl->self);
+			note_change(d, e, dl, du, 0, it->node == cl->self);
 			atomic_fetch_add_explicit(&d->stats.likes, (uint64_t)dl,
 						  memory_order_relaxed);
 			atomic_fetch_add_explicit(&d->stats.unlikes,
@@ -528,78 +728,102 @@ hand_to_bridge(struct lc_dispatch *d)
  * immutable, refcounted list for readers.
  */
 static void
-rank_set(struct lc_dispatch *d, size_t i, struct lc_rank r)
+rank_set(struct lc_heap *h, int k, size_t i, struct lc_rank r)
 {
-	d->rank[i] = r;
-	r.e->rank_idx = (uint32_t)(i + 1);
+	h->r[i] = r;
+	r.e->rank_idx[k] = (uint32_t)(i + 1);
 }
 
 static void
-rank_sift_up(struct lc_dispatch *d, size_t i)
+rank_sift_up(struct lc_heap *h, int k, size_t i)
 {
-	struct lc_rank r = d->rank[i];
+	struct lc_rank r = h->r[i];
 
-	while (i && d->rank[(i - 1) / 2].count < r.count) {
-		rank_set(d, i, d->rank[(i - 1) / 2]);
+	while (i && h->r[(i - 1) / 2].v < r.v) {
+		rank_set(h, k, i, h->r[(i - 1) / 2]);
 		i = (i - 1) / 2;
 	}
-	rank_set(d, i, r);
+	rank_set(h, k, i, r);
 }
 
 static void
-rank_sift_down(struct lc_dispatch *d, size_t i)
+rank_sift_down(struct lc_heap *h, int k, size_t i)
 {
-	struct lc_rank r = d->rank[i];
+	struct lc_rank r = h->r[i];
 
 	for (;;) {
 		size_t l = 2 * i + 1, m = l;
 
-		if (l >= d->rank_n)
+		if (l >= h->n)
 			break;
-		if (l + 1 < d->rank_n &&
-		    d->rank[l + 1].count > d->rank[l].count)
+		if (l + 1 < h->n && h->r[l + 1].v > h->r[l].v)
 			m = l + 1;
-		if (d->rank[m].count <= r.count)
+		if (h->r[m].v <= r.v)
 			break;
-		rank_set(d, i, d->rank[m]);
+		rank_set(h, k, i, h->r[m]);
 		i = m;
 	}
-	rank_set(d, i, r);
+	rank_set(h, k, i, r);
 }
 
-/* Puts e in the rank heap or moves it to its new count. */
+/* Puts e in heap k at value v, moves it there, or (out) takes it out. */
+static int
+rank_put(struct lc_heap *h, int k, struct lc_entry *e, int64_t v, bool out)
+{
+	size_t i;
+
+	if (!e->rank_idx[k]) {
+		if (out)
+			return 0;
+		if (h->n == h->cap) {
+			size_t cap = h->cap ? h->cap * 2 : 1024;
+			void *p = realloc(h->r, cap * sizeof(*h->r));
+
+			if (!p)
+				return LC_ENOMEM;
+			h->r = p;
+			h->cap = cap;
+		}
+		rank_set(h, k, h->n++, (struct lc_rank){e, v});
+		rank_sift_up(h, k, h->n - 1);
+		return 0;
+	}
+	i = e->rank_idx[k] - 1;
+	if (out) {
+		e->rank_idx[k] = 0;
+		if (i == --h->n)
+			return 0;
+		rank_set(h, k, i, h->r[h->n]);
+		v = h->r[i].v;
+	} else if (v == h->r[i].v)
+		return 0;
+	h->r[i].v = v;
+	if (i && h->r[(i - 1) / 2].v < v)
+		rank_sift_up(h, k, i);
+	else
+		rank_sift_down(h, k, i);
+	return 0;
+}
+
+/* Puts e in its places in the three heaps. */
 static int
 rank_update(struct lc_dispatch *d, struct lc_entry *e)
 {
 	struct lc_counts c = lc_entry_read(e);
-	int64_t v = c.likes - c.unlikes;
-	size_t i;
+	int32_t w = atomic_load_explicit(&e->watch_sent, memory_order_relaxed);
+	int rc = 0;
 
-	if (!c.likes && !c.unlikes)
-		return 0; /* never liked: not rankable */
-	if (!e->rank_idx) {
-		if (d->rank_n == d->rank_cap) {
-			size_t cap = d->rank_cap ? d->rank_cap * 2 : 1024;
-			void *p = realloc(d->rank, cap * sizeof(*d->rank));
-
-			if (!p)
-				return LC_ENOMEM;
-			d->rank = p;
-			d->rank_cap = cap;
-		}
-		rank_set(d, d->rank_n++, (struct lc_rank){e, v});
-		rank_sift_up(d, d->rank_n - 1);
-		return 0;
-	}
-	i = e->rank_idx - 1;
-	if (v == d->rank[i].count)
-		return 0;
-	d->rank[i].count = v;
-	if (i && d->rank[(i - 1) / 2].count < v)
-		rank_sift_up(d, i);
-	else
-		rank_sift_down(d, i);
-	return 0;
+	/* Never liked: not in the count ranking; never viewed: not in the
+	 * views one; watched by nobody now: not in the watching one. */
+	if (c.likes || c.unlikes)
+		rc |= rank_put(&d->heap[LC_TOP_COUNT], LC_TOP_COUNT, e,
+			       c.likes - c.unlikes, false);
+	if (c.views)
+		rc |= rank_put(&d->heap[LC_TOP_VIEWS], LC_TOP_VIEWS, e, c.views,
+			       false);
+	rc |=
+	    rank_put(&d->heap[LC_TOP_WATCHING], LC_TOP_WATCHING, e, w, w <= 0);
+	return rc;
 }
 
 static void
@@ -616,34 +840,33 @@ cmp_top(const void *a, const void *b)
 {
 	const struct lc_rank *x = a, *y = b;
 
-	if (x->count != y->count)
-		return x->count > y->count ? -1 : 1;
+	if (x->v != y->v)
+		return x->v > y->v ? -1 : 1;
 	return strcmp(x->e->url, y->e->url);
 }
 
-/* The k best of the rank heap: best-first from the root. */
+/* The k best of a heap: best-first from the root. */
 static size_t
-rank_best(struct lc_dispatch *d, struct lc_rank *out, size_t k,
+rank_best(const struct lc_heap *h, struct lc_rank *out, size_t k,
 	  uint32_t *frontier)
 {
 	size_t n = 0, fn = 0;
 
-	if (d->rank_n)
+	if (h->n)
 		frontier[fn++] = 0;
 	while (n < k && fn) {
 		/* frontier is a small max-heap of rank indexes */
 		uint32_t top = frontier[0];
 
-		out[n++] = d->rank[top];
+		out[n++] = h->r[top];
 		frontier[0] = frontier[--fn];
 		for (size_t i = 0;;) {
 			size_t l = 2 * i + 1, m = i;
 
-			if (l < fn && d->rank[frontier[l]].count >
-					  d->rank[frontier[m]].count)
+			if (l < fn && h->r[frontier[l]].v > h->r[frontier[m]].v)
 				m = l;
-			if (l + 1 < fn && d->rank[frontier[l + 1]].count >
-					      d->rank[frontier[m]].count)
+			if (l + 1 < fn &&
+			    h->r[frontier[l + 1]].v > h->r[frontier[m]].v)
 				m = l + 1;
 			if (m == i)
 				break;
@@ -656,12 +879,12 @@ rank_best(struct lc_dispatch *d, struct lc_rank *out, size_t k,
 		for (uint32_t c = 2 * top + 1; c <= 2 * top + 2; c++) {
 			size_t i;
 
-			if (c >= d->rank_n)
+			if (c >= h->n)
 				break;
 			i = fn++;
 			frontier[i] = c;
-			while (i && d->rank[frontier[(i - 1) / 2]].count <
-					d->rank[frontier[i]].count) {
+			while (i && h->r[frontier[(i - 1) / 2]].v <
+					h->r[frontier[i]].v) {
 				uint32_t t = frontier[i];
 
 				frontier[i] = frontier[(i - 1) / 2];
@@ -673,13 +896,45 @@ rank_best(struct lc_dispatch *d, struct lc_rank *out, size_t k,
 	return n;
 }
 
+/* Publishes heap k's top list. */
+static int
+publish_top(struct lc_dispatch *d, int k, struct lc_rank *best,
+	    uint32_t *frontier)
+{
+	size_t n = rank_best(&d->heap[k], best, d->top_k, frontier);
+	struct lc_top *t, *old;
+
+	qsort(best, n, sizeof(*best), cmp_top);
+	t = malloc(sizeof(*t) + n * sizeof(t->items[0]));
+	if (!t)
+		return LC_ENOMEM;
+	atomic_init(&t->refs, 1);
+	t->n = n;
+	for (size_t i = 0; i < n; i++) {
+		struct lc_entry *e = best[i].e;
+		struct lc_counts c = lc_entry_read(e);
+
+		t->items[i].url = e->url;
+		t->items[i].url_len = e->url_len;
+		t->items[i].count = c.likes - c.unlikes;
+		t->items[i].views = c.views;
+		t->items[i].watching =
+		    atomic_load_explicit(&e->watch_sent, memory_order_relaxed);
+	}
+	pthread_mutex_lock(&d->top_lock);
+	old = d->top[k];
+	d->top[k] = t;
+	pthread_mutex_unlock(&d->top_lock);
+	lc_dispatch_top_put(old);
+	return 0;
+}
+
 static void
 update_top(struct lc_dispatch *d)
 {
 	struct lc_rank *best;
 	uint32_t *frontier;
-	struct lc_top *t, *old;
-	size_t n;
+	bool failed = false;
 
 	if (!d->top_k)
 		return;
@@ -690,27 +945,10 @@ update_top(struct lc_dispatch *d)
 		return;
 	best = malloc(d->top_k * sizeof(*best));
 	frontier = malloc((2 * d->top_k + 2) * sizeof(*frontier));
-	if (!best || !frontier)
-		goto out;
-	n = rank_best(d, best, d->top_k, frontier);
-	qsort(best, n, sizeof(*best), cmp_top);
-	t = malloc(sizeof(*t) + n * sizeof(t->items[0]));
-	if (!t)
-		goto out;
-	atomic_init(&t->refs, 1);
-	t->n = n;
-	for (size_t i = 0; i < n; i++) {
-		t->items[i].url = best[i].e->url;
-		t->items[i].url_len = best[i].e->url_len;
-		t->items[i].count = best[i].count;
-	}
-	pthread_mutex_lock(&d->top_lock);
-	old = d->top;
-	d->top = t;
-	pthread_mutex_unlock(&d->top_lock);
-	lc_dispatch_top_put(old);
-	d->top_dirty = false;
-out:
+	for (int k = 0; best && frontier && k < LC_TOP_KINDS; k++)
+		failed |= publish_top(d, k, best, frontier) != 0;
+	if (best && frontier && !failed)
+		d->top_dirty = false;
 	free(best);
 	free(frontier);
 }
@@ -718,10 +956,16 @@ out:
 struct lc_top *
 lc_dispatch_top_get(struct lc_dispatch *d)
 {
+	return lc_dispatch_top_get_by(d, LC_TOP_COUNT);
+}
+
+struct lc_top *
+lc_dispatch_top_get_by(struct lc_dispatch *d, enum lc_top_by by)
+{
 	struct lc_top *t;
 
 	pthread_mutex_lock(&d->top_lock);
-	t = d->top;
+	t = d->top[by];
 	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&d->top_lock);
 	return t;
@@ -735,6 +979,17 @@ lc_dispatch_top_put(struct lc_top *t)
 		free(t);
 }
 
+/* Whether a change goes to subscribers: one of the figures moved and
+ * someone on this node watches the URL. */
+static bool
+change_shows(const struct lc_change *c)
+{
+	return (c->tick_likes || c->tick_unlikes || c->tick_views ||
+		c->watching >= 0) &&
+	       atomic_load_explicit(&c->e->subscribers, memory_order_relaxed) >
+		   0;
+}
+
 static void
 publish_updates(struct lc_dispatch *d, uint64_t seq, int64_t now_ms)
 {
@@ -743,9 +998,7 @@ publish_updates(struct lc_dispatch *d, uint64_t seq, int64_t now_ms)
 
 	d->carry_updates = false;
 	for (size_t i = 0; i < d->nchanges; i++)
-		if ((d->changes[i].tick_likes || d->changes[i].tick_unlikes) &&
-		    atomic_load_explicit(&d->changes[i].e->subscribers,
-					 memory_order_relaxed) > 0)
+		if (change_shows(&d->changes[i]))
 			n++;
 	if (!n)
 		return;
@@ -769,15 +1022,18 @@ publish_updates(struct lc_dispatch *d, uint64_t seq, int64_t now_ms)
 		struct lc_update *it;
 		const char *key;
 
-		if ((!c->tick_likes && !c->tick_unlikes) ||
-		    atomic_load_explicit(&c->e->subscribers,
-					 memory_order_relaxed) <= 0 ||
-		    !(key = lc_entry_json_key(c->e)))
+		struct lc_counts k;
+
+		if (!change_shows(c) || !(key = lc_entry_json_key(c->e)))
 			continue;
+		k = lc_entry_read(c->e);
 		it = &u->items[u->n++];
 		it->e = c->e;
-		it->count = lc_entry_count(c->e);
+		it->count = k.likes - k.unlikes;
 		it->delta = c->tick_likes - c->tick_unlikes;
+		it->views = k.views;
+		it->watching = atomic_load_explicit(&c->e->watch_sent,
+						    memory_order_relaxed);
 		it->key = key;
 		it->key_len = strlen(key);
 	}
@@ -786,6 +1042,18 @@ publish_updates(struct lc_dispatch *d, uint64_t seq, int64_t now_ms)
 	for (size_t i = 0; i < d->nsources; i++)
 		source_post(d->sources[i], u);
 	lc_update_set_unref(u);
+}
+
+/* Whether the batcher takes a change (see hand_to_batcher). */
+static bool
+batcher_wants(const struct lc_change *c)
+{
+	struct lc_counts k;
+
+	if (c->likes || c->unlikes || c->views)
+		return true;
+	k = lc_entry_read(c->e);
+	return k.likes || k.unlikes || k.views;
 }
 
 static void
@@ -812,8 +1080,19 @@ hand_to_batcher(struct lc_dispatch *d, int64_t now_ms)
 		return;
 	}
 	b->minute_s = now_ms / 60000 * 60;
-	b->n = d->nchanges;
-	memcpy(b->items, d->changes, d->nchanges * sizeof(b->items[0]));
+	b->n = 0;
+	/*
+	 * A watching-only change of a URL never liked nor viewed stays here:
+	 * such an entry is reclaimed once nobody watches it, and has no row
+	 * for the batcher to write.
+	 */
+	for (size_t i = 0; i < d->nchanges; i++)
+		if (batcher_wants(&d->changes[i]))
+			b->items[b->n++] = d->changes[i];
+	if (!b->n) {
+		free(b);
+		return;
+	}
 	lc_batcher_push(d->batcher, b);
 }
 
@@ -839,10 +1118,13 @@ lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms)
 
 			c->e->tick = d->tick_no;
 			c->e->tick_idx = (uint32_t)i;
-			if (!d->carry_updates)
+			if (!d->carry_updates) {
 				c->tick_likes = c->tick_unlikes = 0;
+				c->tick_views = 0;
+				c->watching = -1;
+			}
 			if (!d->carry_batch)
-				c->likes = c->unlikes = 0;
+				c->likes = c->unlikes = c->views = 0;
 		}
 	}
 	for (size_t i = 0; i < d->nsources; i++) {
@@ -852,15 +1134,22 @@ lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms)
 		pthread_mutex_lock(&s->lock);
 		full = s->active;
 		s->active = s->spare;
+		s->merging = full->n ? full : NULL;
 		pthread_mutex_unlock(&s->lock);
 		s->spare = full;
 		if (full->n) {
 			merge_shard(d, s, full, now_ms);
+			/* Readers (lc_dispatch_read) look at it under the lock.
+			 */
+			pthread_mutex_lock(&s->lock);
+			s->merging = NULL;
+			pthread_mutex_unlock(&s->lock);
 			lc_shard_clear(full);
 		}
 	}
 	if (d->cluster)
 		merge_remote(d, now_ms);
+	watch_publish(d, now_ms);
 	seq = atomic_load_explicit(&d->seq, memory_order_relaxed) + 1;
 	publish_updates(d, seq, now_ms);
 	if (d->cluster)
@@ -916,5 +1205,14 @@ lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms)
 			d->rate_base = total;
 		}
 	}
-	return d->nchanges;
+	/* Watching-only changes are throttled on their own: they must not
+	 * make the next lone like wait for the cadence. */
+	{
+		size_t counted = 0;
+
+		for (size_t i = 0; i < d->nchanges; i++)
+			counted += d->changes[i].likes ||
+				   d->changes[i].unlikes || d->changes[i].views;
+		return counted;
+	}
 }

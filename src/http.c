@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "lc/http.h"
+#include "lc/http_defer.h"
 #include "lc/http_likes.h"
 #include "lc/http_log.h"
 #include "lc/http_policy.h"
@@ -39,8 +40,9 @@ static const char *const route_paths[LC_ROUTE_MAX] = {
  */
 static const char *const route_params[LC_ROUTE_MAX] = {
     [LC_ROUTE_LIKES] = "url\0n\0",
+    [LC_ROUTE_VIEWS] = "url\0n\0",
     [LC_ROUTE_COUNTS] = "url\0",
-    [LC_ROUTE_TOP] = "limit\0",
+    [LC_ROUTE_TOP] = "limit\0by\0",
     [LC_ROUTE_HISTORY] = "url\0since\0until\0",
     [LC_ROUTE_EVENTS] = "url\0lastEventID\0token\0",
     [LC_ROUTE_WS] = "url\0token\0",
@@ -307,8 +309,7 @@ confirm_upgrade(struct lws *wsi, struct lc_worker *w, struct lc_http_req *pss)
 					 "WebSocket upgrades go to /v1/ws",
 					 NULL, true);
 	}
-	n = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_ORIGIN);
-	if (n > 0 && !lc_http_origin_allowed(w->srv->cfg, buf, (size_t)n))
+	if (lc_http_origin_refused(wsi, w->srv->cfg))
 		return lc_http_error_req(
 		    wsi, pss, 403, "forbidden_origin",
 		    "this origin is not in allowed_origins", NULL, true);
@@ -386,7 +387,18 @@ on_request(struct lws *wsi, struct lc_worker *w, struct lc_http_req *pss,
 		return lc_http_error_ex(wsi, 400, "bad_request", msg, NULL,
 					has_body(wsi));
 	}
-	if (pss->route == LC_ROUTE_LIKES)
+	/*
+	 * A browser's write or stream from an origin not in allowed_origins
+	 * is refused, as a WebSocket upgrade is: CORS alone would only hide
+	 * the answer of a no-cors form post, not stop the like.
+	 */
+	if ((pss->route == LC_ROUTE_LIKES || pss->route == LC_ROUTE_VIEWS ||
+	     pss->route == LC_ROUTE_EVENTS) &&
+	    lc_http_origin_refused(wsi, w->srv->cfg))
+		return lc_http_error_ex(wsi, 403, "forbidden_origin",
+					"this origin is not in allowed_origins",
+					NULL, has_body(wsi));
+	if (pss->route == LC_ROUTE_LIKES || pss->route == LC_ROUTE_VIEWS)
 		return likes_start(wsi, w, pss);
 	if (pss->method != LC_M_GET && pss->method != LC_M_HEAD) {
 		if (pss->route == LC_ROUTE_OTHER && !strncmp(path, "/v1/", 4))
@@ -397,6 +409,13 @@ on_request(struct lws *wsi, struct lc_worker *w, struct lc_http_req *pss,
 					"use GET", "allow: GET\r\n",
 					pss->method == LC_M_POST);
 	}
+	if ((pss->route == LC_ROUTE_STATS || pss->route == LC_ROUTE_METRICS) &&
+	    !lc_http_metrics_authorized(wsi, w->srv->cfg))
+		return lc_http_error_ex(
+		    wsi, 401, "unauthorized",
+		    "this server's metrics need Authorization: Bearer "
+		    "<metrics_token>",
+		    "www-authenticate: Bearer\r\n", false);
 	switch (pss->route) {
 	case LC_ROUTE_COUNTS:
 		return lc_http_get_counts(wsi, w);
@@ -526,7 +545,7 @@ lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		}
 
 	case LWS_CALLBACK_HTTP_WRITEABLE:
-		return 0;
+		return lc_http_resume(wsi); /* a parked request's answer */
 
 	case LWS_CALLBACK_TIMER:
 		return lc_sse_timer(wsi);

@@ -4,23 +4,33 @@
  *
  * Threads: the worker thread serving the request. Counts are the counter
  * table as of the last tick plus this worker's pending likes; history
- * comes from the worker's own read-only SQLite connection (store.c),
- * opened on first use.
+ * is read by the worker's history reader thread (history.h), never on the
+ * event loop: the request is parked and answered when the rows come.
  */
 #define _GNU_SOURCE
 #include "lc/http_read.h"
 #include "lc/batcher.h"
 #include "lc/hash.h"
+#include "lc/history.h"
 #include "lc/http_query.h"
 #include "lc/http_reply.h"
 #include "lc/metrics.h"
-#include "lc/store.h"
 #include "lc/worker.h"
 
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* A URL's watching figure now (0 for a URL not held). */
+static int
+watching_of(struct lc_worker *w, const char *url, size_t len)
+{
+	struct lc_entry *e =
+	    lc_counter_find(w->srv->counter, url, len, lc_hash(url, len));
+
+	return e ? lc_entry_watching(e) : 0;
+}
 
 int
 lc_http_get_counts(struct lws *wsi, struct lc_worker *w)
@@ -49,23 +59,18 @@ lc_http_get_counts(struct lws *wsi, struct lc_worker *w)
 	}
 	counts = json_object();
 	for (int i = 0; i < n; i++) {
-		struct lc_entry *e =
-		    lc_counter_find(w->srv->counter, vals[i], lens[i],
-				    lc_hash(vals[i], lens[i]));
-		struct lc_counts c = {0, 0, 0};
-		int64_t pl = 0, pu = 0;
+		/* Every like this node acknowledged, whichever worker. */
+		struct lc_counts c = lc_dispatch_read(
+		    w->srv->dispatch, w->srv->counter, vals[i], lens[i]);
 		char ts[32];
 		json_t *o;
 
-		if (e)
-			c = lc_entry_read(e);
-		lc_source_pending(&w->source, vals[i], lens[i], &pl, &pu);
-		c.likes = lc_sat_add(c.likes, pl);
-		c.unlikes = lc_sat_add(c.unlikes, pu);
-		o = json_pack("{s:I, s:I, s:I}", "count",
+		o = json_pack("{s:I, s:I, s:I, s:I, s:i}", "count",
 			      (json_int_t)(c.likes - c.unlikes), "likes",
 			      (json_int_t)c.likes, "unlikes",
-			      (json_int_t)c.unlikes);
+			      (json_int_t)c.unlikes, "views",
+			      (json_int_t)c.views, "watching",
+			      watching_of(w, vals[i], lens[i]));
 		if (o && c.updated_ms) {
 			lc_iso8601_ms(c.updated_ms, ts);
 			json_object_set_new(o, "updated_at", json_string(ts));
@@ -82,21 +87,43 @@ lc_http_get_counts(struct lws *wsi, struct lc_worker *w)
 int
 lc_http_get_top(struct lws *wsi, struct lc_worker *w)
 {
+	static const char *const by_names[LC_TOP_KINDS] = {"count", "views",
+							   "watching"};
 	struct lc_api_error err;
 	long long limit;
 	struct lc_top *t;
 	json_t *arr, *root;
+	char buf[32];
+	const char *vals[1];
+	size_t lens[1];
+	int by = LC_TOP_COUNT, n;
 
 	if (lc_http_query_int(wsi, "limit", 1, w->srv->cfg->top_limit_max, 10,
 			      &limit, &err))
 		return lc_http_reply_api_error(wsi, &err, false);
-	t = lc_dispatch_top_get(w->srv->dispatch);
+	n = lc_http_query(wsi, "by", buf, sizeof(buf), vals, lens, 1, &err);
+	if (n < 0)
+		return lc_http_reply_api_error(wsi, &err, false);
+	if (n == 1) {
+		for (by = 0; by < LC_TOP_KINDS; by++)
+			if (lens[0] == strlen(by_names[by]) &&
+			    !memcmp(vals[0], by_names[by], lens[0]))
+				break;
+		if (by == LC_TOP_KINDS)
+			return lc_http_error(wsi, 400, "bad_request",
+					     "by must be count, views or "
+					     "watching");
+	}
+	t = lc_dispatch_top_get_by(w->srv->dispatch, (enum lc_top_by)by);
 	arr = json_array();
 	for (size_t i = 0; i < t->n && i < (size_t)limit; i++)
 		json_array_append_new(
-		    arr, json_pack("{s:s%, s:I}", "url", t->items[i].url,
-				   t->items[i].url_len, "count",
-				   (json_int_t)t->items[i].count));
+		    arr,
+		    json_pack("{s:s%, s:I, s:I, s:I}", "url", t->items[i].url,
+			      t->items[i].url_len, "count",
+			      (json_int_t)t->items[i].count, "views",
+			      (json_int_t)t->items[i].views, "watching",
+			      (json_int_t)t->items[i].watching));
 	lc_dispatch_top_put(t);
 	root = json_pack("{s:o}", "top", arr);
 	return lc_http_reply_json(wsi, 200, root);
@@ -110,7 +137,7 @@ lc_http_get_history(struct lws *wsi, struct lc_worker *w)
 	size_t lens[1];
 	struct lc_api_error err;
 	int64_t now_s = lc_now_ms() / 1000, since, until;
-	json_t *points, *root;
+	struct lc_deferred *d;
 	int n;
 
 	n = lc_http_query(wsi, "url", buf, sizeof(buf), vals, lens, 1, &err);
@@ -124,26 +151,21 @@ lc_http_get_history(struct lws *wsi, struct lc_worker *w)
 			       &err) ||
 	    lc_http_query_time(wsi, "since", until - 86400, &since, &err))
 		return lc_http_reply_api_error(wsi, &err, false);
-	if (!w->reader) {
-		char e[256];
-
-		w->reader = lc_store_open(w->srv->cfg->db, true, e, sizeof(e));
-		if (!w->reader) {
-			lc_warn("history: %s", e);
-			return lc_http_error(wsi, 503, "unavailable",
-					     "database cannot be read");
-		}
-	}
-	points = json_array();
-	if (lc_store_history(w->reader, vals[0], lens[0], since, until, 10080,
-			     points)) {
-		json_decref(points);
+	/*
+	 * Off the loop: the history reader thread queries SQLite and resumes
+	 * this request with the answer (history.h, defer.h).
+	 */
+	d = lc_defer_park(&w->defer, wsi);
+	if (!d)
+		return lc_http_error(wsi, 503, "out_of_memory",
+				     "out of memory");
+	if (lc_history_submit(w->history, d, vals[0], lens[0], since, until,
+			      10080)) {
+		lc_defer_unpark(d);
 		return lc_http_error(wsi, 503, "unavailable",
-				     "database cannot be read");
+				     "too many history reads waiting");
 	}
-	root = json_pack("{s:s%, s:i, s:o}", "url", vals[0], lens[0], "step",
-			 60, "points", points);
-	return lc_http_reply_json(wsi, 200, root);
+	return 0;
 }
 
 static int
@@ -173,6 +195,9 @@ lc_http_get_readyz(struct lws *wsi, struct lc_worker *w)
 	} else if (!atomic_load(&w->srv->ready)) {
 		status = "starting";
 		msg = "server is starting";
+	} else if (!atomic_load(&bs->file_ok)) {
+		status = "degraded";
+		msg = "the database file was lost; writing every count again";
 	} else if (!atomic_load(&bs->healthy)) {
 		status = "degraded";
 		msg = "the database cannot be written";

@@ -48,6 +48,8 @@ reply(struct lws *wsi, struct lc_http_req *pss, int status,
 	if (pss && pss->route < LC_ROUTE_STATIC &&
 	    lc_http_add_cors(wsi, w->srv->cfg, &p, end))
 		return -1;
+	if (lc_http_add_hsts(wsi, w->srv->cfg, &p, end))
+		return -1;
 	if (extra_len) {
 		memcpy(p, extra, extra_len);
 		p += extra_len;

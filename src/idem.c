@@ -45,16 +45,43 @@ struct lc_idem {
 	struct lc_idem_stats stats;
 };
 
-bool
-lc_idem_key_valid(const char *key, size_t len)
+static bool
+printable(const char *key, size_t len, size_t max)
 {
-	if (!len || len > LC_IDEM_KEY_MAX)
+	if (!len || len > max)
 		return false;
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)key[i] < 0x21 ||
 		    (unsigned char)key[i] > 0x7e)
 			return false;
 	return true;
+}
+
+bool
+lc_idem_key_valid(const char *key, size_t len)
+{
+	return printable(key, len, LC_IDEM_CLIENT_KEY_MAX);
+}
+
+/* A stored key: what lc_idem_make_key makes (or a longer-prefixed one
+ * from an older database: any printable key that fits). */
+static bool
+stored_key_valid(const char *key, size_t len)
+{
+	return printable(key, len, LC_IDEM_KEY_MAX);
+}
+
+size_t
+lc_idem_make_key(char out[LC_IDEM_KEY_MAX + 1], char transport, const char *key,
+		 size_t len)
+{
+	if (!lc_idem_key_valid(key, len))
+		return 0;
+	out[0] = transport;
+	out[1] = ':';
+	memcpy(out + LC_IDEM_PREFIX_LEN, key, len);
+	out[LC_IDEM_PREFIX_LEN + len] = '\0';
+	return LC_IDEM_PREFIX_LEN + len;
 }
 
 struct lc_idem *
@@ -209,6 +236,10 @@ lc_idem_run(struct lc_idem *t, const char *key, size_t klen, int64_t now_ms,
 	uint64_t h = lc_hash(key, klen), after = 0;
 	struct node *n;
 
+	if (!stored_key_valid(key, klen)) {
+		fn(arg, ans, &after); /* counted, not kept: never stored */
+		return false;
+	}
 	pthread_mutex_lock(&t->lock);
 	if (lookup_copy(t, key, klen, h, now_ms, ans)) {
 		pthread_mutex_unlock(&t->lock);
@@ -236,6 +267,8 @@ lc_idem_lookup(struct lc_idem *t, const char *key, size_t klen, int64_t now_ms,
 	uint64_t h = lc_hash(key, klen);
 	bool hit;
 
+	if (!stored_key_valid(key, klen))
+		return false;
 	pthread_mutex_lock(&t->lock);
 	hit = lookup_copy(t, key, klen, h, now_ms, ans) != NULL;
 	pthread_mutex_unlock(&t->lock);
@@ -250,6 +283,8 @@ lc_idem_load(struct lc_idem *t, const char *key, size_t klen, int status,
 	struct node *n;
 	int rc = 0;
 
+	if (!stored_key_valid(key, klen))
+		return 0;
 	pthread_mutex_lock(&t->lock);
 	if (!find(t, key, klen, h)) {
 		n = insert(t, key, klen, h, status, body, len, created_ms);

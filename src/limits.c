@@ -15,16 +15,35 @@ lc_conn_limits_init(struct lc_conn_limits *l, int64_t max, int max_per_ip)
 {
 	atomic_init(&l->total, 0);
 	l->per_ip = calloc(LC_IP_BUCKETS, sizeof(*l->per_ip));
+	l->sub_bytes = calloc(LC_IP_BUCKETS, sizeof(*l->sub_bytes));
 	l->max = max;
 	l->max_per_ip = max_per_ip;
-	return l->per_ip ? 0 : LC_ENOMEM;
+	return l->per_ip && l->sub_bytes ? 0 : LC_ENOMEM;
 }
 
 void
 lc_conn_limits_cleanup(struct lc_conn_limits *l)
 {
 	free(l->per_ip);
+	free(l->sub_bytes);
 	l->per_ip = NULL;
+	l->sub_bytes = NULL;
+}
+
+bool
+lc_sub_bytes_take(_Atomic int64_t *acct, int64_t bytes, int64_t max)
+{
+	if (atomic_fetch_add(acct, bytes) + bytes > max && max) {
+		atomic_fetch_sub(acct, bytes);
+		return false;
+	}
+	return true;
+}
+
+void
+lc_sub_bytes_give(_Atomic int64_t *acct, int64_t bytes)
+{
+	atomic_fetch_sub(acct, bytes);
 }
 
 uint16_t

@@ -2,17 +2,21 @@
  * livecount: flags and config, start the modules in order, run the dispatch
  * tick, stop in reverse order.
  *
- * Threads: main() becomes the dispatcher thread. It blocks SIGINT/SIGTERM
- * in every thread before any is created and waits for them with
- * sigtimedwait() between ticks, so no signal handler runs at all.
+ * Threads: main() becomes the dispatcher thread. It blocks SIGINT, SIGTERM,
+ * SIGHUP and SIGUSR1 in every thread before any is created and waits for
+ * them with sigtimedwait() between ticks, so no signal handler runs at all.
  *
  * Shutdown order (SIGTERM/SIGINT): drain for drain_ms (/readyz answers
  * 503, everything else is served and ticks run), refuse likes, tell every
  * subscriber goodbye (WebSocket close 1001, SSE retry: hint), stop the
  * workers (no new connections, existing ones closed; every like they
  * acknowledged is in a shard), run a final tick (every shard merged), stop
- * the batcher (a final, unthrottled flush), exit 0. Nothing acknowledged
- * is lost.
+ * the bridge (a last push) and the batcher (a final, unthrottled flush),
+ * exit 0. Nothing acknowledged is lost.
+ *
+ * A note on clean-up: every module main() starts is a field of struct app,
+ * and teardown() releases whatever exists, in reverse order of start. So a
+ * failure at any step of start-up and a normal stop take the same road out.
  */
 #define _GNU_SOURCE
 #include "lc/batcher.h"
@@ -23,21 +27,19 @@
 #include "lc/counter.h"
 #include "lc/dispatch.h"
 #include "lc/hash.h"
-#include "lc/idem.h"
 #include "lc/http_log.h"
+#include "lc/idem.h"
 #include "lc/notify.h"
 #include "lc/parse.h"
 #include "lc/server.h"
 #include "lc/store.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <libgen.h>
-#include <sqlite3.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,127 @@
 
 extern char **environ;
 
+/* Everything main() starts; zero = not started (static storage). */
+struct app {
+	struct lc_config cfg;
+	int argc;
+	char **argv; /* kept for SIGHUP's reload */
+	sigset_t sigs;
+	pthread_t dispatcher_thread;
+	struct lc_store *store; /* owned by the batcher once it exists */
+	struct lc_counter counter;
+	bool counter_up, clustered;
+	struct lc_cluster cluster;
+	struct lc_idem *idem;
+	struct lc_batcher *batcher;
+	struct lc_dispatch dispatch;
+	bool dispatch_up;
+	struct lc_bridge *bridge;
+	struct lc_server srv;
+	bool server_made, server_running;
+	long loaded; /* URLs loaded from the database */
+};
+
+/* What main() does next after configure(). */
+enum { RUN = -1 };
+
+static void
+print_version(void)
+{
+	char lws[32];
+	size_t n;
+
+	/* Debian's lws says "4.1.6-" (no git hash after the dash). */
+	snprintf(lws, sizeof(lws), "%s", lws_get_library_version());
+	n = strcspn(lws, " ");
+	lws[n] = '\0';
+	while (n && lws[n - 1] == '-')
+		lws[--n] = '\0';
+	printf("livecount %s (libwebsockets %s, hiredis %d.%d.%d, SQLite %s, "
+	       "jansson %s)\n",
+	       LC_VERSION, lws, HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH,
+	       sqlite3_libversion(), JANSSON_VERSION);
+}
+
+/* A private key others may read is worth a word, not a refusal. */
+static void
+warn_readable_key(const struct lc_config *cfg)
+{
+	struct stat st;
+
+	if (cfg->tls_key[0] && !stat(cfg->tls_key, &st) && (st.st_mode & 077))
+		fprintf(stderr,
+			"livecount: warning: tls_key %s is readable by group "
+			"or others (mode %03o); chmod 600 it\n",
+			cfg->tls_key, (unsigned)(st.st_mode & 0777));
+}
+
+/*
+ * Flags, file and environment, then the checks across keys. Answers
+ * --help, --version and --check-config itself. Returns RUN, or the exit
+ * code: 0 after those three, 2 for a bad configuration.
+ */
+static int
+configure(struct app *a, int argc, char **argv)
+{
+	bool help, version, check;
+	char err[2600];
+
+	a->argc = argc;
+	a->argv = argv;
+	if (lc_config_from_args(&a->cfg, argc, argv, environ, &help, &version,
+				&check, err, sizeof(err)) ||
+	    (!help && !version &&
+	     lc_config_validate(&a->cfg, err, sizeof(err)))) {
+		fprintf(stderr, "livecount: %s\n", err);
+		return 2;
+	}
+	if (help)
+		lc_config_usage(stdout);
+	else if (version)
+		print_version();
+	if (help || version)
+		return 0;
+	warn_readable_key(&a->cfg);
+	if (check) {
+		lc_config_dump(&a->cfg, stdout);
+		fprintf(stderr, "livecount: configuration ok\n");
+	}
+	return check ? 0 : RUN;
+}
+
+/* log_level, for our log and lws' (its notices only at debug). */
+static void
+apply_log_level(const struct lc_config *cfg)
+{
+	lc_log_set_level((enum lc_log_level)lc_log_level_parse(cfg->log_level));
+	lws_set_log_level(cfg->log_level[0] == 'd'
+			      ? LLL_ERR | LLL_WARN | LLL_NOTICE
+			      : LLL_ERR,
+			  NULL);
+}
+
+/*
+ * Blocks the signals main waits for in every thread to come (they inherit
+ * the mask), before any exists; seeds the hash and the parser.
+ */
+static void
+prepare_process(struct app *a)
+{
+	apply_log_level(&a->cfg);
+	sigemptyset(&a->sigs);
+	sigaddset(&a->sigs, SIGINT);
+	sigaddset(&a->sigs, SIGTERM);
+	sigaddset(&a->sigs, SIGUSR1); /* the leading-edge kick: tick_loop */
+	sigaddset(&a->sigs, SIGHUP);  /* reload, never die: reload() */
+	pthread_sigmask(SIG_BLOCK, &a->sigs, NULL);
+	a->dispatcher_thread = pthread_self();
+	signal(SIGPIPE, SIG_IGN);
+	lc_hash_seed_init();
+	lc_parse_init();
+}
+
+/* One level of ./data/ is created; deeper trees are the admin's. */
 static int
 ensure_parent_dir(const char *path)
 {
@@ -56,161 +179,200 @@ ensure_parent_dir(const char *path)
 	if (!strcmp(dir, ".") || !strcmp(dir, "/"))
 		return 0;
 	if (mkdir(dir, 0755) && errno != EEXIST) {
-		/* One level is what ./data/ needs; deeper trees are the
-		 * admin's. */
 		lc_err("cannot create directory %s: %s", dir, strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
-/* Wakes the dispatcher (main) thread: the leading-edge kick. */
-static pthread_t dispatcher_thread;
+/*
+ * The database, the counter table loaded from it, the idempotency keys, and
+ * the batcher that will own the store. Returns 0 or the exit code.
+ */
+static int
+open_state(struct app *a)
+{
+	const struct lc_config *cfg = &a->cfg;
+	int64_t t0 = lc_mono_us();
+	char err[512];
+	long keys;
 
+	if (ensure_parent_dir(cfg->db))
+		return 1;
+	a->store = lc_store_open(cfg->db, false, err, sizeof(err));
+	if (!a->store) {
+		lc_err("%s", err);
+		return 1;
+	}
+	if (lc_counter_init(&a->counter, 1024))
+		goto oom;
+	a->counter_up = true;
+	a->counter.max_urls = cfg->max_urls;
+	a->clustered = cfg->redis_url[0] != '\0';
+	if (a->clustered) {
+		lc_cluster_init(&a->cluster, (uint32_t)cfg->node_id);
+		lc_store_set_cluster(a->store, &a->counter.slots_lock,
+				     (uint32_t)cfg->node_id);
+	}
+	a->loaded = lc_store_load(a->store, &a->counter, lc_now_ms());
+	if (a->loaded < 0) {
+		lc_err("database: cannot load counters: %s",
+		       lc_store_errmsg(a->store));
+		return 1;
+	}
+	lc_info("loaded %ld URLs from %s in %lld ms", a->loaded, cfg->db,
+		(long long)(lc_mono_us() - t0) / 1000);
+	a->idem = lc_idem_create((size_t)cfg->max_idempotency_keys,
+				 (int64_t)cfg->idempotency_ttl_s * 1000);
+	if (!a->idem)
+		goto oom;
+	keys = lc_store_load_keys(a->store, a->idem,
+				  lc_now_ms() -
+				      (int64_t)cfg->idempotency_ttl_s * 1000);
+	if (keys < 0) {
+		lc_err("database: cannot load idempotency keys: %s",
+		       lc_store_errmsg(a->store));
+		return 1;
+	}
+	if (keys)
+		lc_info("loaded %ld idempotency keys", keys);
+	/* Its thread starts once the dispatcher it reads exists. */
+	a->batcher = lc_batcher_create(a->store, cfg->flush_interval_ms,
+				       cfg->max_rows_per_sec);
+	if (!a->batcher)
+		goto oom;
+	return 0;
+oom:
+	lc_err("out of memory");
+	return 1;
+}
+
+/* Wakes the dispatcher (main) thread: the leading-edge kick. */
 static void
 kick_dispatcher(void *arg)
 {
-	(void)arg;
-	pthread_kill(dispatcher_thread, SIGUSR1);
+	const struct app *a = arg;
+
+	pthread_kill(a->dispatcher_thread, SIGUSR1);
 }
 
 /*
- * The dispatch loop. Ticks run every tick_ms; a kick (SIGUSR1, sent by the
- * first like after a tick, lc_kick_maybe) moves the next tick to
- * "now" if no tick with changes ran in the last tick_ms, else to tick_ms
- * after that one: a lone like goes out at once, a storm at most once per
- * tick.
+ * The dispatcher, the batcher's thread and, in cluster mode, the bridge to
+ * Redis (before listening: a node id held by a running node exits 2 here).
+ * Workers read the dispatcher (top list, tick seq) from their first request
+ * on, so it exists before them; its sources (one per worker) are attached
+ * in start_serving(), before the first tick.
  */
+static int
+start_core(struct app *a)
+{
+	const struct lc_config *cfg = &a->cfg;
+	char err[512];
+
+	if (lc_dispatch_init(&a->dispatch, &a->counter, NULL, 0, a->batcher,
+			     (size_t)cfg->top_limit_max)) {
+		lc_err("out of memory");
+		return 1;
+	}
+	a->dispatch_up = true;
+	a->dispatch.watching_interval_ms = cfg->watching_interval_ms;
+	lc_batcher_set_idem(a->batcher, a->idem, &a->dispatch.seq,
+			    (int64_t)cfg->idempotency_ttl_s * 1000);
+	lc_batcher_set_table(a->batcher, &a->counter);
+	if (lc_batcher_start_thread(a->batcher)) {
+		lc_err("cannot start the batcher thread");
+		return 1;
+	}
+	if (a->clustered) {
+		a->dispatch.cluster = &a->cluster;
+		a->cluster.kick = &a->dispatch.kick;
+		a->bridge = lc_bridge_start(cfg->redis_url, &a->counter,
+					    &a->cluster, err, sizeof(err));
+		if (!a->bridge) {
+			lc_err("%s", err);
+			return 2;
+		}
+	}
+	lc_dispatch_sum_table(&a->dispatch);
+	lc_dispatch_set_kick(&a->dispatch, kick_dispatcher, a);
+	return 0;
+}
+
+/*
+ * The access log, the workers (listening from here on), the first top
+ * list; then /readyz says 200 and systemd hears READY=1.
+ */
+static int
+start_serving(struct app *a)
+{
+	const struct lc_config *cfg = &a->cfg;
+	struct lc_server *srv = &a->srv;
+
+	if (lc_http_log_open(cfg->access_log)) {
+		lc_err("access_log: cannot open %s: %s", cfg->access_log,
+		       strerror(errno));
+		return 1;
+	}
+	srv->cfg = cfg;
+	srv->counter = &a->counter;
+	srv->dispatch = &a->dispatch;
+	srv->batcher = a->batcher;
+	srv->idem = a->idem;
+	srv->bridge = a->bridge;
+	srv->started_ms = lc_now_ms();
+	srv->nworkers =
+	    cfg->workers ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (srv->nworkers < 1)
+		srv->nworkers = 1;
+	a->server_made = a->server_running = true;
+	if (lc_server_start(srv))
+		return 1;
+	lc_dispatch_tick(&a->dispatch, lc_now_ms()); /* first top list */
+	atomic_store(&srv->ready, true);
+	lc_info("livecount %s listening on %s://%s:%d with %d workers, "
+		"tick %d ms, database %s",
+		LC_VERSION, cfg->tls_cert[0] ? "https" : "http", cfg->bind,
+		srv->port, srv->nworkers, cfg->tick_ms, cfg->db);
+	lc_notify("READY=1\nSTATUS=listening on %s:%d, %ld URLs loaded\n"
+		  "MAINPID=%ld",
+		  cfg->bind, srv->port, a->loaded, (long)getpid());
+	return 0;
+}
+
 /*
  * SIGHUP: re-reads the configuration the way start did (file, environment,
- * flags) and applies what can change in a running server: log_level.
- * Other changed keys are named in the log as needing a restart; a bad
- * file is logged and the running configuration kept. Never exits.
+ * flags), applies the keys the table flags reloadable (log_level) and names
+ * the other changed keys as needing a restart (lc_config_reload). A bad
+ * configuration is logged and the running one kept. Never exits.
  */
-static int saved_argc;
-static char **saved_argv;
-
 static void
-reload(const struct lc_config *running)
+reload(struct app *a)
 {
 	static struct lc_config fresh;
 	bool help, version, check;
 	char err[2600];
-	FILE *f;
-	char *a = NULL, *b = NULL;
-	size_t alen = 0, blen = 0;
 
-	if (lc_config_from_args(&fresh, saved_argc, saved_argv, environ, &help,
-				&version, &check, err, sizeof(err))) {
+	lc_notify("RELOADING=1");
+	if (lc_config_from_args(&fresh, a->argc, a->argv, environ, &help,
+				&version, &check, err, sizeof(err)) ||
+	    lc_config_validate(&fresh, err, sizeof(err)))
 		lc_err("SIGHUP: configuration not reloaded: %s", err);
-		return;
-	}
-	lc_log_set_level(
-	    (enum lc_log_level)lc_log_level_parse(fresh.log_level));
-	/* Name the keys whose change needs a restart. */
-	f = open_memstream(&a, &alen);
-	if (f) {
-		lc_config_dump(running, f);
-		fclose(f);
-	}
-	f = open_memstream(&b, &blen);
-	if (f) {
-		lc_config_dump(&fresh, f);
-		fclose(f);
-	}
-	if (a && b) {
-		char *sa, *sb, *la = strtok_r(a, "\n", &sa),
-			       *lb = strtok_r(b, "\n", &sb);
-
-		for (; la && lb; la = strtok_r(NULL, "\n", &sa),
-				 lb = strtok_r(NULL, "\n", &sb))
-			if (strcmp(la, lb) && strncmp(la, "log_level", 9))
-				lc_warn(
-				    "SIGHUP: '%s' needs a restart (running: "
-				    "'%s')",
-				    lb, la);
-	}
-	free(a);
-	free(b);
-	lc_info("SIGHUP: configuration reloaded (log_level = %s)",
-		fresh.log_level);
+	else if (lc_config_reload(&a->cfg, &fresh))
+		apply_log_level(&a->cfg);
+	lc_notify("READY=1\nSTATUS=configuration reloaded");
 }
 
 /*
- * --check-config: what start would refuse, checked without starting: the
- * bind address, the database's directory (writable, or creatable one
- * level), the web root.
+ * The dispatch loop, until SIGTERM or SIGINT. Ticks run every tick_ms; a
+ * kick (SIGUSR1, sent by the first like after a tick, lc_kick_maybe) moves
+ * the next tick to "now" if no tick with changes ran in the last tick_ms,
+ * else to tick_ms after that one: a lone like goes out at once, a storm at
+ * most once per tick.
  */
-/* Can a file be created in dir? (access() says yes to root anywhere.) */
-static bool
-dir_writable(const char *dir)
-{
-	char tmp[1100];
-	int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-
-	if (fd >= 0) {
-		close(fd);
-		return true;
-	}
-	snprintf(tmp, sizeof(tmp), "%s/.livecount-check-XXXXXX", dir);
-	fd = mkstemp(tmp);
-	if (fd < 0)
-		return false;
-	close(fd);
-	unlink(tmp);
-	return true;
-}
-
-static int
-check_paths(const struct lc_config *cfg, char *err, size_t errlen)
-{
-	struct in_addr a;
-	struct stat st;
-	char tmp[1024], *dir;
-
-	if (inet_pton(AF_INET, cfg->bind, &a) != 1) {
-		snprintf(err, errlen, "bind: '%s' is not an IPv4 address",
-			 cfg->bind);
-		return -1;
-	}
-	snprintf(tmp, sizeof(tmp), "%s", cfg->db);
-	dir = dirname(tmp);
-	if (stat(dir, &st) == 0) {
-		if (!S_ISDIR(st.st_mode) || !dir_writable(dir)) {
-			snprintf(err, errlen,
-				 "db: directory %s is not writable", dir);
-			return -1;
-		}
-	} else {
-		char parent[1024];
-
-		snprintf(parent, sizeof(parent), "%s", dir);
-		if (!dir_writable(dirname(parent))) {
-			snprintf(err, errlen,
-				 "db: directory %s does not exist and cannot "
-				 "be created",
-				 dir);
-			return -1;
-		}
-	}
-	if (access(cfg->db, F_OK) == 0 && access(cfg->db, R_OK | W_OK)) {
-		snprintf(err, errlen, "db: %s is not readable and writable",
-			 cfg->db);
-		return -1;
-	}
-	if (stat(cfg->web_root, &st) || !S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "web_root: %s is not a directory",
-			 cfg->web_root);
-		return -1;
-	}
-	return 0;
-}
-
 static void
-tick_loop(struct lc_dispatch *d, const sigset_t *sigs, int tick_ms,
-	  const struct lc_config *cfg)
+tick_loop(struct app *a)
 {
-	const int64_t tick_us = (int64_t)tick_ms * 1000;
+	const int64_t tick_us = (int64_t)a->cfg.tick_ms * 1000;
 	/*
 	 * A tick "ran" when it started; the next may start tick_ms after that
 	 * start, less a 2 % slack. Counted from its end, or without slack,
@@ -230,17 +392,14 @@ tick_loop(struct lc_dispatch *d, const sigset_t *sigs, int tick_ms,
 			struct timespec ts = {(time_t)(wait / 1000000),
 					      (long)(wait % 1000000) * 1000};
 
-			sig = sigtimedwait(sigs, NULL, &ts);
+			sig = sigtimedwait(&a->sigs, NULL, &ts);
 			if (sig == SIGUSR1) {
 				if (last_change + tick_us - slack_us < next)
 					next = last_change + tick_us - slack_us;
 				continue;
 			}
 			if (sig == SIGHUP) {
-				lc_notify("RELOADING=1");
-				reload(cfg);
-				lc_notify("READY=1\nSTATUS=configuration "
-					  "reloaded");
+				reload(a);
 				continue;
 			}
 			if (sig > 0) {
@@ -248,17 +407,15 @@ tick_loop(struct lc_dispatch *d, const sigset_t *sigs, int tick_ms,
 					strsignal(sig));
 				return;
 			}
-			if (sig < 0 && errno == EINTR)
-				continue;
 			if (sig < 0 && errno != EAGAIN)
-				continue;
+				continue; /* EINTR and the like */
 			if (lc_mono_us() < next)
 				continue;
 		}
 		{
 			int64_t started = lc_mono_us();
 
-			if (lc_dispatch_tick(d, lc_now_ms()))
+			if (lc_dispatch_tick(&a->dispatch, lc_now_ms()))
 				last_change = started;
 			/* The cadence follows starts, so it does not drift. */
 			next = started + tick_us;
@@ -274,317 +431,118 @@ tick_loop(struct lc_dispatch *d, const sigset_t *sigs, int tick_ms,
  * before any is refused. A second SIGTERM or SIGINT ends it early.
  */
 static void
-drain(struct lc_dispatch *d, const sigset_t *sigs, int tick_ms, int drain_ms)
+drain(struct app *a)
 {
-	int64_t until = lc_mono_us() + (int64_t)drain_ms * 1000;
+	const int64_t tick_us = (int64_t)a->cfg.tick_ms * 1000;
+	int64_t until = lc_mono_us() + (int64_t)a->cfg.drain_ms * 1000;
 
-	if (drain_ms > 0)
-		lc_info("draining for %d ms (/readyz answers 503)", drain_ms);
+	if (a->cfg.drain_ms > 0)
+		lc_info("draining for %d ms (/readyz answers 503)",
+			a->cfg.drain_ms);
 	while (lc_mono_us() < until) {
 		int64_t wait = until - lc_mono_us();
 		struct timespec ts;
 		int sig;
 
-		if (wait > (int64_t)tick_ms * 1000)
-			wait = (int64_t)tick_ms * 1000;
+		if (wait > tick_us)
+			wait = tick_us;
 		ts.tv_sec = (time_t)(wait / 1000000);
 		ts.tv_nsec = (long)(wait % 1000000) * 1000;
-		sig = sigtimedwait(sigs, NULL, &ts);
+		sig = sigtimedwait(&a->sigs, NULL, &ts);
 		if (sig == SIGTERM || sig == SIGINT) {
 			lc_info("received %s again, ending the drain",
 				strsignal(sig));
 			break;
 		}
-		lc_dispatch_tick(d, lc_now_ms());
+		lc_dispatch_tick(&a->dispatch, lc_now_ms());
 	}
+}
+
+/*
+ * The final flush: everything acknowledged written, or retried until
+ * shutdown_timeout_ms and the loss named. Returns the exit code.
+ */
+static int
+final_flush(struct app *a)
+{
+	int64_t lost = 0;
+	size_t lost_urls = 0;
+	int rc = lc_batcher_stop(a->batcher, a->cfg.shutdown_timeout_ms, &lost,
+				 &lost_urls);
+
+	a->batcher = NULL;
+	a->store = NULL; /* closed by the batcher */
+	if (rc) {
+		lc_err("stopped WITHOUT writing everything: %lld acknowledged "
+		       "likes and unlikes of %zu URLs could not be written to "
+		       "%s within shutdown_timeout_ms (%d ms)",
+		       (long long)lost, lost_urls, a->cfg.db,
+		       a->cfg.shutdown_timeout_ms);
+		return 1;
+	}
+	lc_info("stopped cleanly; %llu likes and %llu unlikes merged this run",
+		(unsigned long long)atomic_load(&a->dispatch.stats.likes),
+		(unsigned long long)atomic_load(&a->dispatch.stats.unlikes));
+	return 0;
+}
+
+/* Releases whatever exists, in reverse order of start. */
+static void
+teardown(struct app *a)
+{
+	if (a->server_running)
+		lc_server_stop(&a->srv);
+	lc_bridge_stop(a->bridge);
+	if (a->batcher)
+		lc_batcher_stop(a->batcher, a->cfg.shutdown_timeout_ms, NULL,
+				NULL);
+	else if (a->store)
+		lc_store_close(a->store);
+	if (a->dispatch_up)
+		lc_dispatch_cleanup(&a->dispatch);
+	lc_http_log_close();
+	if (a->server_made)
+		lc_server_free(&a->srv);
+	lc_idem_destroy(a->idem);
+	if (a->clustered)
+		lc_cluster_cleanup(&a->cluster);
+	if (a->counter_up)
+		lc_counter_cleanup(&a->counter);
 }
 
 int
 main(int argc, char **argv)
 {
-	static struct lc_config cfg;
-	struct lc_counter counter;
-	struct lc_dispatch dispatch;
-	struct lc_server srv;
-	struct lc_source **sources = NULL;
-	struct lc_batcher *batcher;
-	struct lc_bridge *bridge = NULL;
-	struct lc_idem *idem = NULL;
-	static struct lc_cluster cluster;
-	bool clustered;
-	struct lc_store *store;
-	bool help, version, check;
-	char err[2600];
-	sigset_t sigs;
-	long loaded;
-	int64_t t0;
-	int rc = 1;
+	static struct app a;
+	int rc = configure(&a, argc, argv);
 
-	saved_argc = argc;
-	saved_argv = argv;
-	if (lc_config_from_args(&cfg, argc, argv, environ, &help, &version,
-				&check, err, sizeof(err))) {
-		fprintf(stderr, "livecount: %s\n", err);
-		return 2;
-	}
-	if (help) {
-		lc_config_usage(stdout);
-		return 0;
-	}
-	if (version) {
-		char lws[32];
-		size_t n;
+	if (rc != RUN)
+		return rc;
+	prepare_process(&a);
+	/* Start-up, bottom up; a failure at any step goes to teardown. */
+	if ((rc = open_state(&a)) || (rc = start_core(&a)) ||
+	    (rc = start_serving(&a)))
+		goto out;
 
-		/* Debian's lws says "4.1.6-" (no git hash after the dash). */
-		snprintf(lws, sizeof(lws), "%s", lws_get_library_version());
-		n = strcspn(lws, " ");
-		lws[n] = '\0';
-		while (n && lws[n - 1] == '-')
-			lws[--n] = '\0';
-		printf("livecount %s (libwebsockets %s, hiredis %d.%d.%d, "
-		       "SQLite %s, jansson %s)\n",
-		       LC_VERSION, lws, HIREDIS_MAJOR, HIREDIS_MINOR,
-		       HIREDIS_PATCH, sqlite3_libversion(), JANSSON_VERSION);
-		return 0;
-	}
-	if (!cfg.tls_cert[0] != !cfg.tls_key[0]) {
-		fprintf(stderr,
-			"livecount: tls_cert and tls_key go together\n");
-		return 2;
-	}
-	if (cfg.tls_cert[0] &&
-	    (access(cfg.tls_cert, R_OK) || access(cfg.tls_key, R_OK))) {
-		fprintf(stderr, "livecount: tls_cert/tls_key: cannot read %s\n",
-			access(cfg.tls_cert, R_OK) ? cfg.tls_cert
-						   : cfg.tls_key);
-		return 2;
-	}
-	clustered = cfg.redis_url[0] != '\0';
-	if (clustered) {
-		char host[256];
-		int port, db;
+	tick_loop(&a);
 
-		if (lc_bridge_parse_url(cfg.redis_url, host, sizeof(host),
-					&port, &db)) {
-			fprintf(stderr,
-				"livecount: redis_url: '%s' is not "
-				"redis://HOST[:PORT][/DB]\n",
-				cfg.redis_url);
-			return 2;
-		}
-		if (!cfg.node_id) {
-			fprintf(stderr, "livecount: node_id: cluster mode "
-					"(redis_url) needs a node_id, 1..1023, "
-					"unique in the cluster\n");
-			return 2;
-		}
-	}
-	if (check) {
-		if (check_paths(&cfg, err, sizeof(err))) {
-			fprintf(stderr, "livecount: %s\n", err);
-			return 2;
-		}
-		lc_config_dump(&cfg, stdout);
-		fprintf(stderr, "livecount: configuration ok\n");
-		return 0;
-	}
-	lc_log_set_level((enum lc_log_level)lc_log_level_parse(cfg.log_level));
-	lws_set_log_level(
-	    cfg.log_level[0] == 'd' ? LLL_ERR | LLL_WARN | LLL_NOTICE : LLL_ERR,
-	    NULL);
-
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGUSR1); /* the leading-edge kick, see tick_loop */
-	sigaddset(&sigs, SIGHUP);  /* reload, never die: see reload() */
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	dispatcher_thread = pthread_self();
-	signal(SIGPIPE, SIG_IGN);
-	lc_hash_seed_init();
-	lc_parse_init();
-
-	if (ensure_parent_dir(cfg.db))
-		return 1;
-	store = lc_store_open(cfg.db, false, err, sizeof(err));
-	if (!store) {
-		lc_err("%s", err);
-		return 1;
-	}
-	if (lc_counter_init(&counter, 1024)) {
-		lc_err("out of memory");
-		return 1;
-	}
-	counter.max_urls = cfg.max_urls;
-	if (clustered) {
-		lc_cluster_init(&cluster, (uint32_t)cfg.node_id);
-		lc_store_set_cluster(store, &counter.slots_lock,
-				     (uint32_t)cfg.node_id);
-	}
-	t0 = lc_mono_us();
-	loaded = lc_store_load(store, &counter, lc_now_ms());
-	if (loaded < 0) {
-		lc_err("database: cannot load counters: %s",
-		       lc_store_errmsg(store));
-		lc_store_close(store);
-		return 1;
-	}
-	lc_info("loaded %ld URLs from %s in %lld ms", loaded, cfg.db,
-		(long long)(lc_mono_us() - t0) / 1000);
-
-	idem = lc_idem_create((size_t)cfg.max_idempotency_keys,
-			      (int64_t)cfg.idempotency_ttl_s * 1000);
-	if (!idem) {
-		lc_err("out of memory");
-		return 1;
-	}
-	{
-		long keys = lc_store_load_keys(
-		    store, idem,
-		    lc_now_ms() - (int64_t)cfg.idempotency_ttl_s * 1000);
-
-		if (keys < 0) {
-			lc_err("database: cannot load idempotency keys: %s",
-			       lc_store_errmsg(store));
-			return 1;
-		}
-		if (keys)
-			lc_info("loaded %ld idempotency keys", keys);
-	}
-	/* Its thread starts once the dispatcher it reads exists. */
-	batcher = lc_batcher_create(store, cfg.flush_interval_ms,
-				    cfg.max_rows_per_sec);
-	if (!batcher) {
-		lc_err("out of memory");
-		return 1;
-	}
-
-	memset(&srv, 0, sizeof(srv));
-	srv.cfg = &cfg;
-	srv.counter = &counter;
-	srv.dispatch = &dispatch;
-	srv.batcher = batcher;
-	srv.idem = idem;
-	srv.started_ms = lc_now_ms();
-	srv.nworkers =
-	    cfg.workers ? cfg.workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (srv.nworkers < 1)
-		srv.nworkers = 1;
-
-	/*
-	 * Workers read the dispatcher (top list, tick seq) from their first
-	 * request on, so it is initialised first; its sources (one per
-	 * worker) are attached once the workers exist, before the first tick.
-	 */
-	if (lc_dispatch_init(&dispatch, &counter, NULL, 0, batcher,
-			     (size_t)cfg.top_limit_max))
-		goto out_batcher;
-	lc_batcher_set_idem(batcher, idem, &dispatch.seq,
-			    (int64_t)cfg.idempotency_ttl_s * 1000);
-	if (lc_batcher_start_thread(batcher)) {
-		lc_err("cannot start the batcher thread");
-		goto out_batcher;
-	}
-	if (clustered) {
-		/* Before listening: a duplicate node id exits here. */
-		dispatch.cluster = &cluster;
-		cluster.kick = &dispatch.kick;
-		bridge = lc_bridge_start(cfg.redis_url, &counter, &cluster, err,
-					 sizeof(err));
-		if (!bridge) {
-			lc_err("%s", err);
-			lc_dispatch_cleanup(&dispatch);
-			lc_batcher_stop(batcher, cfg.shutdown_timeout_ms, NULL,
-					NULL);
-			lc_cluster_cleanup(&cluster);
-			lc_counter_cleanup(&counter);
-			return 2;
-		}
-		srv.bridge = bridge;
-	}
-	lc_dispatch_sum_table(&dispatch);
-	lc_dispatch_set_kick(&dispatch, kick_dispatcher, NULL);
-	if (lc_http_log_open(cfg.access_log)) {
-		lc_err("access_log: cannot open %s: %s", cfg.access_log,
-		       strerror(errno));
-		goto out_server;
-	}
-	if (lc_server_start(&srv))
-		goto out_server;
-	sources = calloc((size_t)srv.nworkers, sizeof(*sources));
-	if (!sources)
-		goto out_server;
-	for (int i = 0; i < srv.nworkers; i++)
-		sources[i] = &srv.workers[i].source;
-	dispatch.sources = sources;
-	dispatch.nsources = (size_t)srv.nworkers;
-	lc_dispatch_tick(&dispatch, lc_now_ms()); /* first top list */
-	atomic_store(&srv.ready, true);
-	lc_info("livecount %s listening on %s://%s:%d with %d workers, "
-		"tick %d ms, database %s",
-		LC_VERSION, cfg.tls_cert[0] ? "https" : "http", cfg.bind,
-		srv.port, srv.nworkers, cfg.tick_ms, cfg.db);
-
-	lc_notify("READY=1\nSTATUS=listening on %s:%d, %ld URLs loaded\n"
-		  "MAINPID=%ld",
-		  cfg.bind, srv.port, loaded, (long)getpid());
-	tick_loop(&dispatch, &sigs, cfg.tick_ms, &cfg);
+	/* Shutdown, top down. */
 	lc_notify("STOPPING=1\nSTATUS=draining: closing connections, final "
 		  "flush");
-
-	/* The drain: /readyz says 503, everything else is served. */
-	atomic_store(&srv.leaving, true);
-	atomic_store(&srv.ready, false);
-	drain(&dispatch, &sigs, cfg.tick_ms, cfg.drain_ms);
-	atomic_store(&srv.draining, true);
-	lc_dispatch_tick(&dispatch, lc_now_ms()); /* updates before goodbye */
-	lc_server_goodbye(&srv, 1000);
-	lc_server_stop(&srv);
-	lc_dispatch_tick(&dispatch, lc_now_ms()); /* the final merge */
-	/* A last push of what the final tick handed to the bridge. */
-	lc_bridge_stop(bridge);
-	bridge = NULL;
-	{
-		int64_t lost = 0;
-		size_t lost_urls = 0;
-
-		rc = lc_batcher_stop(batcher, cfg.shutdown_timeout_ms, &lost,
-				     &lost_urls)
-			 ? 1
-			 : 0;
-		batcher = NULL;
-		if (rc)
-			lc_err("stopped WITHOUT writing everything: %lld "
-			       "acknowledged likes and unlikes of %zu URLs "
-			       "could not be written to %s within "
-			       "shutdown_timeout_ms (%d ms)",
-			       (long long)lost, lost_urls, cfg.db,
-			       cfg.shutdown_timeout_ms);
-	}
-	lc_dispatch_cleanup(&dispatch);
-	if (!rc)
-		lc_info(
-		    "stopped cleanly; %llu likes and %llu unlikes merged "
-		    "this run",
-		    (unsigned long long)atomic_load(&dispatch.stats.likes),
-		    (unsigned long long)atomic_load(&dispatch.stats.unlikes));
-	goto out_free;
-
-out_server:
-	lc_server_stop(&srv);
-	lc_dispatch_cleanup(&dispatch);
-out_batcher:
-	rc = 1;
-	lc_bridge_stop(bridge);
-	if (batcher)
-		lc_batcher_stop(batcher, cfg.shutdown_timeout_ms, NULL, NULL);
-out_free:
-	lc_http_log_close();
-	if (clustered)
-		lc_cluster_cleanup(&cluster);
-	lc_server_free(&srv);
-	free(sources);
-	lc_idem_destroy(idem);
-	lc_counter_cleanup(&counter);
+	atomic_store(&a.srv.leaving, true);
+	atomic_store(&a.srv.ready, false);
+	drain(&a); /* /readyz says 503, everything else is served */
+	atomic_store(&a.srv.draining, true); /* likes refused from here */
+	lc_dispatch_tick(&a.dispatch, lc_now_ms()); /* updates before goodbye */
+	lc_server_goodbye(&a.srv, 1000);
+	lc_server_stop(&a.srv);
+	a.server_running = false;
+	lc_dispatch_tick(&a.dispatch, lc_now_ms()); /* the final merge */
+	lc_bridge_stop(
+	    a.bridge); /* a last push of what that tick handed over */
+	a.bridge = NULL;
+	rc = final_flush(&a);
+out:
+	teardown(&a);
 	return rc;
 }

@@ -282,6 +282,8 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 	metric(&t, "livecount_unlikes_total", "counter",
 	       "Unlike units accepted (sum of -n for n < 0).",
 	       SUM(stats.unlikes_accepted));
+	metric(&t, "livecount_views_total", "counter",
+	       "View units accepted (sum of n).", SUM(stats.views_accepted));
 	metric(&t, "livecount_likes_merged_total", "counter",
 	       "Like units merged into the counter table by the dispatcher.",
 	       (int64_t)atomic_load(&ds->likes));
@@ -319,6 +321,10 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 	metric(&t, "livecount_subscriptions", "gauge",
 	       "Live subscriptions (session, URL).",
 	       SUM(delivery.stats.subscriptions));
+	metric(&t, "livecount_watching", "gauge",
+	       "Watching now on this node: live subscriptions summed over "
+	       "URLs (each URL's watching figure is its share of this).",
+	       SUM(delivery.stats.subscriptions));
 	add(&t,
 	    "# HELP livecount_update_frames_total Update frames sent.\n"
 	    "# TYPE livecount_update_frames_total counter\n"
@@ -347,6 +353,10 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 	       "Connections closed at once: over max_connections or "
 	       "max_conns_per_ip.",
 	       SUM(stats.accept_refused));
+	metric(&t, "livecount_slow_headers_closed_total", "counter",
+	       "Connections closed with 408: request headers not whole by "
+	       "http_timeout_ms after connecting.",
+	       SUM(stats.slow_headers_closed));
 
 	metric(&t, "livecount_dispatch_ticks_total", "counter",
 	       "Dispatch ticks run.", (int64_t)atomic_load(&ds->ticks));
@@ -387,6 +397,10 @@ lc_metrics_render(struct lc_server *srv, size_t *len)
 	metric(&t, "livecount_flush_errors_total", "counter",
 	       "Failed flush transactions (rows kept dirty and retried).",
 	       (int64_t)atomic_load(&bs->flush_errors));
+	metric(&t, "livecount_db_file_lost_total", "counter",
+	       "Times the database file was found deleted, moved or "
+	       "replaced (then written again from memory).",
+	       (int64_t)atomic_load(&bs->file_lost));
 	metric(&t, "livecount_flush_rows_total", "counter",
 	       "URL rows written by flushes.", (int64_t)atomic_load(&bs->rows));
 	add(&t,
@@ -442,6 +456,7 @@ lc_stats_render(struct lc_server *srv, size_t *len)
 	struct lc_dispatch_stats *ds = &srv->dispatch->stats;
 	int64_t all_l = atomic_load(&ds->all_likes);
 	int64_t all_u = atomic_load(&ds->all_unlikes);
+	int64_t all_v = atomic_load(&ds->all_views);
 	json_t *o = json_pack(
 	    "{s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:{s:I, s:I}, s:I, s:I, s:I, "
 	    "s:i, s:I}",
@@ -462,6 +477,14 @@ lc_stats_render(struct lc_server *srv, size_t *len)
 	if (o && srv->bridge)
 		json_object_set_new(o, "cluster",
 				    lc_bridge_status_json(srv->bridge));
+	if (o) {
+		/* Views: all time in "totals", accepted since start beside
+		 * likes_total (API.md: extend, don't change). */
+		json_object_set_new(json_object_get(o, "totals"), "views",
+				    json_integer(all_v));
+		json_object_set_new(o, "views_total",
+				    json_integer(SUM(stats.views_accepted)));
+	}
 	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (s)

@@ -12,6 +12,7 @@
  */
 #include "lc/parse.h"
 #include "lc/common.h"
+#include "lc/idem.h"
 #include "lc/parse_simdjson.h"
 
 #include <ctype.h>
@@ -379,6 +380,27 @@ fail_big:
 	return LC_ETOOBIG;
 }
 
+int
+lc_views_check(const struct lc_like *items, size_t n, bool batch,
+	       struct lc_api_error *err)
+{
+	for (size_t i = 0; i < n; i++)
+		if (items[i].n < 1) {
+			if (batch)
+				return lc_api_error_set(
+				    err, 400, "bad_n",
+				    "n of a view must be an integer from 1 to "
+				    "%d (item %zu)",
+				    LC_N_MAX, i);
+			return lc_api_error_set(
+			    err, 400, "bad_n",
+			    "n of a view must be an integer "
+			    "from 1 to %d",
+			    LC_N_MAX);
+		}
+	return 0;
+}
+
 void
 lc_likes_free(struct lc_likes *l)
 {
@@ -413,11 +435,13 @@ lc_ws_op_parse(const char *msg, size_t len, const struct lc_limits *lim,
 		lc_api_error_set(err, 400, "bad_op", "\"op\" must be a string");
 		goto fail;
 	}
-	if (!strcmp(name, "like")) {
+	if (!strcmp(name, "like") || !strcmp(name, "view")) {
 		json_t *id = json_object_get(op->root, "id");
 
-		op->kind = LC_OP_LIKE;
-		if (take_like(op->root, lim, &op->like, err))
+		op->kind = name[0] == 'l' ? LC_OP_LIKE : LC_OP_VIEW;
+		if (take_like(op->root, lim, &op->like, err) ||
+		    (op->kind == LC_OP_VIEW &&
+		     lc_views_check(&op->like, 1, false, err)))
 			goto fail;
 		op->id = NULL;
 		op->id_len = 0;
@@ -426,11 +450,7 @@ lc_ws_op_parse(const char *msg, size_t len, const struct lc_limits *lim,
 			size_t n = s ? json_string_length(id) : 0;
 
 			/* 1..128 printable ASCII, as Idempotency-Key. */
-			for (size_t i = 0; s && i < n; i++)
-				if ((unsigned char)s[i] < 0x21 ||
-				    (unsigned char)s[i] > 0x7e)
-					s = NULL;
-			if (!s || !n || n > 128) {
+			if (!s || !lc_idem_key_valid(s, n)) {
 				lc_api_error_set(err, 400, "bad_request",
 						 "\"id\" must be 1 to 128 "
 						 "printable ASCII characters");
@@ -447,7 +467,8 @@ lc_ws_op_parse(const char *msg, size_t len, const struct lc_limits *lim,
 		op->kind = LC_OP_UNSUBSCRIBE;
 	else {
 		lc_api_error_set(err, 400, "bad_op",
-				 "op must be subscribe, unsubscribe or like");
+				 "op must be subscribe, unsubscribe, like or "
+				 "view");
 		goto fail;
 	}
 	op->urls = json_object_get(op->root, "urls");
@@ -481,6 +502,12 @@ lc_ws_op_free(struct lc_ws_op *op)
 	memset(op, 0, sizeof(*op));
 }
 
+static int
+hexval(char c)
+{
+	return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+}
+
 int
 lc_request_target_check(const char *line, size_t len)
 {
@@ -500,8 +527,14 @@ lc_request_target_check(const char *line, size_t len)
 			continue;
 		if (end - q >= 3 && isxdigit((unsigned char)q[1]) &&
 		    isxdigit((unsigned char)q[2])) {
-			q += 2;
-			continue;
+			int v = hexval(q[1]) * 16 + hexval(q[2]);
+
+			/* %00..%1f, %7f: lws drops the connection or cuts
+			 * the line at them; no URL or value needs them. */
+			if (v >= 0x20 && v != 0x7f) {
+				q += 2;
+				continue;
+			}
 		}
 		return end - seg >= 4 && !strncmp(seg, "url=", 4) ? 2 : 1;
 	}

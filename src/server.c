@@ -23,6 +23,7 @@
 #include "lc/http.h"
 #include "lc/parse.h"
 #include "lc/metrics.h"
+#include "lc/history.h"
 #include "lc/store.h"
 #include "lc/worker.h"
 #include "lc/ws.h"
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -116,30 +118,69 @@ tune_socket(int fd, int sndbuf)
 }
 
 /*
- * A note on request lines: lws 4.1.6 answers a request target with a
- * malformed percent-escape ("?url=%zz", "?url=100%") with an HTML 403 from
- * inside its parser, before any callback. So before a plain-HTTP socket is
- * handed to lws, its first request line is peeked at (MSG_PEEK: lws still
- * reads every byte) and such a request gets API.md's JSON 400 instead.
- * When the line has not arrived yet, the peek is retried on a timer (after
- * 1, 2, 4, 8, then every 16 ms: a late request waits at most 16 ms more)
- * for about a second, and the socket is handed over unchecked after that
- * (a client that connects first and talks later, like a browser's
- * preconnect). Later requests on a
- * kept-alive connection are not seen here and still get lws' 403.
+ * A note on request headers: a plain-HTTP socket is handed to lws only
+ * once its first request's headers have arrived whole (or 8 KB of them),
+ * for two reasons.
+ *
+ * - Slow clients. lws 4.1.6 gives every connection that has sent a byte
+ *   one of max_http_header_pool (1024) header tables until its request is
+ *   complete; 3000 clients sending a byte a second held them all, and a
+ *   /healthz waited ~9.5 s for one to come free (and the slow ones' own
+ *   timeouts began only once they had one: closed at ~21 s, not 10). Here
+ *   a waiting socket costs an epoll entry and ~60 bytes; it is closed with
+ *   a 408 at http_timeout_ms after it connected, whatever it sends.
+ * - Request lines. lws answers a request target with a malformed
+ *   percent-escape ("?url=%zz") or a control byte ("?url=%00") with an
+ *   HTML 403, or drops the connection, from inside its parser; such a
+ *   line gets API.md's JSON 400 here instead.
+ *
+ * The sockets are peeked (MSG_PEEK: lws still reads every byte) when an
+ * edge-triggered epoll of them, itself adopted into lws as a raw file,
+ * says one received something; their deadlines are one lws timer for the
+ * oldest (deadlines come in accept order). Later requests on a kept-alive
+ * connection and TLS connections (encrypted) are lws' alone.
  */
-#define PEEK_TRIES 66
+#define PEEK_BYTES 8192
+
+/* TLS 1.2 suites: ECDHE key exchange and AEAD only (forward secrecy). */
+#define LC_TLS12_CIPHERS                                                       \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"           \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"           \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
 struct lc_peek {
-	lws_sorted_usec_list_t sul;
 	struct lc_worker *w;
 	struct lc_conn *c;
 	int fd;
-	int tries;
+	int64_t deadline_ms;
 	struct lc_peek *prev, *next; /* the worker's w->peeking list */
 };
 
 static void give_to_lws(struct lc_worker *w, struct lc_conn *c, int fd);
+
+/* Answers a request itself (a JSON body) and closes. */
+static void
+answer_close(struct lc_worker *w, struct lc_conn *c, int fd, const char *status,
+	     const char *b, int code)
+{
+	char out[512], sink[4096];
+	int n = snprintf(out, sizeof(out),
+			 "HTTP/1.1 %s\r\ncontent-type: "
+			 "application/json\r\ncontent-length: %zu\r\n"
+			 "access-control-allow-origin: *\r\n"
+			 "connection: close\r\n\r\n%s",
+			 status, strlen(b), b);
+
+	/* Unread bytes would make close() send a reset over the answer. */
+	while (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+		;
+	/* A client that cannot take 200 bytes loses the answer, not us. */
+	(void)!send(fd, out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	lc_metrics_count_http(&w->stats, LC_ROUTE_OTHER, code);
+	shutdown(fd, SHUT_WR);
+	close(fd);
+	lc_conn_destroy(w, c);
+}
 
 /* Answers a malformed request line itself and closes. */
 static void
@@ -147,34 +188,21 @@ refuse_line(struct lc_worker *w, struct lc_conn *c, int fd, int why)
 {
 	static const char *const body[] = {
 	    "{\"error\":\"bad_request\",\"message\":\"malformed "
-	    "percent-encoding in the request target\"}\n",
+	    "percent-encoding or a control byte in the request target\"}\n",
 	    "{\"error\":\"bad_url\",\"message\":\"malformed "
-	    "percent-encoding in the url parameter\"}\n"};
-	const char *b = body[why == 2];
-	char out[512], sink[4096];
-	int n = snprintf(out, sizeof(out),
-			 "HTTP/1.1 400 Bad Request\r\ncontent-type: "
-			 "application/json\r\ncontent-length: %zu\r\n"
-			 "access-control-allow-origin: *\r\n"
-			 "connection: close\r\n\r\n%s",
-			 strlen(b), b);
+	    "percent-encoding or a control byte in the url parameter\"}\n"};
 
-	/* Unread bytes would make close() send a reset over the answer. */
-	while (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
-		;
-	/* A client that cannot take 200 bytes loses the answer, not us. */
-	(void)!send(fd, out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-	lc_metrics_count_http(&w->stats, LC_ROUTE_OTHER, 400);
-	shutdown(fd, SHUT_WR);
-	close(fd);
-	lc_conn_destroy(w, c);
+	answer_close(w, c, fd, "400 Bad Request", body[why == 2], 400);
 }
 
-/* 0: hand to lws; 1: answered and closed; -1: line not here yet. */
+/*
+ * 0: hand to lws (headers whole, or too long for us to judge, or EOF);
+ * 1: answered and closed; -1: headers not all here yet.
+ */
 static int
-peek_line(struct lc_worker *w, struct lc_conn *c, int fd)
+peek_headers(struct lc_worker *w, struct lc_conn *c, int fd)
 {
-	char buf[8192];
+	char buf[PEEK_BYTES];
 	ssize_t n = recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
 	const char *nl;
 	int why;
@@ -187,40 +215,91 @@ peek_line(struct lc_worker *w, struct lc_conn *c, int fd)
 	if (!nl)
 		return n == (ssize_t)sizeof(buf) ? 0 : -1;
 	why = lc_request_target_check(buf, (size_t)(nl - buf));
-	if (!why)
+	if (why) {
+		refuse_line(w, c, fd, why);
+		return 1;
+	}
+	if (memmem(buf, (size_t)n, "\r\n\r\n", 4) ||
+	    memmem(buf, (size_t)n, "\n\n", 2) || n == (ssize_t)sizeof(buf))
 		return 0;
-	refuse_line(w, c, fd, why);
-	return 1;
+	return -1;
 }
 
 static void
 peek_unlink(struct lc_peek *p)
 {
+	struct lc_worker *w = p->w;
+
 	if (p->prev)
 		p->prev->next = p->next;
 	else
-		p->w->peeking = p->next;
+		w->peeking = p->next;
 	if (p->next)
 		p->next->prev = p->prev;
+	else
+		w->peeking_tail = p->prev;
+	epoll_ctl(w->peek_ep, EPOLL_CTL_DEL, p->fd, NULL);
+}
+
+/* The oldest waiting socket's deadline, on the worker's timer. */
+static void peek_deadline(lws_sorted_usec_list_t *sul);
+
+static void
+peek_arm(struct lc_worker *w)
+{
+	int64_t left;
+
+	if (!w->peeking) {
+		lws_sul_cancel(&w->peek_sul);
+		return;
+	}
+	left = w->peeking->deadline_ms - lc_mono_ms();
+	lws_sul_schedule(w->ctx, 0, &w->peek_sul, peek_deadline,
+			 (lws_usec_t)(left > 0 ? left : 0) * LWS_US_PER_MS + 1);
 }
 
 static void
-peek_again(lws_sorted_usec_list_t *sul)
+peek_deadline(lws_sorted_usec_list_t *sul)
 {
-	struct lc_peek *p = lws_container_of(sul, struct lc_peek, sul);
-	int rc = peek_line(p->w, p->c, p->fd);
+	struct lc_worker *w = lws_container_of(sul, struct lc_worker, peek_sul);
+	int64_t now = lc_mono_ms();
 
-	if (rc < 0 && ++p->tries < PEEK_TRIES) {
-		lws_sul_schedule(
-		    p->w->ctx, 0, &p->sul, peek_again,
-		    (lws_usec_t)(p->tries < 4 ? 1 << p->tries : 16) *
-			LWS_US_PER_MS);
-		return;
+	while (w->peeking && w->peeking->deadline_ms <= now) {
+		struct lc_peek *p = w->peeking;
+
+		peek_unlink(p);
+		LC_STAT_ADD(w->stats.slow_headers_closed, 1);
+		answer_close(w, p->c, p->fd, "408 Request Timeout",
+			     "{\"error\":\"timeout\",\"message\":\"request "
+			     "headers took too long\"}\n",
+			     408);
+		free(p);
 	}
-	peek_unlink(p);
-	if (rc <= 0)
-		give_to_lws(p->w, p->c, p->fd);
-	free(p);
+	peek_arm(w);
+}
+
+/* The epoll of waiting sockets said some received bytes. */
+static void
+peek_ready(struct lc_worker *w)
+{
+	struct epoll_event ev[64];
+	int n = epoll_wait(w->peek_ep, ev, 64, 0);
+	bool first_gone = false;
+
+	for (int i = 0; i < n; i++) {
+		struct lc_peek *p = ev[i].data.ptr;
+		int rc = peek_headers(w, p->c, p->fd);
+
+		if (rc < 0)
+			continue;
+		first_gone |= p == w->peeking;
+		peek_unlink(p);
+		if (!rc)
+			give_to_lws(w, p->c, p->fd);
+		free(p);
+	}
+	if (first_gone)
+		peek_arm(w);
 }
 
 static void
@@ -229,12 +308,12 @@ peeks_drop(struct lc_worker *w)
 	while (w->peeking) {
 		struct lc_peek *p = w->peeking;
 
-		lws_sul_cancel(&p->sul);
 		peek_unlink(p);
 		close(p->fd);
 		lc_conn_destroy(w, p->c);
 		free(p);
 	}
+	lws_sul_cancel(&w->peek_sul);
 }
 
 /* Hands an accepted socket to lws, within the connection limits. */
@@ -250,19 +329,35 @@ adopt(struct lc_worker *w, int fd, uint32_t ip)
 		return;
 	}
 	tune_socket(fd, w->srv->cfg->sndbuf_bytes);
-	/* TLS: the request line is encrypted; lws' own answer stands. */
-	rc = w->srv->cfg->tls_cert[0] ? 0 : peek_line(w, c, fd);
+	/* TLS: the request is encrypted; lws' own handling stands. */
+	rc = w->srv->cfg->tls_cert[0] || w->peek_ep < 0
+		 ? 0
+		 : peek_headers(w, c, fd);
 	if (rc > 0)
 		return;
 	if (rc < 0 && (p = calloc(1, sizeof(*p)))) {
+		struct epoll_event ev = {
+		    .events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = p};
+
 		p->w = w;
 		p->c = c;
 		p->fd = fd;
-		p->next = w->peeking;
-		if (p->next)
-			p->next->prev = p;
-		w->peeking = p;
-		lws_sul_schedule(w->ctx, 0, &p->sul, peek_again, LWS_US_PER_MS);
+		p->deadline_ms = lc_mono_ms() + w->srv->cfg->http_timeout_ms;
+		if (epoll_ctl(w->peek_ep, EPOLL_CTL_ADD, fd, &ev)) {
+			free(p);
+			give_to_lws(w, c, fd);
+			return;
+		}
+		/* Deadlines come in accept order: append. */
+		p->prev = w->peeking_tail;
+		if (p->prev)
+			p->prev->next = p;
+		else
+			w->peeking = p;
+		w->peeking_tail = p;
+		/* (Bytes that came since the peek are reported by the add.) */
+		if (w->peeking == p)
+			peek_arm(w);
 		return;
 	}
 	give_to_lws(w, c, fd);
@@ -300,6 +395,10 @@ listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	switch (reason) {
 	case LWS_CALLBACK_RAW_RX_FILE:
 		w = lws_context_user(lws_get_context(wsi));
+		if (wsi == w->peek_wsi) {
+			peek_ready(w);
+			return 0;
+		}
 		for (int i = 0; i < ACCEPT_BATCH; i++) {
 			struct sockaddr_in sa;
 			socklen_t sl = sizeof(sa);
@@ -384,6 +483,14 @@ worker_main(void *arg)
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 		info.ssl_cert_filepath = w->srv->cfg->tls_cert;
 		info.ssl_private_key_filepath = w->srv->cfg->tls_key;
+		/*
+		 * Forward secrecy only: TLS 1.2 with ECDHE and an AEAD
+		 * cipher, TLS 1.3 as OpenSSL has it; nothing older.
+		 */
+		info.ssl_cipher_list = LC_TLS12_CIPHERS;
+		info.ssl_options_set =
+		    (long)(SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 |
+			   SSL_OP_NO_TLSv1_1 | SSL_OP_CIPHER_SERVER_PREFERENCE);
 	}
 
 	w->ctx = lws_create_context(&info);
@@ -399,6 +506,17 @@ worker_main(void *arg)
 	    w->vh, LWS_ADOPT_RAW_FILE_DESC, u, "lc-listen", NULL);
 	if (!w->listen_wsi) {
 		lc_err("worker %d: cannot adopt the listening socket", w->id);
+		goto signal;
+	}
+	u.filefd = w->peek_ep = epoll_create1(EPOLL_CLOEXEC);
+	w->peek_wsi =
+	    w->peek_ep < 0
+		? NULL
+		: lws_adopt_descriptor_vhost(w->vh, LWS_ADOPT_RAW_FILE_DESC, u,
+					     "lc-listen", NULL);
+	if (!w->peek_wsi) {
+		lc_err("worker %d: cannot watch sockets for their headers",
+		       w->id);
 		goto signal;
 	}
 	lc_worker_start_timers(w);
@@ -520,6 +638,7 @@ lc_server_start(struct lc_server *srv)
 		    lc_counter_add_reader(srv->counter, &w->qs))
 			return LC_ENOMEM;
 		w->source.kick = &srv->dispatch->kick; /* leading edge */
+		w->peek_ep = -1;		       /* made by the worker */
 		w->listen_fd = bind_listener(cfg->bind, port, err, sizeof(err));
 		if (w->listen_fd < 0) {
 			lc_err("%s", err);
@@ -536,6 +655,18 @@ lc_server_start(struct lc_server *srv)
 		}
 	}
 	srv->port = port;
+	/*
+	 * The dispatcher's sources are set before any worker runs: a like's
+	 * answer reads every source (lc_dispatch_read), and one taken before
+	 * they were set was answered from the table alone (count 0).
+	 */
+	srv->sources = calloc((size_t)srv->nworkers, sizeof(*srv->sources));
+	if (!srv->sources)
+		return LC_ENOMEM;
+	for (int i = 0; i < srv->nworkers; i++)
+		srv->sources[i] = &srv->workers[i].source;
+	srv->dispatch->sources = srv->sources;
+	srv->dispatch->nsources = (size_t)srv->nworkers;
 	for (int i = 0; i < srv->nworkers; i++)
 		if (pthread_create(&srv->workers[i].thread, NULL, worker_main,
 				   &srv->workers[i])) {
@@ -575,6 +706,9 @@ lc_server_stop(struct lc_server *srv)
 {
 	if (!srv->workers)
 		return;
+	/* Answers wake the workers' contexts: stop them first (defer.h). */
+	for (int i = 0; i < srv->nworkers; i++)
+		lc_history_stop(srv->workers[i].history);
 	for (int i = 0; i < srv->nworkers; i++) {
 		struct lc_worker *w = &srv->workers[i];
 
@@ -590,7 +724,6 @@ lc_server_stop(struct lc_server *srv)
 		w->ctx = NULL;
 		if (w->listen_fd >= 0)
 			close(w->listen_fd);
-		lc_store_close(w->reader);
 		free(w->buf);
 	}
 }
@@ -601,6 +734,8 @@ lc_server_free(struct lc_server *srv)
 	for (int i = 0; srv->workers && i < srv->nworkers; i++)
 		lc_worker_cleanup(&srv->workers[i]);
 	free(srv->workers);
+	free(srv->sources);
+	srv->sources = NULL;
 	srv->workers = NULL;
 	lc_conn_limits_cleanup(&srv->limits);
 	pthread_mutex_destroy(&srv->start_lock);

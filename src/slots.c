@@ -53,8 +53,9 @@ lc_slots_find(const struct lc_entry *e, uint32_t node)
 }
 
 int
-lc_slots_add_own(struct lc_entry *e, uint32_t self, int64_t likes,
-		 int64_t unlikes, int64_t now_ms)
+lc_slots_add_own_marked(struct lc_entry *e, uint32_t self, int64_t likes,
+			int64_t unlikes, int64_t views, int64_t now_ms,
+			_Atomic bool *mark)
 {
 	struct lc_slot *s = slot_get(e, self, true);
 
@@ -62,8 +63,17 @@ lc_slots_add_own(struct lc_entry *e, uint32_t self, int64_t likes,
 		return LC_ENOMEM;
 	s->likes = lc_sat_add(s->likes, likes);
 	s->unlikes = lc_sat_add(s->unlikes, unlikes);
-	lc_entry_add(e, likes, unlikes, now_ms);
+	s->views = lc_sat_add(s->views, views);
+	lc_entry_add_marked(e, likes, unlikes, views, now_ms, mark);
 	return 0;
+}
+
+int
+lc_slots_add_own(struct lc_entry *e, uint32_t self, int64_t likes,
+		 int64_t unlikes, int64_t now_ms)
+{
+	return lc_slots_add_own_marked(e, self, likes, unlikes, 0, now_ms,
+				       NULL);
 }
 
 int

@@ -186,6 +186,7 @@ lc_sse_start(struct lws *wsi, struct lc_worker *w)
 	}
 	lc_session_init(s, &w->delivery, &sse_transport, wsi);
 	lc_conn_of(wsi)->sse = s;
+	s->ip_sub_bytes = lc_conn_sub_bytes(w, wsi);
 	if (lc_session_subscribe(s, urls, lens, (size_t)n, &err)) {
 		free(buf);
 		lc_sse_destroyed(wsi);

@@ -10,9 +10,10 @@
  */
 #define _GNU_SOURCE
 #include "lc/worker.h"
+#include "lc/batcher.h"
 #include "lc/bridge.h"
 #include "lc/common.h"
-#include "lc/store.h"
+#include "lc/history.h"
 
 #include <linux/sockios.h>
 #include <linux/tcp.h>
@@ -77,7 +78,15 @@ lc_worker_init(struct lc_worker *w, struct lc_server *srv, int id)
 			     &srv->dispatch->seq, LWS_PRE))
 		return LC_ENOMEM;
 	w->delivery.schedule_flush = schedule_flush;
+	w->delivery.source = &w->source;
 	w->delivery.peer_progress = peer_progress;
+	lc_defer_init(&w->defer);
+	w->history = lc_history_create(
+	    srv->cfg->db, srv->batcher
+			      ? &lc_batcher_stats(srv->batcher)->db_generation
+			      : NULL);
+	if (!w->history)
+		return LC_ENOMEM;
 	if (srv->bridge &&
 	    !(w->kv = lc_redis_kv_create(srv->cfg->redis_url, srv->bridge)))
 		return LC_ENOMEM;
@@ -91,6 +100,9 @@ lc_worker_cleanup(struct lc_worker *w)
 	lc_source_cleanup(&w->source);
 	lc_redis_kv_destroy(w->kv);
 	w->kv = NULL;
+	lc_history_destroy(w->history);
+	w->history = NULL;
+	lc_defer_cleanup(&w->defer);
 }
 
 static void
@@ -113,6 +125,7 @@ lc_worker_start_timers(struct lc_worker *w)
 {
 	w->source.wake = wake;
 	w->source.wake_arg = w->ctx;
+	lc_defer_start(&w->defer, w->ctx);
 	lws_sul_schedule(w->ctx, 0, &w->sweep, sweep_cb, SWEEP_US);
 }
 
@@ -130,6 +143,7 @@ lc_worker_drain_mailbox(struct lc_worker *w)
 	}
 	lc_delivery_requeue_waiting(&w->delivery);
 	lc_delivery_flush_pending(&w->delivery);
+	lc_defer_drain(&w->defer);
 }
 
 void
@@ -172,6 +186,14 @@ lc_worker_rate_take(struct lc_worker *w, struct lws *wsi, int64_t cost)
 	return lc_rate_take(&w->rate, limit, c->ip, cost, lc_mono_ms());
 }
 
+_Atomic int64_t *
+lc_conn_sub_bytes(struct lc_worker *w, struct lws *wsi)
+{
+	struct lc_conn *c = lc_conn_of(wsi);
+
+	return c ? &w->srv->limits.sub_bytes[c->bucket] : NULL;
+}
+
 struct lc_conn *
 lc_conn_create(struct lc_worker *w, uint32_t ip)
 {
@@ -207,6 +229,7 @@ lc_conn_release(struct lws *wsi)
 {
 	struct lc_conn *c = lc_conn_of(wsi);
 
+	lc_defer_forget(&lc_worker_of(wsi)->defer, wsi);
 	if (!c)
 		return;
 	lws_set_opaque_user_data(wsi, NULL);

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "lc/ws.h"
 #include "lc/idem.h"
+#include "lc/like.h"
 #include "lc/common.h"
 #include "lc/delivery.h"
 #include "lc/http_policy.h"
@@ -129,7 +130,7 @@ static const struct lc_transport ws_transport = {
 
 /* Queues one error frame; a second while one is pending is a strike. */
 static int
-send_error(struct ws_conn *c, const struct lc_api_error *err)
+send_error(struct ws_conn *c, const struct lc_api_error *err, int retry_after)
 {
 	json_t *o;
 	char *txt;
@@ -145,6 +146,9 @@ send_error(struct ws_conn *c, const struct lc_api_error *err)
 		return 0; /* one is already on its way; this one is dropped */
 	o = json_pack("{s:s, s:s, s:s}", "type", "error", "error", err->code,
 		      "message", err->message);
+	if (o && retry_after)
+		json_object_set_new(o, "retry_after",
+				    json_integer(retry_after));
 	txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (!txt)
@@ -179,67 +183,6 @@ send_ack(struct ws_conn *c, const char *txt, size_t n)
 	lws_callback_on_writable(c->s.conn);
 }
 
-/* The error for a refused like (lc_source_add's return code). */
-static void
-set_add_error(struct lc_api_error *err, int rc)
-{
-	if (rc == LC_EFULL)
-		lc_api_error_set(err, 507, "url_limit",
-				 "the server holds max_urls distinct URLs; "
-				 "new URLs are refused");
-	else
-		lc_api_error_set(err, 503, "out_of_memory", "out of memory");
-}
-
-struct ws_like {
-	struct ws_conn *c;
-	const struct lc_ws_op *op;
-	struct lc_api_error err;
-};
-
-/*
- * Counts a WebSocket like with an id and writes its ack
- * {"type":"liked","id":ID,"url":U,"count":C} (see idem.h: run under the
- * key table's lock; false = refused, not remembered).
- */
-static bool
-ws_like_apply(void *arg, struct lc_idem_answer *ans, uint64_t *after_seq)
-{
-	struct ws_like *l = arg;
-	struct lc_worker *w = lc_worker_of(l->c->s.conn);
-	const struct lc_ws_op *op = l->op;
-	int64_t count;
-	json_t *o;
-
-	if (atomic_load(&w->srv->draining)) {
-		lc_api_error_set(&l->err, 503, "shutting_down",
-				 "server is shutting down");
-		return false;
-	}
-	int rc = lc_source_add(&w->source, w->srv->counter, op->like.url,
-			       op->like.url_len, op->like.n, &count);
-
-	if (rc) {
-		set_add_error(&l->err, rc);
-		return false;
-	}
-	*after_seq = atomic_load(&w->srv->dispatch->seq) + 2;
-	if (op->like.n > 0)
-		LC_STAT_ADD(w->stats.likes_accepted, (uint64_t)op->like.n);
-	else
-		LC_STAT_ADD(w->stats.unlikes_accepted, (uint64_t)-op->like.n);
-	o = json_pack("{s:s, s:s%, s:s%, s:I}", "type", "liked", "id", op->id,
-		      op->id_len, "url", op->like.url, op->like.url_len,
-		      "count", (json_int_t)count);
-	ans->status = 200;
-	ans->len =
-	    o ? json_dumpb(o, ans->body, sizeof(ans->body), JSON_COMPACT) : 0;
-	if (ans->len > sizeof(ans->body))
-		ans->len = 0;
-	json_decref(o);
-	return true;
-}
-
 static int
 handle_op(struct ws_conn *c, const char *msg, size_t len)
 {
@@ -250,7 +193,7 @@ handle_op(struct ws_conn *c, const char *msg, size_t len)
 				.max_json_depth = cfg->max_json_depth};
 	struct lc_ws_op op;
 	struct lc_api_error err;
-	int64_t now = lc_mono_ms(), count;
+	int64_t now = lc_mono_ms();
 	int rc = 0;
 
 	if (now - c->ops_window_ms >= 1000) {
@@ -262,11 +205,11 @@ handle_op(struct ws_conn *c, const char *msg, size_t len)
 		lc_api_error_set(&err, 429, "rate_limited",
 				 "more than %d messages per second",
 				 cfg->max_ops_per_sec);
-		return send_error(c, &err);
+		return send_error(c, &err, 0);
 	}
 	if (lc_ws_op_parse(msg, len, &lim, (size_t)cfg->max_subs_per_conn, &op,
 			   &err))
-		return send_error(c, &err);
+		return send_error(c, &err, 0);
 	switch (op.kind) {
 	case LC_OP_SUBSCRIBE:
 	case LC_OP_UNSUBSCRIBE: {
@@ -277,7 +220,7 @@ handle_op(struct ws_conn *c, const char *msg, size_t len)
 		if (!urls || !lens) {
 			lc_api_error_set(&err, 503, "out_of_memory",
 					 "out of memory");
-			rc = send_error(c, &err);
+			rc = send_error(c, &err, 0);
 		} else {
 			for (size_t i = 0; i < n; i++) {
 				json_t *u = json_array_get(op.urls, i);
@@ -291,57 +234,44 @@ handle_op(struct ws_conn *c, const char *msg, size_t len)
 							       lens[i]);
 			else if (lc_session_subscribe(&c->s, urls, lens, n,
 						      &err))
-				rc = send_error(c, &err);
+				rc = send_error(c, &err, 0);
 		}
 		free(urls);
 		free(lens);
 		break;
 	}
 	case LC_OP_LIKE:
-		if (c->authorized && op.id && w->srv->idem) {
-			struct ws_like l = {c, &op, {0}};
-			struct lc_idem_answer *ans = malloc(sizeof(*ans));
-			char key[2 + 128];
+	case LC_OP_VIEW: {
+		char key[LC_IDEM_KEY_MAX + 1];
+		bool views = op.kind == LC_OP_VIEW;
+		struct lc_like_req r = {
+		    .items = &op.like,
+		    .n = 1,
+		    .views = views,
+		    .authorized = c->authorized,
+		    .wsi = c->s.conn,
+		    .key = op.id ? key : NULL,
+		    .key_len = op.id ? lc_idem_make_key(key, views ? 'W' : 'w',
+							op.id, op.id_len)
+				     : 0,
+		    .ws_id = op.id,
+		    .ws_id_len = op.id_len};
+		struct lc_like_answer *ans = malloc(sizeof(*ans));
 
-			if (!ans) {
-				lc_api_error_set(&err, 503, "out_of_memory",
-						 "out of memory");
-				rc = send_error(c, &err);
-				break;
-			}
-			memcpy(key, "w:", 2);
-			memcpy(key + 2, op.id, op.id_len);
-			ans->len = 0;
-			if (lc_idem_run(w->srv->idem, key, op.id_len + 2,
-					lc_now_ms(), ws_like_apply, &l, ans) ||
-			    !l.err.code) {
-				if (ans->len)
-					send_ack(c, ans->body, ans->len);
-			} else
-				rc = send_error(c, &l.err);
-			free(ans);
-		} else if (!c->authorized) {
-			lc_api_error_set(
-			    &err, 401, "unauthorized",
-			    "likes need the write token (Authorization "
-			    "header or ?token= when connecting)");
-			rc = send_error(c, &err);
-		} else if (atomic_load(&w->srv->draining)) {
-			lc_api_error_set(&err, 503, "shutting_down",
-					 "server is shutting down");
-			rc = send_error(c, &err);
-		} else if ((rc = lc_source_add(&w->source, w->srv->counter,
-					       op.like.url, op.like.url_len,
-					       op.like.n, &count))) {
-			set_add_error(&err, rc);
-			rc = send_error(c, &err);
-		} else if (op.like.n > 0)
-			LC_STAT_ADD(w->stats.likes_accepted,
-				    (uint64_t)op.like.n);
-		else
-			LC_STAT_ADD(w->stats.unlikes_accepted,
-				    (uint64_t)-op.like.n);
+		if (!ans) {
+			lc_api_error_set(&err, 503, "out_of_memory",
+					 "out of memory");
+			rc = send_error(c, &err, 1);
+			break;
+		}
+		lc_like_apply(w, &r, ans);
+		if (ans->a.status != 200)
+			rc = send_error(c, &ans->err, ans->retry_after);
+		else if (op.id && ans->a.len) /* acknowledged when asked */
+			send_ack(c, ans->a.body, ans->a.len);
+		free(ans);
 		break;
+	}
 	}
 	lc_ws_op_free(&op);
 	return rc;
@@ -360,7 +290,7 @@ on_receive(struct lws *wsi, struct ws_conn *c, const char *in, size_t len)
 		if (final) {
 			lc_api_error_set(&err, 400, "bad_op",
 					 "send text frames with JSON");
-			return send_error(c, &err);
+			return send_error(c, &err, 0);
 		}
 		return 0;
 	}
@@ -456,17 +386,13 @@ lc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
 		const struct lc_config *cfg = lc_worker_of(wsi)->srv->cfg;
 		char buf[256];
-		int n;
 
 		if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_GET_URI) <=
 			0 ||
 		    strcmp(buf, "/v1/ws"))
 			return 1;
 		/* Browsers send Origin; other clients need not. */
-		n = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_ORIGIN);
-		if (n > 0 && !lc_http_origin_allowed(cfg, buf, (size_t)n))
-			return 1;
-		return 0;
+		return lc_http_origin_refused(wsi, cfg) ? 1 : 0;
 	}
 	case LWS_CALLBACK_ESTABLISHED: {
 		char *buf;
@@ -477,6 +403,7 @@ lc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 		w = lc_worker_of(wsi);
 		lc_session_init(&c->s, &w->delivery, &ws_transport, wsi);
+		c->s.ip_sub_bytes = lc_conn_sub_bytes(w, wsi);
 		c->ops_window_ms = c->s.last_tx_ms;
 		lc_metrics_count_http(&w->stats, LC_ROUTE_WS, 200);
 		c->authorized = lc_http_authorized(wsi, w->srv->cfg);
@@ -503,7 +430,7 @@ lc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 				  urls, lens, max, &err);
 		if (n < 0 || (n > 0 && lc_session_subscribe(&c->s, urls, lens,
 							    (size_t)n, &err)))
-			send_error(c, &err);
+			send_error(c, &err, 0);
 		free(buf);
 		return 0;
 	}

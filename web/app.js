@@ -10,7 +10,8 @@
 // Each row links to the URL's page (u.html?url=...); URLs are shortened in
 // the middle (urlfmt.js). Totals are all-time sums from /v1/stats "totals"
 // (the database's after a restart); likes_total / unlikes_total, what this
-// process accepted since it started, are shown as such. In cluster mode
+// process accepted since it started, are shown as such (see "A note on
+// consistent totals" at pollStats). In cluster mode
 // /v1/stats has "cluster" and the nodes panel shows it. A polite live region
 // tells screen readers the counts of the first rows, at most every 5 s.
 //
@@ -18,17 +19,20 @@
 // ?server=http://host:port (another livecount; its /v1/* allow any origin).
 
 import { createClient } from './sdk/livecount.js';
+import { serverParam } from './params.js';
 import { fillUrl, pageHref, splitUrl } from './urlfmt.js';
 
 const POLL_MS = 2000;
 const WINDOW_S = 60; // likes/s and sparkline window
+const HISTORY_DELAY_MS = 1500; // a row's history is read this long after it appears (the batcher's flush)
+const HISTORY_FETCHES = 2; // history requests in flight at most
 const MAX_FLASH = 60; // animate changed counts only when few change at once
 const ANNOUNCE_MS = 5000; // screen readers hear counts at most this often
 const ANNOUNCE_ROWS = 3; // ... of the first rows (watched ones first)
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const server = params.get('server') || location.origin;
+const server = serverParam(params); // only ever an http(s) URL: it goes into links
 const client = createClient(server, { transport: params.get('transport') || 'auto' });
 const fmt = new Intl.NumberFormat();
 const fmtRate = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1, minimumFractionDigits: 1 });
@@ -76,19 +80,24 @@ function addRow(url, count) {
     count: count ?? null, shown: null, shownRate: null, rank: 0,
     buckets: new Float64Array(WINDOW_S), sec: Math.floor(Date.now() / 1000),
     since: Date.now(), visible: false, sparkDirty: true, unsub: null, watched: watched.has(url),
+    before: null, liveInFirstMinute: 0, spark: null,
   };
   row.canvas.width = 120 * dpr;
   row.canvas.height = 24 * dpr;
   el.row = row;
   row.unsub = client.subscribe(url, (n, info) => {
     row.count = n;
-    if (!info.snapshot) addDelta(row, info.delta);
+    if (!info.snapshot) {
+      skewMs = info.ts - Date.now();
+      addDelta(row, info.delta, info.ts);
+    }
     dirty.add(row);
     schedule();
   });
   rows.set(url, row);
   visible.observe(el);
   dirty.add(row);
+  wantHistory(row);
   return row;
 }
 
@@ -99,50 +108,157 @@ function removeRow(row) {
   rows.delete(row.url);
 }
 
-// Per-second buckets of net likes, a ring of WINDOW_S seconds.
+// ---- rates and sparklines ----------------------------------------------
+//
+// A note on the last minute: a row's likes/s and sparkline cover the last
+// WINDOW_S seconds. What happened since the row appeared comes from the live
+// updates, per second. What happened before (a burst just before the page
+// opened) comes from the server: GET /v1/history, per minute, read once
+// HISTORY_DELAY_MS after the row appeared (the batcher has flushed by then).
+// A minute's likes that arrived live are taken out of its history figure,
+// so nothing counts twice, and the rest is spread evenly over the seconds of
+// that minute before the row appeared: the sparkline draws that part dashed
+// (a minute's average, not its shape). Until the history is read, a young
+// row shows no rate ("…") rather than a false 0. Rows older than a minute
+// need no history. Minutes are the server's (its clock from the updates'
+// timestamps).
+
+let skewMs = 0; // server clock - local clock
+const minuteOf = (sec) => Math.floor(sec / 60) * 60;
+
+// Per-second buckets of net likes received live, a ring of WINDOW_S seconds.
 function advance(row, sec) {
   const gap = Math.min(WINDOW_S, sec - row.sec);
   for (let i = 1; i <= gap; i++) row.buckets[(row.sec + i) % WINDOW_S] = 0;
   if (sec > row.sec) row.sec = sec;
 }
 
-function addDelta(row, delta) {
+function addDelta(row, delta, ts) {
   const sec = Math.floor(Date.now() / 1000);
   advance(row, sec);
   row.buckets[sec % WINDOW_S] += delta;
+  const firstSrv = Math.ceil(row.since / 1000) + Math.round(skewMs / 1000);
+  if (minuteOf(Math.floor(ts / 1000)) === minuteOf(firstSrv - 1)) row.liveInFirstMinute += delta;
 }
 
-function rateOf(row, now) {
+// The WINDOW_S per-second values ending at local second `sec`, oldest first,
+// and how many of the first ones come from history ({values, fromHistory}),
+// or null while a young row's history is unknown.
+function windowOf(row, sec) {
+  const first = Math.ceil(row.since / 1000); // the first whole second seen live
+  const start = sec - WINDOW_S + 1;
+  if (start < first && !row.before) return null;
+  const values = new Float64Array(WINDOW_S);
+  let fromHistory = 0;
+  const skew = Math.round(skewMs / 1000);
+  const firstSrv = first + skew; // the same second on the server's clock
+  const lastMin = minuteOf(firstSrv - 1); // the minute the row appeared in
+  for (let i = 0; i < WINDOW_S; i++) {
+    const s = start + i;
+    if (s >= first) {
+      values[i] = sec - s < WINDOW_S ? row.buckets[s % WINDOW_S] : 0;
+      continue;
+    }
+    fromHistory = i + 1;
+    const m = minuteOf(s + skew);
+    let net = row.before.get(m) || 0;
+    let secs = 60;
+    if (m === lastMin) { // only its seconds before the row appeared, without the likes seen live
+      net -= row.liveInFirstMinute;
+      secs = firstSrv - m;
+    }
+    values[i] = net / secs;
+  }
+  return { values, fromHistory };
+}
+
+function rateOf(row, sec) {
+  const w = windowOf(row, sec);
+  if (!w) return null;
   let sum = 0;
-  for (const v of row.buckets) sum += v;
-  const span = Math.min(WINDOW_S, Math.max(1, (now - row.since) / 1000));
-  return sum / span;
+  for (const v of w.values) sum += v;
+  row.spark = w;
+  return sum / WINDOW_S;
 }
 
-function drawSpark(row) {
+function drawSpark(row, sec) {
   const cv = row.canvas;
   const ctx = row.ctx || (row.ctx = cv.getContext('2d'));
   const w = cv.width, h = cv.height, pad = 2 * dpr;
-  const b = row.buckets;
+  ctx.clearRect(0, 0, w, h);
+  const win = windowOf(row, sec);
+  row.spark = win;
+  if (!win) return;
+  const b = win.values;
   let lo = 0, hi = 1;
   for (const v of b) { if (v < lo) lo = v; if (v > hi) hi = v; }
   const y = (v) => h - pad - ((v - lo) / (hi - lo)) * (h - 2 * pad);
   const step = w / (WINDOW_S - 1);
-  ctx.clearRect(0, 0, w, h);
-  ctx.beginPath();
-  for (let i = 0; i < WINDOW_S; i++) {
-    const v = b[(row.sec + 1 + i) % WINDOW_S]; // oldest first
-    ctx.lineTo(i * step, y(v));
-  }
-  ctx.strokeStyle = sparkColor;
+  const split = Math.max(0, win.fromHistory - 1);
   ctx.lineWidth = 1.5 * dpr;
-  ctx.stroke();
+  ctx.strokeStyle = sparkColor;
+  for (const [from, to, dash] of [[0, split, [3 * dpr, 2 * dpr]], [split, WINDOW_S - 1, []]]) {
+    if (to <= from) continue;
+    ctx.beginPath();
+    ctx.setLineDash(dash);
+    for (let i = from; i <= to; i++) ctx.lineTo(i * step, y(b[i]));
+    ctx.stroke();
+  }
+  ctx.setLineDash([]);
+  ctx.beginPath();
+  for (let i = 0; i < WINDOW_S; i++) ctx.lineTo(i * step, y(b[i]));
   ctx.lineTo(w, y(0));
   ctx.lineTo(0, y(0));
   ctx.globalAlpha = 0.15;
   ctx.fillStyle = sparkColor;
   ctx.fill();
   ctx.globalAlpha = 1;
+}
+
+// Rows waiting for their history, read HISTORY_FETCHES at a time, rows on
+// screen first.
+const historyWanted = new Set();
+let historyBusy = 0, historyTimer = 0;
+function wantHistory(row) {
+  historyWanted.add(row);
+  pumpHistory();
+}
+
+function pumpHistory() {
+  clearTimeout(historyTimer);
+  historyTimer = 0;
+  const now = Date.now();
+  let wait = Infinity;
+  while (historyBusy < HISTORY_FETCHES && historyWanted.size) {
+    let pick = null;
+    for (const r of historyWanted) {
+      if (rows.get(r.url) !== r || now - r.since > WINDOW_S * 1000) { historyWanted.delete(r); continue; } // gone, or all live now
+      const due = r.since + HISTORY_DELAY_MS - now;
+      if (due > 0) { wait = Math.min(wait, due); continue; }
+      if (!pick || (r.visible && !pick.visible)) pick = r;
+      if (pick.visible) break;
+    }
+    if (!pick) break;
+    historyWanted.delete(pick);
+    historyBusy++;
+    loadHistory(pick).finally(() => { historyBusy--; pumpHistory(); });
+  }
+  if (historyWanted.size && wait !== Infinity && historyBusy < HISTORY_FETCHES) historyTimer = setTimeout(pumpHistory, wait + 10);
+}
+
+async function loadHistory(row) {
+  const since = minuteOf(Math.floor((row.since + skewMs) / 1000)) - 120;
+  try {
+    const { points } = await getJson(`/v1/history?url=${encodeURIComponent(row.url)}&since=${since}`);
+    const before = new Map();
+    for (const p of points || []) before.set(Math.floor(Date.parse(p.t) / 1000), (p.likes || 0) - (p.unlikes || 0));
+    row.before = before;
+  } catch {
+    row.before = new Map(); // unknown past: the live part only, shown as such
+  }
+  row.sparkDirty = true;
+  secondDue = true;
+  schedule();
 }
 
 // ---- rendering ----------------------------------------------------------
@@ -165,18 +281,19 @@ function render() {
   dirty.clear();
   if (secondDue) {
     secondDue = false;
-    const now = Date.now();
-    const sec = Math.floor(now / 1000);
+    const sec = Math.floor(Date.now() / 1000);
     for (const row of order) {
       advance(row, sec);
-      const text = fmtRate.format(rateOf(row, now));
+      const rate = rateOf(row, sec);
+      const text = rate === null ? '…' : fmtRate.format(rate);
       if (text !== row.shownRate) row.rateEl.textContent = row.shownRate = text;
       row.sparkDirty = !row.visible;
-      if (row.visible) drawSpark(row);
+      if (row.visible) drawSpark(row, sec);
     }
   } else {
+    const sec = Math.floor(Date.now() / 1000);
     for (const row of order) {
-      if (row.visible && row.sparkDirty) { row.sparkDirty = false; drawSpark(row); }
+      if (row.visible && row.sparkDirty) { row.sparkDirty = false; advance(row, sec); drawSpark(row, sec); }
     }
   }
 }
@@ -226,15 +343,35 @@ async function pollTop() {
   }
 }
 
+// A note on consistent totals: in one /v1/stats answer, "totals" (all time)
+// are as of the last tick while likes_total / unlikes_total (since start)
+// count what was accepted up to now, so during a like loop "likes, all time
+// 293" sat above "294 since start". The all-time figure shown is the
+// freshest lower bound of the truth the answers give: what existed before
+// the counting behind likes_total (`base`, the largest totals - since-start
+// difference seen: the pending likes only ever make it smaller) plus
+// likes_total, and never less than the reported total or than since-start.
+// The count is then likes - unlikes as shown, so the three agree.
+const base = { likes: -Infinity, unlikes: -Infinity };
+function allTime(tot, sinceStart, key) {
+  if (tot === undefined) return undefined;
+  const started = sinceStart ?? 0;
+  base[key] = Math.max(base[key], tot - started);
+  return Math.max(tot, started, base[key] + started);
+}
+
 async function pollStats() {
   try {
     const s = await getJson('/v1/stats');
     const ws = s.connections?.ws ?? 0, sse = s.connections?.sse ?? 0;
     const tot = s.totals || {};
+    const likes = allTime(tot.likes, s.likes_total, 'likes');
+    const unlikes = allTime(tot.unlikes, s.unlikes_total, 'unlikes');
+    const count = likes === undefined || unlikes === undefined ? tot.count : likes - unlikes;
     $('t-rate').textContent = fmtRate.format(s.likes_per_s ?? 0);
-    $('t-count').textContent = tot.count === undefined ? '–' : fmt.format(tot.count);
-    $('t-likes').textContent = tot.likes === undefined ? '–' : fmt.format(tot.likes);
-    $('t-unlikes').textContent = tot.unlikes === undefined ? '–' : fmt.format(tot.unlikes);
+    $('t-count').textContent = count === undefined ? '–' : fmt.format(count);
+    $('t-likes').textContent = likes === undefined ? '–' : fmt.format(likes);
+    $('t-unlikes').textContent = unlikes === undefined ? '–' : fmt.format(unlikes);
     $('t-likes-start').textContent = `${fmt.format(s.likes_total ?? 0)} since start`;
     $('t-unlikes-start').textContent = `${fmt.format(s.unlikes_total ?? 0)} since start`;
     $('t-clients').textContent = fmt.format(ws + sse);

@@ -16,6 +16,7 @@
 
 import { createClient } from './sdk/livecount.js';
 import { HISTORY_MAX_POINTS, ZOOMS, bucketize, rangeOf, renderChart } from './chart.js';
+import { carriedParams, serverParam } from './params.js';
 import { attr } from './urlfmt.js';
 
 const RATE_WINDOW_MS = 10000;
@@ -25,10 +26,11 @@ const SETTLED_S = 5; // a minute read this long after its end is final
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const url = params.get('url');
-const server = params.get('server') || location.origin;
+const server = serverParam(params); // only ever an http(s) URL: it goes into links
 const fmt = new Intl.NumberFormat();
 const fmtRate = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1, minimumFractionDigits: 1 });
-const fmtTime = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+// 24-hour like the chart's axis (chart.js), whatever the locale's habit.
+const fmtTime = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
 const fmtDay = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', year: 'numeric' });
 
 let zoom = ZOOMS[params.get('range')] ? params.get('range') : '1h';
@@ -283,8 +285,7 @@ function updateBadge() {
 function start() {
   $('page').hidden = false;
   $('url').textContent = url;
-  const back = new URLSearchParams();
-  for (const k of ['server', 'transport']) if (params.get(k)) back.set(k, params.get(k));
+  const back = carriedParams(params);
   const home = String(back) ? `./?${back}` : './';
   $('back').href = home;
   $('home').href = home;

@@ -7,6 +7,8 @@
 // accessible name are the full URL. No layout is read: CSS does the cutting
 // (see .short in style.css), so it adapts to every width.
 
+import { carriedParams } from './params.js';
+
 const TAIL_MAX = 24;
 
 /** {head, tail} for display; head + tail is the URL without an http(s):// prefix. */
@@ -25,10 +27,10 @@ export function splitUrl(url) {
   return { head: bare.slice(0, slash + cut), tail: rest.slice(cut) };
 }
 
-/** Link to the URL page of `url` (keeps the dashboard's ?server= and ?transport=). */
+/** Link to the URL page of `url` (keeps the dashboard's ?server=, when valid, and ?transport=). */
 export function pageHref(url, params) {
   const q = new URLSearchParams({ url });
-  for (const k of ['server', 'transport']) if (params?.get(k)) q.set(k, params.get(k));
+  for (const [k, v] of carriedParams(params)) q.set(k, v);
   return `u.html?${q}`;
 }
 

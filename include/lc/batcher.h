@@ -27,8 +27,11 @@ struct lc_batcher_stats {
 	_Atomic uint64_t rows;	       /* URL rows written */
 	_Atomic uint64_t flush_us_total;
 	_Atomic uint64_t flush_us_max;
-	_Atomic uint64_t dirty; /* URLs waiting to be written */
-	_Atomic bool healthy;	/* last flush succeeded (readyz) */
+	_Atomic uint64_t dirty;	    /* URLs waiting to be written */
+	_Atomic bool healthy;	    /* last flush succeeded (readyz) */
+	_Atomic bool file_ok;	    /* not lost, or written again (readyz) */
+	_Atomic uint64_t file_lost; /* database file found lost */
+	_Atomic uint64_t db_generation; /* +1 per reopen: readers reopen */
 };
 
 struct lc_batcher;
@@ -76,6 +79,13 @@ int lc_batcher_stop(struct lc_batcher *bt, int timeout_ms, int64_t *lost_likes,
  */
 void lc_batcher_set_idem(struct lc_batcher *bt, struct lc_idem *idem,
 			 const _Atomic uint64_t *tick_seq, int64_t ttl_ms);
+
+/**
+ * The counter table, whose every URL is written again when the database
+ * file is found deleted, moved or replaced (batcher.c, note on a lost
+ * file). Before the thread starts.
+ */
+void lc_batcher_set_table(struct lc_batcher *bt, struct lc_counter *c);
 
 /** Counters for /metrics; any thread. */
 const struct lc_batcher_stats *lc_batcher_stats(struct lc_batcher *bt);

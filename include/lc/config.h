@@ -1,11 +1,14 @@
 /*
- * livecount — configuration: one table of keys with defaults, bounds, docs.
+ * livecount — configuration: one table of keys with defaults, bounds, docs
+ * and flags (reloadable, secret, path).
  *
  * Sources, lowest precedence first: built-in defaults, the config file
  * (`key = value` lines, `#` comments), `LIVECOUNT_<KEY>` environment
  * variables, command-line flags (`--key-name value` for every key).
- * Loaded once by main() before any thread starts; read-only afterwards, so
- * every thread may read it without locks.
+ * Loaded once by main() before any thread starts, then checked as a whole
+ * by lc_config_validate(). Afterwards only the main thread writes it, and
+ * only the keys flagged reloadable (lc_config_reload, on SIGHUP), none of
+ * which another thread reads; so every thread may read it without locks.
  */
 #ifndef LC_CONFIG_H
 #define LC_CONFIG_H
@@ -25,15 +28,16 @@
 #define LC_URLS_PER_REQUEST_MAX 50
 
 struct lc_config {
-	char bind[64];	       /* listen address */
-	int port;	       /* listen port; 0 = pick a free port */
-	char db[1024];	       /* SQLite file path */
-	int workers;	       /* worker threads; 0 = number of cores */
-	int tick_ms;	       /* dispatch tick */
-	int flush_interval_ms; /* batcher flush period */
-	int max_rows_per_sec;  /* batcher throttle, rows written per second */
-	char web_root[1024];   /* static files served at / */
-	char log_level[16];    /* error | warn | info | debug */
+	char bind[64];		  /* listen address */
+	int port;		  /* listen port; 0 = pick a free port */
+	char db[1024];		  /* SQLite file path */
+	int workers;		  /* worker threads; 0 = number of cores */
+	int tick_ms;		  /* dispatch tick */
+	int watching_interval_ms; /* watching pushed at most this often */
+	int flush_interval_ms;	  /* batcher flush period */
+	int max_rows_per_sec; /* batcher throttle, rows written per second */
+	char web_root[1024];  /* static files served at / */
+	char log_level[16];   /* error | warn | info | debug */
 
 	int max_body_bytes;	      /* HTTP request body cap (413) */
 	int max_body_bytes_in_flight; /* body bytes held, all conns (503) */
@@ -54,9 +58,13 @@ struct lc_config {
 	int max_conns_per_ip; /* per client IPv4 address; 0 = no limit */
 	int max_likes_per_sec_per_ip; /* like items per second; 0 = no limit */
 	char write_token[256];	      /* if set, likes need Bearer <token> */
-	char allowed_origins[1024];   /* "*" or comma-separated origins */
-	char tls_cert[1024];	      /* PEM certificate: serve HTTPS/WSS */
-	char tls_key[1024];	      /* PEM private key for tls_cert */
+	char metrics_token[256];      /* if set, /metrics, /v1/stats need it */
+	int max_subscribed_bytes_per_ip; /* URL bytes subscribed per IP */
+	int hsts_max_age;		 /* TLS: Strict-Transport-Security */
+	char allowed_origins[1024];	 /* "*" or comma-separated origins */
+	char csp_connect_src[1024];	 /* extra CSP connect-src sources */
+	char tls_cert[1024];		 /* PEM certificate: serve HTTPS/WSS */
+	char tls_key[1024];		 /* PEM private key for tls_cert */
 
 	int max_urls;		  /* distinct URLs in memory; 0 = no cap */
 	int sndbuf_bytes;	  /* SO_SNDBUF per connection; 0 = system's */
@@ -69,6 +77,16 @@ struct lc_config {
 	char redis_url[512];	  /* cluster mode when set */
 	int node_id;		  /* cluster mode: 1..1023, unique */
 };
+
+/* The shortest write_token / metrics_token accepted. */
+#define LC_TOKEN_MIN_BYTES 16
+
+/**
+ * Refuses a write_token or metrics_token shorter than LC_TOKEN_MIN_BYTES
+ * or not printable ASCII: 0, or -1 with a message in err.
+ */
+int lc_config_check_tokens(const struct lc_config *cfg, char *err,
+			   size_t errlen);
 
 /** Parses yes/no, true/false, on/off, 1/0 (any case): 1, 0, or -1. */
 int lc_config_parse_bool(const char *v);
@@ -111,9 +129,36 @@ void lc_config_usage(void *out);
 /** Prints the effective configuration as `key = value` lines. */
 void lc_config_dump(const struct lc_config *cfg, void *out);
 
+/**
+ * Checks what single keys cannot: tls_cert and tls_key together and
+ * readable, the tokens (lc_config_check_tokens), redis_url's form and a node_id
+ * with it, the bind address, the database's directory (writable, or creatable
+ * one level) and file, the web root. What start would refuse, so
+ * `--check-config` and start both call it. Returns 0, or LC_EINVAL with a
+ * one-line reason naming the key in err.
+ */
+int lc_config_validate(const struct lc_config *cfg, char *err, size_t errlen);
+
+/** Parses redis://HOST[:PORT][/DB]. Returns 0 or LC_EINVAL. */
+int lc_config_parse_redis_url(const char *url, char *host, size_t hostlen,
+			      int *port, int *db);
+
+/**
+ * SIGHUP: copies into `running` every reloadable key whose value differs
+ * in `fresh` (a configuration loaded again and validated), logs a warning
+ * naming every other changed key as needing a restart, and a line listing
+ * the reloadable keys' values. The caller then applies them (main.c:
+ * log_level). Main thread only. Returns the number of keys copied.
+ */
+size_t lc_config_reload(struct lc_config *running,
+			const struct lc_config *fresh);
+
 /** Number of keys and their names, for tests and docs. */
 size_t lc_config_key_count(void);
 const char *lc_config_key_name(size_t i);
 const char *lc_config_key_default(size_t i);
+
+/** Whether key i takes effect on SIGHUP (else it needs a restart). */
+bool lc_config_key_reloadable(size_t i);
 
 #endif

@@ -32,18 +32,30 @@ struct lc_entry {
 	_Atomic uint32_t seq; /* sequence lock: odd while being written */
 	_Atomic int64_t likes;
 	_Atomic int64_t unlikes;
+	_Atomic int64_t views;	    /* impressions: only grows */
 	_Atomic int64_t updated_ms; /* Unix ms of the last change */
-	/* Live subscriptions to this URL summed over all workers. */
+	/* Live subscriptions to this URL summed over all workers: this
+	 * node's "watching now". */
 	_Atomic int32_t subscribers;
+	/* Cluster mode: the other nodes' live shares of watching, summed
+	 * (written by the dispatcher from the bridge's readings). */
+	_Atomic int32_t remote_watching;
 	/* Removed from the table (reclaimed, see lc_counter_reclaim): whoever
 	 * still holds the pointer must look the URL up again. */
 	_Atomic bool retired;
 	/* JSON-encoded url with quotes, made on first need; any thread. */
 	_Atomic(char *) json_key;
 	/* Dispatcher thread only. */
-	uint64_t tick;	   /* last tick in which this entry changed */
-	uint32_t tick_idx; /* its index in that tick's change list */
-	uint32_t rank_idx; /* position + 1 in the rank heap, 0 = absent */
+	uint64_t tick;	      /* last tick in which this entry changed */
+	uint32_t tick_idx;    /* its index in that tick's change list */
+	uint32_t rank_idx[3]; /* position + 1 in each rank heap, 0 = absent */
+	/* Watching: the figure last published (read by workers for
+	 * snapshots), and when (watching_interval_ms apart at least); a
+	 * change waiting for its turn is on the dispatcher's watch list
+	 * (watch_listed). */
+	_Atomic int32_t watch_sent;
+	bool watch_listed;
+	int64_t watch_sent_ms;
 	/*
 	 * Cluster mode only (NULL on a single node): every node's absolute
 	 * totals for this url (slots.h). Written by the dispatcher, read by
@@ -64,7 +76,7 @@ struct lc_entry {
 
 /** A consistent reading of an entry. */
 struct lc_counts {
-	int64_t likes, unlikes, updated_ms;
+	int64_t likes, unlikes, updated_ms, views;
 };
 
 struct lc_counter_index;
@@ -208,6 +220,17 @@ void lc_counter_foreach(struct lc_counter *c,
 /** Reads an entry consistently. Any thread. */
 struct lc_counts lc_entry_read(const struct lc_entry *e);
 
+/** Watching now: subscriptions to the URL on this node and the others. */
+static inline int32_t
+lc_entry_watching(const struct lc_entry *e)
+{
+	int32_t n =
+	    atomic_load_explicit(&e->subscribers, memory_order_relaxed) +
+	    atomic_load_explicit(&e->remote_watching, memory_order_relaxed);
+
+	return n > 0 ? n : 0;
+}
+
 static inline int64_t
 lc_entry_count(const struct lc_entry *e)
 {
@@ -224,6 +247,25 @@ void lc_entry_add(struct lc_entry *e, int64_t likes, int64_t unlikes,
 		  int64_t now_ms);
 
 /**
+ * lc_entry_add that also sets *mark (if not NULL) inside the same write
+ * section: a reader that reads the entry and the mark with
+ * lc_entry_read_marks sees both before or both after.
+ */
+void lc_entry_add_marked(struct lc_entry *e, int64_t likes, int64_t unlikes,
+			 int64_t views, int64_t now_ms, _Atomic bool *mark);
+
+/** Adds views (>= 0) to an entry. Dispatcher (or start-up) only. */
+void lc_entry_add_views(struct lc_entry *e, int64_t views);
+
+/**
+ * Reads an entry consistently together with n marks (each may be NULL,
+ * read as true); marks[i]'s value goes to seen[i]. Any thread.
+ */
+struct lc_counts lc_entry_read_marks(const struct lc_entry *e,
+				     _Atomic bool *const *marks, bool *seen,
+				     size_t n);
+
+/**
  * The JSON string form of the entry's url ("..." with escapes), built once
  * and cached. Any thread. NULL when out of memory.
  */
@@ -233,9 +275,17 @@ const char *lc_entry_json_key(struct lc_entry *e);
 
 struct lc_shard_item {
 	uint64_t hash;
-	struct lc_entry *entry;	   /* table entry when known, else NULL */
-	int64_t likes, unlikes;	   /* pending since the last tick */
-	bool reserved;		   /* holds a max_urls reservation */
+	struct lc_entry *entry; /* table entry when known, else NULL */
+	int64_t likes, unlikes; /* pending since the last tick */
+	int64_t views;		/* pending views */
+	bool watch_changed;	/* its subscriptions changed (watching) */
+	bool reserved;		/* holds a max_urls reservation */
+	/*
+	 * Set by the dispatcher inside the entry's write section that adds
+	 * this item's delta to the table (lc_entry_add_marked), so a reader
+	 * of the shard being merged counts the delta exactly once.
+	 */
+	_Atomic bool merged;
 	uint32_t url_off, url_len; /* url bytes in the shard's arena */
 };
 
@@ -246,7 +296,7 @@ struct lc_shard {
 	uint32_t mask;
 	char *arena; /* url bytes */
 	size_t arena_len, arena_cap;
-	int64_t total_likes, total_unlikes; /* sums over items */
+	int64_t total_likes, total_unlikes, total_views; /* sums over items */
 };
 
 int lc_shard_init(struct lc_shard *s);
@@ -262,6 +312,11 @@ void lc_shard_clear(struct lc_shard *s);
 struct lc_shard_item *lc_shard_add(struct lc_shard *s, const char *url,
 				   size_t len, uint64_t hash, int64_t likes,
 				   int64_t unlikes);
+
+/** lc_shard_add with views (>= 0) too. */
+struct lc_shard_item *lc_shard_add3(struct lc_shard *s, const char *url,
+				    size_t len, uint64_t hash, int64_t likes,
+				    int64_t unlikes, int64_t views);
 
 /** Finds the item for url, or NULL. */
 struct lc_shard_item *lc_shard_find(const struct lc_shard *s, const char *url,

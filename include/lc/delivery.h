@@ -89,6 +89,7 @@ struct lc_delivery_stats {
 	_Atomic uint64_t snapshots;
 	_Atomic uint64_t coalesced;   /* updates merged into a pending one */
 	_Atomic uint64_t slow_closes; /* closed for stalling */
+	_Atomic uint64_t watch_lost;  /* watching changes not noted (OOM) */
 };
 
 /* A subscriber: a WebSocket connection or an SSE stream. Worker thread. */
@@ -113,12 +114,17 @@ struct lc_session {
 	int64_t last_tx_ms;	/* last frame written */
 	int64_t last_rx_ms;	/* last frame / pong received (set by ws.c) */
 	int64_t ping_sent_ms;	/* last ping written when answers_pings */
+	/* The client IP's subscribed-bytes account (limits.h); NULL: none. */
+	_Atomic int64_t *ip_sub_bytes;
 };
 
 /* One worker's delivery state. Worker thread only. */
 struct lc_delivery {
-	const struct lc_config *cfg;	  /* stall_timeout_ms, ping intervals */
-	struct lc_counter *counter;	  /* entries for new subscriptions */
+	const struct lc_config *cfg; /* stall_timeout_ms, ping intervals */
+	struct lc_counter *counter;  /* entries for new subscriptions */
+	/* The worker's delta source: subscription changes go through it to
+	 * the dispatcher (watching). NULL in some tests. */
+	struct lc_source *source;
 	const _Atomic uint64_t *tick_seq; /* the dispatcher's published seq */
 	struct lc_subs subs;		  /* url <-> this worker's sessions */
 	struct lc_session *sessions;	  /* list head, for the sweep */

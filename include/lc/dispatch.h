@@ -33,8 +33,11 @@ struct lc_cluster;
 struct lc_change {
 	struct lc_entry *e;
 	int64_t likes, unlikes; /* for the batcher (may span carried ticks) */
+	int64_t views;
 	int64_t tick_likes, tick_unlikes; /* this tick's part: updates */
-	bool own; /* cluster mode: this node's own slot changed */
+	int64_t tick_views;
+	int32_t watching; /* the watching figure published with it, or -1 */
+	bool own;	  /* cluster mode: this node's own slot changed */
 };
 
 /** A tick's changes for the batcher; owned by whoever holds it. */
@@ -44,10 +47,11 @@ struct lc_change_batch {
 	struct lc_change items[];
 };
 
-/** One subscribed URL's new count in a tick. */
+/** One subscribed URL's new stats in a tick. */
 struct lc_update {
 	struct lc_entry *e;
-	int64_t count, delta;
+	int64_t count, delta, views;
+	int64_t watching;
 	const char *key; /* JSON string of the url, quotes included */
 	size_t key_len;
 };
@@ -96,10 +100,11 @@ lc_kick_maybe(struct lc_kick *k)
 
 /** A producer of deltas and consumer of update sets (a worker). */
 struct lc_source {
-	struct lc_kick *kick;	 /* the dispatcher's; NULL in some tests */
-	pthread_mutex_t lock;	 /* guards `active`; worker <-> dispatcher */
-	struct lc_shard *active; /* receives the source's likes */
-	struct lc_shard *spare;	 /* dispatcher only: the next empty shard */
+	struct lc_kick *kick;	  /* the dispatcher's; NULL in some tests */
+	pthread_mutex_t lock;	  /* guards `active`; worker <-> dispatcher */
+	struct lc_shard *active;  /* receives the source's likes */
+	struct lc_shard *spare;	  /* dispatcher only: the next empty shard */
+	struct lc_shard *merging; /* being merged now; under `lock` */
 	struct lc_shard shards[2];
 
 	pthread_mutex_t mbox_lock; /* guards mbox*, dispatcher <-> worker */
@@ -116,12 +121,28 @@ void lc_source_cleanup(struct lc_source *s);
 /**
  * Adds one like (n > 0) or unlike (n < 0) to the source's shard and returns
  * the URL's count as the caller sees it: the table as of the last tick
- * plus this source's pending delta. Source's thread only. Returns 0,
+ * plus this source's pending delta (count may be NULL: lc_dispatch_read
+ * gives every source's). Source's thread only. Returns 0,
  * LC_EFULL (a URL new to the table while max_urls are held) or LC_ENOMEM;
  * nothing is added then.
  */
 int lc_source_add(struct lc_source *s, struct lc_counter *c, const char *url,
 		  size_t len, int64_t n, int64_t *count);
+
+/**
+ * Adds a batch of validated views (every n >= 1) all-or-nothing, taking the
+ * lock once: lc_source_add_batch for the views counter.
+ */
+int lc_source_add_views(struct lc_source *s, struct lc_counter *c,
+			const struct lc_like *items, size_t n);
+
+/**
+ * Notes that e's subscriptions on this source's worker changed (its
+ * subscribers count moved): the dispatcher publishes the new watching
+ * figure at most once per watching_interval_ms. Source's thread only.
+ * Returns 0 or LC_ENOMEM (the figure then waits for the next change).
+ */
+int lc_source_watch_changed(struct lc_source *s, struct lc_entry *e);
 
 /**
  * Adds a batch of validated likes all-or-nothing, taking the lock once.
@@ -146,6 +167,9 @@ void lc_source_pending(struct lc_source *s, const char *url, size_t len,
 size_t lc_source_take_updates(struct lc_source *s, struct lc_update_set **out,
 			      size_t max);
 
+/* What a top list is ordered by (GET /v1/top?by=). */
+enum lc_top_by { LC_TOP_COUNT, LC_TOP_VIEWS, LC_TOP_WATCHING, LC_TOP_KINDS };
+
 /** A published top list; take with lc_dispatch_top_get, drop with _put. */
 struct lc_top {
 	_Atomic int refs;
@@ -153,7 +177,7 @@ struct lc_top {
 	struct {
 		const char *url; /* the entry's url (stable) */
 		size_t url_len;
-		int64_t count;
+		int64_t count, views, watching;
 	} items[];
 };
 
@@ -176,13 +200,14 @@ struct lc_dispatch_stats {
 	_Atomic uint64_t tick_us_total; /* sum of tick durations */
 	_Atomic uint64_t tick_us_max;
 	_Atomic uint64_t likes, unlikes; /* merged totals since start */
+	_Atomic uint64_t views;		 /* merged views since start */
 	_Atomic uint64_t urls_changed;
 	_Atomic uint64_t updates; /* update-set items published */
 	_Atomic uint64_t tick_us_buckets[LC_TICK_BUCKETS]; /* see above */
 	_Atomic uint64_t likes_per_s;	 /* likes+unlikes merged, last ~1 s */
 	_Atomic uint64_t alloc_failures; /* hand-offs retried next tick */
 	/* All-time sums over the table (loaded + merged): /v1/stats. */
-	_Atomic int64_t all_likes, all_unlikes;
+	_Atomic int64_t all_likes, all_unlikes, all_views;
 };
 
 struct lc_dispatch {
@@ -203,22 +228,31 @@ struct lc_dispatch {
 	struct lc_entry **own; /* cluster: entries whose own slot changed */
 	size_t own_n, own_cap;
 	/*
-	 * Every URL that was ever liked or unliked, in a max-heap by count
-	 * (indexed: each entry knows its position), kept up to date with
-	 * O(log n) per changed URL; the top list is read off its first
-	 * levels. Subscribe-only URLs (never liked) are not in it.
+	 * Three max-heaps (indexed: each entry knows its position in each),
+	 * kept up to date with O(log n) per changed URL; each top list is
+	 * read off its heap's first levels. By count: every URL ever liked
+	 * or unliked; by views: every URL ever viewed; by watching: every
+	 * URL watched now (it leaves at 0). So subscribe-only URLs are in
+	 * none once nobody watches them, and can be reclaimed.
 	 */
-	struct lc_rank {
-		struct lc_entry *e;
-		int64_t count;
-	} * rank;
-	size_t rank_n, rank_cap;
-	bool top_dirty;	       /* republish the top list */
+	struct lc_heap {
+		struct lc_rank {
+			struct lc_entry *e;
+			int64_t v;
+		} * r;
+		size_t n, cap;
+	} heap[LC_TOP_KINDS];
+	bool top_dirty; /* republish the top lists */
+	/* Entries whose watching figure changed and waits for its turn
+	 * (watching_interval_ms after the last one published). */
+	struct lc_entry **watch;
+	size_t watch_n, watch_cap;
+	int64_t watching_interval_ms;
 	int64_t rate_since_ms; /* start of the likes_per_s window */
 	uint64_t rate_base;    /* likes+unlikes at that start */
 
 	pthread_mutex_t top_lock; /* guards `top` pointer swaps */
-	struct lc_top *top;
+	struct lc_top *top[LC_TOP_KINDS];
 
 	_Atomic uint64_t seq; /* last published tick seq */
 	struct lc_dispatch_stats stats;
@@ -246,13 +280,29 @@ void lc_dispatch_set_kick(struct lc_dispatch *d, void (*fn)(void *), void *arg);
 
 /**
  * Runs one tick: swap, merge, publish. Dispatcher thread only.
- * Returns the number of URLs that changed, and arms the kick (the next
+ * Returns the number of URLs whose likes or views changed (watching alone
+ * does not count), and arms the kick (the next
  * like wakes the dispatcher).
  */
 size_t lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms);
 
+/* Sources lc_dispatch_read looks at (workers are at most 256). */
+#define LC_READ_SOURCES_MAX 272
+
+/**
+ * Read-your-writes: url's counts including every like any source added
+ * before the call (the table, the shards being merged, the active
+ * shards), each exactly once. Takes every source's lock for a moment.
+ * Any registered reader thread (a worker).
+ */
+struct lc_counts lc_dispatch_read(struct lc_dispatch *d, struct lc_counter *c,
+				  const char *url, size_t len);
+
 /** The current top list with a reference held. Any thread. */
 struct lc_top *lc_dispatch_top_get(struct lc_dispatch *d);
+
+/** The current top list by count, views or watching. Any thread. */
+struct lc_top *lc_dispatch_top_get_by(struct lc_dispatch *d, enum lc_top_by by);
 void lc_dispatch_top_put(struct lc_top *t);
 
 #endif

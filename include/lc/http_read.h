@@ -3,9 +3,10 @@
  * /v1/stats, /healthz, /readyz, /metrics.
  *
  * Does: read the counter table (plus this worker's pending likes), the
- * dispatcher's top list, the database's per-minute history (through the
- * worker's read-only store connection, opened on first use) and the
- * metrics, and reply with JSON or text. Does not: write anything.
+ * dispatcher's top list, the database's per-minute history (handed to
+ * the worker's history reader thread, the request parked until it
+ * answers: history.h) and the metrics, and reply with JSON or text.
+ * Does not: write anything.
  *
  * Threads: the worker thread serving the request. Each returns what the
  * lws HTTP callback returns.

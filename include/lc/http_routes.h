@@ -12,6 +12,7 @@
 #ifndef LC_HTTP_ROUTES_H
 #define LC_HTTP_ROUTES_H
 
+#include "lc/idem.h"
 #include "lc/parse.h"
 
 #include <stdbool.h>
@@ -25,6 +26,7 @@
 /* clang-format off */
 #define LC_ROUTES(X)                                                           \
 	X(LIKES,   "/v1/likes",   "likes")                                     \
+	X(VIEWS,   "/v1/views",   "views")                                     \
 	X(COUNTS,  "/v1/counts",  "counts")                                    \
 	X(TOP,     "/v1/top",     "top")                                       \
 	X(HISTORY, "/v1/history", "history")                                   \
@@ -65,9 +67,9 @@ struct lc_http_req {
 	size_t body_expected; /* the declared Content-Length, not reserved */
 	int64_t deadline_ms;  /* whole-body deadline */
 	int64_t start_us;     /* monotonic, when the request arrived (log) */
-	struct lc_batch_scan scan;  /* batch items, as body bytes arrive */
-	uint8_t idem_len;	    /* Idempotency-Key, copied at the headers */
-	char idem_key[2 + 128 + 1]; /* "h:" + key */
+	struct lc_batch_scan scan; /* batch items, as body bytes arrive */
+	uint8_t idem_len;	   /* Idempotency-Key, copied at the headers */
+	char idem_key[LC_IDEM_KEY_MAX + 1]; /* "h:" + key */
 };
 
 #endif

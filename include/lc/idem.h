@@ -24,7 +24,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LC_IDEM_KEY_MAX 128
+/*
+ * One key-length rule for every transport: a client sends 1..128
+ * printable ASCII bytes (LC_IDEM_CLIENT_KEY_MAX); the table stores it
+ * behind a two-byte transport prefix ("h:" HTTP, "w:" WebSocket), so a
+ * stored key is at most LC_IDEM_KEY_MAX bytes. Keys are made only by
+ * lc_idem_make_key; every function taking a stored key refuses a longer
+ * one, and every buffer holding one has LC_IDEM_KEY_MAX + 1 bytes.
+ */
+#define LC_IDEM_CLIENT_KEY_MAX 128
+#define LC_IDEM_PREFIX_LEN 2
+#define LC_IDEM_KEY_MAX (LC_IDEM_PREFIX_LEN + LC_IDEM_CLIENT_KEY_MAX)
 /* {"url":U,"count":C} with every byte of a 2048-byte URL escaped. */
 #define LC_IDEM_BODY_MAX 4352
 
@@ -49,16 +59,25 @@ struct lc_idem_stats {
 struct lc_idem *lc_idem_create(size_t max_keys, int64_t ttl_ms);
 void lc_idem_destroy(struct lc_idem *t);
 
-/** True for 1..128 printable ASCII bytes (0x21..0x7e). */
+/** True for a client's key: 1..128 printable ASCII bytes (0x21..0x7e). */
 bool lc_idem_key_valid(const char *key, size_t len);
+
+/**
+ * Makes the stored key for a client's key sent over `transport` ('h' or
+ * 'w') into out (LC_IDEM_KEY_MAX + 1 bytes, NUL-terminated). Returns its
+ * length, or 0 when the client's key is not valid.
+ */
+size_t lc_idem_make_key(char out[LC_IDEM_KEY_MAX + 1], char transport,
+			const char *key, size_t len);
 
 /**
  * With key: if the key is known (and not expired), copies its first answer
  * into *ans and returns true (a retry: do nothing else). Otherwise calls
  * fn(arg, ans) under the table's lock; when fn returns true the answer is
- * stored under the key, with `*after_seq` (set by fn: the dispatch tick
- * seq after which the counts it changed are merged) telling the batcher
- * when it may persist it. Returns false (not a retry).
+ * stored under the key (a key that is not a valid stored key is never
+ * stored: fn runs and its answer is not kept), with `*after_seq` (set by fn:
+ * the dispatch tick seq after which the counts it changed are merged) telling
+ * the batcher when it may persist it. Returns false (not a retry).
  */
 bool lc_idem_run(struct lc_idem *t, const char *key, size_t klen,
 		 int64_t now_ms,
@@ -73,6 +92,8 @@ bool lc_idem_lookup(struct lc_idem *t, const char *key, size_t klen,
 /**
  * Puts a key with its answer in the table as already persisted: at start
  * (from the database), or another node's answer (cluster). Any thread.
+ * A key that is not a stored key (empty, longer than LC_IDEM_KEY_MAX, not
+ * printable ASCII) is skipped: returns 0 and stores nothing.
  */
 int lc_idem_load(struct lc_idem *t, const char *key, size_t klen, int status,
 		 const char *body, size_t len, int64_t created_ms);

@@ -25,6 +25,8 @@ struct lc_conn_limits {
 	_Atomic uint32_t *per_ip; /* open connections per IP bucket */
 	int64_t max;		  /* effective max_connections */
 	int max_per_ip;		  /* 0 = unlimited */
+	/* URL bytes subscribed per IP bucket (max_subscribed_bytes_per_ip) */
+	_Atomic int64_t *sub_bytes;
 };
 
 /** Allocates the per-IP counters. Returns 0 or LC_ENOMEM. Main thread. */
@@ -40,6 +42,21 @@ bool lc_conn_limits_admit(struct lc_conn_limits *l, uint16_t bucket);
 
 /** Uncounts a connection admitted with lc_conn_limits_admit. */
 void lc_conn_limits_release(struct lc_conn_limits *l, uint16_t bucket);
+
+/*
+ * What one subscription costs its client IP: the URL's bytes plus this,
+ * for the entry, its JSON key and the index nodes a new URL brings.
+ */
+#define LC_SUB_OVERHEAD_BYTES 256
+
+/**
+ * Takes `bytes` of subscriptions for an IP (*acct, one of sub_bytes) with
+ * at most `max` in all (0 = no limit); false (nothing taken) past it.
+ */
+bool lc_sub_bytes_take(_Atomic int64_t *acct, int64_t bytes, int64_t max);
+
+/** Gives back bytes taken with lc_sub_bytes_take. */
+void lc_sub_bytes_give(_Atomic int64_t *acct, int64_t bytes);
 
 /* A token bucket for one client IP (likes per second). */
 struct lc_rate {

@@ -39,11 +39,13 @@ enum lc_status_idx {
 /* Written by the owning worker only (LC_STAT_ADD); read by /metrics. */
 struct lc_worker_stats {
 	_Atomic uint64_t http[LC_ROUTE_MAX][LC_S_MAX];
-	_Atomic uint64_t likes_accepted;   /* like units (sum of n > 0) */
-	_Atomic uint64_t unlikes_accepted; /* unlike units */
-	_Atomic uint64_t client_errors;	   /* WS error frames sent */
-	_Atomic uint64_t accepts;	   /* connections accepted */
-	_Atomic uint64_t accept_refused;   /* over max_connections */
+	_Atomic uint64_t likes_accepted;      /* like units (sum of n > 0) */
+	_Atomic uint64_t unlikes_accepted;    /* unlike units */
+	_Atomic uint64_t views_accepted;      /* view units */
+	_Atomic uint64_t client_errors;	      /* WS error frames sent */
+	_Atomic uint64_t accepts;	      /* connections accepted */
+	_Atomic uint64_t accept_refused;      /* over max_connections */
+	_Atomic uint64_t slow_headers_closed; /* no headers by the deadline */
 };
 
 /** Counts one HTTP reply of route with status. Owning worker. */

@@ -106,15 +106,20 @@ int lc_likes_parse_tree(const char *body, size_t len,
 
 void lc_likes_free(struct lc_likes *l);
 
-enum lc_ws_op_kind { LC_OP_SUBSCRIBE, LC_OP_UNSUBSCRIBE, LC_OP_LIKE };
+enum lc_ws_op_kind {
+	LC_OP_SUBSCRIBE,
+	LC_OP_UNSUBSCRIBE,
+	LC_OP_LIKE,
+	LC_OP_VIEW
+};
 
 /** A parsed client WebSocket frame. */
 struct lc_ws_op {
 	enum lc_ws_op_kind kind;
 	json_t *root; /* owns the strings; release with lc_ws_op_free */
 	json_t *urls; /* borrowed array of validated strings (subscribe) */
-	struct lc_like like; /* LC_OP_LIKE */
-	const char *id;	     /* LC_OP_LIKE: idempotency id, or NULL */
+	struct lc_like like; /* LC_OP_LIKE, LC_OP_VIEW (n >= 1) */
+	const char *id;	     /* LC_OP_LIKE/VIEW: idempotency id, or NULL */
 	size_t id_len;
 };
 
@@ -129,10 +134,20 @@ int lc_ws_op_parse(const char *msg, size_t len, const struct lc_limits *lim,
 void lc_ws_op_free(struct lc_ws_op *op);
 
 /**
+ * Views only grow: 0 when every item's n is 1..LC_N_MAX, else a 400
+ * bad_n naming the first bad item of a batch. lc_likes_parse already
+ * checked the rest (url, n an integer within +-LC_N_MAX).
+ */
+int lc_views_check(const struct lc_like *items, size_t n, bool batch,
+		   struct lc_api_error *err);
+
+/**
  * Checks the percent-encoding of a raw HTTP request line ("GET /x?url=%zz
  * HTTP/1.1", len bytes, no line end), which libwebsockets would refuse with
- * an HTML 403: 0 when every '%' of the target starts two hex digits, 2
- * when a bad one is inside a url= parameter, 1 when elsewhere.
+ * an HTML 403 (or a dropped connection, for %00): 0 when every '%' of the
+ * target starts two hex digits encoding a printable byte or one >= 0x80;
+ * for a malformed escape or %00..%1f / %7f: 2 when it is inside a url=
+ * parameter, 1 when elsewhere.
  */
 int lc_request_target_check(const char *line, size_t len);
 

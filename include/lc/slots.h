@@ -3,8 +3,8 @@
  * a cluster, and the merge rules that make it exact.
  *
  * Each node owns two grow-only absolute totals per URL: the likes and the
- * unlikes it accepted itself (a PN-counter kept as max-registers, see
- * shared/CLUSTER-NOTES.md). A URL's cluster count is the sum over the
+ * unlikes it accepted itself (a PN-counter kept as max-registers; README,
+ * "How counts stay exact"). A URL's cluster count is the sum over the
  * nodes of (likes - unlikes). An entry's slots list every node's totals as
  * this node knows them; the entry's own counts are kept equal to their
  * sums, so every reader sees cluster totals without knowing about slots.
@@ -35,6 +35,7 @@
 struct lc_slot {
 	uint32_t node;
 	int64_t likes, unlikes; /* that node's absolute totals */
+	int64_t views;
 };
 
 struct lc_slots {
@@ -50,6 +51,12 @@ struct lc_slots {
  */
 int lc_slots_add_own(struct lc_entry *e, uint32_t self, int64_t likes,
 		     int64_t unlikes, int64_t now_ms);
+
+/** lc_slots_add_own, setting *mark in the entry's write section
+ * (lc_entry_add_marked). */
+int lc_slots_add_own_marked(struct lc_entry *e, uint32_t self, int64_t likes,
+			    int64_t unlikes, int64_t views, int64_t now_ms,
+			    _Atomic bool *mark);
 
 /**
  * Merges one reading (node, likes, unlikes) of e's slots, as received from

@@ -9,9 +9,12 @@
  * Schema (user_version 1): urls(id, url), counters(url_id, likes, unlikes,
  * updated_at in Unix ms), likes_minute(url_id, minute in Unix s, likes,
  * unlikes), views counts_v and history_v; (user_version 2, cluster mode)
- * node_slots(url_id, node, likes, unlikes) and view node_slots_v. Every
- * flush writes absolute
- * values, so running a flush twice never double-counts.
+ * node_slots(url_id, node, likes, unlikes) and view node_slots_v;
+ * (user_version 3) idempotency_keys(key, status, body, created_at in Unix
+ * ms); (user_version 4) views in counters, likes_minute and node_slots,
+ * watching_max in likes_minute, and the views updated. Every flush writes
+ * absolute values, so running a flush twice never double-counts.
+ * (scripts/check-docs.py checks this list against the migrations in store.c.)
  */
 #ifndef LC_STORE_H
 #define LC_STORE_H
@@ -25,26 +28,40 @@
 #include <stdint.h>
 
 #define LC_STORE_APP_ID 0x4c43544c /* "LCTL" in PRAGMA application_id */
-#define LC_STORE_SCHEMA_VERSION 3
+#define LC_STORE_SCHEMA_VERSION 4
 
 /** Per-minute totals of one URL, owned by the batcher thread. */
 struct lc_minute {
 	int64_t minute;		/* Unix seconds, a multiple of 60 */
 	int64_t likes, unlikes; /* absolute totals for that minute */
+	int64_t views;		/* views in that minute */
+	int64_t watching_max;	/* peak watching figure seen in it */
 	int64_t written_likes, written_unlikes; /* as last committed */
-	bool dirty;				/* changed since last written */
-	struct lc_minute *next;			/* older minutes follow */
+	int64_t written_views;
+	bool dirty;		/* changed since last written */
+	struct lc_minute *next; /* older minutes follow */
 };
 
 struct lc_store;
 
 /**
- * Opens (creating if needed) the database at path. A read-write open takes
- * an exclusive advisory lock (a second livecount on the same file is
- * refused with LC_EBUSY), refuses files that are not livecount/SQLite
- * databases (LC_ENOTDB, file untouched), sets pragmas and runs migrations.
- * Returns the store or NULL with a one-line reason in err.
+ * Opens (creating if needed) the database at path for writing: takes an
+ * exclusive advisory lock (a second livecount on the same file is
+ * refused), refuses files that are not livecount/SQLite databases (file
+ * untouched), sets pragmas, runs migrations and prepares the flush
+ * statements. Returns the store or NULL with a one-line reason in err.
  */
+struct lc_store *lc_store_open_writer(const char *path, char *err,
+				      size_t errlen);
+
+/**
+ * Opens the database at path read-only, for lc_store_history. Returns
+ * the store or NULL with a one-line reason in err.
+ */
+struct lc_store *lc_store_open_reader(const char *path, char *err,
+				      size_t errlen);
+
+/** lc_store_open_reader if readonly, else lc_store_open_writer. */
 struct lc_store *lc_store_open(const char *path, bool readonly, char *err,
 			       size_t errlen);
 
@@ -66,14 +83,27 @@ void lc_store_set_cluster(struct lc_store *st, pthread_mutex_t *slots_lock,
 long lc_store_load(struct lc_store *st, struct lc_counter *c, int64_t now_ms);
 
 /**
- * Writes n entries in one transaction: their url ids, absolute counters
- * (read from the entries now) and every dirty minute total. On success
- * returns 0 and the caller may mark the minutes clean. On failure rolls
- * back, forgets url ids assigned in this transaction and returns LC_EIO
- * (LC_EBUSY when the database was locked); nothing is marked clean.
+ * Writes n entries in one transaction, in three steps: url ids for the
+ * URLs new to the database; per entry its absolute counters (read from the
+ * entry now), node slots (cluster mode) and every dirty minute total; then
+ * nkeys idempotency keys, and keys created before prune_before_ms (if
+ * nonzero) deleted. On success returns 0 and the caller may mark the
+ * minutes clean. On failure rolls back, forgets url ids assigned in this
+ * transaction and returns LC_EIO (LC_EBUSY when the database was locked);
+ * nothing is marked clean. Writer store, one thread.
  */
 int lc_store_flush(struct lc_store *st, struct lc_entry *const *entries,
-		   size_t n);
+		   size_t n, const struct lc_idem_record *keys, size_t nkeys,
+		   int64_t prune_before_ms);
+
+/**
+ * Sorts entries in the order lc_store_flush writes them: those known to
+ * the database by url id, then the new ones by their text (they get their
+ * ids in that order), so every table grows at its right edge. A caller
+ * cutting a flush into several may order the whole first; each part is
+ * then found in order and not sorted again. Any thread.
+ */
+void lc_store_order(struct lc_entry **entries, size_t n);
 
 /**
  * Appends {"t":ISO,"likes":P,"unlikes":N} objects for url's minutes in
@@ -88,18 +118,10 @@ int lc_store_history(struct lc_store *st, const char *url, size_t len,
  * batcher thread. Returns 0 or LC_EIO.
  */
 int lc_store_minute_get(struct lc_store *st, int64_t url_id, int64_t minute,
-			int64_t *likes, int64_t *unlikes);
+			struct lc_minute *m);
 
 /** How long a write waits for a lock held by another connection. */
 void lc_store_set_busy_timeout(struct lc_store *st, int ms);
-
-/**
- * lc_store_flush, plus idempotency keys written in the same transaction
- * and keys created before prune_before_ms (if nonzero) deleted.
- */
-int lc_store_flush_keys(struct lc_store *st, struct lc_entry *const *entries,
-			size_t n, const struct lc_idem_record *keys,
-			size_t nkeys, int64_t prune_before_ms);
 
 /** Loads the keys created since since_ms into t. Count or LC_E code. */
 long lc_store_load_keys(struct lc_store *st, struct lc_idem *t,
@@ -107,6 +129,30 @@ long lc_store_load_keys(struct lc_store *st, struct lc_idem *t,
 
 /** Runs a passive WAL checkpoint (when idle). */
 void lc_store_checkpoint(struct lc_store *st);
+
+/**
+ * Checkpoints the whole WAL and truncates it to zero bytes, giving its
+ * room back to the file system (after a failed flush). Waits for readers
+ * up to the busy timeout; best effort.
+ */
+void lc_store_checkpoint_truncate(struct lc_store *st);
+
+/**
+ * Whether path still names the file this writer opened: NULL if so, else
+ * what happened to it ("deleted or moved away", "replaced by another
+ * file", "not open" after a failed lc_store_reopen). One stat(); writer.
+ */
+const char *lc_store_file_check(struct lc_store *st);
+
+/**
+ * Closes the writer's connection and opens the database at its path
+ * again (creating it, migrations, pragmas), keeping the cluster settings:
+ * for a file found deleted, moved or replaced. Every row must then be
+ * written again (url ids start over). On failure returns LC_EIO with the
+ * reason in err; the store stays closed (flushes fail) until a later
+ * call succeeds.
+ */
+int lc_store_reopen(struct lc_store *st, char *err, size_t errlen);
 
 /** The last SQLite error text of this connection. */
 const char *lc_store_errmsg(struct lc_store *st);

@@ -32,7 +32,8 @@ struct lc_subs_node {
 	struct lc_sub **subs; /* this worker's subscriptions to e */
 	uint32_t n, cap;
 	int64_t count, delta; /* latest update applied */
-	uint64_t seq;	      /* its tick seq; 0 = none yet */
+	int64_t views, watching;
+	uint64_t seq; /* its tick seq; 0 = none yet */
 	int64_t ts_ms;
 	/* Shared frames for sessions whose only URL is this one. */
 	void *frame_mem[LC_FRAME_KINDS]; /* allocation (owned) */
@@ -47,8 +48,10 @@ struct lc_sub {
 	uint32_t idx;	    /* position in node->subs */
 	bool snapshot_due;  /* a snapshot frame is owed for this URL */
 	int64_t last_count; /* count last sent to the client */
-	uint64_t last_seq;  /* tick seq of that count */
-	void *owner;	    /* the session */
+	int64_t last_views; /* views and watching last sent */
+	int64_t last_watching;
+	uint64_t last_seq; /* tick seq of that count */
+	void *owner;	   /* the session */
 };
 
 struct lc_subs {

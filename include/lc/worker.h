@@ -8,8 +8,8 @@
  * or speak any protocol (http*.c, ws.c, sse.c do).
  *
  * Threads: each struct lc_worker is used by its own worker thread, except
- * `stop`, the source mailbox and lc_worker_wake, which main and the
- * dispatcher use. struct lc_server is written by main before the workers
+ * `stop`, the source mailbox and its wake-up (source.wake), which main and
+ * the dispatcher use. struct lc_server is written by main before the workers
  * start, then read by every thread (its atomics by anyone).
  */
 #ifndef LC_WORKER_H
@@ -17,6 +17,7 @@
 
 #include "lc/config.h"
 #include "lc/counter.h"
+#include "lc/defer.h"
 #include "lc/delivery.h"
 #include "lc/dispatch.h"
 #include "lc/limits.h"
@@ -27,7 +28,7 @@
 #include <stdatomic.h>
 
 struct lc_batcher;
-struct lc_store;
+struct lc_history;
 struct lc_worker;
 
 /* What the workers share. Fields above `workers` are set by main. */
@@ -41,6 +42,7 @@ struct lc_server {
 	int64_t started_ms;
 	int nworkers;
 	struct lc_worker *workers; /* nworkers, by lc_server_start */
+	struct lc_source **sources; /* each worker's, for the dispatcher */
 	int port;		   /* actual listening port */
 	_Atomic bool draining;	   /* likes refused (503), after the drain */
 	_Atomic bool ready;
@@ -74,15 +76,21 @@ struct lc_worker {
 	struct lws_vhost *vh;
 	int listen_fd;
 	struct lws *listen_wsi;
-	struct lc_source source;	  /* likes in, update sets out */
-	struct lc_delivery delivery;	  /* sessions and their index */
-	struct lc_store *reader;	  /* read-only db for history, lazily */
+	struct lc_source source;     /* likes in, update sets out */
+	struct lc_delivery delivery; /* sessions and their index */
+	struct lc_history *history;  /* history reader thread (history.h) */
+	struct lc_defer defer;	     /* parked requests (defer.h) */
 	lws_sorted_usec_list_t flush_sul; /* continues a sliced flush */
 	lws_sorted_usec_list_t sweep;
 	_Atomic bool stop;
-	bool said_goodbye;	 /* srv->goodbye handled; worker thread only */
-	struct lc_peek *peeking; /* sockets whose first line is awaited */
-	int start_rc;		 /* result of start-up, for main */
+	bool said_goodbye; /* srv->goodbye handled; worker thread only */
+	/* Sockets whose request headers are awaited (server.c), oldest
+	 * first; an edge-triggered epoll of them, adopted into lws. */
+	struct lc_peek *peeking, *peeking_tail;
+	int peek_ep;
+	struct lws *peek_wsi;
+	lws_sorted_usec_list_t peek_sul; /* the oldest one's deadline */
+	int start_rc;			 /* result of start-up, for main */
 	char *buf; /* scratch response buffer (LWS_PRE + buf_cap) */
 	size_t buf_cap;
 	struct lc_rate_table rate; /* likes/s per client IP */
@@ -145,6 +153,9 @@ void lc_conn_attach(struct lws *wsi, struct lc_conn *c);
 void lc_conn_destroy(struct lc_worker *w, struct lc_conn *c);
 
 /** Releases a connection's record (WSI_DESTROY). Worker thread. */
+/** The subscribed-bytes account of wsi's client IP (NULL: unknown). */
+_Atomic int64_t *lc_conn_sub_bytes(struct lc_worker *w, struct lws *wsi);
+
 void lc_conn_release(struct lws *wsi);
 
 /** The connection record of a wsi (NULL for lws' own wsis). */

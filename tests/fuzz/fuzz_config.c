@@ -33,8 +33,8 @@ write_memfd(const void *data, size_t size)
 		snprintf(memfd_path, sizeof(memfd_path), "/proc/self/fd/%d",
 			 memfd);
 	}
-	if (ftruncate(memfd, 0) || (size && pwrite(memfd, data, size, 0) !=
-						    (ssize_t)size)) {
+	if (ftruncate(memfd, 0) ||
+	    (size && pwrite(memfd, data, size, 0) != (ssize_t)size)) {
 		perror("memfd write");
 		abort();
 	}
@@ -100,7 +100,7 @@ check_file(const uint8_t *data, size_t size)
 	/*
 	 * Two keys do not round-trip by design: relative paths in a file are
 	 * relative to that file (here /proc/self/fd), and the dump hides the
-	 * write token. Every other key must come back as it was.
+	 * tokens (SECRET keys). Every other key must come back as it was.
 	 */
 	memcpy(again.db, cfg.db, sizeof(cfg.db));
 	memcpy(again.web_root, cfg.web_root, sizeof(cfg.web_root));
@@ -108,6 +108,8 @@ check_file(const uint8_t *data, size_t size)
 	memcpy(again.tls_key, cfg.tls_key, sizeof(cfg.tls_key));
 	memcpy(again.access_log, cfg.access_log, sizeof(cfg.access_log));
 	memcpy(again.write_token, cfg.write_token, sizeof(cfg.write_token));
+	memcpy(again.metrics_token, cfg.metrics_token,
+	       sizeof(cfg.metrics_token));
 	d2 = dump(&again, &l2);
 	if (l1 != l2 || memcmp(d1, d2, l1)) {
 		fprintf(stderr, "dump does not round-trip:\n%s---\n%s", d1, d2);

@@ -3,7 +3,8 @@
  * before any parser does (parse.c).
  *
  * - lc_request_target_check() is compared with a reference decoder of the
- *   request target (every '%' must start two hex digits); a "bad url"
+ *   request target (every '%' must start two hex digits, not encoding a
+ *   control byte: %00..%1f, %7f); a "bad url"
  *   answer needs a url= parameter in the target.
  * - lc_batch_scan_feed() must count, for every input jansson reads as a
  *   JSON array starting at byte 0, exactly its number of elements (an
@@ -38,10 +39,15 @@ check_target(const unsigned char *data, size_t size)
 			if (*q != '%')
 				continue;
 			if (end - q < 3 || !isxdigit((unsigned char)q[1]) ||
-			    !isxdigit((unsigned char)q[2]))
+			    !isxdigit((unsigned char)q[2])) {
 				bad = true;
-			else
+			} else {
+				char hex[3] = {q[1], q[2], 0};
+				long v = strtol(hex, NULL, 16);
+
+				bad = v < 0x20 || v == 0x7f;
 				q += 2;
+			}
 		}
 		if (got == 2)
 			FUZZ_CHECK(memmem(t, (size_t)(end - t), "url=", 4));

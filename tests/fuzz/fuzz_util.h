@@ -16,7 +16,7 @@
 #define FUZZ_CHECK(cond)                                                       \
 	do {                                                                   \
 		if (!(cond)) {                                                 \
-			fprintf(stderr, "%s:%d: FUZZ_CHECK failed: %s\n",       \
+			fprintf(stderr, "%s:%d: FUZZ_CHECK failed: %s\n",      \
 				__FILE__, __LINE__, #cond);                    \
 			abort();                                               \
 		}                                                              \

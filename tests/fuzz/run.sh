@@ -13,7 +13,7 @@ secs=${1:-60}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${2:-build-fuzz}
 case $build in /*) ;; *) build=$root/$build ;; esac
-targets="url query_n likes likes_diff ws_op config http_line"
+targets="url query_n likes likes_diff ws_op config http_line idem"
 jobs=$(nproc 2>/dev/null || echo 2)
 
 if [ -z "${CC:-}" ]; then

@@ -1,24 +1,62 @@
-"""Helpers for livecount integration tests: start the real binary on a free
-loopback port with its own database, and talk HTTP, WebSocket and SSE to it
-over real sockets. Python standard library only (the WebSocket client is a
-small RFC 6455 implementation so tests can also send broken frames)."""
+"""The one helper module of livecount's integration tests and of the
+Python parts of loadtest/ (loadtest/cluster_util.py imports it): start the
+real binary on a free loopback port with its own database, talk HTTP,
+WebSocket and SSE to it over real sockets, start and stop a real
+redis-server, and put a TCP proxy a test can cut between a node and Redis.
+Python standard library only (the WebSocket client is a small RFC 6455
+implementation so tests can also send broken frames).
+
+Waiting: a test never sleeps for "long enough". It polls an observable
+with a deadline (wait_for): the tick `seq` of /v1/stats (settle), a count,
+a metric, a frame. A loaded machine then makes a test slower, never red.
+A sleep is left only where a test needs time itself to pass (a rate
+window, an idle timeout), with a comment saying so."""
 
 import base64
 import http.client
 import json
 import os
-import random
+import shutil
 import signal
 import socket
+import sqlite3
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 
 SANITIZED = os.environ.get("LC_SANITIZE") == "1"
 BIN = os.environ.get("LC_BIN") or (sys.argv[1] if len(sys.argv) > 1 else None)
+
+
+# Deadline of every wait: generous, since the machine may be loaded (or the
+# binary sanitized); a test that passes is never slowed by it.
+WAIT_S = float(os.environ.get("LC_WAIT_S", "60"))
+
+
+def wait_for(fn, pred=bool, timeout=None, what=None, interval=0.02,
+             errors=(OSError,)):
+    """Calls fn() until pred(value) holds and returns that value; raises
+    AssertionError naming `what` and the last value at the deadline.
+    Exceptions in `errors` (a server still starting, a cut link) count as
+    a value that does not hold."""
+    deadline = time.time() + (WAIT_S if timeout is None else timeout)
+    last = None
+    while True:
+        try:
+            last = fn()
+            if pred(last):
+                return last
+        except errors as e:
+            last = e
+        if time.time() >= deadline:
+            raise AssertionError("timed out waiting for %s (last: %r)" %
+                                 (what or getattr(fn, "__name__", fn),
+                                  last))
+        time.sleep(interval)
 
 
 def free_port():
@@ -29,74 +67,19 @@ def free_port():
     return port
 
 
-class Server:
-    """A livecount process on 127.0.0.1 with a temporary database."""
+class Client:
+    """HTTP to a livecount on 127.0.0.1:port. One connection per request
+    by default; keepalive=True reuses one and retries a request whose
+    connection broke (twice, for benchmarks polling a node that a test
+    partitions)."""
 
-    def __init__(self, *args, db=None, workers=2, tick_ms=50, port=None,
-                 flush_ms=200, env=None):
-        self.dir = tempfile.mkdtemp(prefix="lc-it-")
-        self.db = db or os.path.join(self.dir, "lc.db")
-        self.port = port or free_port()
-        self.args = [BIN, "--bind", "127.0.0.1", "--port", str(self.port),
-                     "--db", self.db, "--workers", str(workers),
-                     "--tick-ms", str(tick_ms), "--flush-interval-ms",
-                     str(flush_ms)] + list(args)
-        self.env = dict(os.environ, **(env or {}))
-        self.log_path = os.path.join(self.dir, "server.log")
-        self.proc = None
-        self.start()
+    def __init__(self, port, keepalive=False):
+        self.port = port
+        self.keepalive = keepalive
+        self.conn = None
 
-    def start(self):
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args, stdout=self.log,
-                                     stderr=subprocess.STDOUT, env=self.env)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("server exited %d:\n%s" %
-                                   (self.proc.returncode, self.logtext()))
-            try:
-                if self.get("/readyz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("server not ready:\n" + self.logtext())
-
-    def logtext(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def stop(self, sig=signal.SIGTERM, timeout=20):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError("server did not stop in %ds" % timeout)
-        self.log.close()
-        return self.proc.returncode
-
-    def restart(self):
-        self.stop()
-        self.start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if exc[0] is not None and not (exc[0] is SystemExit and
-                                       not exc[1].code):
-            sys.stderr.write("---- server log ----\n" + self.logtext())
-
-    # -- HTTP ---------------------------------------------------------------
     def request(self, method, path, body=None, headers=None, timeout=10):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        """Returns (status, body bytes, http.client.HTTPResponse)."""
         h = dict(headers or {})
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
@@ -105,11 +88,30 @@ class Server:
             body = body.encode()
         if body is None and method in ("POST", "DELETE"):
             h.setdefault("Content-Length", "0")
-        c.request(method, path, body=body, headers=h)
-        r = c.getresponse()
-        data = r.read()
-        c.close()
-        return r.status, data, r
+        if not self.keepalive:
+            c = http.client.HTTPConnection("127.0.0.1", self.port,
+                                           timeout=timeout)
+            try:
+                c.request(method, path, body=body, headers=h)
+                r = c.getresponse()
+                return r.status, r.read(), r
+            finally:
+                c.close()
+        for attempt in range(3):
+            try:
+                if self.conn is None:
+                    self.conn = http.client.HTTPConnection(
+                        "127.0.0.1", self.port, timeout=timeout)
+                self.conn.request(method, path, body=body, headers=h)
+                r = self.conn.getresponse()
+                return r.status, r.read(), r
+            except (OSError, http.client.HTTPException):
+                if self.conn:
+                    self.conn.close()
+                self.conn = None
+                if attempt == 2:
+                    raise
+                time.sleep(0.05)  # a retry's back-off, not a wait
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
@@ -137,11 +139,41 @@ class Server:
     def count(self, url):
         return self.counts(url)[url]["count"]
 
-    def settle(self):
-        """Waits long enough for every pending like to be merged."""
-        time.sleep(0.3)
+    def stats(self):
+        st, body = self.json("GET", "/v1/stats")
+        assert st == 200, (st, body)
+        return body
+
+    def seq(self):
+        """The dispatch tick's sequence number: +1 every tick."""
+        return self.stats()["seq"]
+
+    def settle(self, ticks=2):
+        """Waits until every like acknowledged before the call is merged
+        (visible to every worker and subscriber, handed to the batcher):
+        two more ticks have started, so at least one swapped the shards
+        after the call (the tick running at the call may have swapped
+        just before it)."""
+        want = self.seq() + ticks
+        wait_for(self.seq, lambda s: s >= want,
+                 what="tick seq %d on port %d" % (want, self.port))
+
+    def metrics(self):
+        """/metrics as {name or name{labels}: value}."""
+        st, data, _ = self.get("/metrics")
+        out = {}
+        for line in data.decode().splitlines():
+            if not line or line.startswith("#"):
+                continue
+            k, _, v = line.rpartition(" ")
+            try:
+                out[k] = float(v)
+            except ValueError:
+                pass
+        return out
 
     def metric(self, name):
+        """One metric, summed over its labels (AssertionError if absent)."""
         st, data, _ = self.get("/metrics")
         total = 0.0
         found = False
@@ -152,12 +184,137 @@ class Server:
         assert found, name
         return total
 
+    def wait_metric(self, name, pred, timeout=None):
+        """Polls a metric until pred(value); returns the value."""
+        return wait_for(lambda: self.metric(name), pred, timeout,
+                        what="%s on port %d" % (name, self.port))
+
+    def wait_count(self, url, want, timeout=None):
+        """Polls /v1/counts until url's count is `want`."""
+        return wait_for(lambda: self.count(url), lambda c: c == want,
+                        timeout, what="count of %r == %r" % (url, want))
+
+
+class Server(Client):
+    """A livecount process on 127.0.0.1 with a temporary database."""
+
+    def __init__(self, *args, db=None, workers=2, tick_ms=50, port=None,
+                 flush_ms=200, env=None):
+        self.dir = tempfile.mkdtemp(prefix="lc-it-")
+        self.db = db or os.path.join(self.dir, "lc.db")
+        Client.__init__(self, port or free_port())
+        self.args = [BIN, "--bind", "127.0.0.1", "--port", str(self.port),
+                     "--db", self.db, "--workers", str(workers),
+                     "--tick-ms", str(tick_ms), "--flush-interval-ms",
+                     str(flush_ms)] + list(args)
+        self.env = dict(os.environ, **(env or {}))
+        self.log_path = os.path.join(self.dir, "server.log")
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args, stdout=self.log,
+                                     stderr=subprocess.STDOUT, env=self.env)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited %d:\n%s" %
+                                   (self.proc.returncode, self.logtext()))
+            return self.get("/readyz")[0]
+        try:
+            wait_for(ready, lambda st: st == 200, interval=0.05,
+                     what="/readyz")
+        except AssertionError as e:
+            raise RuntimeError("server not ready (%s):\n%s" %
+                               (e, self.logtext()))
+
+    def logtext(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("server did not stop in %ds" % timeout)
+        self.log.close()
+        return self.proc.returncode
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def db_rows(self, sql, *params):
+        """Rows of a query on the server's database, read beside the
+        running server (WAL: a reader never blocks its writer)."""
+        db = sqlite3.connect("file:%s?mode=ro" % self.db, uri=True,
+                             timeout=10)
+        try:
+            return db.execute(sql, params).fetchall()
+        finally:
+            db.close()
+
+    def wait_db(self, sql, want, *params, timeout=None):
+        """Polls a query until its rows are `want`: what a flush wrote."""
+        return wait_for(lambda: self.db_rows(sql, *params),
+                        lambda rows: rows == want, timeout,
+                        what="%s -> %r" % (sql, want),
+                        errors=(OSError, sqlite3.Error))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if exc[0] is not None and not (exc[0] is SystemExit and
+                                       not exc[1].code):
+            sys.stderr.write("---- server log ----\n" + self.logtext())
+
     # -- subscribers --------------------------------------------------------
     def ws(self, urls=(), **kw):
         return WS(self.port, urls, **kw)
 
     def sse(self, urls, **kw):
         return SSE(self.port, urls, **kw)
+
+
+def pipeline(port, requests):
+    """Sends raw HTTP/1.1 requests (bytes, each with a Content-Length when
+    it has a body) in one write on one connection, so they reach the
+    server together however loaded the machine is; returns a
+    (status, {lower-case header: value}, body) per answer."""
+    s = socket.create_connection(("127.0.0.1", port), WAIT_S)
+    try:
+        s.sendall(b"".join(requests))
+        buf, out = b"", []
+        while len(out) < len(requests):
+            i = buf.find(b"\r\n\r\n")
+            if i >= 0:
+                lines = buf[:i].decode("latin-1").split("\r\n")
+                h = {}
+                for line in lines[1:]:
+                    k, _, v = line.partition(":")
+                    h[k.strip().lower()] = v.strip()
+                n = int(h.get("content-length", 0))
+                if len(buf) >= i + 4 + n:
+                    out.append((int(lines[0].split()[1]), h,
+                                buf[i + 4:i + 4 + n]))
+                    buf = buf[i + 4 + n:]
+                    continue
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed after %d answers" % len(out))
+            buf += chunk
+        return out
+    finally:
+        s.close()
 
 
 def read_until(read, pred, timeout):
@@ -174,11 +331,45 @@ def read_until(read, pred, timeout):
             return seen
 
 
+def cd(entry):
+    """An update entry's count and delta (it also carries views and
+    watching)."""
+    return {"count": entry["count"], "delta": entry["delta"]}
+
+
+def cds(msg):
+    """An update's entries whose count moved, as {url: {count, delta}}
+    (an entry may also come for its watching figure alone)."""
+    return {u: cd(e) for u, e in msg["counts"].items() if e["delta"]}
+
+
+def snap(msg):
+    """A snapshot's counts, after checking its "stats" agree with them
+    (API.md: "counts":{U:C} and "stats":{U:{count,views,watching}})."""
+    counts, stats = msg["counts"], msg["stats"]
+    assert set(stats) == set(counts), msg
+    for u, c in counts.items():
+        assert stats[u]["count"] == c, msg
+        assert stats[u]["views"] >= 0 and stats[u]["watching"] >= 0, msg
+    return counts
+
+
+def stats_only(msg):
+    """An update in which no count moved (only watching or views did).
+    Tests written for counts skip them (WS/SSE all_updates=False): a
+    subscriber's own arrival changes its URL's watching figure."""
+    counts = msg.get("counts") if isinstance(msg, dict) else None
+    return (isinstance(counts, dict) and "seq" in msg and
+            all(isinstance(v, dict) and v.get("delta") == 0
+                for v in counts.values()))
+
+
 class WS:
     """A minimal RFC 6455 client (text frames, masking optional)."""
 
     def __init__(self, port, urls=(), protocol="livecount.v1", path="/v1/ws",
-                 timeout=10):
+                 timeout=10, all_updates=False):
+        self.all_updates = all_updates
         self.sock = socket.create_connection(("127.0.0.1", port), timeout)
         q = "&".join("url=" + urllib.parse.quote(u, safe="") for u in urls)
         key = base64.b64encode(os.urandom(16)).decode()
@@ -203,6 +394,11 @@ class WS:
         self.close_code = None
 
     def send_frame(self, opcode, payload, mask=True, fin=True):
+        self.sock.sendall(self.frame(opcode, payload, mask, fin))
+
+    @staticmethod
+    def frame(opcode, payload, mask=True, fin=True):
+        """One frame as bytes (several can go out in one write)."""
         b0 = (0x80 if fin else 0) | opcode
         n = len(payload)
         hdr = bytes([b0])
@@ -217,7 +413,7 @@ class WS:
             m = os.urandom(4)
             payload = bytes(b ^ m[i % 4] for i, b in enumerate(payload))
             hdr += m
-        self.sock.sendall(hdr + payload)
+        return hdr + payload
 
     def send(self, obj):
         text = obj if isinstance(obj, str) else json.dumps(obj)
@@ -241,22 +437,26 @@ class WS:
             n = struct.unpack("!Q", self._read(8))[0]
         return b0 & 0x0F, self._read(n)
 
-    def recv(self, timeout=5):
+    def recv(self, timeout=None):
         """Next text message as JSON; answers pings; raises on close."""
-        self.sock.settimeout(timeout)
+        self.sock.settimeout(WAIT_S if timeout is None else timeout)
         while True:
             op, data = self.recv_frame()
             if op == 1:
-                return json.loads(data)
+                msg = json.loads(data)
+                if not self.all_updates and stats_only(msg):
+                    continue
+                return msg
             if op == 9:
                 self.send_frame(10, data)
             elif op == 8:
                 self.close_code = struct.unpack("!H", data[:2])[0] if data else None
                 raise ConnectionError("closed %s" % self.close_code)
 
-    def until(self, pred, timeout=5):
+    def until(self, pred, timeout=None):
         """Reads messages until pred(msg) is true; returns them all."""
-        return read_until(self.recv, pred, timeout)
+        return read_until(self.recv, pred,
+                          WAIT_S if timeout is None else timeout)
 
     def close(self):
         try:
@@ -269,7 +469,9 @@ class WS:
 class SSE:
     """Reads a text/event-stream over a raw socket."""
 
-    def __init__(self, port, urls, headers=None, timeout=10, extra=""):
+    def __init__(self, port, urls, headers=None, timeout=10, extra="",
+                 all_updates=False):
+        self.all_updates = all_updates
         self.sock = socket.create_connection(("127.0.0.1", port), timeout)
         q = "&".join("url=" + urllib.parse.quote(u, safe="") for u in urls)
         h = "".join("%s: %s\r\n" % kv for kv in (headers or {}).items())
@@ -287,9 +489,16 @@ class SSE:
         self.status = int(self.head.split(" ", 2)[1])
         self.raw = b""  # every byte of the stream body, for framing checks
 
-    def event(self, timeout=5):
+    def event(self, timeout=None):
         """Next event as (event, id, data-as-JSON or None for comments)."""
-        self.sock.settimeout(timeout)
+        while True:
+            ev = self._event(timeout)
+            if (self.all_updates or ev[0] != "update" or
+                    not stats_only(ev[2])):
+                return ev
+
+    def _event(self, timeout=None):
+        self.sock.settimeout(WAIT_S if timeout is None else timeout)
         while b"\n\n" not in self.buf:
             chunk = self.sock.recv(65536)
             if not chunk:
@@ -315,12 +524,168 @@ class SSE:
         assert len(data) == 1, block
         return ev, eid, json.loads(data[0])
 
-    def until(self, pred, timeout=5):
+    def until(self, pred, timeout=None):
         """Reads events until pred(event) is true; returns them all."""
-        return read_until(self.event, pred, timeout)
+        return read_until(self.event, pred,
+                          WAIT_S if timeout is None else timeout)
 
     def close(self):
         self.sock.close()
+
+
+# -- Redis ----------------------------------------------------------------
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+class Redis:
+    """redis-server without persistence; restart() comes back empty."""
+
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="lc-redis-")
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "redis.log"), "ab")
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self.dir,
+             "--enable-debug-command", "local"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: self.cmd("PING"), lambda r: r == "PONG",
+                 interval=0.05, what="redis-server to answer PING")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def url(self, port=None):
+        return "redis://127.0.0.1:%d" % (port or self.port)
+
+    def cmd(self, *args, timeout=5):
+        """One command over RESP; returns str, int, list or None."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout)
+        try:
+            out = b"*%d\r\n" % len(args)
+            for a in args:
+                a = a if isinstance(a, bytes) else str(a).encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+            s.sendall(out)
+            f = s.makefile("rb")
+            return _read(f)
+        finally:
+            s.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def _read(f):
+    line = f.readline()
+    if not line:
+        raise OSError("redis closed the connection")
+    t, rest = line[:1], line[1:-2]
+    if t == b"+":
+        return rest.decode()
+    if t == b"-":
+        raise RuntimeError(rest.decode())
+    if t == b":":
+        return int(rest)
+    if t == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)[:-2]
+        return data.decode(errors="replace")
+    if t == b"*":
+        n = int(rest)
+        return None if n < 0 else [_read(f) for _ in range(n)]
+    raise OSError("bad RESP reply %r" % line)
+
+
+class Proxy:
+    """Forwards 127.0.0.1:port (listen_port, or a free one) to a target
+    port: a partition between a node and Redis. cut() drops every
+    connection and refuses new ones (accepted and closed at once) until
+    heal()."""
+
+    def __init__(self, target_port, listen_port=0):
+        self.target = target_port
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", listen_port))
+        self.lsock.listen(128)
+        self.port = self.lsock.getsockname()[1]
+        self.up = True
+        self.conns = []
+        self.lock = threading.Lock()
+        self.closing = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closing:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            if not self.up:
+                c.close()
+                continue
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target), 2)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.conns += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pipe, args=(a, b),
+                                 daemon=True).start()
+
+    def _pipe(self, a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        self.up = False
+        with self.lock:
+            for s in self.conns:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+            self.conns = []
+
+    def heal(self):
+        self.up = True
+
+    def close(self):
+        self.closing = True
+        self.cut()
+        self.lsock.close()
 
 
 def check(cond, msg="check failed"):

@@ -198,7 +198,9 @@ test_snapshot_on_subscribe(void **state)
 	assert_true(s.queued);
 	lc_delivery_flush_pending(&f->d);
 	assert_int_equal(c.writes, 1);
-	assert_string_equal(c.last, "S{\"https://a.example/\":0}");
+	assert_string_equal(c.last, "S{\"https://a.example/\":0},\"stats\":{"
+				    "\"https://a.example/\":{\"count\":0,"
+				    "\"views\":0,\"watching\":0}}");
 	assert_int_equal(atomic_load(&f->d.stats.snapshots), 1);
 	assert_null(f->d.pending);
 	lc_session_cleanup(&s);
@@ -233,8 +235,9 @@ test_coalescing(void **state)
 	lc_delivery_requeue_waiting(&f->d);
 	lc_delivery_flush_pending(&f->d);
 	assert_int_equal(c.writes, 2);
-	assert_string_equal(c.last, "U3@3000{\"https://a.example/\":"
-				    "{\"count\":9,\"delta\":9}}");
+	assert_string_equal(
+	    c.last, "U3@3000{\"https://a.example/\":"
+		    "{\"count\":9,\"delta\":9,\"views\":0,\"watching\":0}}");
 	assert_false(s.dirty);
 	assert_null(f->d.pending);
 	assert_null(f->d.waiting);
@@ -265,8 +268,9 @@ test_shared_frame(void **state)
 	assert_int_equal(c3.writes, 2);
 	assert_ptr_equal(c1.last_ptr, c2.last_ptr); /* the very same bytes */
 	assert_ptr_not_equal(c1.last_ptr, c3.last_ptr); /* other transport */
-	assert_string_equal(c1.last, "U1@1000{\"https://hot.example/\":"
-				     "{\"count\":7,\"delta\":7}}");
+	assert_string_equal(
+	    c1.last, "U1@1000{\"https://hot.example/\":"
+		     "{\"count\":7,\"delta\":7,\"views\":0,\"watching\":0}}");
 	assert_int_equal(atomic_load(&f->d.stats.shared_frames), 3);
 	assert_int_equal(atomic_load(&f->d.stats.frames[LC_T_SSE]), 2);
 	assert_int_equal(atomic_load(&f->d.stats.frames[LC_T_WS]), 1);
@@ -297,10 +301,12 @@ test_multi_url_update(void **state)
 	lc_delivery_requeue_waiting(&f->d);
 	lc_delivery_flush_pending(&f->d);
 	assert_int_equal(c.writes, 2);
-	assert_non_null(strstr(c.last, "\"https://a.example/\":"
-				       "{\"count\":2,\"delta\":2}"));
-	assert_non_null(strstr(c.last, "\"https://b.example/\":"
-				       "{\"count\":4,\"delta\":4}"));
+	assert_non_null(strstr(
+	    c.last, "\"https://a.example/\":"
+		    "{\"count\":2,\"delta\":2,\"views\":0,\"watching\":0}"));
+	assert_non_null(strstr(
+	    c.last, "\"https://b.example/\":"
+		    "{\"count\":4,\"delta\":4,\"views\":0,\"watching\":0}"));
 	lc_session_cleanup(&s);
 }
 

@@ -396,6 +396,82 @@ test_answer_never_counts_twice(void **state)
 	lc_counter_cleanup(&c);
 }
 
+/*
+ * Read-your-writes: two workers like one URL (new to the table: it is
+ * inserted by a merge during the run) while a dispatcher ticks without
+ * pause. After each like, lc_dispatch_read must count every like either
+ * worker had acknowledged before the read began, and never more than
+ * were made. The old answer (the table plus the worker's own shard)
+ * missed the other worker's pending likes.
+ */
+struct ryw {
+	struct lc_source *src;
+	struct lc_dispatch *d;
+	struct lc_counter *c;
+	_Atomic int64_t *acked;	  /* likes acknowledged, both workers */
+	_Atomic int64_t *started; /* likes begun, both workers */
+	int64_t under, over;
+};
+
+static void *
+ryw_worker(void *arg)
+{
+	struct ryw *r = arg;
+
+	for (int i = 0; i < 100000; i++) {
+		int64_t before, after, got;
+		struct lc_counts k;
+
+		atomic_fetch_add(r->started, 1);
+		assert_int_equal(lc_source_add(r->src, r->c, "ryw", 3, 1, NULL),
+				 0);
+		atomic_fetch_add(r->acked, 1);
+		before = atomic_load(r->acked);
+		k = lc_dispatch_read(r->d, r->c, "ryw", 3);
+		got = k.likes - k.unlikes;
+		after = atomic_load(r->started);
+		if (got < before)
+			r->under++;
+		if (got > after)
+			r->over++;
+	}
+	return NULL;
+}
+
+static void
+test_read_your_writes(void **state)
+{
+	struct lc_counter c;
+	struct lc_source a, b, *srcs[2] = {&a, &b};
+	struct lc_dispatch d;
+	struct ticker t = {&d, false};
+	_Atomic int64_t acked = 0, started = 0;
+	struct ryw ra = {&a, &d, &c, &acked, &started, 0, 0};
+	struct ryw rb = {&b, &d, &c, &acked, &started, 0, 0};
+	pthread_t th, wa, wb;
+
+	(void)state;
+	lc_counter_init(&c, 16);
+	lc_source_init(&a);
+	lc_source_init(&b);
+	lc_dispatch_init(&d, &c, srcs, 2, NULL, 10);
+	pthread_create(&th, NULL, tick_forever, &t);
+	pthread_create(&wa, NULL, ryw_worker, &ra);
+	pthread_create(&wb, NULL, ryw_worker, &rb);
+	pthread_join(wa, NULL);
+	pthread_join(wb, NULL);
+	atomic_store(&t.stop, true);
+	pthread_join(th, NULL);
+	lc_dispatch_tick(&d, 0);
+	assert_int_equal(lc_entry_count(get(&c, "ryw")), 200000);
+	assert_int_equal(ra.under + rb.under, 0);
+	assert_int_equal(ra.over + rb.over, 0);
+	lc_dispatch_cleanup(&d);
+	lc_source_cleanup(&a);
+	lc_source_cleanup(&b);
+	lc_counter_cleanup(&c);
+}
+
 static int kicked;
 
 static void
@@ -446,6 +522,7 @@ main(void)
 	    cmocka_unit_test(test_update_sets),
 	    cmocka_unit_test(test_kick),
 	    cmocka_unit_test(test_answer_never_counts_twice),
+	    cmocka_unit_test(test_read_your_writes),
 	    cmocka_unit_test(test_top_list),
 	    cmocka_unit_test(test_top_list_matches_brute_force),
 	    cmocka_unit_test(test_batcher_gets_every_change),

@@ -96,6 +96,73 @@ test_key_valid(void **state)
 	assert_false(lc_idem_key_valid("caf\xc3\xa9", 5));
 }
 
+/*
+ * The longest key a client may send, made for the WebSocket transport,
+ * through the table, the batcher's record and the database and back:
+ * the record holds it whole (it overflowed the record's key by two
+ * bytes, into its status, when the record held only 129 bytes).
+ */
+static void
+test_longest_key_through_flush_and_load(void **state)
+{
+	char dir[] = "/tmp/lc_test_idem_XXXXXX", path[96], err[256];
+	char client[LC_IDEM_CLIENT_KEY_MAX + 1], key[LC_IDEM_KEY_MAX + 1];
+	char toolong[LC_IDEM_KEY_MAX + 2];
+	struct lc_idem *t = lc_idem_create(100, 86400000), *t2;
+	struct lc_idem_record rec[2];
+	struct lc_idem_answer a;
+	uint64_t upto = 0;
+	size_t klen;
+	struct lc_store *st;
+
+	(void)state;
+	atomic_store(&counted, 0);
+	memset(client, 'i', sizeof(client));
+	assert_int_equal(lc_idem_make_key(key, 'w', client, sizeof(client)), 0);
+	klen = lc_idem_make_key(key, 'w', client, LC_IDEM_CLIENT_KEY_MAX);
+	assert_int_equal(klen, LC_IDEM_KEY_MAX);
+	assert_memory_equal(key, "w:iii", 5);
+	assert_false(
+	    lc_idem_run(t, key, klen, lc_now_ms(), count_like, NULL, &a));
+	assert_int_equal(lc_idem_take_persistable(t, 0, rec, 2, &upto), 1);
+	assert_int_equal(strlen(rec[0].key), LC_IDEM_KEY_MAX);
+	assert_memory_equal(rec[0].key, key, klen);
+	assert_int_equal(rec[0].status, 200);
+	assert_int_equal(rec[0].len, a.len);
+
+	/* a stored key one byte too long is refused everywhere */
+	memset(toolong, 'x', sizeof(toolong));
+	assert_false(lc_idem_run(t, toolong, sizeof(toolong), lc_now_ms(),
+				 count_like, NULL, &a));
+	assert_int_equal(atomic_load(&lc_idem_stats(t)->keys), 1);
+	assert_false(
+	    lc_idem_lookup(t, toolong, sizeof(toolong), lc_now_ms(), &a));
+	assert_int_equal(lc_idem_load(t, toolong, sizeof(toolong), 200, "{}", 2,
+				      lc_now_ms()),
+			 0);
+	assert_int_equal(atomic_load(&lc_idem_stats(t)->keys), 1);
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/lc.db", dir);
+	st = lc_store_open(path, false, err, sizeof(err));
+	assert_non_null(st);
+	assert_int_equal(lc_store_flush(st, NULL, 0, rec, 1, 0), 0);
+	lc_store_close(st);
+	t2 = lc_idem_create(100, 86400000);
+	st = lc_store_open(path, false, err, sizeof(err));
+	assert_non_null(st);
+	assert_int_equal(lc_store_load_keys(st, t2, 0), 1);
+	atomic_store(&counted, 0);
+	assert_true(
+	    lc_idem_run(t2, key, klen, lc_now_ms(), count_like, NULL, &a));
+	assert_int_equal(counted, 0);
+	lc_store_close(st);
+	lc_idem_destroy(t);
+	lc_idem_destroy(t2);
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	assert_int_equal(system(path), 0);
+}
+
 struct racer {
 	struct lc_idem *t;
 	int hits;
@@ -195,6 +262,7 @@ main(void)
 	    cmocka_unit_test(test_retry_counted_once),
 	    cmocka_unit_test(test_bounded_oldest_first),
 	    cmocka_unit_test(test_key_valid),
+	    cmocka_unit_test(test_longest_key_through_flush_and_load),
 	    cmocka_unit_test(test_racing_threads_count_once),
 	    cmocka_unit_test(test_persisted_after_their_ticks),
 	};

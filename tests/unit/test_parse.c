@@ -539,6 +539,11 @@ test_request_target_check(void **state)
 	    {"POST /v1/likes?url=a&n=%g1 HTTP/1.1", 1},
 	    {"GET /x%zz HTTP/1.1", 1},
 	    {"GET /x%2F HTTP/1.1", 0},
+	    {"POST /v1/likes?url=a%00b HTTP/1.1", 2}, /* lws dropped it */
+	    {"GET /v1/counts?url=a%0a HTTP/1.1", 2},
+	    {"GET /x?y=%1F HTTP/1.1", 1},
+	    {"GET /x%7f HTTP/1.1", 1},
+	    {"GET /v1/counts?url=caf%C3%A9%20%7e HTTP/1.1", 0},
 	    {"GET /x HTTP/1.1 100%", 0}, /* only the target counts */
 	    {"GARBAGE", 0},
 	};

@@ -319,7 +319,7 @@ test_failed_flush_keeps_rows(void **state)
 	/* ...and once it is repaired, the retry writes everything once. */
 	exec_sql("CREATE TABLE counters (url_id INTEGER PRIMARY KEY, likes "
 		 "INTEGER NOT NULL, unlikes INTEGER NOT NULL, updated_at "
-		 "INTEGER NOT NULL)");
+		 "INTEGER NOT NULL, views INTEGER NOT NULL DEFAULT 0)");
 	assert_int_equal(lc_batcher_flush_now(bt, 1000), 0);
 	assert_true(atomic_load(&lc_batcher_stats(bt)->healthy));
 	assert_int_equal(query_int("SELECT likes FROM counters"), 3);

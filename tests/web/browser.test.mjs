@@ -4,27 +4,20 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
-import { countHttp, http, likeHttp, repoRoot, sleep, startServer, uniqueUrl, waitFor } from './helpers.mjs';
+import { countHttp, http, launchBrowser, likeHttp, openPage, repoRoot, sleep, startServer, uniqueUrl, waitFor } from './helpers.mjs';
 
-const CHROMIUM = process.env.LC_CHROMIUM || '/usr/bin/chromium';
 const shotDir = resolve(process.env.LC_SCREENSHOT_DIR || join(repoRoot, 'build'));
 const ROWS = 1000;
 
 let srv, browser;
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing (apt-get install chromium; run.sh does it as root)`);
   // Default limits: 1000 rows need the SDK's pool of WebSockets (100 each).
   srv = await startServer();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--no-first-run', '--disable-quic', '--disable-sync'],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -32,22 +25,8 @@ after(async () => {
   await srv?.dispose();
 });
 
-// A page in its own context, with console errors and failed requests recorded.
-async function open(t, path, viewport = { width: 1280, height: 800 }) {
-  const ctx = await browser.newContext({ viewport });
-  t.after(() => ctx.close());
-  const page = await ctx.newPage();
-  page.setDefaultTimeout(5000);
-  page.problems = [];
-  page.on('pageerror', (e) => page.problems.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') page.problems.push(`console: ${m.text()}`); });
-  page.on('requestfailed', (r) => {
-    const u = r.url();
-    if (!u.includes('/v1/events') && !u.includes('/v1/ws')) page.problems.push(`requestfailed: ${u} ${r.failure()?.errorText}`);
-  });
-  await page.goto(srv.base + path);
-  return page;
-}
+// A page of this server in its own context, every problem recorded (helpers.mjs).
+const open = (t, path, viewport) => openPage(browser, t, srv.base + path, { viewport });
 
 const row = (page, url) => page.locator(`#rows [data-url="${url}"]`);
 const countText = (page, url) => row(page, url).locator('.count').textContent();
@@ -69,6 +48,7 @@ test('static files are served with the right content types', async () => {
     ['/url.js', 'javascript'],
     ['/chart.js', 'javascript'],
     ['/urlfmt.js', 'javascript'],
+    ['/params.js', 'javascript'],
   ]) {
     const r = await http(srv.base, 'GET', path);
     assert.equal(r.status, 200, path);
@@ -182,9 +162,12 @@ test('<live-count> on a plain page updates and likes', async (t) => {
 test('another origin: <live-count server=...> and the SDK over SSE, likes and unlikes (CORS)', async (t) => {
   const other = await startServer(); // a second livecount: another origin (port)
   t.after(() => other.dispose());
+  // The page's server lets its pages connect there (Content-Security-Policy).
+  const host = await startServer({ extraArgs: ['--csp-connect-src', other.base] });
+  t.after(() => host.dispose());
   const url = uniqueUrl('cors');
   await likeHttp(other.base, url, 7);
-  const page = await open(t, '/examples/live-count.html');
+  const page = await openPage(browser, t, `${host.base}/examples/live-count.html`);
   await page.evaluate(([server, u]) => {
     const el = document.createElement('live-count');
     el.id = 'x';
@@ -229,19 +212,13 @@ test('a page on another origin embeds <live-count> from the server (module scrip
   });
   await new Promise((r) => site.listen(0, '127.0.0.1', r));
   t.after(() => site.close());
-  const ctx = await browser.newContext();
-  t.after(() => ctx.close());
-  const page = await ctx.newPage();
-  const problems = [];
-  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
-  await page.goto(`http://127.0.0.1:${site.address().port}/`);
+  const page = await openPage(browser, t, `http://127.0.0.1:${site.address().port}/`);
   const shown = () => page.locator('#e [part=count]').textContent();
   await waitFor(async () => num(await shown()) === 4, { what: 'count from the embedded element' });
   await page.locator('#e [part=button]').click(); // a like with Idempotency-Key: preflighted
   await waitFor(async () => num(await shown()) === 5, { what: 'count after the embedded like' });
   assert.equal(await countHttp(srv.base, url), 5);
-  assert.deepEqual(problems, []);
+  assert.deepEqual(page.problems, []);
 });
 
 test(`${ROWS} rows updating every tick stay smooth`, async (t) => {

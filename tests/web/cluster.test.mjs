@@ -6,10 +6,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chromium } from 'playwright-core';
-import { freePort, likeHttp, startServer, uniqueUrl, waitFor } from './helpers.mjs';
+import { freePort, launchBrowser, likeHttp, startServer, uniqueUrl, waitFor } from './helpers.mjs';
 
-const CHROMIUM = process.env.LC_CHROMIUM || '/usr/bin/chromium';
 const REDIS = '/usr/bin/redis-server';
 
 let redis, n1, n2, browser;
@@ -27,11 +25,7 @@ before(async () => {
     } catch { return false; } // redis still starting: the node refuses nothing, but retry start
   }, { timeoutMs: 15000, what: 'node 1' });
   n2 = await startServer({ extraArgs: ['--redis-url', url, '--node-id', '2'] });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--no-first-run', '--disable-quic', '--disable-sync'],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {

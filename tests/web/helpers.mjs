@@ -1,11 +1,14 @@
 // Shared helpers of the web tests: start and stop a real livecount on a free
-// loopback port, a minimal EventSource for Node (Node 20 has none), polling.
+// loopback port, a minimal EventSource for Node (Node 20 has none), polling,
+// headless Chromium (launchBrowser) and pages that record every problem
+// (openPage: page errors, console errors, failed requests, CSP violations).
 //
 // Environment (set by run.sh): LC_BINARY, the livecount binary; LC_WEB_ROOT,
-// the web/ directory it serves (default: this repository's web/).
+// the web/ directory it serves (default: this repository's web/);
+// LC_CHROMIUM, the browser (default /usr/bin/chromium).
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -264,4 +267,56 @@ export function seedHistory(db, seeds) {
   }
   lines.push('COMMIT;');
   sqlite(db, lines.join('\n'));
+}
+
+export const CHROMIUM = process.env.LC_CHROMIUM || '/usr/bin/chromium';
+
+/**
+ * Headless Debian Chromium through playwright-core, with the flags every web
+ * test uses (no sandbox as root, no GPU, no background traffic).
+ */
+export async function launchBrowser() {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing (apt-get install chromium; run.sh does it as root)`);
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--no-first-run', '--disable-quic', '--disable-sync'],
+  });
+}
+
+/**
+ * A page in its own browser context (closed after test `t`), going to `url`
+ * when given. `page.problems` collects what a working page never shows:
+ * uncaught errors, console errors, failed requests (the live streams
+ * /v1/events and /v1/ws excepted: they end when a page closes or a server
+ * stops) and Content-Security-Policy violations (also kept in `page.csp`).
+ * `opts` go to browser.newContext (default viewport 1280 x 800).
+ */
+export async function openPage(browser, t, url, { viewport = { width: 1280, height: 800 }, ...opts } = {}) {
+  const ctx = await browser.newContext({ viewport, ...opts });
+  t.after(() => ctx.close());
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(5000);
+  page.problems = [];
+  page.csp = [];
+  page.on('pageerror', (e) => page.problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') page.problems.push(`console: ${m.text()}`); });
+  page.on('requestfailed', (r) => {
+    const u = r.url();
+    if (!u.includes('/v1/events') && !u.includes('/v1/ws')) page.problems.push(`requestfailed: ${u} ${r.failure()?.errorText}`);
+  });
+  // Chromium also logs a violation to the console; the event says which
+  // directive and what was blocked, in every frame and shadow root.
+  await page.exposeBinding('lcCspViolation', (_src, v) => {
+    page.csp.push(v);
+    page.problems.push(`csp: ${v}`);
+  });
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      globalThis.lcCspViolation(`${e.effectiveDirective} blocked ${e.blockedURI || '(inline)'} at ${e.sourceFile}:${e.lineNumber}`);
+    }, true);
+  });
+  if (url) await page.goto(url);
+  return page;
 }

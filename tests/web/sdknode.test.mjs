@@ -1,13 +1,14 @@
 // The SDK's manners (issue 12): the connection state machine against a dead
 // server, the write token, Idempotency-Key and retries of likes, and the
-// npm package: `npm pack` of web/sdk installed into a fresh directory and
+// npm package: `npm pack` of web/sdk installed into a fresh directory, and
+// the documented `npm install ./web/sdk ws` (a linked directory, issue 17),
 // used from plain Node 20 (no global WebSocket or EventSource) against a
 // real livecount.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -15,7 +16,7 @@ import { createClient } from '../../web/sdk/livecount.js';
 import { NodeEventSource, countHttp, freePort, repoRoot, sleep, startServer, uniqueUrl, waitFor } from './helpers.mjs';
 
 let srv;
-before(async () => { srv = await startServer({ extraArgs: ['--write-token', 's3cret'] }); });
+before(async () => { srv = await startServer({ extraArgs: ['--write-token', 's3cret-s3cret-s3cret'] }); });
 after(async () => { await srv?.dispose(); });
 
 test('connected only once a socket is open; never against a dead server', async (t) => {
@@ -52,12 +53,12 @@ test('token: Bearer header on likes, ?token= on the WebSocket', async (t) => {
   class Spy extends WebSocket {
     constructor(u, p) { urls.push(u); super(u, p); }
   }
-  const c = createClient(srv.base, { token: 's3cret', WebSocket: Spy, transport: 'ws' });
+  const c = createClient(srv.base, { token: 's3cret-s3cret-s3cret', WebSocket: Spy, transport: 'ws' });
   t.after(() => c.close());
   assert.deepEqual(await c.like(url, 2), { url, count: 2 });
   c.subscribe(url, () => {});
   await waitFor(() => c.state === 'connected', { what: 'connected' });
-  assert.match(urls[0], /\/v1\/ws\?token=s3cret$/);
+  assert.match(urls[0], /\/v1\/ws\?token=s3cret-s3cret-s3cret$/);
   const anon = createClient(srv.base, { WebSocket });
   const err = await anon.like(url).then(() => null, (e) => e);
   assert.equal(err.status, 401);
@@ -74,7 +75,7 @@ test('like() sends an Idempotency-Key and retries network failures with it', asy
     if (failures-- > 0) return Promise.reject(new TypeError('fetch failed'));
     return fetch(u, init);
   };
-  const c = createClient(srv.base, { token: 's3cret', fetch: flaky, minDelayMs: 20 });
+  const c = createClient(srv.base, { token: 's3cret-s3cret-s3cret', fetch: flaky, minDelayMs: 20 });
   t.after(() => c.close());
   assert.deepEqual(await c.like(url), { url, count: 1 });
   assert.equal(seen.length, 3);
@@ -112,7 +113,7 @@ test('npm pack of web/sdk installs and works in plain Node', async () => {
     const url = uniqueUrl('pack');
     writeFileSync(join(app, 'main.mjs'), `
       import { createClient } from 'livecount';
-      const c = createClient(process.argv[2], { token: 's3cret' });
+      const c = createClient(process.argv[2], { token: 's3cret-s3cret-s3cret' });
       const out = { states: [], errors: [] };
       c.on('state', (s) => out.states.push(s));
       c.on('error', (e) => out.errors.push(e.code || e.message));
@@ -146,5 +147,49 @@ test('npm pack of web/sdk installs and works in plain Node', async () => {
     assert.match(files, /package\/livecount\.d\.ts/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the documented `npm install ./web/sdk ws` works in plain Node (the SDK finds the app\'s ws)', async () => {
+  // A fresh app directory where ./web is this repository's web/: npm links
+  // node_modules/livecount to it, so Node resolves the SDK's own imports from
+  // web/sdk, where there is no ws. Needs the npm registry (or its cache) for ws.
+  const app = mkdtempSync(join(tmpdir(), 'lc-sdk-link-'));
+  try {
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
+    symlinkSync(join(repoRoot, 'web'), join(app, 'web'));
+    execFileSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', './web/sdk', 'ws'],
+      { cwd: app, stdio: ['ignore', 'ignore', 'pipe'], timeout: 120000 });
+    assert.ok(lstatSync(join(app, 'node_modules/livecount')).isSymbolicLink(), 'npm linked the directory');
+    const url = uniqueUrl('link');
+    // README's Node example, without passing WebSocket.
+    writeFileSync(join(app, 'main.mjs'), `
+      import { createClient } from 'livecount';
+      const lc = createClient(process.argv[2], { token: 's3cret-s3cret-s3cret' });
+      const out = { errors: [] };
+      lc.on('error', (e) => out.errors.push(e.code || e.message));
+      lc.subscribe(process.argv[3], (n) => { out.count = n; });
+      const done = () => { out.transport = lc.transport; lc.close(); console.log(JSON.stringify(out)); };
+      lc.on('state', async (s) => {
+        if (s !== 'connected' || out.like) return;
+        out.like = await lc.like(process.argv[3], 3);
+        const t0 = Date.now();
+        const wait = () => (out.count === out.like.count || Date.now() - t0 > 5000 ? done() : setTimeout(wait, 20));
+        wait();
+      });
+      setTimeout(() => { if (!out.like) done(); }, 10000);
+    `);
+    // From the app's directory and from elsewhere (the main script finds it).
+    for (const cwd of [app, tmpdir()]) {
+      const r = spawnSync(process.execPath, [join(app, 'main.mjs'), srv.base, url], { cwd, encoding: 'utf8', timeout: 20000 });
+      assert.equal(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout.trim().split('\n').at(-1));
+      assert.deepEqual(out.errors, [], `${cwd}: ${JSON.stringify(out)}`);
+      assert.equal(out.transport, 'ws', JSON.stringify(out));
+      assert.ok(out.like?.count >= 3, JSON.stringify(out));
+      assert.equal(out.count, out.like.count, JSON.stringify(out));
+    }
+  } finally {
+    rmSync(app, { recursive: true, force: true });
   }
 });

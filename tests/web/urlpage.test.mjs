@@ -6,12 +6,12 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
-import { countHttp, http, likeHttp, repoRoot, seedHistory, sleep, sqlite, startServer, uniqueUrl, waitFor } from './helpers.mjs';
+import {
+  countHttp, http, launchBrowser, likeHttp, openPage, repoRoot, seedHistory, sleep, sqlite, startServer, uniqueUrl, waitFor,
+} from './helpers.mjs';
 
-const CHROMIUM = process.env.LC_CHROMIUM || '/usr/bin/chromium';
 const shotDir = resolve(process.env.LC_SCREENSHOT_DIR || join(repoRoot, 'build'));
 
 const LONG = 'https://news.example.com/2026/11/25/world/a-rather-long-article-slug-about-counting-likes-live';
@@ -46,16 +46,11 @@ const sum = (ms, i) => ms.reduce((a, p) => a + p[i], 0);
 let srv, browser;
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing (apt-get install chromium; run.sh does it as root)`);
   srv = await startServer(); // creates the database with its schema
   await srv.stop();
   seedHistory(srv.db, seeds);
   await srv.start();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--no-first-run', '--disable-quic', '--disable-sync'],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -63,21 +58,8 @@ after(async () => {
   await srv?.dispose();
 });
 
-async function open(t, path, { viewport = { width: 1280, height: 800 }, ...opts } = {}) {
-  const ctx = await browser.newContext({ viewport, ...opts });
-  t.after(() => ctx.close());
-  const page = await ctx.newPage();
-  page.setDefaultTimeout(5000);
-  page.problems = [];
-  page.on('pageerror', (e) => page.problems.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') page.problems.push(`console: ${m.text()}`); });
-  page.on('requestfailed', (r) => {
-    const u = r.url();
-    if (!u.includes('/v1/events') && !u.includes('/v1/ws')) page.problems.push(`requestfailed: ${u} ${r.failure()?.errorText}`);
-  });
-  if (path) await page.goto(srv.base + path);
-  return page;
-}
+// A page of this server in its own context, every problem recorded (helpers.mjs).
+const open = (t, path, opts) => openPage(browser, t, path && srv.base + path, opts);
 
 const pageOf = (url, extra = '') => `/u.html?url=${encodeURIComponent(url)}${extra}`;
 const num = (s) => Number(String(s).replace(/[^\d-]/g, ''));

@@ -34,6 +34,25 @@ button[disabled]{opacity:.6;cursor:default}
 [part=count]{font-variant-numeric:tabular-nums;min-width:1ch}
 [part=error]{color:#b00020;font-size:.8em}`;
 
+// The element's style as a constructed stylesheet shared by every element,
+// not a <style> element: a page whose Content-Security-Policy has no
+// 'unsafe-inline' style-src (livecount's own pages) blocks the latter. A
+// browser without constructable stylesheets gets the <style> element.
+let sheet = null;
+function styleShadow(root) {
+  try {
+    if (!sheet) {
+      sheet = new CSSStyleSheet();
+      sheet.replaceSync(css);
+    }
+    root.adoptedStyleSheets = [sheet];
+    return '';
+  } catch {
+    sheet = null;
+    return `<style>${css}</style>`;
+  }
+}
+
 class LiveCount extends HTMLElement {
   static observedAttributes = ['url', 'server', 'button'];
 
@@ -44,7 +63,7 @@ class LiveCount extends HTMLElement {
   constructor() {
     super();
     const root = this.attachShadow({ mode: 'open' });
-    root.innerHTML = `<style>${css}</style><button part="button" type="button" aria-label="Like" hidden>♥</button>` +
+    root.innerHTML = `${styleShadow(root)}<button part="button" type="button" aria-label="Like" hidden>♥</button>` +
       `<span part="count" aria-live="polite">–</span><span part="error" hidden></span>`;
     const [button, count, error] = root.querySelectorAll('button,span');
     this.#els = { button, count, error };

@@ -29,14 +29,34 @@ function split(items, chars, max, size) {
 const report = (e) => (globalThis.reportError || console.error)(e);
 
 // Node before 22 has no global WebSocket: the `ws` package, when installed,
-// is loaded once. The name is a variable so that bundlers leave it alone.
+// is loaded once. The names are variables so that bundlers leave them alone.
 let nodeWs;
 function loadNodeWs() {
   const g = globalThis;
   if (!g.process?.versions?.node) return Promise.resolve(null);
   const name = 'ws';
-  nodeWs ??= import(name).then((m) => m.WebSocket || m.default, () => null);
+  nodeWs ??= import(name).then((m) => m.WebSocket || m.default, () => wsOfApp(name));
   return nodeWs;
+}
+
+// `npm install ./path/to/sdk ws` links the SDK's directory into the app's
+// node_modules, and Node resolves the SDK's imports from its real directory,
+// where there is no `ws`: look for it as the application would, from its
+// main script and from the working directory.
+async function wsOfApp(name) {
+  const p = globalThis.process;
+  try {
+    const mod = 'node:module';
+    const { createRequire } = await import(mod);
+    for (const from of [p.argv?.[1], `${p.cwd()}/`]) {
+      if (!from) continue;
+      try {
+        const m = createRequire(from)(name);
+        return m.WebSocket || m;
+      } catch { /* not found from there */ }
+    }
+  } catch { /* no node:module */ }
+  return null;
 }
 
 // A random Idempotency-Key: one per like, reused on its retries.
@@ -156,7 +176,8 @@ export function createClient(baseUrl, opts = {}) {
       transport = null;
       emit('error', Object.assign(new Error(
         'livecount: no ' + (useWs0 ? 'WebSocket' : 'EventSource') + ' implementation; ' +
-        'pass the WebSocket option (e.g. from the ws package) or EventSource'), { code: 'unsupported' }));
+        'install the ws package next to your app (npm install ws) or pass the WebSocket ' +
+        '(e.g. from ws) or EventSource option'), { code: 'unsupported' }));
       setState('disconnected');
       return;
     }

@@ -32,7 +32,8 @@ shift(void)
 	long long now = mono_ns();
 	const char *path;
 
-	if (now - read_at_ns > 20000000LL && (path = getenv("LC_CLOCK_SHIFT_FILE"))) {
+	if (now - read_at_ns > 20000000LL &&
+	    (path = getenv("LC_CLOCK_SHIFT_FILE"))) {
 		FILE *f = fopen(path, "r");
 
 		read_at_ns = now;

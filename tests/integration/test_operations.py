@@ -8,10 +8,9 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import urllib.request
 
-from lc import BIN, Server, check, free_port, run
+from lc import BIN, Server, check, free_port, run, wait_for
 
 BIN = os.path.abspath(BIN)
 BUILD = os.path.dirname(BIN)
@@ -23,18 +22,12 @@ def get(port, path):
         return r.status, r.headers, r.read()
 
 
-def wait_ready(port, proc, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+def wait_ready(port, proc):
+    def ready():
         if proc.poll() is not None:
             raise AssertionError("exited %d" % proc.returncode)
-        try:
-            if get(port, "/readyz")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("not ready")
+        return get(port, "/readyz")[0]
+    wait_for(ready, lambda st: st == 200, interval=0.05, what="/readyz")
 
 
 def test_install_into_prefix_and_run_from_root():
@@ -124,10 +117,10 @@ def test_check_config_checks_what_start_checks():
         check(p.returncode == 2, (args, p))
         err = p.stderr.decode().strip().splitlines()
         check(len(err) == 1 and key in err[0], (args, err))
-    p = check_config("--write-token", "hunter2")
+    p = check_config("--write-token", "hunter2-hunter2-hunter2")
     check(p.returncode == 0, p)
-    check(b"hunter2" not in p.stdout + p.stderr, p.stdout)
-    check(b"write_token = (set, 7 bytes)" in p.stdout, p.stdout)
+    check(b"hunter2-hunter2-hunter2" not in p.stdout + p.stderr, p.stdout)
+    check(b"write_token = (set, 23 bytes)" in p.stdout, p.stdout)
 
 
 def test_relative_paths_follow_the_config_file():

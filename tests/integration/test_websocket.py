@@ -6,7 +6,7 @@ import struct
 import threading
 import time
 
-from lc import WS, Server, check, run
+from lc import WAIT_S, WS, Server, cds, check, run, snap
 
 S = None
 
@@ -32,7 +32,7 @@ def test_snapshot_then_updates_across_workers():
     S.settle()
     w = S.ws(["ws/a"])
     m = w.recv()
-    check(m == {"type": "snapshot", "counts": {"ws/a": 5}}, m)
+    check(m["type"] == "snapshot" and snap(m) == {"ws/a": 5}, m)
     # 10 more likes over separate connections (spread over both workers)
     for _ in range(10):
         S.like("ws/a")
@@ -41,7 +41,7 @@ def test_snapshot_then_updates_across_workers():
     total_delta = 0
     for m in seen:
         check(m["type"] == "update" and m["seq"] > last_seq, m)
-        check(abs(m["ts"] / 1000 - time.time()) < 5, m)
+        check(abs(m["ts"] / 1000 - time.time()) < 60, m)  # Unix ms
         last_seq = m["seq"]
         total_delta += m["counts"]["ws/a"]["delta"]
     check(total_delta == 10, seen)
@@ -52,18 +52,21 @@ def test_subscribe_op_and_only_subscribed_urls():
     w = S.ws()
     w.send({"op": "subscribe", "urls": ["ws/b", "ws/c"]})
     m = w.recv()
-    check(m == {"type": "snapshot", "counts": {"ws/b": 0, "ws/c": 0}}, m)
+    check(m["type"] == "snapshot" and snap(m) == {"ws/b": 0, "ws/c": 0},
+          m)
     S.like("ws/not-mine", n=3)
     S.like("ws/c", n=2)
     m = w.recv()
     check(m["type"] == "update" and
-          m["counts"] == {"ws/c": {"count": 2, "delta": 2}}, m)
+          cds(m) == {"ws/c": {"count": 2, "delta": 2}}, m)
+    # Nothing for ws/not-mine: the next frame, after its like is merged
+    # and another like of ws/c, carries ws/c alone (frames are in order).
     S.like("ws/not-mine")
-    try:
-        extra = w.recv(timeout=0.4)
-        check(False, "unexpected frame %r" % extra)
-    except socket.timeout:
-        pass
+    S.settle()
+    S.like("ws/c")
+    m = w.recv()
+    check(m["type"] == "update" and
+          cds(m) == {"ws/c": {"count": 3, "delta": 1}}, m)
     w.close()
 
 
@@ -73,17 +76,20 @@ def test_unsubscribe_stops_updates():
     S.like("ws/u")
     check(w.recv()["counts"]["ws/u"]["count"] == 1)
     w.send({"op": "unsubscribe", "urls": ["ws/u"]})
-    time.sleep(0.1)
+    # frames are handled in order: this snapshot means it is unsubscribed
+    w.send({"op": "subscribe", "urls": ["ws/u-mark"]})
+    check(snap(w.recv()) == {"ws/u-mark": 0})
     S.like("ws/u")
-    try:
-        m = w.recv(timeout=0.4)
-        check(False, "update after unsubscribe: %r" % m)
-    except socket.timeout:
-        pass
+    S.settle()
+    S.like("ws/u-mark")
+    m = w.recv()
+    check(m["type"] == "update" and
+          cds(m) == {"ws/u-mark": {"count": 1, "delta": 1}},
+          "update after unsubscribe: %r" % m)
     # resubscribing gives a fresh snapshot with the current count
     w.send({"op": "subscribe", "urls": ["ws/u"]})
     m = w.recv()
-    check(m == {"type": "snapshot", "counts": {"ws/u": 2}}, m)
+    check(m["type"] == "snapshot" and snap(m) == {"ws/u": 2}, m)
     w.close()
 
 
@@ -127,7 +133,7 @@ def test_misbehaving_client_is_closed():
         w.send("garbage")
     try:
         while True:
-            w.recv(timeout=3)
+            w.recv()
     except ConnectionError:
         pass
     check(w.close_code == 1008, w.close_code)
@@ -138,7 +144,7 @@ def test_message_too_large_closes_1009():
     w.send(json.dumps({"op": "subscribe", "urls": ["x" * 2000] * 40}))
     try:
         while True:
-            w.recv(timeout=3)
+            w.recv()
     except ConnectionError:
         pass
     check(w.close_code == 1009, w.close_code)
@@ -157,8 +163,10 @@ def test_subscription_limit():
 
 def test_rate_limit():
     w = S.ws()
-    for i in range(260):
-        w.send({"op": "like", "url": "rate", "n": 1})
+    # in one write, so all 260 land in the same one-second window however
+    # slow the machine is
+    op = json.dumps({"op": "like", "url": "rate", "n": 1}).encode()
+    w.sock.sendall(b"".join(w.frame(1, op) for _ in range(260)))
     m = w.recv()
     check(m["type"] == "error" and m["error"] == "rate_limited", m)
     w.close()
@@ -173,11 +181,11 @@ def test_unmasked_and_fragmented_frames():
     w.send_frame(1, msg[:10], fin=False)
     w.send_frame(0, msg[10:20], fin=False)
     w.send_frame(0, msg[20:], fin=True)
-    check(w.recv() == {"type": "snapshot", "counts": {"frag": 0}})
+    check(snap(w.recv()) == {"frag": 0})
     w.close()
 
 
-def closed_with(w, timeout=3):
+def closed_with(w, timeout=None):
     try:
         while True:
             w.recv(timeout=timeout)
@@ -197,7 +205,7 @@ def test_protocol_violations():
     for _ in range(5000):
         w.send_frame(9, b"x")
     w.send({"op": "subscribe", "urls": ["flood"]})
-    m = w.until(lambda m: m.get("type") == "snapshot", timeout=10)[-1]
+    m = w.until(lambda m: m.get("type") == "snapshot")[-1]
     check(m["counts"] == {"flood": 0}, m)
     S.like("flood")
     check(other.recv()["counts"]["flood"]["count"] == 1)
@@ -215,9 +223,11 @@ def test_server_pings_and_drops_silent_peers():
     with Server("--ws-ping-ms", "300") as s2:
         w = s2.ws(["ping"])
         w.recv()
-        w.sock.settimeout(3)
+        w.sock.settimeout(WAIT_S)
         t0 = time.time()
         op, data = w.recv_frame()
+        while op == 1:  # the URL's watching figure (this subscriber)
+            op, data = w.recv_frame()
         check(op == 9, "expected a ping, got opcode %d" % op)
         print("     ping after %.2fs of silence (ws_ping_ms 300, 1 s sweep)"
               % (time.time() - t0))
@@ -225,12 +235,12 @@ def test_server_pings_and_drops_silent_peers():
         # the polite client keeps answering pings (recv does) in a thread
         got = []
         t = threading.Thread(target=lambda: got.append(
-            w.until(lambda m: m["type"] == "update", timeout=8)))
+            w.until(lambda m: m["type"] == "update")))
         t.start()
         silent = s2.ws(["ping"])
         silent.recv()
         # never answers pings: closed one interval after an unanswered ping
-        deadline = time.time() + 5
+        deadline = time.time() + WAIT_S
         closed = False
         silent.sock.settimeout(0.5)
         while time.time() < deadline and not closed:

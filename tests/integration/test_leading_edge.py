@@ -6,11 +6,10 @@ Orderings are read from the server's own `seq`/`ts`, with margins of half
 a (long) tick, not from tight wall-clock bounds."""
 import http.client
 import signal
-import sqlite3
 import threading
 import time
 
-from lc import Server, check, run
+from lc import Server, cd, check, run, wait_for
 
 TICK_MS = 2000
 
@@ -21,20 +20,20 @@ def test_lone_like_goes_out_at_once():
         check(ws.recv()["type"] == "snapshot")
         sse = s.sse(["lone"])
         check(sse.event()[0] == "snapshot")
-        time.sleep(TICK_MS / 1000 * 1.5)  # a quiet tick has passed
+        s.settle(ticks=1)  # a quiet tick has passed
         sent_ms = time.time() * 1000
         s.like("lone")
-        u1 = ws.recv(timeout=TICK_MS / 1000)
+        u1 = ws.recv()
         check(u1["type"] == "update" and u1["counts"]["lone"]["count"] == 1,
               u1)
         # dispatched off the regular schedule: well before a tick passed
         check(u1["ts"] - sent_ms < TICK_MS / 2, (u1["ts"], sent_ms))
-        e = sse.event(timeout=TICK_MS / 1000)
+        e = sse.event()
         check(e[2]["seq"] == u1["seq"], (e, u1))
         # a like right after a dispatch waits for the next tick
         s.like("lone")
-        u2 = ws.recv(timeout=TICK_MS / 1000 * 2)
-        check(u2["counts"]["lone"] == {"count": 2, "delta": 1}, u2)
+        u2 = ws.recv()
+        check(cd(u2["counts"]["lone"]) == {"count": 2, "delta": 1}, u2)
         check(u2["seq"] == u1["seq"] + 1, (u1, u2))
         check(u2["ts"] - u1["ts"] >= TICK_MS * 0.9, (u1["ts"], u2["ts"]))
         check(s.metric("livecount_dispatch_kicks_total") >= 1)
@@ -47,16 +46,17 @@ def test_burst_is_one_frame_per_subscriber():
         subs = [s.ws(["burst"]) for _ in range(3)]
         for w in subs:
             check(w.recv()["type"] == "snapshot")
-        time.sleep(TICK_MS / 1000 * 1.5)
+        s.settle(ticks=1)  # a quiet tick has passed
         # one batch of 1000 likes: one frame, delta 1000
         st, b = s.json("POST", "/v1/likes", [{"url": "burst", "n": 1}] * 1000)
         check(st == 200 and b["accepted"] == 1000, b)
         for w in subs:
-            u = w.recv(timeout=TICK_MS / 1000)
-            check(u["counts"]["burst"] == {"count": 1000, "delta": 1000}, u)
+            u = w.recv()
+            check(cd(u["counts"]["burst"]) == {"count": 1000, "delta": 1000}, u)
         # 1000 single likes from 4 clients within one tick: the first goes
-        # out at once (leading edge), the rest in the next tick
-        time.sleep(TICK_MS / 1000 * 1.5)
+        # out at once (leading edge), the rest in the next tick. Quiet
+        # first: a regular tick after the one that carried the batch.
+        wait_for(s.seq, lambda q: q >= u["seq"] + 1, what="a quiet tick")
 
         def client():
             c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
@@ -74,7 +74,7 @@ def test_burst_is_one_frame_per_subscriber():
         for w in subs:
             frames = []
             while not frames or frames[-1]["counts"]["burst"]["count"] < 2000:
-                frames.append(w.recv(timeout=TICK_MS / 1000 * 2))
+                frames.append(w.recv())
             check(frames[-1]["counts"]["burst"]["count"] == 2000, frames)
             check(sum(f["counts"]["burst"]["delta"] for f in frames) == 1000,
                   frames)
@@ -88,20 +88,12 @@ def test_lone_like_persisted_at_once():
     # flush interval of a minute: without a leading edge nothing would be
     # written before the SIGKILL below
     with Server(tick_ms=100, flush_ms=60000) as s:
-        time.sleep(0.5)
+        s.settle()  # running steadily
         s.like("durable", n=3)
-        deadline = time.time() + 3
-        rows = None
-        while time.time() < deadline:
-            db = sqlite3.connect(s.db)
-            rows = db.execute(
-                "SELECT count FROM counts_v WHERE url='durable'").fetchall()
-            db.close()
-            if rows:
-                break
-            time.sleep(0.05)
+        # half the flush interval: only a leading-edge flush is this early
+        s.wait_db("SELECT count FROM counts_v WHERE url='durable'", [(3,)],
+                  timeout=30)
         s.stop(signal.SIGKILL)
-        check(rows == [(3,)], rows)
 
 
 run([test_lone_like_goes_out_at_once, test_burst_is_one_frame_per_subscriber,

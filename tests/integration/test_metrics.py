@@ -29,7 +29,8 @@ def traffic():
     e.event()
     S.like("m/a")
     w.until(lambda m: m["type"] == "update")
-    S.settle()  # a flush happened: flush metrics are non-zero
+    # a flush happened: flush metrics are non-zero
+    S.wait_metric("livecount_flush_rows_total", lambda v: v > 0)
     return w, e
 
 

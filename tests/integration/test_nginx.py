@@ -10,10 +10,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 
-from lc import WS, Server, check, free_port, read_until, run
+from lc import WAIT_S, WS, Server, check, free_port, read_until, run, wait_for
 
 NGINX = shutil.which("nginx") or (
     "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -70,15 +69,15 @@ def start_nginx():
                             lc=S.port))
     p = subprocess.Popen([NGINX, "-p", d, "-c", os.path.join(d, "nginx.conf")],
                          stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", PROXY["tuned"]), 1).close()
-            return p
-        except OSError:
-            time.sleep(0.05)
-    p.kill()
-    raise RuntimeError("nginx did not start: " +
-                       open(os.path.join(d, "error.log")).read())
+    try:
+        wait_for(lambda: socket.create_connection(
+            ("127.0.0.1", PROXY["tuned"]), 1).close() or True,
+            interval=0.05, what="nginx to listen")
+        return p
+    except AssertionError:
+        p.kill()
+        raise RuntimeError("nginx did not start: " +
+                           open(os.path.join(d, "error.log")).read())
 
 
 class ProxiedSSE:
@@ -86,7 +85,8 @@ class ProxiedSSE:
     encoding nginx adds towards an HTTP/1.1 client."""
 
     def __init__(self, port, url):
-        self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self.c = http.client.HTTPConnection("127.0.0.1", port,
+                                            timeout=WAIT_S)
         self.c.request("GET", "/v1/events?url=" +
                        urllib.parse.quote(url, safe=""),
                        headers={"Accept": "text/event-stream"})
@@ -94,7 +94,7 @@ class ProxiedSSE:
         self.status = self.r.status
         self.buf = b""
 
-    def event(self, timeout=5):
+    def event(self, timeout=WAIT_S):
         self.c.sock.settimeout(timeout)
         while b"\n\n" not in self.buf:
             d = self.r.read1(65536)
@@ -107,7 +107,7 @@ class ProxiedSSE:
         data = json.loads(fields["data"]) if "data" in fields else None
         return fields.get("event"), fields.get("id"), data
 
-    def until(self, pred, timeout=5):
+    def until(self, pred, timeout=WAIT_S):
         return read_until(self.event, pred, timeout)
 
     def close(self):
@@ -123,8 +123,7 @@ def sse_count_stream(port, url, likes):
     for i in range(1, likes + 1):
         S.like(url)
         e.until(lambda ev: ev[0] == "update" and
-                ev[2]["counts"][url]["count"] == start + i, timeout=5)
-        time.sleep(0.3)
+                ev[2]["counts"][url]["count"] == start + i)
     return e
 
 
@@ -136,11 +135,10 @@ def test_sse_through_stock_proxy_pass():
     e = sse_count_stream(PROXY["stock"], "nginx/stock", 4)
     check(sse_conns() == 1)
     e.close()
-    # nginx closes its upstream connection; livecount notices within ~1 s
-    deadline = time.time() + 5
-    while sse_conns() and time.time() < deadline:
-        time.sleep(0.1)
-    check(sse_conns() == 0, "stream left open after the client went")
+    # nginx closes its upstream connection; livecount notices (once a
+    # second) and closes the stream
+    wait_for(sse_conns, lambda n: n == 0,
+             what="stream closed after the client went")
 
 
 def test_sse_and_ws_through_recommended_config():

@@ -4,15 +4,13 @@ node: Redis stalled, a partition (a proxy the test cuts), the pub/sub
 subscription killed, a lost message, a node SIGKILLed and restarted (same
 and empty database), Redis restarted empty, a duplicate node id, two nodes
 on one port."""
-import json
 import os
 import signal
 import sqlite3
 import subprocess
 import time
 
-from lc import BIN, Server, check, free_port, run
-from redis_util import Proxy, Redis
+from lc import BIN, Proxy, Redis, Server, check, free_port, run, wait_for
 
 
 def node(redis, node_id, *args, url=None, **kw):
@@ -21,25 +19,10 @@ def node(redis, node_id, *args, url=None, **kw):
                   str(node_id), *args, **kw)
 
 
-def wait_for(pred, timeout=15, what="condition"):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        try:
-            last = pred()
-            if last is True:
-                return
-        except (OSError, AssertionError) as e:
-            last = e
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
-
-
-def converge(nodes, url, expected, timeout=15):
-    def ok():
-        got = [n.count(url) for n in nodes]
-        return True if all(g == expected for g in got) else got
-    wait_for(ok, timeout, "%s == %d on every node" % (url, expected))
+def converge(nodes, url, expected):
+    wait_for(lambda: [n.count(url) for n in nodes],
+             lambda got: all(g == expected for g in got),
+             what="%s == %d on every node" % (url, expected))
 
 
 def link_up(n):
@@ -51,6 +34,10 @@ def fnv_tag(url):
     for b in url.encode():
         h = ((h ^ b) * 16777619) & 0xffffffff
     return "%04x" % ((h ^ (h >> 16)) & 0xffff)
+
+
+SLOTS = "SELECT node, likes, unlikes FROM node_slots_v WHERE url = ? " \
+    "ORDER BY node"
 
 
 def redis_key(url):
@@ -76,18 +63,17 @@ def test_three_nodes_converge():
         ws.close()
         # the top list is cluster-wide
         st, top = a.json("GET", "/v1/top?limit=5")
-        check(top["top"][0] == {"url": "only-on-b", "count": 100}, top)
+        check((top["top"][0]["url"], top["top"][0]["count"]) ==
+              ("only-on-b", 100), top)
         # every node's own totals are in Redis, written with ZADD GT
         z = r.cmd("ZRANGE", redis_key("x"), 0, -1, "WITHSCORES")
         slots = dict(zip(z[::2], z[1::2]))
         check(slots == {"1:l": "5", "1:u": "0", "2:l": "7", "2:u": "0",
                         "3:l": "0", "3:u": "2"}, slots)
         # /v1/stats lists the nodes this node knows
-        def three():
-            st, s = a.json("GET", "/v1/stats")
-            ids = sorted(n["id"] for n in s["cluster"]["nodes"])
-            return True if ids == [1, 2, 3] else ids
-        wait_for(three, what="three nodes in /v1/stats")
+        wait_for(lambda: sorted(n["id"] for n in
+                                a.stats()["cluster"]["nodes"]),
+                 lambda ids: ids == [1, 2, 3], what="three nodes in /v1/stats")
         st, s = a.json("GET", "/v1/stats")
         check(s["cluster"]["node_id"] == 1 and s["cluster"]["link"] == "up",
               s)
@@ -122,7 +108,7 @@ def test_redis_stalled():
             check(a.get("/readyz")[0] == 200)
         finally:
             r.proc.send_signal(signal.SIGCONT)
-        converge([a, b], "s", 61, timeout=30)
+        converge([a, b], "s", 61)
         wait_for(lambda: link_up(a), what="link up again")
 
 
@@ -136,6 +122,10 @@ def test_partition():
                 a.like("p", n=10)
                 converge([a, b], "p", 10)
                 px.cut()
+                wait_for(lambda: not link_up(a), what="link down on a")
+                # A partition of 10 s (past the 3 s after which a silent
+                # node is "down"), likes paced on both sides: time itself
+                # is what this part tests.
                 t_end = time.time() + 10
                 na = nb = 0
                 while time.time() < t_end:
@@ -149,7 +139,7 @@ def test_partition():
                 check(b.count("p") == 10 + nb, (b.count("p"), nb))
                 check(not link_up(a))
                 px.heal()
-                converge([a, b], "p", 10 + na + nb, timeout=30)
+                converge([a, b], "p", 10 + na + nb)
         finally:
             px.close()
 
@@ -170,7 +160,10 @@ def test_pubsub_killed_and_lost_message():
         # and the resync it triggers brings the total in.
         r.cmd("ZADD", redis_key("k"), "GT", 6, "9:l", 0, "9:u")
         r.cmd("PUBLISH", "lc:changes", "lc1 9 00000000000000aa 1\n")
-        time.sleep(0.3)
+        for n in (a, b):  # read once node 9 is listed
+            wait_for(lambda: [x["id"] for x in n.stats()["cluster"]["nodes"]],
+                     lambda ids: 9 in ids, what="node 9 heard")
+            n.settle()
         check(a.count("k") == 4 and b.count("k") == 4)
         r.cmd("PUBLISH", "lc:changes", "lc1 9 00000000000000aa 3\n")
         converge([a, b], "k", 10)
@@ -178,8 +171,15 @@ def test_pubsub_killed_and_lost_message():
         # duplicates and stale readings never count twice
         r.cmd("PUBLISH", "lc:changes",
               "lc1 9 00000000000000aa 4\n9 6 0 k\n9 5 0 k\n9 6 0 k\n")
-        time.sleep(0.5)
-        converge([a, b], "k", 10)
+        # A marker behind them on the same channel: once it is counted,
+        # every node has read and merged them.
+        r.cmd("ZADD", redis_key("k-mark"), "GT", 1, "9:l", 0, "9:u")
+        r.cmd("PUBLISH", "lc:changes", "lc1 9 00000000000000aa 5\n9 1 0 k-mark\n")
+        converge([a, b], "k-mark", 1)
+        for n in (a, b):
+            n.settle()
+        check(a.count("k") == 10 and b.count("k") == 10,
+              (a.count("k"), b.count("k")))
 
 
 def test_node_sigkill_restart():
@@ -190,7 +190,7 @@ def test_node_sigkill_restart():
             a.like("r", n=50)
             b.like("r", n=5)
             converge([a, b], "r", 55)
-            time.sleep(0.3)  # flushed to a's database
+            a.wait_db(SLOTS, [(1, 50, 0), (2, 5, 0)], "r")  # flushed
             a.stop(signal.SIGKILL)
             # restart with the same database: nothing counted twice
             a.start()
@@ -203,12 +203,12 @@ def test_node_sigkill_restart():
             r.proc.send_signal(signal.SIGSTOP)
             try:
                 a.like("r", n=20)
-                time.sleep(0.5)
+                a.wait_db(SLOTS, [(1, 71, 0), (2, 5, 0)], "r")  # flushed
                 a.stop(signal.SIGKILL)
             finally:
                 r.proc.send_signal(signal.SIGCONT)
             a.start()
-            converge([a, b], "r", 76, timeout=30)
+            converge([a, b], "r", 76)
             a.stop(signal.SIGKILL)
             # restart with an empty database: our own total from Redis
             os.unlink(a.db)

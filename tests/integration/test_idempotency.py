@@ -6,7 +6,6 @@ it exactly once)."""
 import json
 import signal
 import sqlite3
-import time
 
 from lc import Server, check, run
 
@@ -79,6 +78,10 @@ def test_websocket_like_id():
 def test_keys_survive_a_restart():
     with Server(flush_ms=100) as s:
         st, b, r = keyed(s, "POST", "/v1/likes?url=i/r&n=7", "r-1")
+        # The WebSocket may be on another worker, whose answer counts the
+        # HTTP like once it is merged: wait for that, then expect 8 (this
+        # raced the tick before: answered 1, failed a fresh clone's run).
+        s.wait_count("i/r", 7)
         ws = s.ws()
         ws.send({"op": "like", "url": "i/r", "n": 1, "id": "r-2"})
         check(ws.recv()["count"] == 8)
@@ -100,7 +103,8 @@ def test_keys_survive_a_restart():
         check(s.count("i/r") == 8)
         # SIGKILL after the key was written: the retry is not counted
         keyed(s, "POST", "/v1/likes?url=i/r&n=2", "r-3")
-        time.sleep(1.0)
+        s.wait_db("SELECT key FROM idempotency_keys WHERE key = 'h:r-3'",
+                  [("h:r-3",)])
         s.stop(signal.SIGKILL)
         s.start()
         st, b, r = keyed(s, "POST", "/v1/likes?url=i/r&n=2", "r-3")
@@ -115,7 +119,7 @@ def test_key_and_like_lost_together():
     # like and its key together, so the retry counts it, exactly once
     with Server(flush_ms=60000) as s:
         s.like("i/k", n=1)
-        time.sleep(0.5)
+        s.wait_db("SELECT count FROM counts_v WHERE url = 'i/k'", [(1,)])
         keyed(s, "POST", "/v1/likes?url=i/k&n=4", "lost-1")
         s.stop(signal.SIGKILL)
         s.start()

@@ -4,10 +4,9 @@ the others, and get closed. Latencies and memory are logged (measured,
 not asserted as timings)."""
 import selectors
 import socket
-import threading
 import time
 
-from lc import SANITIZED, SSE, WS, Server, check, run
+from lc import SANITIZED, SSE, WAIT_S, WS, Server, check, run
 
 S = None
 
@@ -30,7 +29,7 @@ class Reader:
     def __init__(self, subs, url, transport):
         self.subs, self.url, self.t = subs, url, transport
 
-    def wait(self, target, t0, timeout=20):
+    def wait(self, target, t0, timeout=WAIT_S):
         sel = selectors.DefaultSelector()
         done = {}
         for i, s in enumerate(self.subs):
@@ -100,12 +99,12 @@ def test_1000_sse_subscribers_converge():
 
 
 def test_idle_subscriber_memory():
-    time.sleep(0.5)
+    S.settle()  # running steadily
     before = rss_kb(S.proc.pid)
     subs = [WS(S.port, ["idle/%d" % (i % 10)]) for i in range(1000)]
     for s in subs:
         s.recv()
-    time.sleep(0.5)
+    S.settle()  # every subscription is through a tick
     after = rss_kb(S.proc.pid)
     print("     RSS %d kB -> %d kB with 1000 idle WS subscribers: %.2f kB "
           "each (user space)" % (before, after, (after - before) / 1000))
@@ -126,14 +125,16 @@ def test_stalled_subscribers_bounded_and_closed():
         stalled.append(w)  # never read again
     healthy = WS(S.port, ["stall/probe"])
     healthy.recv()
-    time.sleep(0.3)
+    # every stalled subscription is in place (the subscribes are sent,
+    # their snapshots never read)
+    S.wait_metric("livecount_subscriptions", lambda v: v >= 20 * 30 + 1)
     before = rss_kb(S.proc.pid)
     closes0 = S.metric("livecount_slow_consumer_closes_total")
     coalesced0 = S.metric("livecount_coalesced_updates_total")
     batch = [{"url": u, "n": 1} for u in long_urls]
     peak = before
     lat = []
-    t_end = time.time() + 10
+    t_end = time.time() + WAIT_S
     i = 0
     while time.time() < t_end and (
             S.metric("livecount_slow_consumer_closes_total") - closes0 < 20):
@@ -145,7 +146,7 @@ def test_stalled_subscribers_bounded_and_closed():
         healthy.until(lambda m: m["counts"]["stall/probe"]["count"] == i)
         lat.append(time.time() - t0)
         peak = max(peak, rss_kb(S.proc.pid))
-        time.sleep(0.05)
+        time.sleep(0.05)  # paces the rounds: the stall timeout is time
     closes = S.metric("livecount_slow_consumer_closes_total") - closes0
     coalesced = S.metric("livecount_coalesced_updates_total") - coalesced0
     print("     20 stalled subscribers x 30 URLs: RSS %d kB -> peak %d kB; "
@@ -156,7 +157,8 @@ def test_stalled_subscribers_bounded_and_closed():
     check(coalesced > 0, "updates to stalled subscribers are coalesced")
     if not SANITIZED:
         check(peak - before < 64 * 1024, "memory bounded while stalled")
-    check(max(lat) < 2.0, "the healthy subscriber is not delayed")
+    # The healthy subscriber saw every round (until() above); how fast is
+    # logged, not asserted (a loaded machine is slow, not wrong).
     check(closes >= 20, "stalled subscribers closed after stall_timeout_ms")
     for w in stalled:
         w.sock.close()
