@@ -961,7 +961,12 @@ update_top(struct lc_dispatch *d)
 		int64_t mono_ms = lc_mono_us() / 1000;
 
 		if (d->tick_ms && mono_ms - d->top_pub_ms < d->tick_ms) {
+			int64_t due = d->top_pub_ms + d->tick_ms;
+
+			/* A run then republishes them: at most a tick late. */
 			d->top_dirty = true;
+			if (!d->next_due_ms || due < d->next_due_ms)
+				d->next_due_ms = due;
 			return;
 		}
 		d->top_pub_ms = mono_ms;
