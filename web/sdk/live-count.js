@@ -163,7 +163,11 @@ class LiveCount extends HTMLElement {
     if (!this.hasAttribute('record-view') || this.#viewed === url) return;
     this.#viewed = url;
     client.view(url).then((r) => {
-      if (this.#views === null || r.views > this.#views) { this.#views = r.views; this.#render(); }
+      // Until the update brings it (a tick later); not if the URL changed meanwhile.
+      if (this.getAttribute('url') === url && (this.#views === null || r.views > this.#views)) {
+        this.#views = r.views;
+        this.#render();
+      }
     }, (e) => {
       this.#els.error.textContent = e.code === 'rate_limited' ? 'slow down' : 'view failed';
       this.#els.error.title = e.message;
