@@ -106,6 +106,7 @@ struct lc_counter {
 	struct lc_reader **readers; /* set before threads start */
 	size_t nreaders;
 	struct lc_retired *retired_head, *retired_tail; /* dispatcher only */
+	size_t untrimmed; /* entries freed since the last malloc_trim */
 	_Atomic uint64_t reclaimed;			/* entries freed */
 
 	/* Distinct URLs: entries plus new URLs waiting in shards. */
