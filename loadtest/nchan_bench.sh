@@ -14,7 +14,11 @@
 # Writes the "nchan" section of loadtest/RESULTS.md (between its markers).
 # Environment: RUNS (3), DUR (10), LC_BUILD_DIR, LC_RESULTS, LC_WORKERS
 # (server workers and nginx worker_processes, default nproc), NCHAN_SIZES
-# ("1000 10000"), NCHAN_TRANSPORTS ("ws sse").
+# ("1000 10000"), NCHAN_TRANSPORTS ("ws sse"), NCHAN_URLS (1: one hot URL;
+# subscribers are spread round-robin over the URLs), NCHAN_RATE (10 likes/s
+# in all, round-robin over the URLs), NCHAN_LIKE_CONNS (1; more only when no
+# URL is liked twice within a round trip, since nchan takes the count the
+# tester assigns in publish order).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -28,7 +32,9 @@ RUNS=${RUNS:-3}
 DUR=${DUR:-10}
 SIZES=${NCHAN_SIZES:-1000 10000}
 TRANSPORTS=${NCHAN_TRANSPORTS:-ws sse}
-RATE=10
+RATE=${NCHAN_RATE:-10}
+URLS=${NCHAN_URLS:-1}
+LIKE_CONNS=${NCHAN_LIKE_CONNS:-1}
 TICK_MS=100
 
 log() { echo "nchan_bench: $*" >&2; }
@@ -168,8 +174,8 @@ PY
 T0=$(date +%s)
 for t in $TRANSPORTS; do
 	for n in $SIZES; do
-		common=(fanout --transport "$t" --subscribers "$n" --urls 1 --like-rate "$RATE"
-			--like-conns 1 --duration "$DUR" --tick-ms "$TICK_MS" --sources 8 --connect-timeout 30)
+		common=(fanout --transport "$t" --subscribers "$n" --urls "$URLS" --like-rate "$RATE"
+			--like-conns "$LIKE_CONNS" --duration "$DUR" --tick-ms "$TICK_MS" --sources 8 --connect-timeout 30)
 		for i in $(seq "$RUNS"); do
 			start_livecount
 			run "livecount_${t}_${n}_$i" "${common[@]}"
@@ -182,11 +188,14 @@ for t in $TRANSPORTS; do
 done
 echo $(($(date +%s) - T0)) >"$OUT/elapsed_s"
 
-python3 - "$OUT" "$RESULTS" "$RUNS" "$DUR" "$WORKERS" "$NGINX" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)" "$SIZES" "$TRANSPORTS" <<'PY'
+python3 - "$OUT" "$RESULTS" "$RUNS" "$DUR" "$WORKERS" "$NGINX" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)" "$SIZES" "$TRANSPORTS" "$URLS" "$RATE" "$LIKE_CONNS" <<'PY'
 import json, os, statistics, subprocess, sys, datetime
 out, results, runs, dur, workers, nginx, commit = sys.argv[1:8]
 sizes = [int(x) for x in sys.argv[8].split()]
 transports = sys.argv[9].split()
+nurls, rate, lconns = int(sys.argv[10]), sys.argv[11], int(sys.argv[12])
+where = "One URL" if nurls == 1 else f"{nurls:,} URLs (subscribers and likes round-robin over them)"
+lconn_txt = "one like connection" if lconns == 1 else f"{lconns} like connections"
 runs = int(runs)
 
 def load(name):
@@ -211,10 +220,10 @@ ver = subprocess.run(["sh", "-c", f"{nginx} -v 2>&1; dpkg-query -W -f='${{Versio
 L = ["<!-- nchan:begin -->", "## Peer baseline: livecount vs nginx + nchan (fan-out)", "",
      f"Written by `loadtest/nchan_bench.sh` (called by `make bench`) on "
      f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit `{commit}`; {ver}. "
-     f"One URL, {runs} run(s) of {dur} s per cell, livecount and nchan alternating run by run "
+     f"{where}, {runs} run(s) of {dur} s per cell, livecount and nchan alternating run by run "
      f"with a fresh server each; livecount `--workers {workers} --tick-ms 100`, nginx "
-     f"`worker_processes {workers}`; the same `livecount-load fanout` (10 likes/s, one like "
-     "connection, `--sources 8`). nchan gets one `POST /pub/<channel>` per like whose body is "
+     f"`worker_processes {workers}`; the same `livecount-load fanout` ({rate} likes/s in all, "
+     f"{lconn_txt}, `--sources 8`). nchan gets one `POST /pub/<channel>` per like whose body is "
      "livecount's update shape with the count the tester assigns, so both are matched the same way. "
      "Delivered = subscribers whose last count equals the final count. CPU per delivered frame = "
      "server CPU over the like phase / frames received in it (nginx: master + workers). "
