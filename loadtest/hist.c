@@ -113,6 +113,7 @@ stats_merge(stats_t *d, const stats_t *s)
 		d->msgs_pre_max = s->msgs_pre_max;
 	d->same_count += s->same_count;
 	d->unsent += s->unsent;
+	d->idle_408 += s->idle_408;
 	d->ambiguous += s->ambiguous;
 	d->msgs += s->msgs;
 	d->msgs_phase += s->msgs_phase;

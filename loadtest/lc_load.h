@@ -100,6 +100,8 @@ typedef struct {
 	uint64_t likes_acked;	/* likes acknowledged by a 200 */
 	uint64_t views_acked;	/* --views-per-like: views acknowledged */
 	uint64_t unsent;	/* open-loop requests due but never sent */
+	uint64_t idle_408;	/* idle keep-alive connections the server closed
+				   with a 408 */
 	uint64_t ambiguous;	/* likes in requests whose outcome is unknown */
 	uint64_t msgs;	     /* messages received by subscribers (whole run) */
 	uint64_t msgs_phase; /* ... during the like phase */

@@ -243,10 +243,11 @@ print_summary(const cfg_t *cfg, const stats_t *s, double wall_s)
 	       (unsigned long long)s->urls_checked,
 	       (unsigned long long)s->urls_ok,
 	       (unsigned long long)s->stale_reads);
-	printf(
-	    "\"requests_sent\":%llu,\"unsent\":%llu,\"ambiguous_likes\":%llu,",
-	    (unsigned long long)s->requests_sent, (unsigned long long)s->unsent,
-	    (unsigned long long)s->ambiguous);
+	printf("\"requests_sent\":%llu,\"unsent\":%llu,\"idle_408\":%llu,"
+	       "\"ambiguous_likes\":%llu,",
+	       (unsigned long long)s->requests_sent,
+	       (unsigned long long)s->unsent, (unsigned long long)s->idle_408,
+	       (unsigned long long)s->ambiguous);
 	if (fan) {
 		printf("\"subscribers\":%d,\"ready\":%llu,\"converged\":%llu,"
 		       "\"msgs\":%llu,"

@@ -118,6 +118,17 @@ conn_close(rpool_t *rp, rp_conn_t *c, uint64_t retry_at)
 	c->fd = -1;
 	if (c->state == RC_BUSY)
 		rp->busy--;
+	if (c->state == RC_IDLE) {
+		/* Off the idle list, or a reconnect would list it twice (and
+		 * overrun the list: seen when the server closed idle liker
+		 * connections during a long connect phase). */
+		uint32_t idx = (uint32_t)(c - rp->c);
+		for (int k = 0; k < rp->nidle; k++)
+			if (rp->idle[k] == idx) {
+				rp->idle[k] = rp->idle[--rp->nidle];
+				break;
+			}
+	}
 	c->state = RC_DOWN;
 	c->want_out = false;
 	c->rlen = 0;
@@ -492,21 +503,20 @@ on_readable(rpool_t *rp, uint32_t idx, uint64_t now)
 			} else {
 				/* Idle keep-alive connection closed by the
 				 * server: reconnect. */
-				if (c->state == RC_IDLE)
-					for (int k = 0; k < rp->nidle; k++)
-						if (rp->idle[k] == idx) {
-							rp->idle[k] =
-							    rp->idle
-								[--rp->nidle];
-							break;
-						}
 				conn_close(rp, c, now);
 			}
 			return;
 		}
 		c->rlen += (uint32_t)r;
 		if (c->state != RC_BUSY) {
-			lc_err(rp->st, LC_E_BAD_RESPONSE);
+			/* A 408 on an idle keep-alive connection is the server
+			 * closing it (http_timeout_ms): reconnect, no error. */
+			static const char r408[] = "HTTP/1.1 408 ";
+			if (c->rlen < sizeof(r408) - 1 ||
+			    memcmp(c->rx, r408, sizeof(r408) - 1) != 0)
+				lc_err(rp->st, LC_E_BAD_RESPONSE);
+			else
+				rp->st->idle_408++;
 			conn_close(rp, c, now);
 			return;
 		}

@@ -6,6 +6,7 @@
 #
 # Two builds run alternately, run by run, with a fresh server each:
 #   BASE_BUILD   the baseline commit's build dir (default /work/wt-base/build)
+#   MID_BUILD    an intermediate commit's build dir, with S1_VARIANTS="base mid head"
 #   LC_BUILD_DIR this tree's build dir (default build/)
 # Every run's 1-min load average is saved next to its output; the report
 # (session_report.py) quotes medians, ranges and server CPU per unit from
@@ -31,6 +32,8 @@ RUNS=${RUNS:-3}
 DUR=${DUR:-10}
 SIZES=${SIZES:-1000 10000 19000}
 WORKERS=${LC_WORKERS:-$(nproc)}
+MID_BUILD=${MID_BUILD:-}
+S1_VARIANTS=${S1_VARIANTS:-base head}
 TICK_MS=100
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/lc-session.XXXXXX")}
 mkdir -p "$OUT"
@@ -113,17 +116,24 @@ except Exception as e:
 PY
 }
 
-build_of() { [[ $1 == base ]] && echo "$BASE_BUILD" || echo "$HEAD_BUILD"; }
+build_of() {
+	case $1 in
+	base) echo "$BASE_BUILD" ;;
+	mid) echo "$MID_BUILD" ;;
+	*) echo "$HEAD_BUILD" ;;
+	esac
+}
 
 # ---- S1: single-like POST (wrk), server CPU per request ----------------------
 do_s1() {
 	command -v wrk >/dev/null || { log "wrk missing (apt-get install wrk)"; return 1; }
 	local lua="$OUT/post.lua" path="/v1/likes?url=https%3A%2F%2Fbench.livecount.test%2Fs1"
 	printf 'wrk.method = "POST"\nwrk.body = ""\n' >"$lua"
+	local vs=($S1_VARIANTS)
 	for i in $(seq "$RUNS"); do
-		local order="base head"
-		((i % 2 == 0)) && order="head base"
-		for v in $order; do
+		# rotate the order run by run
+		local order=("${vs[@]:$(((i - 1) % ${#vs[@]}))}" "${vs[@]:0:$(((i - 1) % ${#vs[@]}))}")
+		for v in "${order[@]}"; do
 			local name="s1_${v}_$i"
 			start_server "$(build_of "$v")"
 			note "$name" "wrk -t1 -c64 -d${DUR}s --latency -s post.lua 'http://127.0.0.1:PORT$path'"

@@ -55,7 +55,7 @@ def m(xs):
 
 def s1():
     rows, vals = [], {}
-    for v in ("base", "head"):
+    for v in ("base", "mid", "head"):
         names = runs_of(f"s1_{v}")
         if not names:
             continue
@@ -75,10 +75,11 @@ def s1():
     print("| build | req/s | server CPU µs / request | wrk p99 ms | load avg |")
     print("|---|---|---|---|---|")
     print("\n".join(rows))
-    if "base" in vals and "head" in vals:
-        print()
-        print(f"head / base: req/s **{m(vals['head'][0]) / m(vals['base'][0]):.3f}**, "
-              f"CPU per request **{m(vals['head'][1]) / m(vals['base'][1]):.3f}**")
+    print()
+    for a in ("mid", "head"):
+        if "base" in vals and a in vals:
+            print(f"{a} / base: req/s **{m(vals[a][0]) / m(vals['base'][0]):.3f}**, "
+                  f"CPU per request **{m(vals[a][1]) / m(vals['base'][1]):.3f}**  ")
 
 
 def mixed():
