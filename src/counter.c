@@ -438,7 +438,7 @@ lc_counter_reclaim(struct lc_counter *c, uint64_t tick_no, size_t budget)
 		 * dispatcher's list holds it: same thread as this). */
 		if (atomic_load_explicit(&e->subscribers,
 					 memory_order_seq_cst) > 0 ||
-		    e->watch_listed ||
+		    e->watch_listed || e->deferred ||
 		    atomic_load_explicit(&e->watch_sent,
 					 memory_order_relaxed)) {
 			c->watch_at++;
@@ -584,16 +584,10 @@ lc_entry_add(struct lc_entry *e, int64_t likes, int64_t unlikes, int64_t now_ms)
 void
 lc_entry_add_views(struct lc_entry *e, int64_t views)
 {
-	uint32_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
-
-	atomic_store_explicit(&e->seq, s + 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
-	atomic_store_explicit(
-	    &e->views,
-	    lc_sat_add(atomic_load_explicit(&e->views, memory_order_relaxed),
-		       views),
-	    memory_order_relaxed);
-	atomic_store_explicit(&e->seq, s + 2, memory_order_release);
+	/* Loading views at start does not change when it was last liked. */
+	lc_entry_add_marked(
+	    e, 0, 0, views,
+	    atomic_load_explicit(&e->updated_ms, memory_order_relaxed), NULL);
 }
 
 const char *

@@ -378,16 +378,33 @@ lc_dispatch_init(struct lc_dispatch *d, struct lc_counter *c,
 
 static void rank_cb(struct lc_entry *e, void *arg);
 
+/*
+ * The all-time sums saturate like the counts they add up (lc_sat_add):
+ * a wrapped sum went negative, and /v1/stats' likes - unlikes then
+ * overflowed. Dispatcher thread only (the single writer), so a relaxed
+ * load and store is enough.
+ */
+static void
+add_all(struct lc_dispatch *d, int64_t likes, int64_t unlikes)
+{
+	int64_t l =
+	    atomic_load_explicit(&d->stats.all_likes, memory_order_relaxed);
+	int64_t u =
+	    atomic_load_explicit(&d->stats.all_unlikes, memory_order_relaxed);
+
+	atomic_store_explicit(&d->stats.all_likes, lc_sat_add(l, likes),
+			      memory_order_relaxed);
+	atomic_store_explicit(&d->stats.all_unlikes, lc_sat_add(u, unlikes),
+			      memory_order_relaxed);
+}
+
 static void
 sum_cb(struct lc_entry *e, void *arg)
 {
 	struct lc_dispatch *d = arg;
 	struct lc_counts r = lc_entry_read(e);
 
-	atomic_fetch_add_explicit(&d->stats.all_likes, r.likes,
-				  memory_order_relaxed);
-	atomic_fetch_add_explicit(&d->stats.all_unlikes, r.unlikes,
-				  memory_order_relaxed);
+	add_all(d, r.likes, r.unlikes);
 	atomic_fetch_add_explicit(&d->stats.all_views, r.views,
 				  memory_order_relaxed);
 }
@@ -415,6 +432,7 @@ lc_dispatch_cleanup(struct lc_dispatch *d)
 {
 	free(d->changes);
 	free(d->watch);
+	free(d->deferred);
 	free(d->own);
 	for (int k = 0; k < LC_TOP_KINDS; k++) {
 		free(d->heap[k].r);
@@ -617,10 +635,7 @@ merge_shard(struct lc_dispatch *d, struct lc_source *src, struct lc_shard *sh,
 		atomic_fetch_add_explicit(&d->stats.unlikes,
 					  (uint64_t)it->unlikes,
 					  memory_order_relaxed);
-		atomic_fetch_add_explicit(&d->stats.all_likes, it->likes,
-					  memory_order_relaxed);
-		atomic_fetch_add_explicit(&d->stats.all_unlikes, it->unlikes,
-					  memory_order_relaxed);
+		add_all(d, it->likes, it->unlikes);
 	}
 }
 
@@ -673,10 +688,7 @@ merge_remote(struct lc_dispatch *d, int64_t now_ms)
 			atomic_fetch_add_explicit(&d->stats.unlikes,
 						  (uint64_t)du,
 						  memory_order_relaxed);
-			atomic_fetch_add_explicit(&d->stats.all_likes, dl,
-						  memory_order_relaxed);
-			atomic_fetch_add_explicit(&d->stats.all_unlikes, du,
-						  memory_order_relaxed);
+			add_all(d, dl, du);
 			if (it->node == cl->self) {
 				atomic_fetch_add(&cl->stats.adopted_likes,
 						 (uint64_t)(dl + du));
@@ -943,6 +955,17 @@ update_top(struct lc_dispatch *d)
 			d->top_dirty = true;
 	if (!d->nchanges && !d->top_dirty)
 		return;
+	/* Runs may come every millisecond: the lists are republished at
+	 * most once a tick (the ranks above are always current). */
+	{
+		int64_t mono_ms = lc_mono_us() / 1000;
+
+		if (d->tick_ms && mono_ms - d->top_pub_ms < d->tick_ms) {
+			d->top_dirty = true;
+			return;
+		}
+		d->top_pub_ms = mono_ms;
+	}
 	best = malloc(d->top_k * sizeof(*best));
 	frontier = malloc((2 * d->top_k + 2) * sizeof(*frontier));
 	for (int k = 0; best && frontier && k < LC_TOP_KINDS; k++)
@@ -977,6 +1000,107 @@ lc_dispatch_top_put(struct lc_top *t)
 	if (t &&
 	    atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
 		free(t);
+}
+
+/*
+ * A note on the per-URL leading edge: a run of the dispatcher may come
+ * every millisecond (each first like after a run wakes it), so that a
+ * change to a quiet URL goes out at once even while other URLs are busy.
+ * What a run may publish is decided per URL: a URL with no update in the
+ * last tick_ms goes out now; one updated more recently is held (its deltas
+ * summed in the entry) until its tick_ms has passed, so a hot URL still
+ * costs each subscriber at most one frame per tick. Counts in the table,
+ * the batcher and the cluster get every run's changes at once.
+ */
+static void
+defer(struct lc_dispatch *d, struct lc_change *c)
+{
+	struct lc_entry *e = c->e;
+
+	if (!e->deferred) {
+		if (d->deferred_n == d->deferred_cap) {
+			size_t cap =
+			    d->deferred_cap ? d->deferred_cap * 2 : 256;
+			void *p =
+			    realloc(d->deferred, cap * sizeof(*d->deferred));
+
+			if (!p)
+				return; /* out of memory: it goes out now */
+			d->deferred = p;
+			d->deferred_cap = cap;
+		}
+		d->deferred[d->deferred_n++] = e;
+		e->deferred = true;
+		e->def_likes = e->def_unlikes = e->def_views = 0;
+	}
+	e->def_likes = lc_sat_add(e->def_likes, c->tick_likes);
+	e->def_unlikes = lc_sat_add(e->def_unlikes, c->tick_unlikes);
+	e->def_views = lc_sat_add(e->def_views, c->tick_views);
+	c->tick_likes = c->tick_unlikes = c->tick_views = 0;
+}
+
+/* Decides, per changed URL, what this run publishes (see the note). */
+static void
+throttle_updates(struct lc_dispatch *d, int64_t mono_ms)
+{
+	size_t keep = 0;
+
+	d->next_due_ms = 0;
+	if (!d->tick_ms)
+		return;
+	/* Held URLs whose turn came go out with this run's changes. */
+	for (size_t i = 0; i < d->deferred_n; i++) {
+		struct lc_entry *e = d->deferred[i];
+		struct lc_change *c;
+
+		if (mono_ms - e->pub_ms < d->tick_ms) {
+			d->deferred[keep++] = e;
+			if (!d->next_due_ms ||
+			    e->pub_ms + d->tick_ms < d->next_due_ms)
+				d->next_due_ms = e->pub_ms + d->tick_ms;
+			continue;
+		}
+		if (e->tick != d->tick_no &&
+		    note_change(d, e, 0, 0, 0, false)) {
+			d->deferred[keep++] = e; /* out of memory: next run */
+			continue;
+		}
+		c = &d->changes[e->tick_idx];
+		c->tick_likes = lc_sat_add(c->tick_likes, e->def_likes);
+		c->tick_unlikes = lc_sat_add(c->tick_unlikes, e->def_unlikes);
+		c->tick_views = lc_sat_add(c->tick_views, e->def_views);
+		e->deferred = false;
+		e->pub_ms = mono_ms;
+		e->pub_tick = d->tick_no;
+	}
+	d->deferred_n = keep;
+	/* This run's changes: at once for a quiet URL, else held. */
+	for (size_t i = 0; i < d->nchanges; i++) {
+		struct lc_change *c = &d->changes[i];
+		struct lc_entry *e = c->e;
+
+		/* A watching figure alone has its own throttle
+		 * (watching_interval_ms) and must not delay a count. */
+		if (!c->tick_likes && !c->tick_unlikes && !c->tick_views)
+			continue;
+		if (e->pub_tick == d->tick_no)
+			continue; /* released above: goes out now */
+		if (e->deferred || mono_ms - e->pub_ms < d->tick_ms) {
+			defer(d, c);
+			if (!d->next_due_ms ||
+			    e->pub_ms + d->tick_ms < d->next_due_ms)
+				d->next_due_ms = e->pub_ms + d->tick_ms;
+			continue;
+		}
+		e->pub_ms = mono_ms;
+		e->pub_tick = d->tick_no;
+	}
+}
+
+int64_t
+lc_dispatch_next_due_ms(const struct lc_dispatch *d)
+{
+	return d->next_due_ms;
 }
 
 /* Whether a change goes to subscribers: one of the figures moved and
@@ -1150,6 +1274,7 @@ lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms)
 	if (d->cluster)
 		merge_remote(d, now_ms);
 	watch_publish(d, now_ms);
+	throttle_updates(d, lc_mono_us() / 1000);
 	seq = atomic_load_explicit(&d->seq, memory_order_relaxed) + 1;
 	publish_updates(d, seq, now_ms);
 	if (d->cluster)

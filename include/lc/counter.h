@@ -56,6 +56,13 @@ struct lc_entry {
 	_Atomic int32_t watch_sent;
 	bool watch_listed;
 	int64_t watch_sent_ms;
+	/* Per-URL leading edge (dispatch.c): when an update of it was last
+	 * published (monotonic ms), and the changes held back since, to go
+	 * out once tick_ms has passed. */
+	int64_t pub_ms;
+	uint64_t pub_tick; /* the run that last published it */
+	int64_t def_likes, def_unlikes, def_views;
+	bool deferred;
 	/*
 	 * Cluster mode only (NULL on a single node): every node's absolute
 	 * totals for this url (slots.h). Written by the dispatcher, read by

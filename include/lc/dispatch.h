@@ -248,6 +248,16 @@ struct lc_dispatch {
 	struct lc_entry **watch;
 	size_t watch_n, watch_cap;
 	int64_t watching_interval_ms;
+	/*
+	 * Per-URL leading edge: a URL's update goes out at once when none
+	 * went out for it in the last tick_ms, else it is held (deferred) and
+	 * coalesced until then. 0: every run publishes every change (tests).
+	 */
+	int64_t tick_ms;
+	struct lc_entry **deferred;
+	size_t deferred_n, deferred_cap;
+	int64_t next_due_ms;   /* earliest deferred URL's turn (mono), or 0 */
+	int64_t top_pub_ms;    /* top lists published at most once a tick */
 	int64_t rate_since_ms; /* start of the likes_per_s window */
 	uint64_t rate_base;    /* likes+unlikes at that start */
 
@@ -297,6 +307,12 @@ size_t lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms);
  */
 struct lc_counts lc_dispatch_read(struct lc_dispatch *d, struct lc_counter *c,
 				  const char *url, size_t len);
+
+/**
+ * When the next run is due for a URL whose update was held back
+ * (monotonic ms), or 0 when none is. Dispatcher thread.
+ */
+int64_t lc_dispatch_next_due_ms(const struct lc_dispatch *d);
 
 /** The current top list with a reference held. Any thread. */
 struct lc_top *lc_dispatch_top_get(struct lc_dispatch *d);

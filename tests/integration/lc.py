@@ -78,8 +78,9 @@ class Client:
         self.keepalive = keepalive
         self.conn = None
 
-    def request(self, method, path, body=None, headers=None, timeout=10):
+    def request(self, method, path, body=None, headers=None, timeout=None):
         """Returns (status, body bytes, http.client.HTTPResponse)."""
+        timeout = WAIT_S if timeout is None else timeout
         h = dict(headers or {})
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
@@ -233,7 +234,8 @@ class Server(Client):
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
-    def stop(self, sig=signal.SIGTERM, timeout=20):
+    def stop(self, sig=signal.SIGTERM, timeout=None):
+        timeout = WAIT_S if timeout is None else timeout
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -241,7 +243,7 @@ class Server(Client):
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError("server did not stop in %ds" % timeout)
+                raise AssertionError("server did not stop in %gs" % timeout)
         self.log.close()
         return self.proc.returncode
 
@@ -329,6 +331,20 @@ def read_until(read, pred, timeout):
         seen.append(item)
         if pred(item):
             return seen
+
+
+def ws_upgrade_raw(port, origin, path="/v1/ws"):
+    """A WebSocket upgrade request with an Origin header, over a raw socket;
+    returns the first bytes of the answer (the handshake or a refusal)."""
+    sock = socket.create_connection(("127.0.0.1", port), 5)
+    sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Key: "
+                  "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                  "Sec-WebSocket-Protocol: livecount.v1\r\nOrigin: %s\r\n\r\n"
+                  % (path, origin)).encode())
+    data = sock.recv(4096)
+    sock.close()
+    return data
 
 
 def cd(entry):

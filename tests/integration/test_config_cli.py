@@ -8,9 +8,8 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 
-from lc import BIN, Server, check, run
+from lc import BIN, Server, check, run, wait_for
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -78,15 +77,15 @@ def test_start_refuses_what_check_config_refuses():
                 shutil.rmtree(d)
 
 
-def wait_log(s, text, count=1, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if s.logtext().count(text) >= count:
-            return
+def wait_log(s, text, count=1):
+    def seen():
         check(s.proc.poll() is None, "server exited")
-        time.sleep(0.05)
-    raise AssertionError("no %d x %r in the log:\n%s" %
-                         (count, text, s.logtext()))
+        return s.logtext().count(text)
+    try:
+        wait_for(seen, lambda n: n >= count, interval=0.05)
+    except AssertionError:
+        raise AssertionError("no %d x %r in the log:\n%s" %
+                             (count, text, s.logtext()))
 
 
 def test_sighup_applies_reloadable_keys_and_names_the_rest():

@@ -10,24 +10,17 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import time
 
 import lc
-from lc import WS, Server, check, run
+from lc import WS, Server, check, run, wait_for
 
 TOKEN = "0123456789abcdef-metrics"
 
 
-def poll(fn, timeout=10, what="condition"):
+def poll(fn, timeout=None, what="condition"):
     """Calls fn() until it returns something true; returns that."""
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
+    return wait_for(fn, timeout=timeout, what=what, interval=0.05,
+                    errors=())
 
 
 def test_longest_ws_id_survives_flush_and_restart():
@@ -55,15 +48,7 @@ def test_longest_ws_id_survives_flush_and_restart():
 
 
 def upgrade(port, origin):
-    sock = socket.create_connection(("127.0.0.1", port), 5)
-    sock.sendall(("GET /v1/ws?url=o HTTP/1.1\r\nHost: x\r\nUpgrade: websocket"
-                  "\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
-                  "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-                  "Sec-WebSocket-Protocol: livecount.v1\r\nOrigin: %s\r\n\r\n"
-                  % origin).encode())
-    data = sock.recv(4096)
-    sock.close()
-    return data
+    return lc.ws_upgrade_raw(port, origin, "/v1/ws?url=o")
 
 
 def test_origin_refused_whatever_its_length():
@@ -170,7 +155,7 @@ def test_subscribed_bytes_per_ip():
             return m["type"] == "snapshot"
         poll(fits, what="the account to be given back")
         # and the URLs nobody liked are freed
-        poll(lambda: s.metric("livecount_urls") <= base + 1, timeout=15,
+        poll(lambda: s.metric("livecount_urls") <= base + 1,
              what="subscribe-only URLs freed")
 
 

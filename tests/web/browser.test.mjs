@@ -231,31 +231,45 @@ test(`${ROWS} rows updating every tick stay smooth`, async (t) => {
   await waitFor(() => page.evaluate((n) => [...globalThis.livecount.rows.values()].filter((r) => r.count !== null).length >= n, ROWS),
     { timeoutMs: 10000, what: 'all rows have counts' });
 
-  // Measure frame intervals while every URL changes on every tick.
-  await page.evaluate(() => {
-    const m = (globalThis.frames_ = { gaps: [], last: performance.now(), run: true });
-    const loop = (now) => { m.gaps.push(now - m.last); m.last = now; if (m.run) requestAnimationFrame(loop); };
-    requestAnimationFrame(loop);
-  });
-  const end = Date.now() + 4000;
-  let sent = 0;
-  while (Date.now() < end) {
-    assert.equal((await batch(1)).status, 200);
-    sent++;
-    await sleep(100);
-  }
-  const gaps = await page.evaluate(() => { globalThis.frames_.run = false; return globalThis.frames_.gaps.slice(1); });
-  gaps.sort((x, y) => x - y);
-  const p50 = gaps[Math.floor(gaps.length / 2)], p95 = gaps[Math.floor(gaps.length * 0.95)];
-  t.diagnostic(`${sent} batches of ${ROWS}; ${gaps.length} frames, interval p50 ${p50.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms, max ${gaps.at(-1).toFixed(1)} ms`);
+  // Frame intervals over `ms`, sending a batch every 100 ms when `load`.
+  const measure = async (ms, load) => {
+    await page.evaluate(() => {
+      const m = (globalThis.frames_ = { gaps: [], last: performance.now(), run: true });
+      const loop = (now) => { m.gaps.push(now - m.last); m.last = now; if (m.run) requestAnimationFrame(loop); };
+      requestAnimationFrame(loop);
+    });
+    const end = Date.now() + ms;
+    let sent = 0;
+    while (Date.now() < end) {
+      if (load) {
+        assert.equal((await batch(1)).status, 200);
+        sent++;
+      }
+      await sleep(100); // paces the batches: a tick's worth of time
+    }
+    const gaps = await page.evaluate(() => { globalThis.frames_.run = false; return globalThis.frames_.gaps.slice(1); });
+    gaps.sort((x, y) => x - y);
+    return { sent, gaps, fps: gaps.length / (ms / 1000), p50: gaps[Math.floor(gaps.length / 2)],
+      p95: gaps[Math.floor(gaps.length * 0.95)], max: gaps.at(-1) };
+  };
+  // A baseline of the same page with nothing changing, measured just
+  // before on the same machine: the bounds below are relative to it, so a
+  // loaded machine (fewer frames for everyone) is slower, not red.
+  const idle = await measure(2000, false);
+  // Every URL changes on every tick.
+  const busy = await measure(4000, true);
+  const { sent, gaps, p50 } = busy;
+  const show = (m) => `${m.gaps.length} frames (${m.fps.toFixed(1)}/s), interval p50 ${m.p50.toFixed(1)} ms, p95 ${m.p95.toFixed(1)} ms, max ${m.max.toFixed(1)} ms`;
+  t.diagnostic(`idle: ${show(idle)}; ${sent} batches of ${ROWS}: ${show(busy)}`);
 
   // The last count on screen matches the server for every row.
   const want = await http(srv.base, 'GET', `/v1/counts?${urls.slice(0, 50).map((u) => 'url=' + encodeURIComponent(u)).join('&')}`);
   for (const u of urls.slice(0, 50)) await expectCount(page, u, want.body.counts[u].count, u);
-  // Generous bounds for a busy 2-core machine with no GPU; a page doing
-  // per-update layout would miss them by far.
-  assert.ok(p50 < 50, `median frame interval ${p50} ms`);
-  assert.ok(gaps.length >= 80, `${gaps.length} frames in 4 s (20 per second at least)`);
+  // Generous bounds relative to the idle page (a page doing per-update
+  // layout would miss them by far): at least a third of its frame rate,
+  // and a median interval within 3 x its own (or 50 ms, 20 frames/s).
+  assert.ok(p50 < Math.max(50, 3 * idle.p50), `median frame interval ${p50} ms (idle ${idle.p50} ms)`);
+  assert.ok(busy.fps >= idle.fps / 3, `${gaps.length} frames in 4 s (${busy.fps.toFixed(1)}/s, idle ${idle.fps.toFixed(1)}/s)`);
   assert.deepEqual(page.problems, []);
 });
 
