@@ -25,6 +25,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 BUILD=${LC_BUILD_DIR:-$ROOT/build}
 LIVECOUNT=$BUILD/livecount
+# LC_AFTER_BUILD=dir: a second livecount build (e.g. after a change) run in
+# the same rotation, reported as "livecount (after)".
+AFTER_BUILD=${LC_AFTER_BUILD:-}
 LOAD=$BUILD/livecount-load
 RESULTS=${LC_RESULTS:-$HERE/RESULTS.md}
 WORKERS=${LC_WORKERS:-$(nproc)}
@@ -87,11 +90,12 @@ wait_port() { # port pid path
 }
 
 N=0
-start_livecount() {
+start_livecount() { # [binary]
+	local bin=${1:-$LIVECOUNT}
 	N=$((N + 1))
 	PORT=$(free_port)
 	mkdir -p "$OUT/db$N"
-	"$LIVECOUNT" --bind 127.0.0.1 --port "$PORT" --db "$OUT/db$N/lc.db" --workers "$WORKERS" \
+	"$bin" --bind 127.0.0.1 --port "$PORT" --db "$OUT/db$N/lc.db" --workers "$WORKERS" \
 		--tick-ms "$TICK_MS" >"$OUT/livecount$N.log" 2>&1 &
 	SERVER_PID=$!
 	wait_port "$PORT" "$SERVER_PID" /healthz || { log "livecount did not start"; exit 1; }
@@ -180,6 +184,11 @@ for t in $TRANSPORTS; do
 			start_livecount
 			run "livecount_${t}_${n}_$i" "${common[@]}"
 			stop_livecount
+			if [[ -n $AFTER_BUILD ]]; then
+				start_livecount "$AFTER_BUILD/livecount"
+				run "lcafter_${t}_${n}_$i" "${common[@]}"
+				stop_livecount
+			fi
 			start_nginx
 			run "nchan_${t}_${n}_$i" "${common[@]}" --nchan-pub /pub/ --nchan-sub /sub/
 			stop_nginx
@@ -196,6 +205,8 @@ transports = sys.argv[9].split()
 nurls, rate, lconns = int(sys.argv[10]), sys.argv[11], int(sys.argv[12])
 where = "One URL" if nurls == 1 else f"{nurls:,} URLs (subscribers and likes round-robin over them)"
 lconn_txt = "one like connection" if lconns == 1 else f"{lconns} like connections"
+servers = ["livecount"] + (["lcafter"] if os.environ.get("LC_AFTER_BUILD") else []) + ["nchan"]
+label = {"livecount": "livecount", "lcafter": "livecount (after)", "nchan": "nchan"}
 runs = int(runs)
 
 def load(name):
@@ -241,12 +252,12 @@ ratios = []
 for t in transports:
     for n in sizes:
         cells = {}
-        for srv in ("livecount", "nchan"):
+        for srv in servers:
             rs = [load(f"{srv}_{t}_{n}_{i}") for i in range(1, runs + 1)]
             rs_ok = [r for r in rs if r]
             cells[srv] = rs_ok
             L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                t.upper(), f"{n:,}", srv,
+                t.upper(), f"{n:,}", label.get(srv, srv),
                 med([r["delivered_ratio"] for r in rs_ok], "{:.4f}"),
                 med([r["latency_ms"]["p50"] for r in rs_ok], "{:,.1f}"),
                 med([r["latency_ms"]["p99"] for r in rs_ok], "{:,.1f}"),
@@ -254,18 +265,19 @@ for t in transports:
                 med([us_per_frame(r) for r in rs_ok], "{:.2f}"),
                 med([r.get("server_rss_per_subscriber_kb") for r in rs_ok], "{:.2f}"),
                 ", ".join(str(r["errors"]) for r in rs_ok) or "no run"))
-        a, b = cells["livecount"], cells["nchan"]
-        if a and b:
+        for lc in servers[:-1]:
+          a, b = cells[lc], cells["nchan"]
+          if a and b:
             p99 = statistics.median([x["latency_ms"]["p99"] for x in a]) / statistics.median([x["latency_ms"]["p99"] for x in b])
             p50 = statistics.median([x["latency_ms"]["p50"] for x in a]) / statistics.median([x["latency_ms"]["p50"] for x in b])
             cu = [us_per_frame(x) for x in a], [us_per_frame(x) for x in b]
             cr = statistics.median([x for x in cu[0] if x]) / statistics.median([x for x in cu[1] if x]) if all(cu[0]) and all(cu[1]) else float("nan")
-            ratios.append(f"| {t.upper()} | {n:,} | {p50:.2f} | {p99:.2f} | {cr:.2f} |")
-L += ["", "Ratios livecount / nchan (medians):", "", "| transport | subscribers | p50 | p99 | CPU per frame |", "|---|---|---|---|---|"] + ratios
+            ratios.append(f"| {t.upper()} | {n:,} | {label[lc]} | {p50:.2f} | {p99:.2f} | {cr:.2f} |")
+L += ["", "Ratios livecount / nchan (medians):", "", "| transport | subscribers | livecount | p50 | p99 | CPU per frame |", "|---|---|---|---|---|---|"] + ratios
 L += ["", "```", "# per run, PORT/PIDS filled in by the script:"]
 for t in transports:
     for n in sizes:
-        for srv in ("livecount", "nchan"):
+        for srv in servers:
             try:
                 L.append(open(os.path.join(out, f"{srv}_{t}_{n}_1.cmd")).read().strip())
             except OSError:
