@@ -289,8 +289,12 @@ def test_idempotency_keys_hold_across_nodes():
         h = {"Idempotency-Key": "x-node-1"}
         st, d1, r1 = a.request("POST", "/v1/likes?url=idem&n=3", headers=h)
         check(st == 200, d1)
-        # the retry goes to another node: answered there, not counted
-        st, d2, r2 = b.request("POST", "/v1/likes?url=idem&n=3", headers=h)
+        # the retry goes to another node: answered there, not counted (a
+        # retry racing the first node's settle is told 409 in_progress
+        # with Retry-After, and retried as a client would)
+        st, d2, r2 = wait_for(
+            lambda: b.request("POST", "/v1/likes?url=idem&n=3", headers=h),
+            lambda res: res[0] != 409, what="the key settled")
         check(st == 200 and d2 == d1, (d1, d2))
         check(r2.getheader("idempotent-replayed") == "true")
         st, d3, r3 = a.request("POST", "/v1/likes?url=idem&n=3", headers=h)

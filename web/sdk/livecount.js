@@ -458,8 +458,10 @@ export function createClient(baseUrl, opts = {}) {
 
   // ---- HTTP --------------------------------------------------------------
 
-  // A like or view that got no answer (network failure) is sent again with
-  // the same Idempotency-Key, so the server counts it once (docs/API.md).
+  // A like or view that got no answer (network failure), or whose key
+  // another node of a cluster is still settling (409 in_progress), is sent
+  // again with the same Idempotency-Key, so the server counts it once
+  // (docs/API.md).
   async function send(method, url, n, what = 'likes') {
     const headers = { 'Idempotency-Key': newKey() };
     if (token) headers.Authorization = 'Bearer ' + token;
@@ -470,6 +472,11 @@ export function createClient(baseUrl, opts = {}) {
         res = await doFetch(`${base}/v1/${what}?url=${encodeURIComponent(url)}&n=${n}`, {
           method, headers, body: new Uint8Array(0),
         });
+        if (res.status === 409 && i < likeRetries && !closed) {
+          const after = Number(res.headers?.get?.('retry-after')) || 1;
+          await new Promise((r) => setTimeout(r, Math.min(after * 1000, maxDelay)));
+          continue;
+        }
         break;
       } catch (e) {
         if (i >= likeRetries || closed) {
