@@ -8,7 +8,7 @@ pkgs="build-essential cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv
 libjansson-dev libsqlite3-dev libuv1-dev libhiredis-dev sqlite3 curl"
 [ "$mode" = test ] && pkgs="$pkgs libcmocka-dev python3 openssl clang-14
 libfuzzer-14-dev libclang-rt-14-dev redis-server nginx prometheus
-universal-ctags"
+universal-ctags stunnel4"
 # The web tests need Node.js 20+ and npm; Debian's own are used when the
 # machine has none (the tests' run.sh says so if it is too old).
 [ "$mode" = test ] && ! command -v node >/dev/null 2>&1 && pkgs="$pkgs nodejs npm"

@@ -1,10 +1,13 @@
 /*
- * The bridge to Redis: two threads, two synchronous hiredis connections.
+ * The bridge to Redis: three threads, three hiredis connections (and a
+ * fourth of each with Sentinel: the +switch-master watcher).
  *
- * Threads: lc_bridge_start/stop on main; cmd_main and sub_main on their
- * own threads; lc_bridge_wake from the dispatcher; the stats from any
- * worker. The push queue, the epoch and the command connection belong to
- * the command thread; the peers' sequence numbers to the subscriber.
+ * Threads: lc_bridge_start/stop on main; cmd_main, sub_main and kv_main
+ * on their own threads; lc_bridge_wake from the dispatcher;
+ * lc_bridge_kv_submit from workers; the stats from any worker. The push
+ * queue, the epoch, the lease and the command connection belong to the
+ * command thread; the peers' sequence numbers to the subscriber; the key
+ * connection and its in-flight FIFO to the key thread.
  *
  * A note on synchronous hiredis: 0.14.1's async API has no timeouts, no
  * reconnect and a libuv adapter that never reports a refused connect
@@ -13,16 +16,24 @@
  * (redisConnectWithTimeout, redisSetTimeout), and a thread per connection
  * makes blocking harmless: a SIGSTOPped Redis costs the bridge a timeout,
  * nobody else anything. Each round trip is a pipeline (append N commands,
- * read N replies), so a push of 512 URLs is one round trip.
+ * read N replies), so a push of 512 URLs is one round trip. The key
+ * thread, which must answer each claim within 50 ms whatever Redis does,
+ * drives its connection without blocking instead (see kv_main).
  *
  * A note on correctness: pub/sub is only the fast path. The state is in
  * Redis (ZADD GT of absolute totals: never lowered, a retry or a late
  * duplicate is harmless), and after every (re)subscribe, sequence gap,
- * lost reply or change of epoch the command thread runs a full resync:
- * read every key (SCAN + ZRANGE) into the dispatcher, then write every
- * slot this node knows (ZADD GT), which also repopulates a Redis that
- * restarted empty. Our own slot is never pushed before the first resync of
- * this run has read it (slots.h explains why).
+ * lost reply, change of epoch or of primary, and recovery from error
+ * replies, the command thread runs a full resync: read every key (SCAN +
+ * ZRANGE) into the dispatcher, then write every slot this node knows (ZADD
+ * GT), which also repopulates a Redis that restarted empty. Our own slot
+ * is written only through the push script fenced by the node's lease, and
+ * never between taking the lease and the end of the resync that adopts
+ * what Redis holds for it (slots.h explains why).
+ *
+ * A note on errors: an error reply is a failed command, never success
+ * (note_error: counted, the reason kept for /v1/stats, logged at most once
+ * per ERROR_LOG_MS); a URL Redis refuses waits in a retry list.
  */
 #define _GNU_SOURCE
 #include "lc/bridge.h"
@@ -31,6 +42,7 @@
 #include "lc/dispatch.h"
 #include "lc/slots.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -39,6 +51,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -56,6 +71,17 @@
 /* Readings waiting for the dispatcher before the bridge holds back. */
 #define INBOX_MAX 1000000
 #define PEER_DOWN_MS 3000
+/* Repeated errors: one log line per this long, with a count. */
+#define ERROR_LOG_MS 5000
+/* An error reply this recent makes the link "degraded". */
+#define DEGRADED_MS 3000
+/* Items that failed wait this long before they are tried again. */
+#define ERROR_RETRY_MS 1000
+/* With Sentinel: ask which Redis is primary this often. */
+#define SENTINEL_CHECK_MS 1000
+#define SENTINEL_BACKOFF_MAX_MS 1000
+/* lease(): Redis answered with an error. */
+#define LEASE_ERR (-100)
 
 struct peer {
 	uint64_t boot, seq;	 /* subscriber thread only */
@@ -63,30 +89,75 @@ struct peer {
 };
 
 struct lc_bridge {
-	char host[256];
+	struct lc_redis_url url; /* holds the password: never logged */
+	char url_masked[600];
+	char host[256]; /* the Redis in use (the primary with Sentinel) */
 	int port, db;
 	uint32_t self;
 	uint64_t boot;
 	char lease[160]; /* "<boot> <host> <pid>" */
+	char lease_key[32], gen_key[40];
 	struct lc_counter *counter;
 	struct lc_cluster *cl;
 
 	pthread_t cmd_thread, sub_thread;
-	pthread_mutex_t lock; /* guards work, stopping, sub */
+	pthread_mutex_t lock; /* guards work, stopping, sub, host/port */
 	pthread_cond_t cond;
 	bool work, stopping;
-	redisContext *sub; /* for stop: shutdown() interrupts a read */
+	redisContext *sub;   /* for stop: shutdown() interrupts a read */
+	redisContext *watch; /* the sentinel watcher's, likewise */
+	pthread_t watch_thread;
+	bool watch_started;
+	_Atomic bool switch_seen; /* +switch-master heard: ask at once */
+
+	/* Errors, from both threads: guarded by elock. */
+	pthread_mutex_t elock;
+	char reason[256];	     /* the last error, for /v1/stats */
+	int64_t last_reply_error_us; /* mono; degraded while recent */
+	int64_t last_log_us;	     /* mono; rate limit of the log */
+	uint64_t unlogged;	     /* errors since the last log line */
+	char auth_err[640];	     /* a refused AUTH (start-up) */
+	int sentinel_next;	     /* the sentinel to ask first */
 
 	/* command thread only */
 	redisContext *cmd;
 	struct lc_entry **q; /* FIFO of own entries to push */
 	size_t q_head, q_n, q_cap;
-	bool synced; /* the first full resync of this run is done */
-	bool lease_lost;
+	bool synced;	 /* the adopting resync after taking the lease done */
+	bool lease_held; /* confirmed by the last lease round trip */
+	bool lease_lost; /* another process holds it (logged once) */
+	int64_t gen;	 /* the lease generation we hold; 0 = never held */
+	bool was_degraded;
 	char epoch[40];
 	uint64_t seq_out;
 	int64_t backoff_ms, next_connect_us, next_beat_us;
+	int64_t push_hold_us, resync_hold_us, next_sentinel_us;
 	struct lc_buf msg;
+	struct lc_buf args; /* the push script's arguments */
+	size_t *argo;	    /* their offsets in args, then lengths */
+	const char **argv;
+	size_t *argl;
+	struct lc_slot *vals; /* the values of a push, per item */
+	/* The key thread (cluster-wide idempotency keys). */
+	pthread_t kv_thread;
+	pthread_mutex_t kv_lock; /* guards kv_in, kv_in_tail, kv_stop */
+	struct lc_kv_job *kv_in, *kv_in_tail;
+	bool kv_stop;
+	_Atomic bool kv_started; /* set once at start */
+	int kv_efd;		 /* eventfd: wakes the key thread */
+	redisContext *kv;	 /* key thread only, from here on */
+	struct kv_rec *kv_q;	 /* in flight, FIFO */
+	size_t kv_head, kv_n, kv_cap;
+	int64_t kv_retry_us;
+	pthread_t kv_dial_thread;  /* dials the key connection */
+	bool kv_dialing;	   /* key thread only */
+	bool kv_dial_done;	   /* kv_lock */
+	redisContext *kv_dialed;   /* kv_lock: the dial's result */
+	struct lc_kv_job *kv_held; /* settles waiting for a connection */
+	size_t kv_held_n;
+	struct lc_entry **rq; /* refused by Redis: retried at retry_at_us */
+	size_t rq_n, rq_cap;
+	int64_t retry_at_us;
 
 	_Atomic bool sub_up;
 	_Atomic uint64_t resync_asked, resync_done; /* generations */
@@ -107,25 +178,23 @@ random_u64(void)
 	return v;
 }
 
-/* Exponential backoff with full jitter: a random wait in [min, cap]. */
+/*
+ * Exponential backoff with full jitter: a random wait in [min, cap]. With
+ * Sentinel the cap is 1 s: a failover takes seconds, and the sentinels
+ * know the new primary as soon as it is promoted.
+ */
 static int64_t
-next_backoff(int64_t *cur)
+next_backoff(const struct lc_bridge *b, int64_t *cur)
 {
+	int64_t max =
+	    b->url.nsentinels ? SENTINEL_BACKOFF_MAX_MS : BACKOFF_MAX_MS;
 	int64_t cap = *cur ? *cur * 2 : BACKOFF_MIN_MS;
 
-	if (cap > BACKOFF_MAX_MS)
-		cap = BACKOFF_MAX_MS;
+	if (cap > max)
+		cap = max;
 	*cur = cap;
 	return BACKOFF_MIN_MS +
 	       (int64_t)(random_u64() % (uint64_t)(cap - BACKOFF_MIN_MS + 1));
-}
-
-/* The parser lives with the configuration, which validates redis_url. */
-int
-lc_bridge_parse_url(const char *url, char *host, size_t hostlen, int *port,
-		    int *db)
-{
-	return lc_config_parse_redis_url(url, host, hostlen, port, db);
 }
 
 static void
@@ -142,53 +211,305 @@ note_rtt(struct lc_bridge *b, int64_t us)
 	atomic_fetch_add(&b->stats.rtt_count, 1);
 }
 
+/*
+ * Notes an error: counted, kept as the reason shown by /v1/stats, logged at
+ * most once per ERROR_LOG_MS with the count of those not logged. An error
+ * reply (reply = true) makes the link "degraded" for DEGRADED_MS. Any
+ * bridge thread.
+ */
+static void
+note_error(struct lc_bridge *b, bool reply, const char *what, const char *msg)
+{
+	int64_t now = lc_mono_us();
+	uint64_t more = 0;
+	bool log = false;
+
+	atomic_fetch_add(&b->stats.errors, 1);
+	if (reply)
+		atomic_fetch_add(&b->stats.error_replies, 1);
+	pthread_mutex_lock(&b->elock);
+	snprintf(b->reason, sizeof(b->reason), "%s: %s", what, msg);
+	if (reply)
+		b->last_reply_error_us = now;
+	if (!b->last_log_us || now - b->last_log_us >= ERROR_LOG_MS * 1000) {
+		log = true;
+		more = b->unlogged;
+		b->unlogged = 0;
+		b->last_log_us = now;
+	} else {
+		b->unlogged++;
+	}
+	pthread_mutex_unlock(&b->elock);
+	if (log && more)
+		lc_warn("cluster: %s: %s (and %llu more Redis errors in the "
+			"last %d s)",
+			what, msg, (unsigned long long)more,
+			ERROR_LOG_MS / 1000);
+	else if (log)
+		lc_warn("cluster: %s: %s", what, msg);
+}
+
+static bool
+is_auth_error(const char *e)
+{
+	return !strncmp(e, "NOAUTH", 6) || !strncmp(e, "WRONGPASS", 9) ||
+	       !strncmp(e, "NOPERM", 6) ||
+	       strstr(e, "invalid password") != NULL ||
+	       strstr(e, "AUTH <password> called without") != NULL;
+}
+
+/* A plain connection with the connect and command timeouts. */
 static redisContext *
-connect_redis(struct lc_bridge *b, int timeout_ms, const char *who)
+dial(const char *host, int port, int timeout_ms)
 {
 	struct timeval ct = {CONNECT_TIMEOUT_MS / 1000,
 			     CONNECT_TIMEOUT_MS % 1000 * 1000};
 	struct timeval rt = {timeout_ms / 1000, timeout_ms % 1000 * 1000};
-	redisContext *c = redisConnectWithTimeout(b->host, b->port, ct);
+	redisContext *c = redisConnectWithTimeout(host, port, ct);
+
+	if (c && !c->err)
+		redisSetTimeout(c, rt);
+	return c;
+}
+
+/*
+ * Sentinel: asks the sentinels, in turn from the last one that answered,
+ * for the primary of url.master. Returns true with host/port filled.
+ */
+static bool
+ask_sentinels(struct lc_bridge *b, char *host, size_t hostlen, int *port)
+{
+	int n = b->url.nsentinels;
+
+	for (int k = 0; k < n; k++) {
+		int i = (b->sentinel_next + k) % n;
+		const struct lc_redis_addr *a = &b->url.sentinels[i];
+		redisContext *c = dial(a->host, a->port, CONNECT_TIMEOUT_MS);
+		redisReply *r = NULL;
+
+		if (c && !c->err)
+			r = redisCommand(c,
+					 "SENTINEL get-master-addr-by-name %s",
+					 b->url.master);
+		if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+		    r->element[0]->type == REDIS_REPLY_STRING &&
+		    r->element[1]->type == REDIS_REPLY_STRING &&
+		    r->element[0]->len < hostlen) {
+			memcpy(host, r->element[0]->str,
+			       r->element[0]->len + 1);
+			*port = atoi(r->element[1]->str);
+			freeReplyObject(r);
+			redisFree(c);
+			pthread_mutex_lock(&b->elock);
+			b->sentinel_next = i;
+			pthread_mutex_unlock(&b->elock);
+			return true;
+		}
+		lc_debug("cluster: sentinel %s:%d: %s", a->host, a->port,
+			 r && r->type == REDIS_REPLY_ERROR ? r->str
+			 : r	       ? "does not know the master"
+			 : c && c->err ? c->errstr
+				       : "no answer");
+		if (r)
+			freeReplyObject(r);
+		if (c)
+			redisFree(c);
+	}
+	return false;
+}
+
+/* Sets the Redis in use (logged when it changes); true if it changed. */
+static bool
+set_primary(struct lc_bridge *b, const char *host, int port)
+{
+	bool changed;
+
+	pthread_mutex_lock(&b->lock);
+	changed = strcmp(b->host, host) || b->port != port;
+	if (changed) {
+		if (b->host[0] && b->url.nsentinels) {
+			lc_warn("cluster: the primary of '%s' is now %s:%d "
+				"(was %s:%d)",
+				b->url.master, host, port, b->host, b->port);
+			atomic_fetch_add(&b->stats.failovers, 1);
+		}
+		snprintf(b->host, sizeof(b->host), "%s", host);
+		b->port = port;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return changed;
+}
+
+/*
+ * Connects to the Redis in use (asking the sentinels first with
+ * Sentinel), authenticates, selects the database and checks that it
+ * answers (and, with Sentinel, that it is a primary). NULL on failure,
+ * counted and logged (rate-limited); a refused AUTH also fills auth_err.
+ */
+static redisContext *
+connect_redis(struct lc_bridge *b, int timeout_ms, const char *who)
+{
+	char host[256], why[300] = "";
+	int port;
+	redisContext *c = NULL;
 	redisReply *r = NULL;
 
-	if (!c || c->err)
+	if (b->url.nsentinels) {
+		if (!ask_sentinels(b, host, sizeof(host), &port)) {
+			note_error(b, false, "sentinels",
+				   "no sentinel named a primary");
+			return NULL;
+		}
+		set_primary(b, host, port);
+	} else {
+		pthread_mutex_lock(&b->lock);
+		snprintf(host, sizeof(host), "%s", b->host);
+		port = b->port;
+		pthread_mutex_unlock(&b->lock);
+	}
+	c = dial(host, port, timeout_ms);
+	if (!c || c->err) {
+		snprintf(why, sizeof(why), "%s",
+			 c ? c->errstr : "out of memory");
 		goto fail;
+	}
 	/*
 	 * A stopped Redis still completes the TCP handshake (the kernel
 	 * does it), so a connection means nothing until a command answers.
 	 */
-	redisSetTimeout(c, rt);
-	if (b->db)
+	if (b->url.pass[0]) {
+		if (b->url.user[0])
+			r = redisCommand(c, "AUTH %s %s", b->url.user,
+					 b->url.pass);
+		else
+			r = redisCommand(c, "AUTH %s", b->url.pass);
+		if (!r || r->type == REDIS_REPLY_ERROR)
+			goto fail_reply;
+		freeReplyObject(r);
+	}
+	if (b->url.nsentinels)
+		r = redisCommand(c, "ROLE");
+	else if (b->db)
 		r = redisCommand(c, "SELECT %d", b->db);
 	else
 		r = redisCommand(c, "PING");
 	if (!r || r->type == REDIS_REPLY_ERROR)
-		goto fail;
-	freeReplyObject(r);
+		goto fail_reply;
+	if (b->url.nsentinels) {
+		bool primary = r->type == REDIS_REPLY_ARRAY && r->elements &&
+			       r->element[0]->type == REDIS_REPLY_STRING &&
+			       !strcmp(r->element[0]->str, "master");
+
+		freeReplyObject(r);
+		r = NULL;
+		if (!primary) {
+			snprintf(why, sizeof(why),
+				 "not a primary (yet): asking the sentinels "
+				 "again");
+			goto fail;
+		}
+		if (b->db) {
+			r = redisCommand(c, "SELECT %d", b->db);
+			if (!r || r->type == REDIS_REPLY_ERROR)
+				goto fail_reply;
+		}
+	}
+	if (r)
+		freeReplyObject(r);
 	atomic_fetch_add(&b->stats.connects, 1);
 	return c;
-fail:
-	lc_debug("cluster: %s connection to %s:%d failed: %s", who, b->host,
-		 b->port,
-		 r	       ? r->str
-		 : c && c->err ? c->errstr
-			       : "out of memory");
+fail_reply:
+	if (r && r->type == REDIS_REPLY_ERROR) {
+		snprintf(why, sizeof(why), "%s", r->str);
+		if (is_auth_error(r->str)) {
+			pthread_mutex_lock(&b->elock);
+			snprintf(b->auth_err, sizeof(b->auth_err),
+				 "Redis at %s:%d refused %s (%s)", host, port,
+				 b->url.pass[0]
+				     ? "the credentials in redis_url"
+				     : "to serve without a password: give it "
+				       "in redis_url as "
+				       "redis://[USER]:PASSWORD@HOST:PORT",
+				 r->str);
+			pthread_mutex_unlock(&b->elock);
+		}
+	} else {
+		snprintf(why, sizeof(why), "%s",
+			 c->err ? c->errstr : "no answer");
+	}
+fail : {
+	char what[400];
+
+	snprintf(what, sizeof(what), "%s connection to %s:%d failed", who, host,
+		 port);
+	note_error(b, r && r->type == REDIS_REPLY_ERROR, what, why);
+}
 	if (r)
 		freeReplyObject(r);
 	if (c)
 		redisFree(c);
-	atomic_fetch_add(&b->stats.errors, 1);
 	return NULL;
 }
 
 /* ------------------------------------------------------------------ */
 /* The lease: one running process per node id. */
 
+/*
+ * The lease and its generation. KEYS: lc:node:<id>, lc:nodegen:<id>.
+ * ARGV: our value, ttl ms, the generation we hold (0: none), force ("1":
+ * take it from a holder that is gone), a channel and a heartbeat message
+ * (published only when the lease is ours, so another process's node id
+ * never shows up in our sequence). Returns the generation held (an
+ * integer), or the other holder (a string). A lease that expired and was
+ * held by nobody else meanwhile (same generation) is simply taken back;
+ * a new holder gets a new generation, which tells the previous one that
+ * its slot may have grown in other hands (it adopts it again).
+ */
 static const char lease_script[] =
     "local v = redis.call('GET', KEYS[1]) "
-    "if v == false or v == ARGV[1] or ARGV[3] == '1' then "
-    "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 "
-    "end return v";
+    "local g = tonumber(redis.call('GET', KEYS[2]) or '0') "
+    "if v ~= ARGV[1] then "
+    "  if v ~= false and ARGV[4] ~= '1' then return v end "
+    "  if v ~= false or g == 0 or g ~= tonumber(ARGV[3]) then "
+    "    g = redis.call('INCR', KEYS[2]) end "
+    "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
+    "else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
+    "if ARGV[6] and ARGV[6] ~= '' then "
+    "  redis.call('PUBLISH', ARGV[5], ARGV[6]) end "
+    "return g";
+
+/* Gives the lease back at a clean stop (only if it is still ours). */
+static const char release_script[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "  return redis.call('DEL', KEYS[1]) end return 0";
+
+/*
+ * The push, fenced by the lease. KEYS: the lease, then one key per URL.
+ * ARGV: our lease value, the channel, the message header, our node id,
+ * then per URL: likes, unlikes, its message line. Writes each URL's own
+ * totals with ZADD GT and publishes the lines of those Redis took, in one
+ * message. Returns {first error or "", lines published, failed index...}
+ * or the error "LCLEASE <holder>" when the lease is not ours: a process
+ * never writes a slot it does not hold, and never publishes a value that
+ * Redis does not hold (another holder adopts from Redis, not from us).
+ */
+static const char push_script[] =
+    "local h = redis.call('GET', KEYS[1]) "
+    "if h ~= ARGV[1] then "
+    "  return redis.error_reply('LCLEASE ' .. tostring(h)) end "
+    "local ml, mu = ARGV[4] .. ':l', ARGV[4] .. ':u' "
+    "local msg, res, err = {ARGV[3]}, {'', 0}, nil "
+    "for i = 2, #KEYS do "
+    "  local a = 5 + (i - 2) * 3 "
+    "  local r = redis.pcall('ZADD', KEYS[i], 'GT', ARGV[a], ml, "
+    "                        ARGV[a + 1], mu) "
+    "  if type(r) == 'table' and r.err then "
+    "    err = err or r.err res[#res + 1] = i - 1 "
+    "  else msg[#msg + 1] = ARGV[a + 2] end "
+    "end "
+    "if #msg > 1 then redis.call('PUBLISH', ARGV[2], table.concat(msg)) end "
+    "res[1] = err or '' res[2] = #msg - 1 "
+    "return res";
 
 /* True when the other holder is a process of this host that is gone. */
 static bool
@@ -208,30 +529,58 @@ holder_is_dead_here(const char *holder)
 }
 
 /*
- * Takes or refreshes the lease. Returns 0, LC_EBUSY with the holder in
- * `holder`, or LC_EIO when Redis did not answer.
+ * Takes or refreshes the lease (publishing msg, when not NULL, if it is
+ * ours). Returns 0 with *gen set, LC_EBUSY with the holder in `holder`,
+ * LEASE_ERR with Redis's error in `holder` (an error reply: OOM, ...), or
+ * LC_EIO when Redis did not answer (the connection is then unusable).
  */
 static int
-lease(struct lc_bridge *b, redisContext *c, char *holder, size_t hlen)
+lease(struct lc_bridge *b, redisContext *c, const struct lc_buf *msg,
+      int64_t *gen, char *holder, size_t hlen)
 {
-	char key[32], ttl[16];
+	char ttl[16], mygen[24];
 
-	snprintf(key, sizeof(key), "lc:node:%u", b->self);
 	snprintf(ttl, sizeof(ttl), "%d", LEASE_MS);
+	snprintf(mygen, sizeof(mygen), "%" PRId64, b->gen);
 	for (int force = 0; force < 2; force++) {
-		redisReply *r =
-		    redisCommand(c, "EVAL %s 1 %s %s %s %s", lease_script, key,
-				 b->lease, ttl, force ? "1" : "0");
+		const char *argv[10] = {"EVAL",
+					lease_script,
+					"2",
+					b->lease_key,
+					b->gen_key,
+					b->lease,
+					ttl,
+					mygen,
+					force ? "1" : "0",
+					LC_CLUSTER_CHANNEL};
+		size_t argl[11];
+		const char *av[11];
+		redisReply *r;
 
+		for (int i = 0; i < 10; i++) {
+			av[i] = argv[i];
+			argl[i] = strlen(argv[i]);
+		}
+		av[10] = msg ? msg->p : "";
+		argl[10] = msg ? msg->n : 0;
+		r = redisCommandArgv(c, 11, av, argl);
 		if (!r)
 			return LC_EIO;
 		if (r->type == REDIS_REPLY_INTEGER) {
+			*gen = r->integer;
 			freeReplyObject(r);
+			if (msg) {
+				atomic_fetch_add(&b->stats.messages_out, 1);
+				atomic_fetch_add(&b->stats.bytes_out, msg->n);
+			}
 			return 0;
 		}
 		if (r->type != REDIS_REPLY_STRING) {
+			snprintf(holder, hlen, "%s",
+				 r->type == REDIS_REPLY_ERROR ? r->str
+							      : "odd reply");
 			freeReplyObject(r);
-			return LC_EIO;
+			return LEASE_ERR;
 		}
 		snprintf(holder, hlen, "%s", r->str);
 		freeReplyObject(r);
@@ -242,6 +591,56 @@ lease(struct lc_bridge *b, redisContext *c, char *holder, size_t hlen)
 			b->self, holder);
 	}
 	return LC_EBUSY;
+}
+
+/*
+ * What a lease round trip tells the command thread: a new generation
+ * means another process may have written our slot: adopt it again before
+ * pushing (slots.h). Returns the lease() code.
+ */
+static int
+lease_round(struct lc_bridge *b, const struct lc_buf *msg)
+{
+	char holder[300];
+	int64_t gen = 0;
+	int rc = lease(b, b->cmd, msg, &gen, holder, sizeof(holder));
+
+	atomic_fetch_add(&b->stats.commands, 1);
+	if (rc == 0) {
+		if (b->lease_lost)
+			lc_info("cluster: node id %u's lease is ours again",
+				b->self);
+		if (gen != b->gen) {
+			if (b->gen)
+				lc_warn("cluster: node id %u was held by "
+					"another process meanwhile "
+					"(generation %" PRId64 " -> %" PRId64
+					"); adopting its totals before "
+					"pushing",
+					b->self, b->gen, gen);
+			b->gen = gen;
+			b->synced = false;
+			atomic_fetch_add(&b->resync_asked, 1);
+		}
+		b->lease_held = true;
+		b->lease_lost = false;
+	} else if (rc == LC_EBUSY) {
+		char why[400];
+
+		b->lease_held = false;
+		if (!b->lease_lost)
+			atomic_fetch_add(&b->stats.lease_lost, 1);
+		b->lease_lost = true;
+		snprintf(why, sizeof(why),
+			 "held by another process (%s); not writing it until "
+			 "it is ours again",
+			 holder);
+		note_error(b, true, "node id lease", why);
+	} else if (rc == LEASE_ERR) {
+		/* Not known to be ours any more: the fence stops our pushes. */
+		note_error(b, true, "lease refresh", holder);
+	}
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -287,25 +686,52 @@ take_own(struct lc_bridge *b)
 	free(own);
 }
 
+/* "HOST:PORT" of the Redis in use (the other thread may change it). */
+static const char *
+cur_addr(struct lc_bridge *b, char *out, size_t cap)
+{
+	pthread_mutex_lock(&b->lock);
+	snprintf(out, cap, "%s:%d", b->host, b->port);
+	pthread_mutex_unlock(&b->lock);
+	return out;
+}
+
 static void
 drop_cmd(struct lc_bridge *b, const char *why)
 {
+	char addr[300], what[320], msg[300];
+
 	if (!b->cmd)
 		return;
-	lc_warn("cluster: link to Redis %s:%d down (%s); counting locally",
-		b->host, b->port, why);
+	snprintf(what, sizeof(what), "link to Redis %s down",
+		 cur_addr(b, addr, sizeof(addr)));
+	snprintf(msg, sizeof(msg), "%s; counting locally", why);
+	note_error(b, false, what, msg);
 	redisFree(b->cmd);
 	b->cmd = NULL;
+	b->lease_held = false;
 	atomic_store(&b->stats.link_up, false);
-	atomic_fetch_add(&b->stats.errors, 1);
-	b->next_connect_us = lc_mono_us() + next_backoff(&b->backoff_ms) * 1000;
+	atomic_store(&b->stats.link_state, LC_LINK_DOWN);
+	b->next_connect_us =
+	    lc_mono_us() + next_backoff(b, &b->backoff_ms) * 1000;
 }
 
-/* Reads n pipelined replies; false (connection dropped) on any failure. */
+/* With Sentinel, a READONLY (or similar) reply means: ask again. */
+static bool
+primary_moved(const char *e)
+{
+	return !strncmp(e, "READONLY", 8) || !strncmp(e, "MASTERDOWN", 10);
+}
+
+/*
+ * Reads n pipelined replies; false on any failure: an error reply (noted,
+ * the connection kept, but dropped on READONLY to ask the sentinels
+ * again) or a lost connection (dropped).
+ */
 static bool
 read_replies(struct lc_bridge *b, size_t n, int64_t t0, const char *what)
 {
-	bool ok = true;
+	bool ok = true, moved = false;
 
 	for (size_t i = 0; i < n; i++) {
 		redisReply *r = NULL;
@@ -315,15 +741,17 @@ read_replies(struct lc_bridge *b, size_t n, int64_t t0, const char *what)
 			return false;
 		}
 		if (r->type == REDIS_REPLY_ERROR) {
-			lc_warn("cluster: %s: %s", what, r->str);
+			if (ok)
+				note_error(b, true, what, r->str);
+			moved |= primary_moved(r->str);
 			ok = false;
 		}
 		freeReplyObject(r);
 	}
 	atomic_fetch_add(&b->stats.commands, n);
 	note_rtt(b, lc_mono_us() - t0);
-	if (!ok)
-		atomic_fetch_add(&b->stats.errors, 1);
+	if (moved)
+		drop_cmd(b, "the server is not the primary any more");
 	return ok;
 }
 
@@ -371,17 +799,6 @@ append_zadd(struct lc_bridge *b, const char *url, size_t len,
 	}
 }
 
-static void
-append_publish(struct lc_bridge *b)
-{
-	const char *argv[3] = {"PUBLISH", LC_CLUSTER_CHANNEL, b->msg.p};
-	size_t argl[3] = {7, strlen(LC_CLUSTER_CHANNEL), b->msg.n};
-
-	redisAppendCommandArgv(b->cmd, 3, argv, argl);
-	atomic_fetch_add(&b->stats.messages_out, 1);
-	atomic_fetch_add(&b->stats.bytes_out, b->msg.n);
-}
-
 static bool
 begin_msg(struct lc_bridge *b)
 {
@@ -390,48 +807,251 @@ begin_msg(struct lc_bridge *b)
 	return lc_msg_begin(&b->msg, &h) == 0;
 }
 
+/* Appends one argument of the push script (its offset is kept). */
+static bool
+arg_add(struct lc_bridge *b, size_t *argc, const void *p, size_t n)
+{
+	b->argo[*argc] = b->args.n;
+	b->argl[*argc] = n;
+	(*argc)++;
+	return lc_buf_add(&b->args, p, n) == 0;
+}
+
+static bool
+arg_addi(struct lc_bridge *b, size_t *argc, int64_t v)
+{
+	char num[24];
+	int n = snprintf(num, sizeof(num), "%" PRId64, v);
+
+	return arg_add(b, argc, num, (size_t)n);
+}
+
 /*
- * Pushes up to PUSH_CHUNK queued own slots in one round trip: a ZADD GT
- * per URL, then one PUBLISH with the same values. Entries leave the queue
- * only once Redis has answered; on failure they stay for the next try.
+ * Takes the queue's head off; one that Redis refused waits in the retry
+ * list (ERROR_RETRY_MS), so it never holds back the queue behind it.
+ */
+static void
+queue_pop(struct lc_bridge *b, bool failed)
+{
+	struct lc_entry *e = b->q[b->q_head];
+
+	b->q_head = (b->q_head + 1) % b->q_cap;
+	b->q_n--;
+	if (!failed) {
+		e->push_queued = false;
+		return;
+	}
+	if (b->rq_n == b->rq_cap) {
+		size_t cap = b->rq_cap ? b->rq_cap * 2 : 256;
+		struct lc_entry **rq = realloc(b->rq, cap * sizeof(*rq));
+
+		if (!rq) {
+			/* The next resync pushes every slot anyway. */
+			e->push_queued = false;
+			atomic_fetch_add(&b->resync_asked, 1);
+			return;
+		}
+		b->rq = rq;
+		b->rq_cap = cap;
+	}
+	if (!b->rq_n)
+		b->retry_at_us = lc_mono_us() + ERROR_RETRY_MS * 1000;
+	b->rq[b->rq_n++] = e;
+}
+
+/* Puts the entries that waited their ERROR_RETRY_MS back in the queue. */
+static void
+retry_due(struct lc_bridge *b)
+{
+	size_t n = b->rq_n;
+
+	if (!n || lc_mono_us() < b->retry_at_us)
+		return;
+	b->rq_n = 0;
+	for (size_t i = 0; i < n; i++) {
+		b->rq[i]->push_queued = false;
+		queue_add(b, b->rq[i]);
+	}
+}
+
+/*
+ * Pushes up to `max` (<= PUSH_CHUNK) queued own slots in one round trip:
+ * the fenced push script (ZADD GT per URL, one PUBLISH of those Redis
+ * took). Entries leave the queue once Redis has taken them; those it
+ * refused wait in the retry list, so the others go on. Returns false when
+ * nothing more should be pushed now (the whole call failed).
  */
 static bool
-push_some(struct lc_bridge *b)
+push_some(struct lc_bridge *b, size_t max)
 {
-	size_t k = b->q_n < PUSH_CHUNK ? b->q_n : PUSH_CHUNK, cmds = 0;
+	size_t k = b->q_n < max ? b->q_n : max, argc = 0, hlen;
 	int64_t t0 = lc_mono_us();
+	redisReply *r = NULL;
+	size_t nfailed = 0, published = 0;
+	bool ok = true, moved = false;
 
+	if (!b->argo) {
+		size_t n = 8 + 4 * PUSH_CHUNK;
+
+		b->argo = malloc(n * sizeof(*b->argo));
+		b->argl = malloc(n * sizeof(*b->argl));
+		b->argv = malloc(n * sizeof(*b->argv));
+		b->vals = malloc(PUSH_CHUNK * sizeof(*b->vals));
+		if (!b->argo || !b->argl || !b->argv || !b->vals)
+			return false;
+	}
 	if (!begin_msg(b))
 		return false;
+	hlen = b->msg.n;
+	b->args.n = 0;
+	ok &= arg_add(b, &argc, "EVAL", 4);
+	ok &= arg_add(b, &argc, push_script, sizeof(push_script) - 1);
+	ok &= arg_addi(b, &argc, (int64_t)k + 1);
+	ok &= arg_add(b, &argc, b->lease_key, strlen(b->lease_key));
 	for (size_t i = 0; i < k; i++) {
 		struct lc_entry *e = b->q[(b->q_head + i) % b->q_cap];
+		char key[LC_CLUSTER_KEY_HEAD + 2048 + 1];
 		const struct lc_slot *own;
-		struct lc_slot s = {b->self, 0, 0};
+		struct lc_slot sl = {b->self, 0, 0};
 
 		pthread_mutex_lock(&b->counter->slots_lock);
 		own = lc_slots_find(e, b->self);
 		if (own)
-			s = *own;
+			sl = *own;
 		pthread_mutex_unlock(&b->counter->slots_lock);
-		append_zadd(b, e->url, e->url_len, &s, 1);
-		cmds++;
-		if (lc_msg_add(&b->msg, b->self, s.likes, s.unlikes, e->url,
-			       e->url_len))
-			return false;
+		b->vals[i] = sl;
+		ok &= arg_add(
+		    b, &argc, key,
+		    lc_cluster_key(key, sizeof(key), e->url, e->url_len));
 	}
-	append_publish(b);
-	if (!read_replies(b, cmds + 1, t0, "push"))
+	ok &= arg_add(b, &argc, b->lease, strlen(b->lease));
+	ok &= arg_add(b, &argc, LC_CLUSTER_CHANNEL, strlen(LC_CLUSTER_CHANNEL));
+	ok &= arg_add(b, &argc, b->msg.p, hlen);
+	ok &= arg_addi(b, &argc, (int64_t)b->self);
+	for (size_t i = 0; i < k && ok; i++) {
+		struct lc_entry *e = b->q[(b->q_head + i) % b->q_cap];
+		size_t before = b->msg.n;
+
+		ok &= arg_addi(b, &argc, b->vals[i].likes);
+		ok &= arg_addi(b, &argc, b->vals[i].unlikes);
+		ok &= lc_msg_add(&b->msg, b->self, b->vals[i].likes,
+				 b->vals[i].unlikes, e->url, e->url_len) == 0;
+		if (ok)
+			ok &= arg_add(b, &argc, b->msg.p + before,
+				      b->msg.n - before);
+	}
+	if (!ok) {
+		b->seq_out--;
+		atomic_fetch_add(&b->stats.errors, 1);
+		return false; /* out of memory: the next wake tries again */
+	}
+	for (size_t i = 0; i < argc; i++)
+		b->argv[i] = b->args.p + b->argo[i];
+	r = redisCommandArgv(b->cmd, (int)argc, b->argv, b->argl);
+	atomic_fetch_add(&b->stats.commands, 1);
+	if (!r) {
+		b->seq_out--;
+		drop_cmd(b, b->cmd->err ? b->cmd->errstr : "push failed");
 		return false;
-	for (size_t i = 0; i < k; i++) {
-		b->q[b->q_head]->push_queued = false;
-		b->q_head = (b->q_head + 1) % b->q_cap;
-		b->q_n--;
 	}
-	atomic_store(&b->stats.pending_urls, b->q_n);
-	atomic_store(&b->stats.oldest_pending_us, b->q_n ? lc_mono_us() : 0);
-	atomic_fetch_add(&b->stats.pushed_urls, k);
-	atomic_store(&b->last_push_us, lc_mono_us());
+	note_rtt(b, lc_mono_us() - t0);
+	if (r->type == REDIS_REPLY_ERROR) {
+		b->seq_out--;
+		if (!strncmp(r->str, "LCLEASE", 7)) {
+			/* Not ours (any more): the next beat finds out. */
+			b->lease_held = false;
+			b->next_beat_us = 0;
+			note_error(b, true, "push",
+				   "node id lease not held; holding back");
+		} else {
+			note_error(b, true, "push", r->str);
+			if (primary_moved(r->str))
+				drop_cmd(b, "the server is not the primary "
+					    "any more");
+		}
+		b->push_hold_us = lc_mono_us() + ERROR_RETRY_MS * 1000;
+		freeReplyObject(r);
+		return false;
+	}
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+	    r->element[0]->type != REDIS_REPLY_STRING ||
+	    r->element[1]->type != REDIS_REPLY_INTEGER) {
+		b->seq_out--;
+		note_error(b, true, "push", "unexpected reply");
+		b->push_hold_us = lc_mono_us() + ERROR_RETRY_MS * 1000;
+		freeReplyObject(r);
+		return false;
+	}
+	published = (size_t)r->element[1]->integer;
+	if (!published)
+		b->seq_out--; /* nothing went out under that number */
+	else {
+		atomic_fetch_add(&b->stats.messages_out, 1);
+		atomic_fetch_add(&b->stats.bytes_out, b->msg.n);
+	}
+	nfailed = r->elements - 2;
+	if (nfailed)
+		note_error(b, true, "push", r->element[0]->str);
+	moved = nfailed && primary_moved(r->element[0]->str);
+	{
+		size_t next_bad = 2;
+
+		for (size_t i = 0; i < k; i++) {
+			bool bad =
+			    next_bad < r->elements &&
+			    r->element[next_bad]->type == REDIS_REPLY_INTEGER &&
+			    (size_t)r->element[next_bad]->integer == i + 1;
+
+			if (bad) {
+				next_bad++;
+			} else {
+				struct lc_entry *e = b->q[b->q_head];
+
+				pthread_mutex_lock(&b->counter->slots_lock);
+				lc_slots_confirm(e, b->vals[i].likes,
+						 b->vals[i].unlikes);
+				pthread_mutex_unlock(&b->counter->slots_lock);
+			}
+			queue_pop(b, bad);
+		}
+	}
+	freeReplyObject(r);
+	atomic_store(&b->stats.pending_urls, b->q_n + b->rq_n);
+	if (!b->q_n && !b->rq_n)
+		atomic_store(&b->stats.oldest_pending_us, 0);
+	else if (!b->rq_n)
+		atomic_store(&b->stats.oldest_pending_us, lc_mono_us());
+	atomic_fetch_add(&b->stats.pushed_urls, k - nfailed);
+	if (k > nfailed)
+		atomic_store(&b->last_push_us, lc_mono_us());
+	if (moved) {
+		/* A replica now (Sentinel failover): ask again. */
+		drop_cmd(b, "the server is not the primary any more");
+		return false;
+	}
 	return true;
+}
+
+/*
+ * Pushes what is queued now, once (those Redis refuses wait for their
+ * retry): only while this process holds the lease and has adopted its
+ * slot, and not during a hold after a failed call.
+ */
+static void
+push_all(struct lc_bridge *b)
+{
+	size_t budget;
+
+	retry_due(b);
+	budget = b->q_n;
+	while (budget && b->cmd && b->synced && b->lease_held &&
+	       lc_mono_us() >= b->push_hold_us) {
+		size_t k = budget < PUSH_CHUNK ? budget : PUSH_CHUNK;
+
+		if (!push_some(b, k))
+			break;
+		budget -= k;
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -596,15 +1216,28 @@ repush_cb(struct lc_entry *e, void *arg)
 
 	if (!rp->ok)
 		return;
+	bool own = false;
+
 	pthread_mutex_lock(&b->counter->slots_lock);
 	if (e->slots && e->slots->n) {
 		n = e->slots->n;
 		if (n > 32)
 			sl = malloc(n * sizeof(*sl));
-		if (sl)
-			memcpy(sl, e->slots->s, n * sizeof(*sl));
+		if (sl) {
+			/* Ours goes through the fenced push, not here. */
+			uint32_t k = 0;
+
+			for (uint32_t i = 0; i < n; i++)
+				if (e->slots->s[i].node != b->self)
+					sl[k++] = e->slots->s[i];
+				else
+					own = true;
+			n = k;
+		}
 	}
 	pthread_mutex_unlock(&b->counter->slots_lock);
+	if (own)
+		queue_add(b, e);
 	if (!n)
 		return;
 	if (!sl) {
@@ -618,12 +1251,17 @@ repush_cb(struct lc_entry *e, void *arg)
 	if (sl != s)
 		free(sl);
 	if (rp->pending >= SCAN_COUNT) {
-		rp->ok = read_replies(b, rp->pending, rp->t0, "resync push");
+		/* An error reply is noted (degraded), not a failed resync. */
+		read_replies(b, rp->pending, rp->t0, "resync push");
+		rp->ok = b->cmd != NULL;
 		rp->pending = 0;
 	}
 }
 
-/* Writes every slot this node knows (ours and the others'). */
+/*
+ * Writes every slot this node knows: the others' copies here (ZADD GT, a
+ * copy never lowers anything), ours queued for the fenced push.
+ */
 static bool
 resync_write(struct lc_bridge *b)
 {
@@ -633,7 +1271,7 @@ resync_write(struct lc_bridge *b)
 	lc_counter_foreach(b->counter, repush_cb, &rp);
 	lc_reader_exit(&b->qs);
 	if (rp.ok && rp.pending)
-		rp.ok = read_replies(b, rp.pending, rp.t0, "resync push");
+		read_replies(b, rp.pending, rp.t0, "resync push");
 	return rp.ok && b->cmd;
 }
 
@@ -643,29 +1281,45 @@ resync(struct lc_bridge *b)
 	uint64_t gen = atomic_load(&b->resync_asked);
 	int64_t t0 = lc_mono_us();
 	bool adopt = !b->synced;
+	char addr[300];
 
 	atomic_store(&b->stats.link_up, false);
-	if (!resync_read(b, adopt))
+	if (!resync_read(b, adopt)) {
+		b->resync_hold_us = lc_mono_us() + ERROR_RETRY_MS * 1000;
 		return;
-	/* From here on every reading of our own slot was taken: push. */
+	}
+	/*
+	 * Our own slot may be pushed once the dispatcher has merged what
+	 * was adopted: a push before that would confirm (lc_slots_confirm)
+	 * a value without the adopted difference, and lose it.
+	 */
+	if (adopt) {
+		uint64_t t = lc_cluster_takes(b->cl);
+
+		while (!stopping(b) && (lc_cluster_remote_pending(b->cl) ||
+					lc_cluster_takes(b->cl) < t + 2))
+			usleep(2000);
+	}
+	/* From here on every reading of our own slot was merged: push. */
 	b->synced = true;
 	/*
 	 * What we counted while cut off goes out (published) first: the
 	 * other nodes learn it now, not after the write-back of every slot
 	 * we know (for 100k URLs that write-back takes seconds).
 	 */
-	while (b->cmd && !b->lease_lost && b->q_n)
-		if (!push_some(b))
-			return;
-	if (!resync_write(b))
+	push_all(b);
+	if (!resync_write(b)) {
+		b->resync_hold_us = lc_mono_us() + ERROR_RETRY_MS * 1000;
 		return;
+	}
 	atomic_store(&b->resync_done, gen);
 	atomic_fetch_add(&b->stats.resyncs, 1);
 	atomic_store(&b->stats.resync_ms_last,
 		     (uint64_t)(lc_mono_us() - t0) / 1000);
-	lc_info("cluster: resync with %s:%d done in %lld ms%s", b->host,
-		b->port, (long long)(lc_mono_us() - t0) / 1000,
-		adopt ? " (first of this run)" : "");
+	lc_info("cluster: resync with %s done in %lld ms%s",
+		cur_addr(b, addr, sizeof(addr)),
+		(long long)(lc_mono_us() - t0) / 1000,
+		adopt ? " (adopting our slot: the lease is newly ours)" : "");
 }
 
 /* ------------------------------------------------------------------ */
@@ -676,41 +1330,131 @@ static const char epoch_script[] =
     "if v == false then redis.call('SET', KEYS[1], ARGV[1]) v = ARGV[1] end "
     "return v";
 
+/* Interrupts the subscriber's read: it reconnects (to a new primary). */
+static void
+kick_subscriber(struct lc_bridge *b)
+{
+	pthread_mutex_lock(&b->lock);
+	if (b->sub)
+		shutdown(b->sub->fd, SHUT_RDWR);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* Sentinel: the primary moved (a failover): reconnect both links. */
+static void
+check_primary(struct lc_bridge *b)
+{
+	char host[256];
+	int port;
+
+	if (!b->url.nsentinels || (lc_mono_us() < b->next_sentinel_us &&
+				   !atomic_exchange(&b->switch_seen, false)))
+		return;
+	b->next_sentinel_us = lc_mono_us() + SENTINEL_CHECK_MS * 1000;
+	if (!ask_sentinels(b, host, sizeof(host), &port) ||
+	    !set_primary(b, host, port))
+		return;
+	drop_cmd(b, "the sentinels named a new primary");
+	b->next_connect_us = 0;
+	kick_subscriber(b);
+}
+
+/*
+ * Sentinel: a thread subscribed to +switch-master on one sentinel (in
+ * turn after a lost connection), so a failover is acted on the moment the
+ * sentinels decide it; the command thread's once-a-second question stays
+ * as the safety net (a pub/sub message can be lost).
+ */
+static void *
+watch_main(void *arg)
+{
+	struct lc_bridge *b = arg;
+	int64_t backoff = 0;
+
+	for (int i = 0; !stopping(b); i = (i + 1) % b->url.nsentinels) {
+		const struct lc_redis_addr *a = &b->url.sentinels[i];
+		redisContext *c = dial(a->host, a->port, CONNECT_TIMEOUT_MS);
+		redisReply *r = NULL;
+
+		if (c && !c->err) {
+			/* Subscribed: no read timeout, stop shuts it down. */
+			struct timeval none = {0, 0};
+
+			r = redisCommand(c, "SUBSCRIBE +switch-master");
+			redisSetTimeout(c, none);
+		}
+		if (!r || r->type != REDIS_REPLY_ARRAY) {
+			if (r)
+				freeReplyObject(r);
+			if (c)
+				redisFree(c);
+			for (int64_t t = 0, ms = next_backoff(b, &backoff);
+			     t < ms && !stopping(b); t += 50)
+				usleep(50000);
+			continue;
+		}
+		freeReplyObject(r);
+		backoff = 0;
+		pthread_mutex_lock(&b->lock);
+		b->watch = c;
+		/* Stop sets stopping, then shuts b->watch down, both locked. */
+		if (b->stopping)
+			shutdown(c->fd, SHUT_RDWR);
+		pthread_mutex_unlock(&b->lock);
+		while (!stopping(b)) {
+			r = NULL;
+			if (redisGetReply(c, (void **)&r) != REDIS_OK || !r)
+				break;
+			/* "message", "+switch-master", "<master> <old> <new>"
+			 */
+			if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+			    r->element[2]->type == REDIS_REPLY_STRING &&
+			    !strncmp(r->element[2]->str, b->url.master,
+				     strlen(b->url.master)) &&
+			    r->element[2]->str[strlen(b->url.master)] == ' ') {
+				lc_info(
+				    "cluster: sentinel %s:%d: +switch-master "
+				    "%s",
+				    a->host, a->port, r->element[2]->str);
+				atomic_store(&b->switch_seen, true);
+				lc_bridge_wake(b);
+			}
+			freeReplyObject(r);
+		}
+		pthread_mutex_lock(&b->lock);
+		b->watch = NULL;
+		pthread_mutex_unlock(&b->lock);
+		redisFree(c);
+	}
+	return NULL;
+}
+
 static void
 beat(struct lc_bridge *b)
 {
-	char key[32], ttl[16], fresh[40];
+	char fresh[40];
 	int64_t t0 = lc_mono_us();
 	redisReply *r = NULL;
+	int rc;
 
-	snprintf(key, sizeof(key), "lc:node:%u", b->self);
-	snprintf(ttl, sizeof(ttl), "%d", LEASE_MS);
 	snprintf(fresh, sizeof(fresh), "%016" PRIx64, random_u64());
 	if (!begin_msg(b))
 		return;
-	append_publish(b);
-	redisAppendCommand(b->cmd, "EVAL %s 1 %s %s %s 0", lease_script, key,
-			   b->lease, ttl);
-	redisAppendCommand(b->cmd, "EVAL %s 1 lc:meta %s", epoch_script, fresh);
-	if (!read_replies(b, 1, t0, "heartbeat"))
-		return;
-	if (redisGetReply(b->cmd, (void **)&r) != REDIS_OK || !r) {
-		drop_cmd(b, "lease refresh failed");
+	/* The heartbeat rides the lease refresh: published only if ours. */
+	rc = lease_round(b, &b->msg);
+	if (rc)
+		b->seq_out--;
+	if (rc == LC_EIO) {
+		drop_cmd(b,
+			 b->cmd->err ? b->cmd->errstr : "lease refresh failed");
 		return;
 	}
-	if (r->type == REDIS_REPLY_STRING && !b->lease_lost) {
-		lc_err("cluster: node id %u is now held by another process "
-		       "(%s); not pushing until it is ours again",
-		       b->self, r->str);
-		b->lease_lost = true;
-	} else if (r->type == REDIS_REPLY_INTEGER && b->lease_lost) {
-		lc_info("cluster: node id %u's lease is ours again", b->self);
-		b->lease_lost = false;
-	}
-	freeReplyObject(r);
-	r = NULL;
-	if (redisGetReply(b->cmd, (void **)&r) != REDIS_OK || !r) {
-		drop_cmd(b, "epoch check failed");
+	note_rtt(b, lc_mono_us() - t0);
+	r = redisCommand(b->cmd, "EVAL %s 1 lc:meta %s", epoch_script, fresh);
+	atomic_fetch_add(&b->stats.commands, 1);
+	if (!r) {
+		drop_cmd(b,
+			 b->cmd->err ? b->cmd->errstr : "epoch check failed");
 		return;
 	}
 	if (r->type == REDIS_REPLY_STRING && r->len < sizeof(b->epoch)) {
@@ -721,9 +1465,12 @@ beat(struct lc_bridge *b)
 			atomic_fetch_add(&b->resync_asked, 1);
 		}
 		memcpy(b->epoch, r->str, r->len + 1);
+	} else if (r->type == REDIS_REPLY_ERROR) {
+		note_error(b, true, "epoch check", r->str);
+		if (primary_moved(r->str))
+			drop_cmd(b, "the server is not the primary any more");
 	}
 	freeReplyObject(r);
-	atomic_fetch_add(&b->stats.commands, 2);
 }
 
 /* ------------------------------------------------------------------ */
@@ -739,15 +1486,66 @@ resync_pending(struct lc_bridge *b)
 static void
 update_link(struct lc_bridge *b)
 {
-	bool up = b->cmd && atomic_load(&b->sub_up) && b->synced &&
-		  !b->lease_lost && !resync_pending(b);
+	int64_t last_err;
+	bool err_recent, connected = b->cmd && atomic_load(&b->sub_up);
+	int st;
 
-	if (up != atomic_load(&b->stats.link_up)) {
-		atomic_store(&b->stats.link_up, up);
-		if (up)
-			lc_info("cluster: link to Redis %s:%d up (node %u)",
-				b->host, b->port, b->self);
+	pthread_mutex_lock(&b->elock);
+	last_err = b->last_reply_error_us;
+	pthread_mutex_unlock(&b->elock);
+	err_recent = last_err && lc_mono_us() - last_err < DEGRADED_MS * 1000;
+	if (connected && !err_recent && b->lease_held && b->was_degraded) {
+		/* Redis takes commands again: make sure it holds everything. */
+		b->was_degraded = false;
+		atomic_fetch_add(&b->resync_asked, 1);
 	}
+	if (!connected)
+		st = LC_LINK_DOWN;
+	else if (err_recent || !b->lease_held)
+		st = LC_LINK_DEGRADED;
+	else if (b->synced && !resync_pending(b) &&
+		 (atomic_load(&b->stats.keys_up) || !b->kv_started))
+		st = LC_LINK_UP;
+	else
+		st = LC_LINK_DOWN; /* syncing */
+	if (st == LC_LINK_DEGRADED)
+		b->was_degraded = true;
+	if (st != atomic_load(&b->stats.link_state)) {
+		char addr[300];
+
+		if (st == LC_LINK_UP)
+			lc_info("cluster: link to Redis %s up (node %u)",
+				cur_addr(b, addr, sizeof(addr)), b->self);
+		else if (st == LC_LINK_DEGRADED)
+			lc_warn("cluster: link to Redis %s degraded: Redis "
+				"refuses commands or node id %u's lease",
+				cur_addr(b, addr, sizeof(addr)), b->self);
+	}
+	atomic_store(&b->stats.link_state, st);
+	atomic_store(&b->stats.link_up, st == LC_LINK_UP);
+}
+
+static void
+release_lease(struct lc_bridge *b)
+{
+	redisReply *r;
+
+	if (!b->cmd || !b->lease_held)
+		return;
+	r = redisCommand(b->cmd, "EVAL %s 1 %s %s", release_script,
+			 b->lease_key, b->lease);
+	if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+		lc_info("cluster: node id %u's lease given back", b->self);
+	else
+		lc_warn("cluster: could not give node id %u's lease back (%s); "
+			"it expires in %d s",
+			b->self,
+			r && r->type == REDIS_REPLY_ERROR ? r->str
+			: r				  ? "not ours"
+							  : "no answer",
+			LEASE_MS / 1000);
+	if (r)
+		freeReplyObject(r);
 }
 
 static void *
@@ -762,6 +1560,8 @@ cmd_main(void *arg)
 
 		if (!b->cmd && b->next_connect_us < wake)
 			wake = b->next_connect_us;
+		if (b->rq_n && b->retry_at_us < wake)
+			wake = b->retry_at_us;
 		pthread_mutex_lock(&b->lock);
 		if (!b->work && !b->stopping && wake > now) {
 			clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -781,44 +1581,39 @@ cmd_main(void *arg)
 			b->cmd =
 			    connect_redis(b, COMMAND_TIMEOUT_MS, "command");
 			if (b->cmd) {
-				char holder[160];
-				int rc =
-				    lease(b, b->cmd, holder, sizeof(holder));
+				int rc = lease_round(b, NULL);
 
-				b->backoff_ms = 0;
-				if (rc == LC_EBUSY && !b->lease_lost) {
-					lc_err("cluster: node id %u is held "
-					       "by another process (%s)",
-					       b->self, holder);
-					b->lease_lost = true;
-				} else if (rc == 0)
-					b->lease_lost = false;
-				else if (rc)
+				if (rc == 0)
+					b->backoff_ms = 0;
+				else if (rc == LC_EIO)
 					drop_cmd(b, "lease failed");
 				if (b->cmd)
 					b->next_beat_us = 0;
 			} else
 				b->next_connect_us =
-				    now + next_backoff(&b->backoff_ms) * 1000;
+				    now +
+				    next_backoff(b, &b->backoff_ms) * 1000;
 		}
-		if (b->cmd && now >= b->next_beat_us) {
-			b->next_beat_us = now + BEAT_MS * 1000;
+		if (!stop)
+			check_primary(b);
+		if (b->cmd && lc_mono_us() >= b->next_beat_us) {
+			b->next_beat_us = lc_mono_us() + BEAT_MS * 1000;
 			beat(b);
 		}
-		if (b->cmd && !b->lease_lost && atomic_load(&b->sub_up) &&
-		    resync_pending(b) && !stop)
+		if (b->cmd && b->lease_held && atomic_load(&b->sub_up) &&
+		    resync_pending(b) && !stop &&
+		    lc_mono_us() >= b->resync_hold_us)
 			resync(b);
-		while (b->cmd && b->synced && !b->lease_lost && b->q_n)
-			if (!push_some(b))
-				break;
+		push_all(b);
 		update_link(b);
 		if (stop)
 			break;
 	}
-	if (b->q_n)
+	if (b->q_n || b->rq_n)
 		lc_warn("cluster: %zu URLs not pushed to Redis at stop; they "
 			"are in the database and pushed at the next start",
-			b->q_n);
+			b->q_n + b->rq_n);
+	release_lease(b);
 	if (b->cmd)
 		redisFree(b->cmd);
 	b->cmd = NULL;
@@ -923,7 +1718,7 @@ sub_main(void *arg)
 		redisContext *c = subscribe(b);
 
 		if (!c) {
-			int64_t ms = next_backoff(&backoff);
+			int64_t ms = next_backoff(b, &backoff);
 
 			for (int64_t t = 0; t < ms && !stopping(b); t += 50)
 				usleep(50000);
@@ -972,6 +1767,10 @@ sub_main(void *arg)
 
 /* ------------------------------------------------------------------ */
 
+/* The key thread, at the end of this file. */
+static void *kv_main(void *arg);
+static void kv_skip(struct lc_bridge *b, struct lc_kv_job *j);
+
 void
 lc_bridge_wake(void *arg)
 {
@@ -995,21 +1794,21 @@ lc_bridge_start(const char *redis_url, struct lc_counter *c,
 		snprintf(err, errlen, "cluster: out of memory");
 		return NULL;
 	}
-	if (lc_bridge_parse_url(redis_url, b->host, sizeof(b->host), &b->port,
-				&b->db)) {
-		snprintf(err, errlen,
-			 "redis_url: '%s' is not redis://HOST[:PORT][/DB]",
-			 redis_url);
+	if (lc_config_parse_redis_url(redis_url, &b->url, err, errlen)) {
 		free(b);
 		return NULL;
 	}
+	lc_config_redis_url_masked(redis_url, b->url_masked,
+				   sizeof(b->url_masked));
+	if (!b->url.nsentinels) {
+		snprintf(b->host, sizeof(b->host), "%s", b->url.addr.host);
+		b->port = b->url.addr.port;
+	}
+	b->db = b->url.db;
 	b->self = cl->self;
+	snprintf(b->lease_key, sizeof(b->lease_key), "lc:node:%u", b->self);
+	snprintf(b->gen_key, sizeof(b->gen_key), "lc:nodegen:%u", b->self);
 	b->counter = c;
-	if (lc_counter_add_reader(c, &b->qs)) {
-		snprintf(err, errlen, "cluster: out of memory");
-		free(b);
-		return NULL;
-	}
 	b->cl = cl;
 	b->boot = random_u64();
 	gethostname(host, sizeof(host));
@@ -1020,6 +1819,9 @@ lc_bridge_start(const char *redis_url, struct lc_counter *c,
 	snprintf(b->lease, sizeof(b->lease), "%016" PRIx64 " %s %ld", b->boot,
 		 host, (long)getpid());
 	pthread_mutex_init(&b->lock, NULL);
+	pthread_mutex_init(&b->elock, NULL);
+	pthread_mutex_init(&b->kv_lock, NULL);
+	b->kv_efd = -1;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&b->cond, &ca);
@@ -1027,29 +1829,48 @@ lc_bridge_start(const char *redis_url, struct lc_counter *c,
 
 	b->cmd = connect_redis(b, COMMAND_TIMEOUT_MS, "command");
 	if (b->cmd) {
-		int rc = lease(b, b->cmd, holder, sizeof(holder));
+		int64_t gen = 0;
+		int rc = lease(b, b->cmd, NULL, &gen, holder, sizeof(holder));
 
-		if (rc == LC_EBUSY) {
-			snprintf(err, errlen,
-				 "node_id %u is in use by a running node "
-				 "(boot, host, pid: %s); give this node "
-				 "another node_id, or wait %d s if that node "
-				 "is gone",
-				 b->self, holder, LEASE_MS / 1000);
-			redisFree(b->cmd);
-			pthread_mutex_destroy(&b->lock);
-			pthread_cond_destroy(&b->cond);
-			free(b);
-			return NULL;
+		if (rc == LC_EBUSY || rc == LEASE_ERR) {
+			if (rc == LC_EBUSY)
+				snprintf(err, errlen,
+					 "node_id %u is in use by a running "
+					 "node (boot, host, pid: %s); give "
+					 "this node another node_id, or wait "
+					 "%d s if that node is gone",
+					 b->self, holder, LEASE_MS / 1000);
+			else
+				snprintf(err, errlen,
+					 "cluster: Redis at %s:%d refused "
+					 "node_id %u's lease (%s): without it "
+					 "this node could write over another "
+					 "process's counts; fix Redis and "
+					 "start again",
+					 b->host, b->port, b->self, holder);
+			goto fail_early;
 		}
-		if (rc)
+		if (rc) {
 			drop_cmd(b, "lease failed");
+		} else {
+			b->gen = gen;
+			b->lease_held = true;
+		}
+	} else if (b->auth_err[0]) {
+		snprintf(err, errlen, "redis_url: %s", b->auth_err);
+		goto fail_early;
 	} else {
-		lc_warn("cluster: Redis at %s:%d does not answer; counting "
-			"locally and retrying",
-			b->host, b->port);
+		lc_warn("cluster: Redis %s does not answer; counting locally "
+			"and retrying (this node writes nothing of its own "
+			"until it holds node_id %u's lease)",
+			b->url_masked, b->self);
 		b->next_connect_us =
-		    lc_mono_us() + next_backoff(&b->backoff_ms) * 1000;
+		    lc_mono_us() + next_backoff(b, &b->backoff_ms) * 1000;
+	}
+	/* Registered last: the table keeps a pointer to it until the end. */
+	if (lc_counter_add_reader(c, &b->qs)) {
+		snprintf(err, errlen, "cluster: out of memory");
+		goto fail_early;
 	}
 	cl->wake_bridge = lc_bridge_wake;
 	cl->wake_arg = b;
@@ -1065,13 +1886,28 @@ lc_bridge_start(const char *redis_url, struct lc_counter *c,
 		snprintf(err, errlen, "cluster: cannot start a thread");
 		goto fail;
 	}
-	lc_info("cluster: node %u (run %016" PRIx64 ") with Redis %s:%d/%d",
-		b->self, b->boot, b->host, b->port, b->db);
+	if (b->url.nsentinels &&
+	    !pthread_create(&b->watch_thread, NULL, watch_main, b))
+		b->watch_started = true;
+	/* Without the key thread, keyed likes are decided locally. */
+	b->kv_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (b->kv_efd >= 0 && !pthread_create(&b->kv_thread, NULL, kv_main, b))
+		b->kv_started = true;
+	else
+		lc_warn("cluster: no key thread: keyed likes are decided by "
+			"each node alone");
+	lc_info("cluster: node %u (run %016" PRIx64 ") with Redis %s (%s:%d)",
+		b->self, b->boot, b->url_masked, b->host, b->port);
 	return b;
 fail:
 	cl->wake_bridge = NULL;
+fail_early:
 	if (b->cmd)
 		redisFree(b->cmd);
+	pthread_mutex_destroy(&b->lock);
+	pthread_mutex_destroy(&b->elock);
+	pthread_mutex_destroy(&b->kv_lock);
+	pthread_cond_destroy(&b->cond);
 	free(b);
 	return NULL;
 }
@@ -1087,13 +1923,48 @@ lc_bridge_stop(struct lc_bridge *b)
 	pthread_cond_signal(&b->cond);
 	if (b->sub)
 		shutdown(b->sub->fd, SHUT_RDWR);
+	if (b->watch)
+		shutdown(b->watch->fd, SHUT_RDWR);
 	pthread_mutex_unlock(&b->lock);
 	pthread_join(b->sub_thread, NULL);
+	if (b->watch_started)
+		pthread_join(b->watch_thread, NULL);
 	pthread_join(b->cmd_thread, NULL);
+	pthread_mutex_lock(&b->kv_lock);
+	b->kv_stop = true;
+	pthread_mutex_unlock(&b->kv_lock);
+	if (b->kv_started) {
+		uint64_t one = 1;
+
+		if (write(b->kv_efd, &one, sizeof(one)) < 0)
+			(void)0;
+		pthread_join(b->kv_thread, NULL);
+	}
+	{
+		/* Submitted after the thread stopped reading: answered. */
+		struct lc_kv_job *j = b->kv_in, *next;
+
+		for (; j; j = next) {
+			next = j->next;
+			kv_skip(b, j);
+		}
+		b->kv_in = NULL;
+	}
+	if (b->kv_efd >= 0)
+		close(b->kv_efd);
+	free(b->kv_q);
+	pthread_mutex_destroy(&b->kv_lock);
 	b->cl->wake_bridge = NULL;
 	/* Entries pushed by nobody keep their flag: the table dies next. */
 	free(b->q);
+	free(b->rq);
+	free(b->argo);
+	free(b->argl);
+	free(b->argv);
+	free(b->vals);
 	lc_buf_free(&b->msg);
+	lc_buf_free(&b->args);
+	pthread_mutex_destroy(&b->elock);
 	pthread_mutex_destroy(&b->lock);
 	pthread_cond_destroy(&b->cond);
 	free(b);
@@ -1109,11 +1980,22 @@ json_t *
 lc_bridge_status_json(struct lc_bridge *b)
 {
 	int64_t now = lc_mono_us(), last = atomic_load(&b->last_push_us);
-	json_t *nodes = json_array(), *self;
+	static const char *const names[] = {"down", "degraded", "up"};
+	int st = atomic_load(&b->stats.link_state);
+	const char *link = names[st >= 0 && st <= 2 ? st : 0];
+	json_t *nodes = json_array(), *self, *o;
+	char reason[256], primary[300];
 
-	self =
-	    json_pack("{s:i, s:b, s:s}", "id", (int)b->self, "self", 1, "link",
-		      atomic_load(&b->stats.link_up) ? "up" : "down");
+	pthread_mutex_lock(&b->elock);
+	snprintf(reason, sizeof(reason), "%s", b->reason);
+	pthread_mutex_unlock(&b->elock);
+	pthread_mutex_lock(&b->lock);
+	snprintf(primary, sizeof(primary), "%s:%d", b->host, b->port);
+	if (!b->host[0])
+		primary[0] = '\0';
+	pthread_mutex_unlock(&b->lock);
+	self = json_pack("{s:i, s:b, s:s}", "id", (int)b->self, "self", 1,
+			 "link", link);
 	if (self)
 		json_object_set_new(self, "last_push_age_ms",
 				    last ? json_integer((now - last) / 1000)
@@ -1131,23 +2013,51 @@ lc_bridge_status_json(struct lc_bridge *b)
 			now - seen < PEER_DOWN_MS * 1000 ? "up" : "down",
 			"last_push_age_ms", (json_int_t)((now - seen) / 1000)));
 	}
-	return json_pack("{s:i, s:s, s:o}", "node_id", (int)b->self, "link",
-			 atomic_load(&b->stats.link_up) ? "up" : "down",
-			 "nodes", nodes);
+	o = json_pack("{s:i, s:s, s:s, s:s, s:o}", "node_id", (int)b->self,
+		      "link", link, "keys_link",
+		      atomic_load(&b->stats.keys_up) ? "up" : "down", "redis",
+		      b->url_masked, "nodes", nodes);
+	if (o) {
+		/* The reason stays until the link is up again. */
+		json_object_set_new(o, "link_reason",
+				    st != LC_LINK_UP && reason[0]
+					? json_string(reason)
+					: json_null());
+		json_object_set_new(o, "primary",
+				    primary[0] ? json_string(primary)
+					       : json_null());
+	}
+	return o;
 }
 
 /* ------------------------------------------------------------------ */
-/* Cluster-wide idempotency keys (bridge.h). */
+/*
+ * Cluster-wide idempotency keys (bridge.h): the key thread.
+ *
+ * A note on waiting: one hiredis context, dialled (connect, AUTH, SELECT:
+ * blocking) on a helper thread, then switched to non-blocking; commands are
+ * appended as jobs arrive and written without blocking, replies read as
+ * the socket becomes readable (redisBufferRead/redisGetReplyFromReader,
+ * what hiredis's async API does inside), and poll() wakes the thread for
+ * the earliest claim deadline. Replies come in order: a FIFO of in-flight
+ * records matches them to jobs. A claim answered LC_KV_UNAVAILABLE at its
+ * deadline keeps its record (job NULL) so its late reply is still read;
+ * its worker settles it, and the settle is sent after the claim on the
+ * same connection, so Redis runs them in that order.
+ */
 
-#define KV_TIMEOUT_MS 50
+/* Without a connection, look at the link this often to connect early. */
+#define KV_IDLE_CONNECT_MS 100
 #define KV_RETRY_MS 1000
+/* A reply this late means a stalled Redis: drop the connection. */
+#define KV_STALL_MS 2000
 
-struct lc_redis_kv {
-	char host[256];
-	int port, db;
-	struct lc_bridge *b; /* its link state: down means don't wait */
-	redisContext *c;
-	int64_t retry_at_ms; /* after a failure, don't try before */
+struct kv_rec {
+	struct lc_kv_job *job; /* NULL: a claim already answered */
+	bool settle, release;
+	int64_t sent_us;
+	char key[LC_IDEM_KEY_MAX + 1]; /* a settle's, for a release */
+	size_t klen;
 };
 
 static const char claim_script[] =
@@ -1155,136 +2065,446 @@ static const char claim_script[] =
     "if v then return v end "
     "redis.call('SET', KEYS[1], 'pending', 'PX', ARGV[1]) return false";
 
-struct lc_redis_kv *
-lc_redis_kv_create(const char *redis_url, struct lc_bridge *b)
-{
-	struct lc_redis_kv *kv = calloc(1, sizeof(*kv));
+static const char release_claim_script[] =
+    "if redis.call('GET', KEYS[1]) == 'pending' then "
+    "  return redis.call('DEL', KEYS[1]) end return 0";
 
-	if (!kv)
-		return NULL;
-	if (lc_bridge_parse_url(redis_url, kv->host, sizeof(kv->host),
-				&kv->port, &kv->db)) {
-		free(kv);
-		return NULL;
-	}
-	kv->b = b;
-	return kv;
+static void
+kv_complete(struct lc_kv_job *j, enum lc_kv_claim res)
+{
+	j->result = res;
+	j->done(j, j->done_arg);
 }
 
-void
-lc_redis_kv_destroy(struct lc_redis_kv *kv)
+/* Completes a job that was never sent. */
+static void
+kv_skip(struct lc_bridge *b, struct lc_kv_job *j)
 {
-	if (!kv)
-		return;
-	if (kv->c)
-		redisFree(kv->c);
-	free(kv);
+	if (j->settle)
+		free(j);
+	else
+		kv_complete(j, LC_KV_UNAVAILABLE);
+	(void)b;
 }
 
 static void
-kv_fail(struct lc_redis_kv *kv)
+kv_drop(struct lc_bridge *b, const char *why)
 {
-	if (kv->c)
-		redisFree(kv->c);
-	kv->c = NULL;
-	kv->retry_at_ms = lc_mono_ms() + KV_RETRY_MS;
-	if (kv->b)
-		atomic_fetch_add(&kv->b->stats.errors, 1);
+	atomic_store(&b->stats.keys_up, false);
+	if (b->kv) {
+		note_error(b, false, "key connection", why);
+		redisFree(b->kv);
+		b->kv = NULL;
+		b->kv_retry_us = lc_mono_us() + KV_RETRY_MS * 1000;
+	}
+	while (b->kv_n) {
+		struct kv_rec *r = &b->kv_q[b->kv_head];
+
+		if (r->job)
+			kv_skip(b, r->job);
+		b->kv_head = (b->kv_head + 1) % b->kv_cap;
+		b->kv_n--;
+	}
+}
+
+/*
+ * The key connection is dialled on a short-lived thread of its own: a
+ * connect, AUTH and SELECT take a round trip each, and the key thread
+ * must go on answering claims (LC_KV_UNAVAILABLE while there is no
+ * connection) within LC_KV_CLAIM_MS meanwhile.
+ */
+static void *
+kv_dial_main(void *arg)
+{
+	struct lc_bridge *b = arg;
+	struct timeval ct = {CONNECT_TIMEOUT_MS / 1000,
+			     CONNECT_TIMEOUT_MS % 1000 * 1000};
+	struct timeval rt = {COMMAND_TIMEOUT_MS / 1000,
+			     COMMAND_TIMEOUT_MS % 1000 * 1000};
+	char host[256];
+	int port, fl;
+	uint64_t one = 1;
+	redisReply *r = NULL;
+	redisContext *c;
+
+	pthread_mutex_lock(&b->lock);
+	snprintf(host, sizeof(host), "%s", b->host);
+	port = b->port;
+	pthread_mutex_unlock(&b->lock);
+	c = redisConnectWithTimeout(host, port, ct);
+	if (!c || c->err)
+		goto fail;
+	redisSetTimeout(c, rt);
+	if (b->url.pass[0]) {
+		r = b->url.user[0] ? redisCommand(c, "AUTH %s %s", b->url.user,
+						  b->url.pass)
+				   : redisCommand(c, "AUTH %s", b->url.pass);
+		if (!r || r->type == REDIS_REPLY_ERROR)
+			goto fail;
+		freeReplyObject(r);
+	}
+	r = b->db ? redisCommand(c, "SELECT %d", b->db)
+		  : redisCommand(c, "PING");
+	if (!r || r->type == REDIS_REPLY_ERROR)
+		goto fail;
+	freeReplyObject(r);
+	r = NULL;
+	/* From here on: non-blocking, driven by the key thread's poll(). */
+	c->flags &= ~REDIS_BLOCK;
+	fl = fcntl(c->fd, F_GETFL);
+	fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
+	goto done;
+fail:
+	note_error(b, r && r->type == REDIS_REPLY_ERROR, "key connection",
+		   r && r->type == REDIS_REPLY_ERROR ? r->str
+		   : c && c->err		     ? c->errstr
+						     : "out of memory");
+	if (r)
+		freeReplyObject(r);
+	if (c)
+		redisFree(c);
+	c = NULL;
+done:
+	pthread_mutex_lock(&b->kv_lock);
+	b->kv_dialed = c;
+	b->kv_dial_done = true;
+	pthread_mutex_unlock(&b->kv_lock);
+	if (write(b->kv_efd, &one, sizeof(one)) < 0)
+		(void)0;
+	return NULL;
+}
+
+/* Starts a dial when due; takes a finished one. Key thread. */
+static void
+kv_connect(struct lc_bridge *b)
+{
+	bool done;
+	redisContext *c;
+
+	if (b->kv_dialing) {
+		pthread_mutex_lock(&b->kv_lock);
+		done = b->kv_dial_done;
+		c = b->kv_dialed;
+		b->kv_dial_done = false;
+		b->kv_dialed = NULL;
+		pthread_mutex_unlock(&b->kv_lock);
+		if (!done)
+			return;
+		pthread_join(b->kv_dial_thread, NULL);
+		b->kv_dialing = false;
+		b->kv = c;
+		atomic_store(&b->stats.keys_up, c != NULL);
+		return;
+	}
+	if (b->kv || lc_mono_us() < b->kv_retry_us)
+		return;
+	b->kv_retry_us = lc_mono_us() + KV_RETRY_MS * 1000;
+	if (!pthread_create(&b->kv_dial_thread, NULL, kv_dial_main, b))
+		b->kv_dialing = true;
 }
 
 static bool
-kv_ready(struct lc_redis_kv *kv)
+kv_push(struct lc_bridge *b, struct kv_rec rec)
 {
-	struct timeval tv = {0, KV_TIMEOUT_MS * 1000};
-	redisReply *r;
+	if (b->kv_n == b->kv_cap) {
+		size_t cap = b->kv_cap ? b->kv_cap * 2 : 64;
+		struct kv_rec *q = malloc(cap * sizeof(*q));
 
-	if (kv->b && !atomic_load(&kv->b->stats.link_up))
-		return false; /* the bridge sees Redis down: don't wait */
-	if (kv->c)
-		return true;
-	if (lc_mono_ms() < kv->retry_at_ms)
-		return false;
-	kv->c = redisConnectWithTimeout(kv->host, kv->port, tv);
-	if (!kv->c || kv->c->err) {
-		kv_fail(kv);
-		return false;
-	}
-	redisSetTimeout(kv->c, tv);
-	if (kv->db) {
-		r = redisCommand(kv->c, "SELECT %d", kv->db);
-		if (!r || r->type == REDIS_REPLY_ERROR) {
-			if (r)
-				freeReplyObject(r);
-			kv_fail(kv);
+		if (!q)
 			return false;
-		}
-		freeReplyObject(r);
+		for (size_t i = 0; i < b->kv_n; i++)
+			q[i] = b->kv_q[(b->kv_head + i) % b->kv_cap];
+		free(b->kv_q);
+		b->kv_q = q;
+		b->kv_head = 0;
+		b->kv_cap = cap;
 	}
+	b->kv_q[(b->kv_head + b->kv_n++) % b->kv_cap] = rec;
 	return true;
 }
 
-enum lc_kv_claim
-lc_redis_kv_claim(struct lc_redis_kv *kv, const char *key, size_t klen,
-		  int64_t ttl_ms, struct lc_idem_answer *ans)
+/* Appends a job's command (not yet written). */
+static void
+kv_send(struct lc_bridge *b, struct lc_kv_job *j)
 {
-	char ttl[24];
-	redisReply *r;
-	enum lc_kv_claim res = LC_KV_UNAVAILABLE;
+	char ikey[LC_IDEM_KEY_MAX + 16], num[24], head[16];
+	struct kv_rec rec = {j, j->settle, j->release, lc_mono_us(), "", 0};
+	int kl =
+	    snprintf(ikey, sizeof(ikey), "lc:idem:%.*s", (int)j->klen, j->key);
+	int rc;
 
-	if (!kv || !kv_ready(kv))
-		return LC_KV_UNAVAILABLE;
-	snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
-	r = redisCommand(kv->c, "EVAL %s 1 lc:idem:%b %s", claim_script, key,
-			 klen, ttl);
-	if (!r) {
-		kv_fail(kv);
-		return LC_KV_UNAVAILABLE;
+	if (!j->settle) {
+		const char *argv[5] = {"EVAL", claim_script, "1", ikey, num};
+		size_t argl[5] = {4, sizeof(claim_script) - 1, 1, (size_t)kl,
+				  0};
+
+		argl[4] =
+		    (size_t)snprintf(num, sizeof(num), "%d", LC_KV_PENDING_MS);
+		rc = redisAppendCommandArgv(b->kv, 5, argv, argl);
+		j->deadline_us = rec.sent_us + LC_KV_CLAIM_MS * 1000;
+	} else if (j->release) {
+		const char *argv[4] = {"EVAL", release_claim_script, "1", ikey};
+		size_t argl[4] = {4, sizeof(release_claim_script) - 1, 1,
+				  (size_t)kl};
+
+		rc = redisAppendCommandArgv(b->kv, 4, argv, argl);
+	} else {
+		/* "<status>\n<body>", kept for the key's lifetime. */
+		char *v = malloc(sizeof(head) + j->ans.len);
+		int n = snprintf(head, sizeof(head), "%d\n", j->ans.status);
+		const char *argv[6] = {"SET", ikey, v, "XX", "PX", num};
+		size_t argl[6] = {3, (size_t)kl, 0, 2, 2, 0};
+
+		if (!v) {
+			kv_skip(b, j);
+			return;
+		}
+		memcpy(v, head, (size_t)n);
+		memcpy(v + n, j->ans.body, j->ans.len);
+		argl[2] = (size_t)n + j->ans.len;
+		argl[5] = (size_t)snprintf(num, sizeof(num), "%lld",
+					   (long long)j->ttl_ms);
+		rc = redisAppendCommandArgv(b->kv, 6, argv, argl);
+		free(v);
 	}
-	if (r->type == REDIS_REPLY_NIL) {
-		res = LC_KV_CLAIMED;
-	} else if (r->type == REDIS_REPLY_STRING) {
+	if (j->settle) {
+		memcpy(rec.key, j->key, j->klen);
+		rec.klen = j->klen;
+	}
+	if (rc != REDIS_OK || !kv_push(b, rec)) {
+		kv_drop(b, "out of memory");
+		kv_skip(b, j);
+		return;
+	}
+	atomic_fetch_add(&b->stats.commands, 1);
+}
+
+/* A claim's reply into its job. */
+static enum lc_kv_claim
+kv_claim_result(const redisReply *r, struct lc_idem_answer *ans)
+{
+	if (r->type == REDIS_REPLY_NIL)
+		return LC_KV_CLAIMED;
+	if (r->type == REDIS_REPLY_STRING) {
 		const char *nl = memchr(r->str, '\n', r->len);
 
-		if (r->len == 7 && !memcmp(r->str, "pending", 7)) {
-			res = LC_KV_PENDING;
-		} else if (nl && (size_t)(r->str + r->len - nl - 1) <=
-				     sizeof(ans->body)) {
+		if (r->len == 7 && !memcmp(r->str, "pending", 7))
+			return LC_KV_PENDING;
+		if (nl &&
+		    (size_t)(r->str + r->len - nl - 1) <= sizeof(ans->body)) {
 			ans->status = atoi(r->str);
 			ans->len = (size_t)(r->str + r->len - nl - 1);
 			memcpy(ans->body, nl + 1, ans->len);
-			res = LC_KV_ANSWERED;
+			return LC_KV_ANSWERED;
 		}
 	}
-	freeReplyObject(r);
-	return res;
+	return LC_KV_UNAVAILABLE;
+}
+
+/* One reply, matched to the oldest in-flight record. */
+static void
+kv_reply(struct lc_bridge *b, redisReply *r)
+{
+	struct kv_rec rec;
+
+	if (!b->kv_n)
+		return;
+	rec = b->kv_q[b->kv_head];
+	b->kv_head = (b->kv_head + 1) % b->kv_cap;
+	b->kv_n--;
+	note_rtt(b, lc_mono_us() - rec.sent_us);
+	if (r->type == REDIS_REPLY_ERROR) {
+		note_error(b, true, rec.settle ? "key settle" : "key claim",
+			   r->str);
+		if (rec.settle && !rec.release && b->kv) {
+			/* Not stored: release the claim, never "success". */
+			struct lc_kv_job tmp = {
+			    .settle = true, .release = true, .klen = rec.klen};
+
+			memcpy(tmp.key, rec.key, rec.klen);
+			tmp.key[rec.klen] = '\0';
+			rec.job = NULL;
+			kv_send(b, &tmp);
+		}
+	}
+	if (rec.settle) {
+		free(rec.job);
+		return;
+	}
+	if (rec.job)
+		kv_complete(rec.job, r->type == REDIS_REPLY_ERROR
+					 ? LC_KV_UNAVAILABLE
+					 : kv_claim_result(r, &rec.job->ans));
+}
+
+/*
+ * A settle while the key connection is down waits for the next one (its
+ * claim may have run): up to LC_KV_PENDING_MS, when the claim expires.
+ */
+static bool
+kv_hold(struct lc_bridge *b, struct lc_kv_job *j)
+{
+	if (b->kv_held_n >= 10000)
+		return false;
+	j->deadline_us = lc_mono_us() + LC_KV_PENDING_MS * 1000;
+	j->next = b->kv_held;
+	b->kv_held = j;
+	b->kv_held_n++;
+	return true;
+}
+
+static void
+kv_unhold(struct lc_bridge *b)
+{
+	struct lc_kv_job *j = b->kv_held, *next;
+	int64_t now = lc_mono_us();
+
+	b->kv_held = NULL;
+	b->kv_held_n = 0;
+	for (; j; j = next) {
+		next = j->next;
+		j->next = NULL;
+		if (b->kv && now < j->deadline_us)
+			kv_send(b, j);
+		else
+			kv_skip(b, j);
+	}
+}
+
+static bool
+kv_stopping(struct lc_bridge *b)
+{
+	bool s;
+
+	pthread_mutex_lock(&b->kv_lock);
+	s = b->kv_stop;
+	pthread_mutex_unlock(&b->kv_lock);
+	return s;
+}
+
+static void *
+kv_main(void *arg)
+{
+	struct lc_bridge *b = arg;
+
+	for (;;) {
+		struct lc_kv_job *in, *next;
+		struct pollfd pf[2];
+		int64_t now, wait_us = 1000000;
+		int nfds = 1, done = 1;
+		uint64_t junk;
+
+		pthread_mutex_lock(&b->kv_lock);
+		in = b->kv_in;
+		b->kv_in = b->kv_in_tail = NULL;
+		pthread_mutex_unlock(&b->kv_lock);
+		/* Connected ahead of need (the link is up only with it),
+		 * never while a claim waits. */
+		kv_connect(b);
+		for (; in; in = next) {
+			next = in->next;
+			in->next = NULL;
+			if (b->kv &&
+			    (in->settle ||
+			     atomic_load(&b->stats.link_state) == LC_LINK_UP))
+				kv_send(b, in);
+			else if (in->settle && !kv_hold(b, in))
+				kv_skip(b, in);
+			else if (!in->settle)
+				/* Down or degraded: don't wait for Redis. */
+				kv_skip(b, in);
+		}
+		if (b->kv)
+			kv_unhold(b);
+		if (kv_stopping(b))
+			break;
+		if (b->kv && redisBufferWrite(b->kv, &done) != REDIS_OK)
+			kv_drop(b, b->kv->errstr);
+		now = lc_mono_us();
+		/* Claims past their deadline: answered, still read later. */
+		for (size_t i = 0; i < b->kv_n; i++) {
+			struct kv_rec *r =
+			    &b->kv_q[(b->kv_head + i) % b->kv_cap];
+
+			if (r->job && !r->settle) {
+				if (now >= r->job->deadline_us) {
+					kv_complete(r->job, LC_KV_UNAVAILABLE);
+					r->job = NULL;
+				} else if (r->job->deadline_us - now <
+					   wait_us) {
+					wait_us = r->job->deadline_us - now;
+				}
+			}
+		}
+		if (b->kv_n &&
+		    now - b->kv_q[b->kv_head].sent_us > KV_STALL_MS * 1000)
+			kv_drop(b, "no reply (Redis stalled)");
+		if (!b->kv && wait_us > KV_IDLE_CONNECT_MS * 1000)
+			wait_us = KV_IDLE_CONNECT_MS * 1000;
+		pf[0] = (struct pollfd){.fd = b->kv_efd, .events = POLLIN};
+		if (b->kv) {
+			pf[1] = (struct pollfd){
+			    .fd = b->kv->fd,
+			    .events = (short)(POLLIN | (done ? 0 : POLLOUT))};
+			nfds = 2;
+		}
+		if (poll(pf, (nfds_t)nfds, (int)((wait_us + 999) / 1000)) < 0)
+			continue;
+		if (pf[0].revents & POLLIN)
+			while (read(b->kv_efd, &junk, sizeof(junk)) > 0)
+				;
+		if (nfds == 2 && b->kv &&
+		    (pf[1].revents & (POLLIN | POLLERR | POLLHUP))) {
+			void *reply = NULL;
+
+			if (redisBufferRead(b->kv) != REDIS_OK) {
+				kv_drop(b, b->kv->errstr);
+				continue;
+			}
+			while (b->kv &&
+			       redisGetReplyFromReader(b->kv, &reply) ==
+				   REDIS_OK &&
+			       reply) {
+				kv_reply(b, reply);
+				freeReplyObject(reply);
+				reply = NULL;
+			}
+		}
+	}
+	kv_drop(b, "stopping");
+	if (b->kv_dialing) {
+		pthread_join(b->kv_dial_thread, NULL);
+		b->kv_dialing = false;
+		if (b->kv_dialed)
+			redisFree(b->kv_dialed);
+		b->kv_dialed = NULL;
+	}
+	kv_unhold(b);
+	return NULL;
 }
 
 void
-lc_redis_kv_settle(struct lc_redis_kv *kv, const char *key, size_t klen,
-		   int64_t ttl_ms, const struct lc_idem_answer *ans)
+lc_bridge_kv_submit(struct lc_bridge *b, struct lc_kv_job *j)
 {
-	char head[16];
-	redisReply *r;
+	uint64_t one = 1;
+	bool stop;
 
-	if (!kv || !kv->c)
-		return;
-	if (!ans) {
-		r = redisCommand(kv->c, "DEL lc:idem:%b", key, klen);
-	} else {
-		char *v = malloc(sizeof(head) + ans->len);
-		int n = snprintf(head, sizeof(head), "%d\n", ans->status);
-
-		if (!v)
-			return;
-		memcpy(v, head, (size_t)n);
-		memcpy(v + n, ans->body, ans->len);
-		r = redisCommand(kv->c, "SET lc:idem:%b %b XX PX %lld", key,
-				 klen, v, (size_t)n + ans->len,
-				 (long long)ttl_ms);
-		free(v);
+	j->next = NULL;
+	pthread_mutex_lock(&b->kv_lock);
+	/* No key thread (it could not start): answered here, at once. */
+	stop = b->kv_stop || !atomic_load(&b->kv_started);
+	if (!stop) {
+		if (b->kv_in_tail)
+			b->kv_in_tail->next = j;
+		else
+			b->kv_in = j;
+		b->kv_in_tail = j;
 	}
-	if (!r)
-		kv_fail(kv);
-	else
-		freeReplyObject(r);
+	pthread_mutex_unlock(&b->kv_lock);
+	if (stop) {
+		kv_skip(b, j);
+		return;
+	}
+	if (write(b->kv_efd, &one, sizeof(one)) < 0)
+		(void)0; /* the counter is full: the thread wakes anyway */
 }

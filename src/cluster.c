@@ -343,6 +343,17 @@ lc_cluster_remote_pending(struct lc_cluster *cl)
 	return n;
 }
 
+uint64_t
+lc_cluster_takes(struct lc_cluster *cl)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&cl->lock);
+	n = cl->takes;
+	pthread_mutex_unlock(&cl->lock);
+	return n;
+}
+
 struct lc_remote_batch *
 lc_cluster_take_remote(struct lc_cluster *cl)
 {
@@ -352,6 +363,7 @@ lc_cluster_take_remote(struct lc_cluster *cl)
 	b = cl->in_head;
 	cl->in_head = cl->in_tail = NULL;
 	cl->in_items = 0;
+	cl->takes++;
 	pthread_mutex_unlock(&cl->lock);
 	return b;
 }

@@ -114,7 +114,7 @@ static const struct key keys[] = {
 	INT_KEY(drain_ms, "1000", 0, 600000, "on SIGTERM, serve this long with /readyz 503 before closing"),
 	STR_KEY(access_log, "", "one line per HTTP request: empty = off, - = stderr, or a file", PATH),
 	BOOL_KEY(reuse_port, "no", "share the port with other processes (SO_REUSEPORT)"),
-	STR_KEY(redis_url, "", "cluster mode: redis://HOST:PORT[/DB]; empty = single node"),
+	STR_KEY(redis_url, "", "cluster mode: redis://[[USER]:PASSWORD@]HOST:PORT[/DB] or redis+sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER[/DB]; empty = single node"),
 	INT_KEY(node_id, "0", 0, 1023, "cluster mode: this node's id, unique in the cluster (1..1023)"),
 };
 /* clang-format on */
@@ -608,6 +608,8 @@ format_value(const struct lc_config *cfg, const struct key *k, char *buf,
 
 	if (k->type == KEY_STR && (k->flags & SECRET) && *p)
 		snprintf(buf, cap, "(set, %zu bytes)", strlen(p));
+	else if (k->type == KEY_STR && !strcmp(k->name, "redis_url"))
+		lc_config_redis_url_masked(p, buf, cap); /* the password */
 	else if (k->type == KEY_STR)
 		return p;
 	else if (k->type == KEY_BOOL)
@@ -634,7 +636,7 @@ same_value(const struct lc_config *a, const struct lc_config *b,
 void
 lc_config_dump(const struct lc_config *cfg, void *out)
 {
-	char buf[64];
+	char buf[sizeof(cfg->redis_url) + 8];
 
 	for (size_t i = 0; i < NKEYS; i++)
 		fprintf(out, "%s = %s\n", keys[i].name,
@@ -676,47 +678,195 @@ lc_config_reload(struct lc_config *running, const struct lc_config *fresh)
 	return n;
 }
 
-int
-lc_config_parse_redis_url(const char *url, char *host, size_t hostlen,
-			  int *port, int *db)
+/* Percent-decodes n bytes of p into out; false when it does not fit. */
+static bool
+pct_decode(const char *p, size_t n, char *out, size_t cap)
 {
-	const char *p, *colon, *slash;
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+
+		if (c == '%') {
+			char hex[3] = {0, 0, 0};
+			char *end;
+			long v;
+
+			if (i + 2 >= n || !isxdigit((unsigned char)p[i + 1]) ||
+			    !isxdigit((unsigned char)p[i + 2]))
+				return false;
+			hex[0] = p[i + 1];
+			hex[1] = p[i + 2];
+			v = strtol(hex, &end, 16);
+			if (end != hex + 2)
+				return false;
+			c = (char)v;
+			i += 2;
+		}
+		if (o + 1 >= cap)
+			return false;
+		out[o++] = c;
+	}
+	out[o] = '\0';
+	return true;
+}
+
+/* HOST[:PORT] of n bytes at p into a; false when malformed. */
+static bool
+parse_addr(const char *p, size_t n, struct lc_redis_addr *a, bool need_port)
+{
+	const char *colon = memchr(p, ':', n);
+	size_t hl = colon ? (size_t)(colon - p) : n;
+	char num[8], *end;
+	long v;
+
+	if (!hl || hl >= sizeof(a->host) || memchr(p, '@', n) ||
+	    memchr(p, '/', n))
+		return false;
+	memcpy(a->host, p, hl);
+	a->host[hl] = '\0';
+	a->port = 6379;
+	if (!colon)
+		return !need_port;
+	n -= hl + 1;
+	if (!n || n >= sizeof(num))
+		return false;
+	memcpy(num, colon + 1, n);
+	num[n] = '\0';
+	errno = 0;
+	v = strtol(num, &end, 10);
+	if (errno || *end || v < 1 || v > 65535)
+		return false;
+	a->port = (int)v;
+	return true;
+}
+
+static bool
+parse_db(const char *p, int *db)
+{
 	char *end;
 	long v;
 
-	if (strncmp(url, "redis://", 8))
-		return LC_EINVAL;
-	p = url + 8;
-	slash = strchr(p, '/');
-	colon = memchr(p, ':', slash ? (size_t)(slash - p) : strlen(p));
-	{
-		size_t n = colon   ? (size_t)(colon - p)
-			   : slash ? (size_t)(slash - p)
-				   : strlen(p);
+	errno = 0;
+	v = strtol(p, &end, 10);
+	if (errno || end == p || *end || v < 0 || v > 1000000)
+		return false;
+	*db = (int)v;
+	return true;
+}
 
-		if (!n || n >= hostlen || memchr(p, '@', n))
-			return LC_EINVAL;
-		memcpy(host, p, n);
-		host[n] = '\0';
+int
+lc_config_parse_redis_url(const char *url, struct lc_redis_url *u, char *err,
+			  size_t errlen)
+{
+	static const char plain[] = "redis://HOST[:PORT][/DB]";
+	static const char sentinel[] =
+	    "redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB]";
+	const char *p, *at, *slash, *form = plain;
+	bool is_sentinel = false;
+
+	memset(u, 0, sizeof(*u));
+	if (!strncmp(url, "rediss://", 9)) {
+		snprintf(err, errlen,
+			 "redis_url: rediss:// (TLS) needs hiredis >= 1.0, and "
+			 "livecount is built on Debian 12's hiredis 0.14.1, "
+			 "which has no TLS: reach Redis through a local TLS "
+			 "tunnel (README, \"Running a cluster\") with "
+			 "redis://127.0.0.1:PORT");
+		return LC_EINVAL;
 	}
-	*port = 6379;
-	*db = 0;
-	if (colon) {
-		errno = 0;
-		v = strtol(colon + 1, &end, 10);
-		if (errno || end == colon + 1 || v < 1 || v > 65535 ||
-		    (*end && *end != '/'))
-			return LC_EINVAL;
-		*port = (int)v;
+	if (!strncmp(url, "redis://", 8)) {
+		p = url + 8;
+	} else if (!strncmp(url, "redis+sentinel://", 17)) {
+		p = url + 17;
+		is_sentinel = true;
+		form = sentinel;
+	} else {
+		snprintf(err, errlen,
+			 "redis_url: not %s nor %s (with USER:PASSWORD@ or "
+			 ":PASSWORD@ before the host for AUTH)",
+			 plain, sentinel);
+		return LC_EINVAL;
 	}
-	if (slash && slash[1]) {
-		errno = 0;
-		v = strtol(slash + 1, &end, 10);
-		if (errno || *end || v < 0 || v > 1000000)
+	slash = strchr(p, '/');
+	at = memchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
+	if (at) {
+		const char *colon = memchr(p, ':', (size_t)(at - p));
+
+		if (!colon ||
+		    !pct_decode(p, (size_t)(colon - p), u->user,
+				sizeof(u->user)) ||
+		    !pct_decode(colon + 1, (size_t)(at - colon - 1), u->pass,
+				sizeof(u->pass)) ||
+		    !u->pass[0]) {
+			snprintf(err, errlen,
+				 "redis_url: the credentials must be "
+				 "[USER]:PASSWORD@ (percent-encoded, "
+				 "password up to %zu bytes)",
+				 sizeof(u->pass) - 1);
 			return LC_EINVAL;
-		*db = (int)v;
+		}
+		p = at + 1;
 	}
+	if (!is_sentinel) {
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+
+		if (!parse_addr(p, n, &u->addr, false) ||
+		    (slash && slash[1] && !parse_db(slash + 1, &u->db)))
+			goto bad;
+		return 0;
+	}
+	/* HOST:PORT[,HOST:PORT...]/MASTER[/DB] */
+	if (!slash || !slash[1])
+		goto bad;
+	while (p < slash) {
+		const char *comma = memchr(p, ',', (size_t)(slash - p));
+		size_t n = comma ? (size_t)(comma - p) : (size_t)(slash - p);
+
+		if (u->nsentinels == LC_REDIS_MAX_SENTINELS ||
+		    !parse_addr(p, n, &u->sentinels[u->nsentinels], true))
+			goto bad;
+		u->nsentinels++;
+		p += n + (comma ? 1 : 0);
+	}
+	p = slash + 1;
+	slash = strchr(p, '/');
+	{
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+
+		if (!n || n >= sizeof(u->master) || !u->nsentinels)
+			goto bad;
+		memcpy(u->master, p, n);
+		u->master[n] = '\0';
+	}
+	if (slash && slash[1] && !parse_db(slash + 1, &u->db))
+		goto bad;
 	return 0;
+bad:
+	snprintf(err, errlen,
+		 "redis_url: not %s (with USER:PASSWORD@ or "
+		 ":PASSWORD@ before the host for AUTH)",
+		 form);
+	return LC_EINVAL;
+}
+
+void
+lc_config_redis_url_masked(const char *url, char *out, size_t cap)
+{
+	const char *p = strstr(url, "://"), *slash, *at, *colon;
+
+	snprintf(out, cap, "%s", url);
+	if (!p)
+		return;
+	p += 3;
+	slash = strchr(p, '/');
+	at = memchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
+	if (!at)
+		return;
+	colon = memchr(p, ':', (size_t)(at - p));
+	if (!colon)
+		colon = p - 1; /* no user: mask all before '@' */
+	snprintf(out, cap, "%.*s***%s", (int)(colon + 1 - url), url, at);
 }
 
 /* Can a file be created in dir? (access() says yes to root anywhere.) */
@@ -775,10 +925,9 @@ check_db_path(const char *db, char *err, size_t errlen)
 int
 lc_config_validate(const struct lc_config *cfg, char *err, size_t errlen)
 {
+	static struct lc_redis_url url; /* main thread only */
 	struct in_addr a;
 	struct stat st;
-	char host[256];
-	int port, db;
 
 	if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
 		snprintf(err, errlen, "tls_cert and tls_key go together");
@@ -793,14 +942,10 @@ lc_config_validate(const struct lc_config *cfg, char *err, size_t errlen)
 	}
 	if (lc_config_check_tokens(cfg, err, errlen))
 		return LC_EINVAL;
+	/* The message names the problem, never the password. */
 	if (cfg->redis_url[0] &&
-	    lc_config_parse_redis_url(cfg->redis_url, host, sizeof(host), &port,
-				      &db)) {
-		snprintf(err, errlen,
-			 "redis_url: '%s' is not redis://HOST[:PORT][/DB]",
-			 cfg->redis_url);
+	    lc_config_parse_redis_url(cfg->redis_url, &url, err, errlen))
 		return LC_EINVAL;
-	}
 	if (cfg->redis_url[0] && !cfg->node_id) {
 		snprintf(err, errlen,
 			 "node_id: cluster mode (redis_url) needs a node_id, "

@@ -584,16 +584,10 @@ lc_entry_add(struct lc_entry *e, int64_t likes, int64_t unlikes, int64_t now_ms)
 void
 lc_entry_add_views(struct lc_entry *e, int64_t views)
 {
-	uint32_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
-
-	atomic_store_explicit(&e->seq, s + 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
-	atomic_store_explicit(
-	    &e->views,
-	    lc_sat_add(atomic_load_explicit(&e->views, memory_order_relaxed),
-		       views),
-	    memory_order_relaxed);
-	atomic_store_explicit(&e->seq, s + 2, memory_order_release);
+	/* Loading views at start does not change when it was last liked. */
+	lc_entry_add_marked(
+	    e, 0, 0, views,
+	    atomic_load_explicit(&e->updated_ms, memory_order_relaxed), NULL);
 }
 
 const char *

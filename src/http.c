@@ -545,6 +545,8 @@ lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		}
 
 	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (pss && pss->like_job) /* a keyed like's answer */
+			return lc_http_likes_writeable(wsi, pss);
 		return lc_http_resume(wsi); /* a parked request's answer */
 
 	case LWS_CALLBACK_TIMER:
@@ -562,6 +564,7 @@ lc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 		if (!pss)
 			return 0;
+		lc_http_likes_closed(pss);
 		body_release(wsi, pss);
 		return 0;
 

@@ -29,6 +29,10 @@
 #include <string.h>
 #include <strings.h>
 
+static void deferred_ready(struct lc_like_job *j);
+static int answer(struct lws *wsi, const struct lc_like_answer *ans,
+		  bool close);
+
 static struct lc_limits
 limits_of(struct lc_worker *w)
 {
@@ -58,16 +62,65 @@ run(struct lws *wsi, struct lc_worker *w, struct lc_http_req *pss,
 				.key_len = pss->idem_len};
 	/* On the worker's stack: no allocation per like. */
 	struct lc_like_answer ans;
-	char extra[48] = "";
 
 	lc_like_apply(w, &r, &ans);
-	if (ans.replayed)
+	if (ans.deferred) {
+		/* Answered from HTTP_WRITEABLE once the claim comes back. */
+		ans.deferred->finish = deferred_ready;
+		pss->like_job = ans.deferred;
+		pss->like_ready = false;
+		pss->like_close = close;
+		return 0;
+	}
+	return answer(wsi, &ans, close);
+}
+
+/* The worker's thread: the claim came back, the answer is in j->ans. */
+static void
+deferred_ready(struct lc_like_job *j)
+{
+	struct lc_http_req *pss = lws_wsi_user(j->wsi);
+
+	pss->like_ready = true;
+	lws_callback_on_writable(j->wsi);
+}
+
+int
+lc_http_likes_writeable(struct lws *wsi, struct lc_http_req *pss)
+{
+	struct lc_like_job *j = pss->like_job;
+	int rc;
+
+	if (!j || !pss->like_ready)
+		return 0;
+	pss->like_job = NULL;
+	rc = answer(wsi, &j->ans, pss->like_close);
+	lc_like_job_unref(j);
+	return rc;
+}
+
+void
+lc_http_likes_closed(struct lc_http_req *pss)
+{
+	if (!pss->like_job)
+		return;
+	pss->like_job->wsi = NULL; /* it releases its claim alone */
+	lc_like_job_unref(pss->like_job);
+	pss->like_job = NULL;
+}
+
+static int
+answer(struct lws *wsi, const struct lc_like_answer *ans, bool close)
+{
+	char extra[48] = "";
+
+	if (ans->replayed)
 		snprintf(extra, sizeof(extra), "idempotent-replayed: true\r\n");
-	else if (ans.retry_after)
+	else if (ans->retry_after)
 		snprintf(extra, sizeof(extra), "retry-after: %d\r\n",
-			 ans.retry_after);
-	return lc_http_reply_ex(wsi, ans.a.status, "application/json",
-				ans.a.body, ans.a.len, extra, close);
+			 ans->retry_after);
+	return lc_http_reply_ex(wsi, ans->a.status, "application/json",
+				ans->a.body, ans->a.len, extra, close);
 }
 
 /* The query form: ?url=U[&n=K]; DELETE makes it an unlike (likes). */

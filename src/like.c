@@ -19,7 +19,9 @@
 #include "lc/worker.h"
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The error answer in both forms. Returns false (not counted). */
@@ -163,42 +165,152 @@ replayed(struct lc_like_answer *out)
 }
 
 /*
- * A key in cluster mode: claimed in Redis first, so a retry that reaches
- * another node is answered, not counted again.
+ * A key in cluster mode, once Redis answered its claim (or did not in
+ * time): count, or answer with another node's first answer, or 409.
+ * Counted or not, a claim of ours is settled: with the answer, or
+ * released for a refusal a retry may get past.
  */
 static void
-apply_cluster_key(struct lc_worker *w, const struct lc_like_req *r,
-		  struct lc_like_answer *out, struct apply *x)
+finish_cluster_key(struct lc_worker *w, const struct lc_like_req *r,
+		   enum lc_kv_claim res, struct lc_like_answer *out,
+		   struct apply *x)
 {
 	struct lc_idem *t = w->srv->idem;
 	int64_t ttl = (int64_t)w->srv->cfg->idempotency_ttl_s * 1000;
+	struct lc_kv_job *settle;
 
-	switch (lc_redis_kv_claim(w->kv, r->key, r->key_len, ttl, &out->a)) {
+	switch (res) {
 	case LC_KV_ANSWERED:
 		lc_idem_load(t, r->key, r->key_len, out->a.status, out->a.body,
 			     out->a.len, lc_now_ms());
 		replayed(out);
-		break;
+		return;
 	case LC_KV_PENDING:
 		refuse(out, 409, "in_progress",
 		       "a request with this key is being counted on another "
 		       "node; retry",
 		       1);
-		break;
+		return;
 	case LC_KV_CLAIMED:
-		if (lc_idem_run(t, r->key, r->key_len, lc_now_ms(), apply, x,
-				&out->a))
-			replayed(out);
-		/* Refused (429, 503): a retry may claim it again. */
-		lc_redis_kv_settle(w->kv, r->key, r->key_len, ttl,
-				   out->a.status == 200 ? &out->a : NULL);
-		break;
 	case LC_KV_UNAVAILABLE:
+		/* UNAVAILABLE too: Redis may run the claim late. */
 		if (lc_idem_run(t, r->key, r->key_len, lc_now_ms(), apply, x,
 				&out->a))
 			replayed(out);
 		break;
 	}
+	settle = calloc(1, sizeof(*settle));
+	if (!settle)
+		return; /* the claim expires after LC_KV_PENDING_MS */
+	settle->settle = true;
+	settle->release = out->a.status != 200;
+	memcpy(settle->key, r->key, r->key_len);
+	settle->klen = r->key_len;
+	settle->ttl_ms = ttl;
+	settle->ans = out->a;
+	lc_bridge_kv_submit(w->srv->bridge, settle);
+}
+
+static void
+release_claim(struct lc_like_job *j)
+{
+	struct lc_kv_job *rel;
+
+	if (j->kv.result != LC_KV_CLAIMED || !(rel = calloc(1, sizeof(*rel))))
+		return;
+	rel->settle = rel->release = true;
+	memcpy(rel->key, j->kv.key, j->kv.klen);
+	rel->klen = j->kv.klen;
+	lc_bridge_kv_submit(j->w->srv->bridge, rel);
+}
+
+void
+lc_like_job_unref(struct lc_like_job *j)
+{
+	if (j && atomic_fetch_sub(&j->refs, 1) == 1)
+		free(j);
+}
+
+/* The worker's thread: the bridge answered the claim. */
+static void
+job_resume(struct lc_worker_call *c)
+{
+	struct lc_like_job *j =
+	    (struct lc_like_job *)((char *)c -
+				   offsetof(struct lc_like_job, call));
+	struct apply x = {j->w, &j->req, &j->ans};
+
+	if (!j->wsi) {
+		/* The client went: nothing counted, the claim released. */
+		release_claim(j);
+	} else {
+		j->ans.a = j->kv.ans;
+		finish_cluster_key(j->w, &j->req, j->kv.result, &j->ans, &x);
+		j->finish(j);
+	}
+	lc_like_job_unref(j);
+}
+
+/* The key thread: hand the answer to the worker. */
+static void
+claim_done(struct lc_kv_job *kv, void *arg)
+{
+	struct lc_like_job *j = arg;
+
+	(void)kv;
+	if (!lc_worker_call(j->w, &j->call)) {
+		release_claim(j);
+		lc_like_job_unref(j);
+	}
+}
+
+/*
+ * A copy of the request (its strings live in buffers the transport frees
+ * when its callback returns) and the claim handed to the bridge.
+ */
+static struct lc_like_job *
+defer(struct lc_worker *w, const struct lc_like_req *r)
+{
+	size_t bytes = r->ws_id_len + r->key_len + 2;
+	struct lc_like_job *j;
+	struct lc_like *items;
+	char *p;
+
+	for (size_t i = 0; i < r->n; i++)
+		bytes += r->items[i].url_len + 1;
+	if (r->n > 1)
+		bytes += r->n * sizeof(struct lc_like) + sizeof(void *);
+	j = calloc(1, sizeof(*j) + bytes);
+	if (!j)
+		return NULL;
+	p = (char *)(j + 1);
+	items = &j->items1;
+	if (r->n > 1) {
+		p += sizeof(void *) - (uintptr_t)p % sizeof(void *);
+		items = (struct lc_like *)p;
+		p += r->n * sizeof(*items);
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		items[i] = r->items[i];
+		items[i].url = memcpy(p, r->items[i].url, r->items[i].url_len);
+		p += r->items[i].url_len + 1;
+	}
+	j->req = *r;
+	j->req.items = items;
+	j->req.key = memcpy(p, r->key, r->key_len);
+	p += r->key_len + 1;
+	if (r->ws_id)
+		j->req.ws_id = memcpy(p, r->ws_id, r->ws_id_len);
+	j->w = w;
+	j->wsi = r->wsi;
+	j->req.wsi = r->wsi;
+	j->call.fn = job_resume;
+	atomic_init(&j->refs, 2);
+	memcpy(j->kv.key, r->key, r->key_len);
+	j->kv.klen = r->key_len;
+	j->kv.done = claim_done;
+	j->kv.done_arg = j;
+	return j;
 }
 
 void
@@ -210,6 +322,7 @@ lc_like_apply(struct lc_worker *w, const struct lc_like_req *r,
 	uint64_t after;
 
 	memset(&out->err, 0, sizeof(out->err));
+	out->deferred = NULL;
 	out->replayed = false;
 	out->retry_after = 0;
 	out->a.len = 0;
@@ -223,10 +336,19 @@ lc_like_apply(struct lc_worker *w, const struct lc_like_req *r,
 	}
 	if (!r->key || !t)
 		apply(&x, &out->a, &after);
-	else if (w->kv &&
-		 !lc_idem_lookup(t, r->key, r->key_len, lc_now_ms(), &out->a))
-		apply_cluster_key(w, r, out, &x);
-	else if (lc_idem_run(t, r->key, r->key_len, lc_now_ms(), apply, &x,
-			     &out->a))
+	else if (w->srv->bridge &&
+		 !lc_idem_lookup(t, r->key, r->key_len, lc_now_ms(), &out->a)) {
+		/* Unknown here: claimed in Redis, answered later. */
+		struct lc_like_job *j = defer(w, r);
+
+		if (!j)
+			refuse(out, 503, "out_of_memory",
+			       "server out of memory", 1);
+		else {
+			out->deferred = j;
+			lc_bridge_kv_submit(w->srv->bridge, &j->kv);
+		}
+	} else if (lc_idem_run(t, r->key, r->key_len, lc_now_ms(), apply, &x,
+			       &out->a))
 		replayed(out);
 }

@@ -128,6 +128,24 @@ cluster_metrics(struct text *t, struct lc_server *srv)
 	metric(t, "livecount_cluster_link_up", "gauge",
 	       "1 while the link to Redis is up and synced, else 0.",
 	       atomic_load(&b->link_up));
+	metric(t, "livecount_cluster_link_degraded", "gauge",
+	       "1 while connected but Redis refuses commands (error replies "
+	       "such as OOM, READONLY, NOAUTH, MISCONF) or the node id's "
+	       "lease; the reason is in /v1/stats.",
+	       atomic_load(&b->link_state) == LC_LINK_DEGRADED);
+	metric(t, "livecount_cluster_keys_link_up", "gauge",
+	       "1 while the connection for cluster-wide idempotency keys is "
+	       "up (else keyed likes are decided by this node alone).",
+	       atomic_load(&b->keys_up));
+	metric(t, "livecount_cluster_redis_error_replies_total", "counter",
+	       "Error replies from Redis (each also counts in errors_total).",
+	       (int64_t)atomic_load(&b->error_replies));
+	metric(t, "livecount_cluster_lease_lost_total", "counter",
+	       "Times another process was found holding this node id.",
+	       (int64_t)atomic_load(&b->lease_lost));
+	metric(t, "livecount_cluster_failovers_total", "counter",
+	       "Changes of the Redis primary (Sentinel).",
+	       (int64_t)atomic_load(&b->failovers));
 	metric(t, "livecount_cluster_connects_total", "counter",
 	       "Connections to Redis made (first and reconnects).",
 	       (int64_t)atomic_load(&b->connects));

@@ -35,9 +35,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define ACCEPT_BATCH 64
@@ -422,6 +424,7 @@ listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		w = lws_context_user(lws_get_context(wsi));
 		if (atomic_load(&w->stop)) {
 			peeks_drop(w);
+			lc_worker_calls_close(w);
 			lws_context_destroy(w->ctx);
 			return 0;
 		}
@@ -538,6 +541,7 @@ signal:
 	while (!lws_service(w->ctx, 0) && !atomic_load(&w->stop))
 		;
 	peeks_drop(w);
+	lc_worker_calls_close(w);
 	lws_context_destroy(w->ctx);
 	free(protocols); /* main clears w->ctx after joining */
 	return NULL;
@@ -569,6 +573,12 @@ bind_listener(const char *addr, int port, char *err, size_t errlen)
 	return fd;
 }
 
+static bool guard_find(int port, const char *tag, bool other_cluster,
+		       char *htag, size_t htlen, int *hnode, long *hpid);
+static bool tcp_holder(int port, long *pid, char *name, size_t nlen);
+static void describe_holder(const char *htag, int hnode, long hpid, bool other,
+			    char *out, size_t cap);
+
 /*
  * Without reuse_port, refuses a port that another process listens on: our
  * own workers share their port through SO_REUSEPORT, which would otherwise
@@ -590,22 +600,271 @@ check_port_free(const char *addr, int port, char *err, size_t errlen)
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
 	    errno == EADDRINUSE) {
+		char who[200] = "?", htag[32], name[64];
+		int hnode;
+		long hpid;
+
+		if (guard_find(port, "", false, htag, sizeof(htag), &hnode,
+			       &hpid))
+			describe_holder(htag, hnode, hpid, false, who,
+					sizeof(who));
+		else if (tcp_holder(port, &hpid, name, sizeof(name)))
+			snprintf(who, sizeof(who), "pid %ld, %s", hpid,
+				 name[0] ? name : "?");
 		snprintf(err, errlen,
 			 "cannot listen on %s:%d: the port is in use by "
-			 "another process (set reuse_port = yes on every "
-			 "node that should share it)",
-			 addr, port);
+			 "another process (%s); nodes of one cluster share a "
+			 "port with reuse_port = yes on each",
+			 addr, port, who);
 		rc = -1;
 	}
 	close(fd);
 	return rc;
 }
 
+/*
+ * A note on sharing a port on purpose: SO_REUSEPORT lets any process of
+ * the same user join a port, so a cluster node with reuse_port would split
+ * connections with a standalone server or an unrelated program (seen:
+ * /v1/stats alternating between two counters). Each process therefore
+ * holds an abstract Unix socket named after its port, its cluster (a hash
+ * of redis_url without the credentials; "standalone" for a single node),
+ * its node id and its pid, for as long as it runs (the kernel drops it
+ * when the process dies: no stale lock file). Before listening, a process
+ * reads /proc/net/unix: with reuse_port it joins only a port whose holders
+ * are all nodes of its own cluster, and a port held by anything else (a
+ * listener without such a name) is refused naming the holder's pid.
+ */
+#define GUARD_PREFIX "livecount-port:"
+
+static int guard_fd = -1;
+
+static uint64_t
+fnv64(const char *p, size_t n)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+	return h;
+}
+
+/* The cluster's identity: redis_url after any credentials, hashed. */
+static void
+cluster_tag(const struct lc_config *cfg, char *out, size_t cap)
+{
+	const char *u = cfg->redis_url, *p, *at, *slash;
+
+	if (!u[0]) {
+		snprintf(out, cap, "standalone");
+		return;
+	}
+	p = strstr(u, "://");
+	p = p ? p + 3 : u;
+	slash = strchr(p, '/');
+	at = memchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
+	if (at)
+		p = at + 1;
+	snprintf(out, cap, "%016llx", (unsigned long long)fnv64(p, strlen(p)));
+}
+
+/* Binds this process's guard name (kept open until exit). */
+static void
+guard_hold(int port, const char *tag, int node_id)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1,
+			 GUARD_PREFIX "%d:%s:%d:%ld", port, tag, node_id,
+			 (long)getpid());
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return;
+	if (bind(fd, (struct sockaddr *)&sa,
+		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+			     (size_t)n))) {
+		close(fd);
+		return;
+	}
+	guard_fd = fd;
+}
+
+/*
+ * Finds another livecount process's guard on port; fills its tag, node
+ * and pid. With `other_cluster`, only one whose tag differs from `tag`.
+ */
+static bool
+guard_find(int port, const char *tag, bool other_cluster, char *htag,
+	   size_t htlen, int *hnode, long *hpid)
+{
+	char line[512], want[64];
+	FILE *f = fopen("/proc/net/unix", "r");
+	bool found = false;
+
+	if (!f)
+		return false;
+	snprintf(want, sizeof(want), "@" GUARD_PREFIX "%d:", port);
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, want), *c;
+		long pid;
+		int node;
+
+		if (!p)
+			continue;
+		p += strlen(want);
+		c = strchr(p, ':');
+		if (!c || sscanf(c, ":%d:%ld", &node, &pid) != 2 ||
+		    pid == (long)getpid())
+			continue;
+		if (other_cluster && (size_t)(c - p) == strlen(tag) &&
+		    !memcmp(p, tag, (size_t)(c - p)))
+			continue;
+		snprintf(htag, htlen, "%.*s", (int)(c - p), p);
+		*hnode = node;
+		*hpid = pid;
+		found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+/* The pid and name of the process listening on TCP port, if we can see. */
+static bool
+tcp_holder(int port, long *pid, char *name, size_t nlen)
+{
+	char line[512], want[16], link[64], path[64];
+	unsigned long inode = 0;
+	FILE *f = fopen("/proc/net/tcp", "r");
+	DIR *d;
+	struct dirent *de;
+	bool found = false;
+
+	if (!f)
+		return false;
+	snprintf(want, sizeof(want), ":%04X", port);
+	while (fgets(line, sizeof(line), f)) {
+		char local[64], st[8];
+		unsigned long ino;
+
+		if (sscanf(line, "%*s %63s %*s %7s %*s %*s %*s %*s %*s %lu",
+			   local, st, &ino) == 3 &&
+		    !strcmp(st, "0A") && strstr(local, want) &&
+		    strlen(strstr(local, want)) == strlen(want)) {
+			inode = ino;
+			break;
+		}
+	}
+	fclose(f);
+	if (!inode || !(d = opendir("/proc")))
+		return false;
+	snprintf(link, sizeof(link), "socket:[%lu]", inode);
+	while (!found && (de = readdir(d))) {
+		DIR *fds;
+		struct dirent *fe;
+		char target[64];
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%.16s/fd", de->d_name);
+		if (!(fds = opendir(path)))
+			continue;
+		while (!found && (fe = readdir(fds))) {
+			char fp[128];
+			ssize_t n;
+
+			snprintf(fp, sizeof(fp), "%s/%.32s", path, fe->d_name);
+			n = readlink(fp, target, sizeof(target) - 1);
+			if (n > 0) {
+				target[n] = '\0';
+				found = !strcmp(target, link);
+			}
+		}
+		closedir(fds);
+		if (found) {
+			FILE *c;
+
+			*pid = strtol(de->d_name, NULL, 10);
+			snprintf(path, sizeof(path), "/proc/%ld/comm", *pid);
+			c = fopen(path, "r");
+			name[0] = '\0';
+			if (c) {
+				if (fgets(name, (int)nlen, c))
+					name[strcspn(name, "\n")] = '\0';
+				fclose(c);
+			}
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+static void
+describe_holder(const char *htag, int hnode, long hpid, bool other, char *out,
+		size_t cap)
+{
+	if (!strcmp(htag, "standalone"))
+		snprintf(out, cap,
+			 "livecount pid %ld, a standalone server (no "
+			 "redis_url)",
+			 hpid);
+	else
+		snprintf(out, cap, "livecount pid %ld, node %d of %s", hpid,
+			 hnode,
+			 other ? "another cluster (another redis_url)"
+			       : "a cluster");
+}
+
+/*
+ * Decides whether this process may listen on port: 0, or -1 with the
+ * reason (naming the holder) in err.
+ */
+static int
+check_port_share(const struct lc_config *cfg, int port, char *err,
+		 size_t errlen)
+{
+	char tag[32], htag[32], who[200], name[64];
+	int hnode;
+	long hpid;
+
+	cluster_tag(cfg, tag, sizeof(tag));
+	guard_hold(port, tag, cfg->node_id);
+	if (!cfg->reuse_port)
+		return 0; /* check_port_free refuses any listener */
+	/* A standalone server shares with nobody, not even its like. */
+	if (guard_find(port, tag, strcmp(tag, "standalone") != 0, htag,
+		       sizeof(htag), &hnode, &hpid)) {
+		describe_holder(htag, hnode, hpid, true, who, sizeof(who));
+		snprintf(err, errlen,
+			 "cannot share port %d: it is held by %s; reuse_port "
+			 "shares a port only among nodes of one cluster",
+			 port, who);
+		return -1;
+	}
+	if (check_port_free(cfg->bind, port, err, errlen) &&
+	    !guard_find(port, tag, false, htag, sizeof(htag), &hnode, &hpid)) {
+		/* Busy, and by no node of ours: another program. */
+		if (tcp_holder(port, &hpid, name, sizeof(name)))
+			snprintf(err, errlen,
+				 "cannot share port %d: it is held by another "
+				 "program (pid %ld, %s), not a livecount node "
+				 "of this cluster",
+				 port, hpid, name[0] ? name : "?");
+		else
+			snprintf(err, errlen,
+				 "cannot share port %d: it is held by another "
+				 "program (not a livecount node of this "
+				 "cluster)",
+				 port);
+		return -1;
+	}
+	return 0;
+}
+
 int
 lc_server_start(struct lc_server *srv)
 {
 	const struct lc_config *cfg = srv->cfg;
-	char err[256];
+	char err[640];
 	int port = cfg->port;
 	int64_t max_conns;
 
@@ -623,6 +882,10 @@ lc_server_start(struct lc_server *srv)
 	}
 	if (lc_conn_limits_init(&srv->limits, max_conns, cfg->max_conns_per_ip))
 		return LC_ENOMEM;
+	if (port && check_port_share(cfg, port, err, sizeof(err))) {
+		lc_err("%s", err);
+		return LC_EBUSY;
+	}
 	if (port && !cfg->reuse_port &&
 	    check_port_free(cfg->bind, port, err, sizeof(err))) {
 		lc_err("%s", err);

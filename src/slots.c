@@ -5,14 +5,18 @@
  * thread); the batcher and the bridge read. Every call happens under the
  * counter table's slots_lock, taken by the caller.
  *
- * A note on the own slot after a restart: the base is what this node knew
- * of itself at start (its database). Redis may know more (the database
- * lost a flush in a crash, or it is a new, empty one); the first full
- * resync after start therefore "adopts" the reading for our own slot:
- * base = max(base, reading), and the own slot rises by the difference. The
- * bridge pushes nothing of our own slot before that resync is complete, so
- * every reading it adopts was written by an earlier run, never by this one
- * (adopting our own pushes would count them twice).
+ * A note on the own slot after a restart: the base is what this process
+ * knows to be in Redis for its slot: its database's totals at start, then
+ * every push Redis confirmed. Redis may know more (the database lost a
+ * flush in a crash, it is a new, empty one, or another process held the
+ * node's lease for a while and added its own likes); the resync after
+ * taking the lease therefore "adopts" the reading for our own slot:
+ * base = max(base, reading), and the own slot rises by the difference.
+ * The bridge pushes nothing of our own slot between taking the lease and
+ * the end of that resync, and a push is fenced by the lease, so every
+ * reading it adopts was written by an earlier run or another holder, and
+ * what this process pushed itself is at most the base (never counted
+ * twice).
  */
 #include "lc/slots.h"
 #include "lc/common.h"
@@ -111,6 +115,17 @@ lc_slots_merge(struct lc_entry *e, uint32_t self, uint32_t node, int64_t likes,
 	if (*dl || *du)
 		lc_entry_add(e, *dl, *du, now_ms);
 	return 0;
+}
+
+void
+lc_slots_confirm(struct lc_entry *e, int64_t likes, int64_t unlikes)
+{
+	if (!e->slots)
+		return;
+	if (likes > e->slots->base_likes)
+		e->slots->base_likes = likes;
+	if (unlikes > e->slots->base_unlikes)
+		e->slots->base_unlikes = unlikes;
 }
 
 int

@@ -96,26 +96,59 @@ static const char *const migrations[] = {
     "  created_at INTEGER NOT NULL -- Unix milliseconds\n"
     ") WITHOUT ROWID;\n"
     "CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);\n",
-    /* 4: live stats: views per URL and per minute, the minute's peak
+    /* 4: the counts in the urls row, one row per new URL instead of two
+     * (1M new URLs flush in about a quarter less time); `counters` stays
+     * as a view, with INSTEAD OF triggers for scripts that write to it.
+     */
+    "ALTER TABLE urls ADD COLUMN likes INTEGER NOT NULL DEFAULT 0;\n"
+    "ALTER TABLE urls ADD COLUMN unlikes INTEGER NOT NULL DEFAULT 0;\n"
+    "ALTER TABLE urls ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;\n"
+    "UPDATE urls SET likes = c.likes, unlikes = c.unlikes,\n"
+    "  updated_at = c.updated_at FROM counters AS c WHERE c.url_id = urls.id;\n"
+    "DROP VIEW counts_v;\n"
+    "DROP TABLE counters;\n"
+    "CREATE VIEW counters AS\n"
+    "  SELECT id AS url_id, likes, unlikes, updated_at FROM urls;\n"
+    "CREATE TRIGGER counters_insert INSTEAD OF INSERT ON counters BEGIN\n"
+    "  UPDATE urls SET likes = NEW.likes, unlikes = NEW.unlikes,\n"
+    "    updated_at = NEW.updated_at WHERE id = NEW.url_id;\n"
+    "END;\n"
+    "CREATE TRIGGER counters_update INSTEAD OF UPDATE ON counters BEGIN\n"
+    "  UPDATE urls SET likes = NEW.likes, unlikes = NEW.unlikes,\n"
+    "    updated_at = NEW.updated_at WHERE id = OLD.url_id;\n"
+    "END;\n"
+    "CREATE TRIGGER counters_delete INSTEAD OF DELETE ON counters BEGIN\n"
+    "  DELETE FROM urls WHERE id = OLD.url_id;\n"
+    "END;\n"
+    "CREATE VIEW counts_v AS\n"
+    "  SELECT url, likes - unlikes AS count, likes, unlikes,\n"
+    "         strftime('%Y-%m-%d %H:%M:%f', updated_at / 1000.0,\n"
+    "                  'unixepoch') AS updated_at\n"
+    "  FROM urls;\n",
+    /* 5: live stats: views per URL and per minute, the minute's peak
      * audience (watching_max), views per node. */
-    "ALTER TABLE counters ADD COLUMN views INTEGER NOT NULL DEFAULT 0;\n"
+    "ALTER TABLE urls ADD COLUMN views INTEGER NOT NULL DEFAULT 0;\n"
     "ALTER TABLE likes_minute ADD COLUMN views INTEGER NOT NULL DEFAULT 0;\n"
     "ALTER TABLE likes_minute ADD COLUMN watching_max INTEGER NOT NULL "
     "DEFAULT 0;\n"
     "ALTER TABLE node_slots ADD COLUMN views INTEGER NOT NULL DEFAULT 0;\n"
-    "DROP VIEW counts_v;\n"
+    "DROP VIEW IF EXISTS counts_v;\n"
     "CREATE VIEW counts_v AS\n"
-    "  SELECT u.url, c.likes - c.unlikes AS count, c.likes, c.unlikes,\n"
-    "         c.views,\n"
-    "         strftime('%Y-%m-%d %H:%M:%f', c.updated_at / 1000.0,\n"
+    "  SELECT url, likes - unlikes AS count, likes, unlikes, views,\n"
+    "         strftime('%Y-%m-%d %H:%M:%f', updated_at / 1000.0,\n"
     "                  'unixepoch') AS updated_at\n"
-    "  FROM counters c JOIN urls u ON u.id = c.url_id;\n"
-    "DROP VIEW history_v;\n"
+    "  FROM urls;\n"
+    "DROP VIEW IF EXISTS history_v;\n"
     "CREATE VIEW history_v AS\n"
     "  SELECT u.url, datetime(m.minute, 'unixepoch') AS minute,\n"
     "         m.likes, m.unlikes, m.likes - m.unlikes AS net, m.views,\n"
     "         m.watching_max\n"
-    "  FROM likes_minute m JOIN urls u ON u.id = m.url_id;\n",
+    "  FROM likes_minute m JOIN urls u ON u.id = m.url_id;\n"
+    "DROP VIEW IF EXISTS node_slots_v;\n"
+    "CREATE VIEW node_slots_v AS\n"
+    "  SELECT u.url, s.node, s.likes - s.unlikes AS count, s.likes,\n"
+    "         s.unlikes, s.views\n"
+    "  FROM node_slots s JOIN urls u ON u.id = s.url_id;\n",
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -327,58 +360,51 @@ quick_check(struct lc_store *st, char *err, size_t errlen)
 	return LC_ENOTDB;
 }
 
+/*
+ * The flush statements. A URL's counts are columns of its urls row: a
+ * new counter column is one more column here, in the row's binding
+ * (bind_counts) and in migration and load.
+ */
 static int
 prepare_writer(struct lc_store *st, char *err, size_t errlen)
 {
-	return prepare(st, &st->new_url,
-		       "INSERT INTO urls(id, url) VALUES (?1, ?2)", err,
-		       errlen) ||
-		       prepare(st, &st->put_url,
-			       "INSERT INTO urls(url) VALUES (?1) ON "
-			       "CONFLICT(url) DO "
-			       "UPDATE SET url = excluded.url RETURNING id",
-			       err, errlen) ||
-		       prepare(st, &st->put_counter,
-			       "INSERT INTO counters(url_id, likes, unlikes, "
-			       "updated_at, views) VALUES (?1, ?2, ?3, ?4, "
-			       "?5) ON "
-			       "CONFLICT(url_id) DO UPDATE SET likes = "
-			       "excluded.likes, "
-			       "unlikes = excluded.unlikes, updated_at = "
-			       "excluded.updated_at, views = excluded.views",
-			       err, errlen) ||
-		       prepare(
-			   st, &st->put_minute,
-			   "INSERT INTO likes_minute(url_id, minute, likes, "
-			   "unlikes, views, watching_max) VALUES (?1, ?2, "
-			   "?3, ?4, ?5, ?6) ON "
-			   "CONFLICT(url_id, "
-			   "minute) DO UPDATE SET likes = excluded.likes, "
-			   "unlikes = "
-			   "excluded.unlikes, views = excluded.views, "
-			   "watching_max = max(watching_max, "
-			   "excluded.watching_max)",
-			   err, errlen) ||
-		       prepare(st, &st->put_key,
-			       "INSERT OR IGNORE INTO idempotency_keys(key, "
-			       "status, "
-			       "body, created_at) VALUES (?1, ?2, ?3, ?4)",
-			       err, errlen) ||
-		       prepare(
-			   st, &st->prune_keys,
-			   "DELETE FROM idempotency_keys WHERE created_at < ?1",
-			   err, errlen) ||
-		       prepare(
-			   st, &st->put_slot,
-			   "INSERT INTO node_slots(url_id, node, likes, "
-			   "unlikes, views) "
-			   "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(url_id, "
-			   "node) DO "
-			   "UPDATE SET likes = excluded.likes, unlikes = "
-			   "excluded.unlikes, views = excluded.views",
-			   err, errlen)
-		   ? LC_EIO
-		   : 0;
+	const struct {
+		sqlite3_stmt **s;
+		const char *sql;
+	} all[] = {
+	    {&st->new_url, "INSERT INTO urls(id, url, likes, unlikes, "
+			   "updated_at, views) VALUES (?1, ?2, ?3, ?4, ?5, "
+			   "?6)"},
+	    /* A new URL whose text is there already (by hand, a restore). */
+	    {&st->put_url,
+	     "INSERT INTO urls(url, likes, unlikes, updated_at, "
+	     "views) VALUES (?2, ?3, ?4, ?5, ?6) ON CONFLICT(url) "
+	     "DO UPDATE SET likes = excluded.likes, unlikes = "
+	     "excluded.unlikes, updated_at = excluded.updated_at, "
+	     "views = excluded.views RETURNING id"},
+	    {&st->put_counter, "UPDATE urls SET likes = ?3, unlikes = ?4, "
+			       "updated_at = ?5, views = ?6 WHERE id = ?1"},
+	    {&st->put_minute,
+	     "INSERT INTO likes_minute(url_id, minute, likes, unlikes, views, "
+	     "watching_max) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON "
+	     "CONFLICT(url_id, minute) DO UPDATE SET likes = excluded.likes, "
+	     "unlikes = excluded.unlikes, views = excluded.views, "
+	     "watching_max = max(watching_max, excluded.watching_max)"},
+	    {&st->put_key, "INSERT OR IGNORE INTO idempotency_keys(key, "
+			   "status, body, created_at) VALUES (?1, ?2, ?3, ?4)"},
+	    {&st->prune_keys,
+	     "DELETE FROM idempotency_keys WHERE created_at < ?1"},
+	    {&st->put_slot,
+	     "INSERT INTO node_slots(url_id, node, likes, unlikes, views) "
+	     "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(url_id, node) DO UPDATE "
+	     "SET likes = excluded.likes, unlikes = excluded.unlikes, views = "
+	     "excluded.views"},
+	};
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (prepare(st, all[i].s, all[i].sql, err, errlen))
+			return LC_EIO;
+	return 0;
 }
 
 static const char *const suffix[3] = {"", "-wal", "-shm"};
@@ -532,9 +558,7 @@ lc_store_load(struct lc_store *st, struct lc_counter *c, int64_t now_ms)
 
 	if (sqlite3_prepare_v2(
 		st->db,
-		"SELECT u.url, c.likes, c.unlikes, c.updated_at, "
-		"u.id, c.views FROM counters c JOIN urls u ON u.id = "
-		"c.url_id",
+		"SELECT url, likes, unlikes, updated_at, id, views FROM urls",
 		-1, &s, NULL) != SQLITE_OK)
 		return LC_EIO;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -641,20 +665,30 @@ cmp_db_id(const void *a, const void *b)
 	return (x->db_id > y->db_id) - (x->db_id < y->db_id);
 }
 
+/* A URL's counts into ?3.. of s (?1 its id, ?2 its text). */
+static void
+bind_counts(sqlite3_stmt *s, const struct lc_counts *c)
+{
+	sqlite3_bind_int64(s, 3, c->likes);
+	sqlite3_bind_int64(s, 4, c->unlikes);
+	sqlite3_bind_int64(s, 5, c->updated_ms);
+	sqlite3_bind_int64(s, 6, c->views);
+}
+
 /*
- * Gives each URL new to the database its id. A URL new to the database
- * gets the next id without an upsert or RETURNING (half of a new URL's
- * cost); only if its text is somehow there already do we ask for the
- * existing id.
+ * A URL new to the database, with its counts. It gets the next id without
+ * an upsert or RETURNING (half of a new URL's cost); only if its text is
+ * somehow there already do we ask for the existing id.
  */
 static int
-insert_url(struct lc_store *st, struct lc_entry *e)
+insert_url(struct lc_store *st, struct lc_entry *e, const struct lc_counts *c)
 {
 	int rc;
 
 	sqlite3_bind_int64(st->new_url, 1, st->next_id);
 	sqlite3_bind_text(st->new_url, 2, e->url, (int)e->url_len,
 			  SQLITE_STATIC);
+	bind_counts(st->new_url, c);
 	rc = sqlite3_step(st->new_url);
 	sqlite3_reset(st->new_url);
 	if (rc == SQLITE_DONE) {
@@ -663,8 +697,9 @@ insert_url(struct lc_store *st, struct lc_entry *e)
 	}
 	if (rc != SQLITE_CONSTRAINT)
 		return rc;
-	sqlite3_bind_text(st->put_url, 1, e->url, (int)e->url_len,
+	sqlite3_bind_text(st->put_url, 2, e->url, (int)e->url_len,
 			  SQLITE_STATIC);
+	bind_counts(st->put_url, c);
 	rc = sqlite3_step(st->put_url);
 	if (rc == SQLITE_ROW)
 		e->db_id = sqlite3_column_int64(st->put_url, 0);
@@ -692,7 +727,7 @@ prefetch_entry(const struct lc_entry *e)
 /* What one flush transaction is writing (lc_store_flush). */
 struct flush {
 	struct lc_entry **order; /* every entry, in the order written */
-	size_t n, nfresh;	 /* order[n - nfresh ..] got their id now */
+	size_t n, nfresh;	 /* order[n - nfresh ..] get their id now */
 	struct lc_slot buf[16];	 /* a URL's node slots, usually enough */
 };
 
@@ -735,36 +770,24 @@ lc_store_order(struct lc_entry **entries, size_t n)
 }
 
 /*
- * Step 1: new URLs. They are inserted sorted by their text, so the urls
- * text index grows at its right edge, and get their ids in that order.
- * f->order is then every entry in id order: the known ones sorted by id,
- * then the new ones (their ids are above every known id), so the rows of
- * the next steps are appended too.
+ * Step 1: the order. New URLs are inserted sorted by their text, so the
+ * urls text index grows at its right edge, and get their ids in that
+ * order; f->order is every entry in id order: the known ones sorted by
+ * id, then the new ones (their ids come above every known id), so the
+ * rows of every table are appended or updated in key order.
  */
-static int
-flush_new_urls(struct lc_store *st, struct flush *f,
-	       struct lc_entry *const *entries)
+static void
+order_entries(struct flush *f, struct lc_entry *const *entries)
 {
-	size_t nold, i;
-	int rc;
+	size_t nold;
 
 	if (!f->n)
-		return 0;
+		return;
 	memcpy(f->order, entries, f->n * sizeof(*f->order));
 	lc_store_order(f->order, f->n);
 	for (nold = 0; nold < f->n && f->order[nold]->db_id; nold++)
 		;
 	f->nfresh = f->n - nold;
-	for (i = nold; i < f->n; i++) {
-		if (i + PREFETCH < f->n)
-			prefetch_entry(f->order[i + PREFETCH]);
-		if ((rc = insert_url(st, f->order[i]))) {
-			f->nfresh =
-			    i - nold; /* forget only the ids handed out */
-			return rc;
-		}
-	}
-	return 0;
 }
 
 /*
@@ -818,7 +841,10 @@ put_row(sqlite3_stmt *s, int64_t id, int64_t k, int64_t likes, int64_t unlikes,
 	return step_done(s);
 }
 
-/* Step 2, per entry: its counters row, node slots and dirty minutes. */
+/*
+ * Step 2, per entry: its counts (a new URL's row inserted with them, a
+ * known one's updated), node slots and dirty minutes.
+ */
 static int
 write_entry(struct lc_store *st, struct flush *f, struct lc_entry *e)
 {
@@ -829,12 +855,13 @@ write_entry(struct lc_store *st, struct flush *f, struct lc_entry *e)
 
 	if (read_entry(st, e, &cnt, f->buf, 16, &sl, &nslots))
 		return SQLITE_NOMEM;
-	sqlite3_bind_int64(st->put_counter, 1, e->db_id);
-	sqlite3_bind_int64(st->put_counter, 2, cnt.likes);
-	sqlite3_bind_int64(st->put_counter, 3, cnt.unlikes);
-	sqlite3_bind_int64(st->put_counter, 4, cnt.updated_ms);
-	sqlite3_bind_int64(st->put_counter, 5, cnt.views);
-	rc = step_done(st->put_counter);
+	if (e->db_id) {
+		sqlite3_bind_int64(st->put_counter, 1, e->db_id);
+		bind_counts(st->put_counter, &cnt);
+		rc = step_done(st->put_counter);
+	} else {
+		rc = insert_url(st, e, &cnt);
+	}
 	for (uint32_t k = 0; !rc && k < nslots; k++)
 		rc = put_row(st->put_slot, e->db_id, sl[k].node, sl[k].likes,
 			     sl[k].unlikes, sl[k].views);
@@ -903,8 +930,7 @@ lc_store_flush(struct lc_store *st, struct lc_entry *const *entries, size_t n,
 	if (n && !(f.order = malloc(n * sizeof(*f.order))))
 		goto fail;
 	rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	if (!rc)
-		rc = flush_new_urls(st, &f, entries);
+	order_entries(&f, entries);
 	for (size_t i = 0; !rc && i < n; i++) {
 		if (i + PREFETCH < n)
 			prefetch_entry(f.order[i + PREFETCH]);

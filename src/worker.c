@@ -80,15 +80,13 @@ lc_worker_init(struct lc_worker *w, struct lc_server *srv, int id)
 	w->delivery.schedule_flush = schedule_flush;
 	w->delivery.source = &w->source;
 	w->delivery.peer_progress = peer_progress;
+	pthread_mutex_init(&w->calls_lock, NULL);
 	lc_defer_init(&w->defer);
 	w->history = lc_history_create(
 	    srv->cfg->db, srv->batcher
 			      ? &lc_batcher_stats(srv->batcher)->db_generation
 			      : NULL);
 	if (!w->history)
-		return LC_ENOMEM;
-	if (srv->bridge &&
-	    !(w->kv = lc_redis_kv_create(srv->cfg->redis_url, srv->bridge)))
 		return LC_ENOMEM;
 	return 0;
 }
@@ -98,11 +96,51 @@ lc_worker_cleanup(struct lc_worker *w)
 {
 	lc_delivery_cleanup(&w->delivery);
 	lc_source_cleanup(&w->source);
-	lc_redis_kv_destroy(w->kv);
-	w->kv = NULL;
 	lc_history_destroy(w->history);
 	w->history = NULL;
 	lc_defer_cleanup(&w->defer);
+	pthread_mutex_destroy(&w->calls_lock);
+}
+
+bool
+lc_worker_call(struct lc_worker *w, struct lc_worker_call *c)
+{
+	bool ok;
+
+	c->next = NULL;
+	pthread_mutex_lock(&w->calls_lock);
+	ok = !w->calls_closed && w->ctx;
+	if (ok) {
+		if (w->calls_tail)
+			w->calls_tail->next = c;
+		else
+			w->calls = c;
+		w->calls_tail = c;
+		/* Under the lock: the context is not destroyed meanwhile. */
+		lws_cancel_service(w->ctx);
+	}
+	pthread_mutex_unlock(&w->calls_lock);
+	return ok;
+}
+
+/*
+ * The worker stops: no call is taken any more, and those waiting run now
+ * (each sees its client gone or answers it before the context goes).
+ */
+void
+lc_worker_calls_close(struct lc_worker *w)
+{
+	struct lc_worker_call *c, *next;
+
+	pthread_mutex_lock(&w->calls_lock);
+	w->calls_closed = true;
+	c = w->calls;
+	w->calls = w->calls_tail = NULL;
+	pthread_mutex_unlock(&w->calls_lock);
+	for (; c; c = next) {
+		next = c->next;
+		c->fn(c);
+	}
 }
 
 static void
@@ -144,6 +182,18 @@ lc_worker_drain_mailbox(struct lc_worker *w)
 	lc_delivery_requeue_waiting(&w->delivery);
 	lc_delivery_flush_pending(&w->delivery);
 	lc_defer_drain(&w->defer);
+	{
+		struct lc_worker_call *c, *next;
+
+		pthread_mutex_lock(&w->calls_lock);
+		c = w->calls;
+		w->calls = w->calls_tail = NULL;
+		pthread_mutex_unlock(&w->calls_lock);
+		for (; c; c = next) {
+			next = c->next;
+			c->fn(c);
+		}
+	}
 }
 
 void

@@ -46,6 +46,9 @@ struct ws_conn {
 	size_t ack_len;
 	char *rx; /* partial message being assembled */
 	size_t rx_len, rx_cap;
+	/* Cluster mode: keyed likes waiting for their claims (like.h); the
+	 * connection's next messages wait for them (rx flow control). */
+	struct lc_like_job *like_jobs;
 };
 
 size_t
@@ -183,6 +186,26 @@ send_ack(struct ws_conn *c, const char *txt, size_t n)
 	lws_callback_on_writable(c->s.conn);
 }
 
+/* The worker's thread: a keyed like's claim came back; answer it. */
+static void
+like_ready(struct lc_like_job *j)
+{
+	struct ws_conn *c = j->arg;
+	struct lc_like_job **p = &c->like_jobs;
+
+	while (*p && *p != j)
+		p = &(*p)->tnext;
+	if (*p)
+		*p = j->tnext;
+	if (j->ans.a.status != 200)
+		send_error(c, &j->ans.err, j->ans.retry_after);
+	else if (j->req.ws_id && j->ans.a.len)
+		send_ack(c, j->ans.a.body, j->ans.a.len);
+	if (!c->like_jobs)
+		lws_rx_flow_control(c->s.conn, 1);
+	lc_like_job_unref(j);
+}
+
 static int
 handle_op(struct ws_conn *c, const char *msg, size_t len)
 {
@@ -265,7 +288,13 @@ handle_op(struct ws_conn *c, const char *msg, size_t len)
 			break;
 		}
 		lc_like_apply(w, &r, ans);
-		if (ans->a.status != 200)
+		if (ans->deferred) {
+			ans->deferred->finish = like_ready;
+			ans->deferred->arg = c;
+			ans->deferred->tnext = c->like_jobs;
+			c->like_jobs = ans->deferred;
+			lws_rx_flow_control(c->s.conn, 0);
+		} else if (ans->a.status != 200)
 			rc = send_error(c, &ans->err, ans->retry_after);
 		else if (op.id && ans->a.len) /* acknowledged when asked */
 			send_ack(c, ans->a.body, ans->a.len);
@@ -442,6 +471,13 @@ lc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return on_writeable(wsi, c);
 	case LWS_CALLBACK_CLOSED:
+		while (c->like_jobs) {
+			struct lc_like_job *j = c->like_jobs;
+
+			c->like_jobs = j->tnext;
+			j->wsi = NULL; /* it releases its claim alone */
+			lc_like_job_unref(j);
+		}
 		lc_session_cleanup(&c->s);
 		free(c->err_frame);
 		c->err_frame = NULL;

@@ -127,6 +127,7 @@ struct lc_cluster {
 	pthread_mutex_t lock; /* guards the lists below */
 	struct lc_remote_batch *in_head, *in_tail;
 	size_t in_items; /* readings waiting in the inbox */
+	uint64_t takes;	 /* lc_cluster_take_remote calls so far */
 	struct lc_entry **out;
 	size_t out_n, out_cap;
 
@@ -146,6 +147,14 @@ void lc_cluster_post_remote(struct lc_cluster *cl, struct lc_remote_batch *b);
 
 /** Readings waiting for the dispatcher (for back-pressure). Any thread. */
 size_t lc_cluster_remote_pending(struct lc_cluster *cl);
+
+/**
+ * How many times the dispatcher took the inbox. It merges what it takes
+ * before it takes again, so once the inbox is empty and this grew by two
+ * since a post, that post is merged (the bridge waits for its adoption to
+ * be merged before it pushes). Any thread.
+ */
+uint64_t lc_cluster_takes(struct lc_cluster *cl);
 
 /** Dispatcher: takes every queued batch (a list; free each). */
 struct lc_remote_batch *lc_cluster_take_remote(struct lc_cluster *cl);

@@ -139,9 +139,40 @@ void lc_config_dump(const struct lc_config *cfg, void *out);
  */
 int lc_config_validate(const struct lc_config *cfg, char *err, size_t errlen);
 
-/** Parses redis://HOST[:PORT][/DB]. Returns 0 or LC_EINVAL. */
-int lc_config_parse_redis_url(const char *url, char *host, size_t hostlen,
-			      int *port, int *db);
+#define LC_REDIS_MAX_SENTINELS 8
+
+struct lc_redis_addr {
+	char host[256];
+	int port;
+};
+
+/** A parsed redis_url. Holds the password: never print it (see
+ * lc_config_redis_url_masked). */
+struct lc_redis_url {
+	struct lc_redis_addr addr; /* redis://; unused with Sentinel */
+	int db;
+	char user[128], pass[256]; /* empty pass = no AUTH */
+	int nsentinels;		   /* > 0: redis+sentinel:// */
+	struct lc_redis_addr sentinels[LC_REDIS_MAX_SENTINELS];
+	char master[128]; /* the Sentinel master name */
+};
+
+/**
+ * Parses redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or
+ * redis+sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER[/DB]
+ * (USER and PASSWORD percent-decoded; they authenticate with the data
+ * nodes, not the sentinels). Returns 0, or LC_EINVAL with the reason in
+ * err, which never holds the password. rediss:// is refused: TLS needs
+ * hiredis >= 1.0. Any thread.
+ */
+int lc_config_parse_redis_url(const char *url, struct lc_redis_url *u,
+			      char *err, size_t errlen);
+
+/**
+ * Copies url to out with the password replaced by "***" (for logs,
+ * errors, --check-config and /v1/stats). Any thread.
+ */
+void lc_config_redis_url_masked(const char *url, char *out, size_t cap);
 
 /**
  * SIGHUP: copies into `running` every reloadable key whose value differs

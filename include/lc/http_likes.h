@@ -29,4 +29,13 @@ int lc_http_likes_start(struct lws *wsi, struct lc_worker *w,
 int lc_http_likes_body(struct lws *wsi, struct lc_worker *w,
 		       struct lc_http_req *req);
 
+/**
+ * LWS_CALLBACK_HTTP_WRITEABLE: writes the answer of a keyed like whose
+ * cluster-wide claim came back (req->like_ready). 0, or -1 to close.
+ */
+int lc_http_likes_writeable(struct lws *wsi, struct lc_http_req *req);
+
+/** The connection closes: a keyed like still waiting is let go. */
+void lc_http_likes_closed(struct lc_http_req *req);
+
 #endif

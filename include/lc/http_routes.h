@@ -56,6 +56,8 @@ enum lc_http_method {
 	LC_M_OTHER
 };
 
+struct lc_like_job;
+
 /* Per-request state (lws per-session data of protocols[0]). */
 struct lc_http_req {
 	uint8_t route;	   /* enum lc_route */
@@ -70,6 +72,10 @@ struct lc_http_req {
 	struct lc_batch_scan scan; /* batch items, as body bytes arrive */
 	uint8_t idem_len;	   /* Idempotency-Key, copied at the headers */
 	char idem_key[LC_IDEM_KEY_MAX + 1]; /* "h:" + key */
+	/* Cluster mode: a keyed like waiting for its claim (like.h). */
+	struct lc_like_job *like_job;
+	bool like_ready; /* its answer is in like_job: write it */
+	bool like_close; /* then close the connection */
 };
 
 #endif

@@ -14,9 +14,15 @@
  *     to what is known (a duplicate, a retry, a late or reordered message)
  *     changes nothing; a higher one adds the difference;
  *   - this node's own slot grows only by its own likes (lc_slots_add_own),
- *     except once after start: the values Redis holds for our own slot from
- *     an earlier run of this node ("adopt") raise the slot's base, for a
- *     node restarted with an older or empty database.
+ *     except when the process takes the node's lease (the first full
+ *     resync after start, and again after another process held the lease
+ *     meanwhile): the values Redis holds for our own slot, written by an
+ *     earlier run or by that other process ("adopt"), raise the slot by
+ *     what they exceed its base. The base is what this process knows to
+ *     be in Redis for its slot: the database's totals at start, then every
+ *     push Redis confirmed (lc_slots_confirm). So a node restarted with an
+ *     older or empty database, and two processes that held one node id
+ *     one after the other, add up instead of masking each other.
  *
  * This module does not talk to Redis and does not lock: callers hold the
  * table's slots_lock. Only the dispatcher thread writes.
@@ -40,7 +46,7 @@ struct lc_slot {
 
 struct lc_slots {
 	uint32_t n, cap;
-	/* Own slot's totals from before this run (loaded or adopted). */
+	/* Own slot's totals known to be in Redis (loaded, adopted, pushed). */
 	int64_t base_likes, base_unlikes;
 	struct lc_slot s[];
 };
@@ -61,10 +67,11 @@ int lc_slots_add_own_marked(struct lc_entry *e, uint32_t self, int64_t likes,
 /**
  * Merges one reading (node, likes, unlikes) of e's slots, as received from
  * Redis. For another node keeps the maximum; for self changes something
- * only when `adopt` (the first full resync after start), then raising the
- * base to the reading. Applies the increase to e's counts (stamped now_ms)
- * and returns it in *dl / *du (0 when nothing changed). Returns 0 or
- * LC_ENOMEM (nothing changed; the reading comes again at the next resync).
+ * only when `adopt` (a resync right after taking the lease), then raising
+ * the base to the reading and the slot by the same amount. Applies the increase
+ * to e's counts (stamped now_ms) and returns it in *dl / *du (0 when nothing
+ * changed). Returns 0 or LC_ENOMEM (nothing changed; the reading comes again at
+ * the next resync).
  */
 int lc_slots_merge(struct lc_entry *e, uint32_t self, uint32_t node,
 		   int64_t likes, int64_t unlikes, bool adopt, int64_t now_ms,
@@ -85,6 +92,12 @@ int lc_slots_load(struct lc_entry *e, uint32_t self, uint32_t node,
  * Returns 0 or LC_ENOMEM.
  */
 int lc_slots_settle(struct lc_entry *e, uint32_t self);
+
+/**
+ * The bridge: Redis confirmed own totals (likes, unlikes) for e: raises
+ * the base to them. Caller holds slots_lock.
+ */
+void lc_slots_confirm(struct lc_entry *e, int64_t likes, int64_t unlikes);
 
 /** The slot of node in e, or NULL. */
 const struct lc_slot *lc_slots_find(const struct lc_entry *e, uint32_t node);

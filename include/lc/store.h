@@ -11,10 +11,13 @@
  * unlikes), views counts_v and history_v; (user_version 2, cluster mode)
  * node_slots(url_id, node, likes, unlikes) and view node_slots_v;
  * (user_version 3) idempotency_keys(key, status, body, created_at in Unix
- * ms); (user_version 4) views in counters, likes_minute and node_slots,
- * watching_max in likes_minute, and the views updated. Every flush writes
- * absolute values, so running a flush twice never double-counts.
- * (scripts/check-docs.py checks this list against the migrations in store.c.)
+ * ms); (user_version 4) the counts move into the urls row: urls(id, url,
+ * likes, unlikes, updated_at), counters becomes a view of it;
+ * (user_version 5) views in urls, likes_minute and node_slots, watching_max
+ * in likes_minute, and the views updated. Every flush
+ * writes absolute values, so running a flush twice never double-counts.
+ * (scripts/check-docs.py checks this list against the migrations in
+ * store.c.)
  */
 #ifndef LC_STORE_H
 #define LC_STORE_H
@@ -28,7 +31,7 @@
 #include <stdint.h>
 
 #define LC_STORE_APP_ID 0x4c43544c /* "LCTL" in PRAGMA application_id */
-#define LC_STORE_SCHEMA_VERSION 4
+#define LC_STORE_SCHEMA_VERSION 5
 
 /** Per-minute totals of one URL, owned by the batcher thread. */
 struct lc_minute {

@@ -68,6 +68,15 @@ struct lc_conn {
 	struct lc_session *sse;
 };
 
+/*
+ * A function to run on a worker's thread, handed over from another thread
+ * (lc_worker_call): how the bridge's answers reach a worker.
+ */
+struct lc_worker_call {
+	struct lc_worker_call *next;
+	void (*fn)(struct lc_worker_call *c);
+};
+
 struct lc_worker {
 	struct lc_server *srv;
 	int id;
@@ -93,9 +102,11 @@ struct lc_worker {
 	int start_rc;			 /* result of start-up, for main */
 	char *buf; /* scratch response buffer (LWS_PRE + buf_cap) */
 	size_t buf_cap;
-	struct lc_rate_table rate; /* likes/s per client IP */
-	struct lc_reader qs;	   /* marks callbacks for reclamation */
-	struct lc_redis_kv *kv;	   /* cluster-wide keys; NULL single node */
+	struct lc_rate_table rate;  /* likes/s per client IP */
+	struct lc_reader qs;	    /* marks callbacks for reclamation */
+	pthread_mutex_t calls_lock; /* guards calls, calls_closed */
+	struct lc_worker_call *calls, *calls_tail;
+	bool calls_closed; /* the worker stopped: lc_worker_call refuses */
 	struct lc_worker_stats stats;
 };
 
@@ -112,8 +123,22 @@ void lc_worker_cleanup(struct lc_worker *w);
 void lc_worker_start_timers(struct lc_worker *w);
 
 /**
+ * Runs c->fn(c) on w's thread soon (its mailbox, and lws_cancel_service).
+ * Returns false when the worker has stopped (c is not taken: the caller
+ * frees it). Any thread.
+ */
+bool lc_worker_call(struct lc_worker *w, struct lc_worker_call *c);
+
+/**
+ * The worker is stopping (its thread, before its context goes): refuses
+ * further calls and runs those waiting.
+ */
+void lc_worker_calls_close(struct lc_worker *w);
+
+/**
  * Takes the update sets waiting in the mailbox into the delivery and
- * writes what they made due (LWS_CALLBACK_EVENT_WAIT_CANCELLED).
+ * writes what they made due, and runs the calls handed over
+ * (LWS_CALLBACK_EVENT_WAIT_CANCELLED).
  */
 void lc_worker_drain_mailbox(struct lc_worker *w);
 

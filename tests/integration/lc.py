@@ -333,6 +333,20 @@ def read_until(read, pred, timeout):
             return seen
 
 
+def ws_upgrade_raw(port, origin, path="/v1/ws"):
+    """A WebSocket upgrade request with an Origin header, over a raw socket;
+    returns the first bytes of the answer (the handshake or a refusal)."""
+    sock = socket.create_connection(("127.0.0.1", port), 5)
+    sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Key: "
+                  "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                  "Sec-WebSocket-Protocol: livecount.v1\r\nOrigin: %s\r\n\r\n"
+                  % (path, origin)).encode())
+    data = sock.recv(4096)
+    sock.close()
+    return data
+
+
 def cd(entry):
     """An update entry's count and delta (it also carries views and
     watching)."""

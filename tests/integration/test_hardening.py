@@ -44,22 +44,10 @@ def test_write_token():
         w.close()
 
 
-def raw_ws(port, origin):
-    sock = socket.create_connection(("127.0.0.1", port), 5)
-    sock.sendall(("GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                  "Connection: Upgrade\r\nSec-WebSocket-Key: "
-                  "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-                  "Sec-WebSocket-Protocol: livecount.v1\r\nOrigin: %s\r\n\r\n"
-                  % origin).encode())
-    data = sock.recv(4096)
-    sock.close()
-    return data
-
-
 def test_allowed_origins():
     with Server("--allowed-origins", "https://good.example, https://also.example") as s:
-        check(raw_ws(s.port, "https://good.example").startswith(b"HTTP/1.1 101"))
-        check(not raw_ws(s.port, "https://evil.example").startswith(
+        check(lc.ws_upgrade_raw(s.port, "https://good.example").startswith(b"HTTP/1.1 101"))
+        check(not lc.ws_upgrade_raw(s.port, "https://evil.example").startswith(
             b"HTTP/1.1 101"))
         st, d, r = s.request("GET", "/v1/counts?url=a",
                              headers={"Origin": "https://also.example"})

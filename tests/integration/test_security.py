@@ -48,15 +48,7 @@ def test_longest_ws_id_survives_flush_and_restart():
 
 
 def upgrade(port, origin):
-    sock = socket.create_connection(("127.0.0.1", port), 5)
-    sock.sendall(("GET /v1/ws?url=o HTTP/1.1\r\nHost: x\r\nUpgrade: websocket"
-                  "\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
-                  "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-                  "Sec-WebSocket-Protocol: livecount.v1\r\nOrigin: %s\r\n\r\n"
-                  % origin).encode())
-    data = sock.recv(4096)
-    sock.close()
-    return data
+    return lc.ws_upgrade_raw(port, origin, "/v1/ws?url=o")
 
 
 def test_origin_refused_whatever_its_length():

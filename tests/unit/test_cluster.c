@@ -105,6 +105,49 @@ test_own_adoption(void **state)
 	lc_counter_cleanup(&c);
 }
 
+/*
+ * Two processes with one node id, one after the other (issue 20): A
+ * pushes 5 (confirmed), loses its lease, counts 2 alone; B takes the lease
+ * with an empty database, adopts 5 and adds 3 (Redis: 8); A takes the
+ * lease back and adopts what exceeds what it had confirmed: 10 = 5 + 2 + 3.
+ * Without the confirmed base A would push 7 or 8 and lose likes.
+ */
+static void
+test_adoption_after_another_holder(void **state)
+{
+	struct lc_counter c;
+	struct lc_entry *a, *b;
+
+	(void)state;
+	lc_counter_init(&c, 16);
+	a = get(&c, "a");
+	b = get(&c, "b");
+	/* process A: 5 likes, pushed and confirmed by Redis */
+	lc_slots_add_own(a, 1, 5, 0, 0);
+	lc_slots_confirm(a, 5, 0);
+	/* cut off: 2 more, not pushed */
+	lc_slots_add_own(a, 1, 2, 0, 0);
+	/* process B (empty database) takes the lease: adopts 5, adds 3 */
+	merge(b, 1, 5, 0, true, 5, 0);
+	lc_slots_add_own(b, 1, 3, 0, 0);
+	lc_slots_confirm(b, 8, 0);
+	assert_int_equal(lc_slots_find(b, 1)->likes, 8);
+	/* A takes the lease back (new generation): adopts 8 - 5 */
+	merge(a, 1, 8, 0, true, 3, 0);
+	assert_int_equal(lc_slots_find(a, 1)->likes, 10);
+	assert_int_equal(count(a), 10);
+	/* a repeated adoption adds nothing; a confirm never lowers */
+	merge(a, 1, 8, 0, true, 0, 0);
+	lc_slots_confirm(a, 4, 0);
+	merge(a, 1, 8, 0, true, 0, 0);
+	assert_int_equal(count(a), 10);
+	/* A pushes 10: confirmed; B, back later, adopts A's 2 */
+	lc_slots_confirm(a, 10, 0);
+	merge(b, 1, 10, 0, true, 2, 0);
+	assert_int_equal(count(b), 10);
+	lc_counter_cleanup(&c);
+}
+
 static void
 test_settle(void **state)
 {
@@ -369,6 +412,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_max_merge),
 	    cmocka_unit_test(test_own_adoption),
+	    cmocka_unit_test(test_adoption_after_another_holder),
 	    cmocka_unit_test(test_settle),
 	    cmocka_unit_test(test_message_round_trip),
 	    cmocka_unit_test(test_message_malformed),

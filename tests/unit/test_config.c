@@ -316,26 +316,73 @@ test_validate_across_keys(void **state)
 static void
 test_redis_url_forms(void **state)
 {
-	char host[64];
-	int port, db;
+	static struct lc_redis_url u;
+	char err[512], out[600];
 
 	(void)state;
-	assert_int_equal(lc_config_parse_redis_url("redis://h", host,
-						   sizeof(host), &port, &db),
+	assert_int_equal(
+	    lc_config_parse_redis_url("redis://h", &u, err, sizeof(err)), 0);
+	assert_string_equal(u.addr.host, "h");
+	assert_int_equal(u.addr.port, 6379);
+	assert_int_equal(
+	    lc_config_parse_redis_url("redis://h:6390/2", &u, err, sizeof(err)),
+	    0);
+	assert_int_equal(u.addr.port, 6390);
+	assert_int_equal(u.db, 2);
+	assert_string_equal(u.pass, "");
+	/* credentials: requirepass, ACL user, percent-encoded */
+	assert_int_equal(lc_config_parse_redis_url("redis://:p%40ss@h:1/3", &u,
+						   err, sizeof(err)),
 			 0);
-	assert_string_equal(host, "h");
-	assert_int_equal(port, 6379);
-	assert_int_equal(lc_config_parse_redis_url("redis://h:6390/2", host,
-						   sizeof(host), &port, &db),
+	assert_string_equal(u.user, "");
+	assert_string_equal(u.pass, "p@ss");
+	assert_int_equal(u.db, 3);
+	assert_int_equal(
+	    lc_config_parse_redis_url("redis://bob:pw@h", &u, err, sizeof(err)),
+	    0);
+	assert_string_equal(u.user, "bob");
+	assert_string_equal(u.pass, "pw");
+	/* refused, and the message never holds the password */
+	assert_int_not_equal(
+	    lc_config_parse_redis_url("redis://u@h", &u, err, sizeof(err)), 0);
+	assert_int_not_equal(
+	    lc_config_parse_redis_url("redis://h:0", &u, err, sizeof(err)), 0);
+	assert_int_not_equal(lc_config_parse_redis_url("redis://:topsecret@h:x",
+						       &u, err, sizeof(err)),
+			     0);
+	assert_null(strstr(err, "topsecret"));
+	assert_int_not_equal(lc_config_parse_redis_url("rediss://:topsecret@h",
+						       &u, err, sizeof(err)),
+			     0);
+	assert_non_null(strstr(err, "hiredis >= 1.0"));
+	assert_null(strstr(err, "topsecret"));
+	/* Sentinel */
+	assert_int_equal(lc_config_parse_redis_url(
+			     "redis+sentinel://:pw@a:26379,b:26380/mymaster/4",
+			     &u, err, sizeof(err)),
 			 0);
-	assert_int_equal(port, 6390);
-	assert_int_equal(db, 2);
-	assert_int_not_equal(lc_config_parse_redis_url(
-				 "redis://u@h", host, sizeof(host), &port, &db),
+	assert_int_equal(u.nsentinels, 2);
+	assert_string_equal(u.sentinels[1].host, "b");
+	assert_int_equal(u.sentinels[1].port, 26380);
+	assert_string_equal(u.master, "mymaster");
+	assert_int_equal(u.db, 4);
+	assert_string_equal(u.pass, "pw");
+	assert_int_not_equal(lc_config_parse_redis_url("redis+sentinel://a/m",
+						       &u, err, sizeof(err)),
 			     0);
-	assert_int_not_equal(lc_config_parse_redis_url(
-				 "redis://h:0", host, sizeof(host), &port, &db),
+	assert_int_not_equal(lc_config_parse_redis_url("redis+sentinel://a:1",
+						       &u, err, sizeof(err)),
 			     0);
+	/* masking */
+	lc_config_redis_url_masked("redis://bob:pw@h:1/2", out, sizeof(out));
+	assert_string_equal(out, "redis://bob:***@h:1/2");
+	lc_config_redis_url_masked("redis://:pw@h", out, sizeof(out));
+	assert_string_equal(out, "redis://:***@h");
+	lc_config_redis_url_masked("redis://h:1", out, sizeof(out));
+	assert_string_equal(out, "redis://h:1");
+	lc_config_redis_url_masked("redis+sentinel://u:pw@a:1,b:2/m", out,
+				   sizeof(out));
+	assert_string_equal(out, "redis+sentinel://u:***@a:1,b:2/m");
 }
 
 static char *

@@ -308,7 +308,7 @@ test_failed_flush_keeps_rows(void **state)
 	bt = lc_batcher_create(st, 1000, 1000000);
 	tick(bt, get(&c, "f/1"), 2, 0, now);
 	/* Break the database under the batcher: its flush must fail... */
-	exec_sql("DROP TABLE counters");
+	exec_sql("DROP TABLE likes_minute");
 	assert_int_not_equal(lc_batcher_flush_now(bt, 1000), 0);
 	assert_int_equal(atomic_load(&lc_batcher_stats(bt)->flush_errors), 1);
 	assert_false(atomic_load(&lc_batcher_stats(bt)->healthy));
@@ -317,9 +317,11 @@ test_failed_flush_keeps_rows(void **state)
 	/* ...more likes keep coming while it is broken... */
 	tick(bt, get(&c, "f/1"), 1, 0, now);
 	/* ...and once it is repaired, the retry writes everything once. */
-	exec_sql("CREATE TABLE counters (url_id INTEGER PRIMARY KEY, likes "
-		 "INTEGER NOT NULL, unlikes INTEGER NOT NULL, updated_at "
-		 "INTEGER NOT NULL, views INTEGER NOT NULL DEFAULT 0)");
+	exec_sql(
+	    "CREATE TABLE likes_minute (url_id INTEGER NOT NULL, minute "
+	    "INTEGER NOT NULL, likes INTEGER NOT NULL, unlikes INTEGER NOT "
+	    "NULL, views INTEGER NOT NULL DEFAULT 0, watching_max INTEGER NOT "
+	    "NULL DEFAULT 0, PRIMARY KEY (url_id, minute)) WITHOUT ROWID");
 	assert_int_equal(lc_batcher_flush_now(bt, 1000), 0);
 	assert_true(atomic_load(&lc_batcher_stats(bt)->healthy));
 	assert_int_equal(query_int("SELECT likes FROM counters"), 3);
@@ -377,6 +379,128 @@ test_minute_revisited_after_clock_step(void **state)
 	lc_counter_cleanup(&c);
 }
 
+/*
+ * A database of schema 3 (counts in their own table) is upgraded in place:
+ * the counts move into the urls rows, `counters` and counts_v read the
+ * same, the load finds every count, and a flush writes on.
+ */
+static void
+test_schema_3_upgraded_in_place(void **state)
+{
+	struct lc_counter c;
+	struct lc_batcher *bt;
+	struct lc_store *st;
+	struct lc_entry *e;
+	char err[512];
+	int64_t now = lc_now_ms();
+
+	(void)state;
+	exec_sql(
+	    "CREATE TABLE urls (id INTEGER PRIMARY KEY, url TEXT NOT NULL "
+	    "UNIQUE);"
+	    "CREATE TABLE counters (url_id INTEGER PRIMARY KEY REFERENCES "
+	    "urls(id), likes INTEGER NOT NULL, unlikes INTEGER NOT NULL, "
+	    "updated_at INTEGER NOT NULL);"
+	    "CREATE TABLE likes_minute (url_id INTEGER NOT NULL, minute "
+	    "INTEGER NOT NULL, likes INTEGER NOT NULL, unlikes INTEGER NOT "
+	    "NULL, PRIMARY KEY (url_id, minute)) WITHOUT ROWID;"
+	    "CREATE VIEW counts_v AS SELECT u.url, c.likes - c.unlikes AS "
+	    "count, c.likes, c.unlikes, c.updated_at FROM counters c JOIN urls "
+	    "u ON u.id = c.url_id;"
+	    "CREATE VIEW history_v AS SELECT u.url, m.minute, m.likes FROM "
+	    "likes_minute m JOIN urls u ON u.id = m.url_id;"
+	    "CREATE TABLE node_slots (url_id INTEGER NOT NULL, node INTEGER "
+	    "NOT NULL, likes INTEGER NOT NULL, unlikes INTEGER NOT NULL, "
+	    "PRIMARY KEY (url_id, node)) WITHOUT ROWID;"
+	    "CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, status "
+	    "INTEGER NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT "
+	    "NULL) WITHOUT ROWID;"
+	    "INSERT INTO urls VALUES (1, 'old/a'), (2, 'old/b');"
+	    "INSERT INTO counters VALUES (1, 5, 1, 1000), (2, 7, 0, 2000);"
+	    "INSERT INTO likes_minute VALUES (1, 60, 5, 1);"
+	    "PRAGMA application_id = 1279480908; PRAGMA user_version = 3;");
+	st = lc_store_open(dbpath, false, err, sizeof(err));
+	assert_non_null(st);
+	assert_int_equal(query_int("PRAGMA user_version"),
+			 LC_STORE_SCHEMA_VERSION);
+	assert_int_equal(query_int("SELECT likes FROM urls WHERE id = 2"), 7);
+	assert_int_equal(query_int("SELECT sum(count) FROM counts_v"), 11);
+	assert_int_equal(
+	    query_int("SELECT updated_at FROM counters WHERE url_id = 1"),
+	    1000);
+	lc_counter_init(&c, 16);
+	assert_int_equal(lc_store_load(st, &c, now), 2);
+	e = get(&c, "old/a");
+	assert_int_equal(lc_entry_count(e), 4);
+	assert_int_equal(e->db_id, 1);
+	bt = lc_batcher_create(st, 1000, 1000000);
+	tick(bt, e, 2, 0, now);
+	tick(bt, get(&c, "new/c"), 1, 0, now);
+	assert_int_equal(lc_batcher_flush_now(bt, 1000), 0);
+	assert_int_equal(query_int("SELECT likes FROM counts_v WHERE url = "
+				   "'old/a'"),
+			 7);
+	assert_int_equal(query_int("SELECT id FROM urls WHERE url = 'new/c'"),
+			 3);
+	/* Scripts that insert into counters (a seed) still can. */
+	exec_sql("INSERT INTO counters VALUES (2, 9, 1, 3000)");
+	assert_int_equal(query_int("SELECT count FROM counts_v WHERE url = "
+				   "'old/b'"),
+			 8);
+	exec_sql("UPDATE counters SET likes = 10 WHERE url_id = 2");
+	assert_int_equal(query_int("SELECT likes FROM urls WHERE id = 2"), 10);
+	assert_int_equal(lc_batcher_stop(bt, 5000, NULL, NULL), 0);
+	lc_counter_cleanup(&c);
+}
+
+/*
+ * After a failure the backlog goes in small transactions (64 URLs, then
+ * 128, ...): when one of them fails, the ones before stay written and
+ * exactly the rest stays queued, and the next flush writes it.
+ */
+static void
+test_chunks_after_a_failure(void **state)
+{
+	struct lc_counter c;
+	struct lc_batcher *bt;
+	struct lc_store *st;
+	char err[512], url[32];
+	int64_t now = lc_now_ms();
+
+	(void)state;
+	lc_counter_init(&c, 256);
+	st = lc_store_open(dbpath, false, err, sizeof(err));
+	bt = lc_batcher_create(st, 1000, 1000000);
+	tick(bt, get(&c, "c/first"), 1, 0, now);
+	exec_sql("DROP TABLE likes_minute");
+	assert_int_not_equal(lc_batcher_flush_now(bt, 1000), 0);
+	exec_sql(
+	    "CREATE TABLE likes_minute (url_id INTEGER NOT NULL, minute "
+	    "INTEGER NOT NULL, likes INTEGER NOT NULL, unlikes INTEGER NOT "
+	    "NULL, views INTEGER NOT NULL DEFAULT 0, watching_max INTEGER NOT "
+	    "NULL DEFAULT 0, PRIMARY KEY (url_id, minute)) WITHOUT ROWID");
+	for (int i = 0; i < 200; i++) {
+		snprintf(url, sizeof(url), "c/%03d", i);
+		tick(bt, get(&c, url), 1, 0, now);
+	}
+	/* New URLs go in text order: c/000.. (64), then c/064.. (128) with
+	 * c/150 in it, refused. */
+	exec_sql("CREATE TRIGGER no_room BEFORE INSERT ON urls WHEN NEW.url "
+		 ">= 'c/150' AND NEW.url < 'c/999' BEGIN SELECT RAISE(ABORT, "
+		 "'no room'); END");
+	assert_int_not_equal(lc_batcher_flush_now(bt, 1000), 0);
+	assert_int_equal(query_int("SELECT count(*) FROM urls"), 64);
+	assert_int_equal(atomic_load(&lc_batcher_stats(bt)->dirty), 201 - 64);
+	exec_sql("DROP TRIGGER no_room");
+	assert_int_equal(lc_batcher_flush_now(bt, 1000), 0);
+	assert_int_equal(atomic_load(&lc_batcher_stats(bt)->dirty), 0);
+	assert_int_equal(query_int("SELECT count(*) FROM urls"), 201);
+	assert_int_equal(query_int("SELECT sum(likes) FROM counts_v"), 201);
+	assert_int_equal(query_int("SELECT count(*) FROM likes_minute"), 201);
+	assert_int_equal(lc_batcher_stop(bt, 5000, NULL, NULL), 0);
+	lc_counter_cleanup(&c);
+}
+
 int
 main(void)
 {
@@ -393,6 +517,10 @@ main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_minute_revisited_after_clock_step, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_schema_3_upgraded_in_place,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_chunks_after_a_failure, setup,
+					    teardown),
 	};
 
 	lc_hash_seed_init();
