@@ -100,11 +100,12 @@ PREFIX ?= /usr/local
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
-# Every C source and header of the repository (src, include, tests/unit,
-# tests/fuzz, the test shim, loadtest), tracked or new, never build output.
+# Every C (and C++) source and header of the repository (src, include,
+# tests/unit, tests/fuzz, the test shim, loadtest), tracked or new, never
+# build output.
 C_FILES = $(shell git ls-files --cached --others --exclude-standard \
-		'*.c' '*.h' 2>/dev/null || \
-		find src include tests loadtest -name '*.[ch]')
+		'*.c' '*.cc' '*.h' 2>/dev/null || \
+		find src include tests loadtest -name '*.[ch]' -o -name '*.cc')
 
 format:
 	clang-format -i $(C_FILES)

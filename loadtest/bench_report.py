@@ -356,7 +356,8 @@ import os as _os
 _kept = []
 if _os.path.exists(RESULTS):
     _old = open(RESULTS).read()
-    for _name in ("soak", "persist", "restructure", "core", "cluster", "nchan"):
+    for _name in ("soak", "persist", "restructure", "core", "parser", "cluster",
+                  "nchan"):
         _a, _b = "<!-- %s:begin -->" % _name, "<!-- %s:end -->" % _name
         if _a in _old and _b in _old:
             _kept.append(_old[_old.index(_a):_old.index(_b) + len(_b)])

@@ -61,8 +61,9 @@ typedef struct {
 	char *rx;
 	int64_t last_count;
 	int64_t last_seq;
-	uint64_t t_start;  /* ns, connect() */
-	uint64_t deadline; /* ns, connect + handshake + snapshot */
+	uint32_t pre_frames; /* frames before the like phase */
+	uint64_t t_start;    /* ns, connect() */
+	uint64_t deadline;   /* ns, connect + handshake + snapshot */
 	char key[24];
 } sub_t;
 
@@ -273,6 +274,8 @@ count_cb(void *vctx, const char *url, size_t ulen, int64_t count, int64_t delta,
 		return;
 	}
 	int64_t p = s->last_count;
+	if (count == p)
+		f->st->same_count++; /* only views or watching changed */
 	if (count <= p) {
 		if (count < p)
 			lc_err(f->st, LC_E_SEQ); /* only likes are sent: counts
@@ -307,6 +310,11 @@ handle_msg(fo_t *f, sub_t *s, const char *p, size_t n)
 	st->msgs++;
 	if (f->phase_start && f->now >= f->phase_start && f->now < f->phase_end)
 		st->msgs_phase++;
+	if (!f->phase_start || f->now < f->phase_start) {
+		st->msgs_pre++;
+		if (++s->pre_frames > st->msgs_pre_max)
+			st->msgs_pre_max = s->pre_frames;
+	}
 	cb_ctx_t cx = {f, s};
 	lc_msg_t m;
 	if (js_parse_msg(p, n, &m, count_cb, &cx) < 0) {
@@ -813,10 +821,11 @@ run_fanout(const cfg_t *cfg, int proc, shm_t *shm, const urltab_t *urls,
 	}
 	st->subscribers = (uint64_t)f.n;
 	f.liker = proc == 0;
+	double scpu_c0 = 0;
+	uint64_t t_c0 = lc_now_ns();
 	if (f.liker && cfg->server_pid) {
-		double c;
 		long rss;
-		if (lc_server_sample(cfg, &c, &rss) == 0)
+		if (lc_server_sample(cfg, &scpu_c0, &rss) == 0)
 			st->server_rss_start_kb = rss;
 	}
 	if (f.liker) {
@@ -956,8 +965,13 @@ run_fanout(const cfg_t *cfg, int proc, shm_t *shm, const urltab_t *urls,
 					long rss;
 					if (cfg->server_pid &&
 					    lc_server_sample(cfg, &scpu0,
-							     &rss) == 0)
+							     &rss) == 0) {
 						st->server_rss_ready_kb = rss;
+						st->server_cpu_connect_s =
+						    scpu0 - scpu_c0;
+						st->server_connect_wall_s =
+						    (double)(now - t_c0) / 1e9;
+					}
 					__atomic_store_n(&shm->likes_end,
 							 f.phase_end,
 							 __ATOMIC_RELAXED);

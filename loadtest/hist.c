@@ -107,7 +107,13 @@ stats_merge(stats_t *d, const stats_t *s)
 	d->requests_ok += s->requests_ok;
 	d->requests_sent += s->requests_sent;
 	d->likes_acked += s->likes_acked;
+	d->views_acked += s->views_acked;
+	d->msgs_pre += s->msgs_pre;
+	if (s->msgs_pre_max > d->msgs_pre_max)
+		d->msgs_pre_max = s->msgs_pre_max;
+	d->same_count += s->same_count;
 	d->unsent += s->unsent;
+	d->idle_408 += s->idle_408;
 	d->ambiguous += s->ambiguous;
 	d->msgs += s->msgs;
 	d->msgs_phase += s->msgs_phase;
@@ -137,6 +143,10 @@ stats_merge(stats_t *d, const stats_t *s)
 	if (s->server_cpu_wall_s > 0) {
 		d->server_cpu_s = s->server_cpu_s;
 		d->server_cpu_wall_s = s->server_cpu_wall_s;
+	}
+	if (s->server_connect_wall_s > 0) {
+		d->server_cpu_connect_s = s->server_cpu_connect_s;
+		d->server_connect_wall_s = s->server_connect_wall_s;
 	}
 	if (s->server_rss_start_kb)
 		d->server_rss_start_kb = s->server_rss_start_kb;

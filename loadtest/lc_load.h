@@ -98,10 +98,18 @@ typedef struct {
 	uint64_t requests_ok;	/* HTTP requests answered 200 */
 	uint64_t requests_sent; /* HTTP requests written */
 	uint64_t likes_acked;	/* likes acknowledged by a 200 */
+	uint64_t views_acked;	/* --views-per-like: views acknowledged */
 	uint64_t unsent;	/* open-loop requests due but never sent */
+	uint64_t idle_408;	/* idle keep-alive connections the server closed
+				   with a 408 */
 	uint64_t ambiguous;	/* likes in requests whose outcome is unknown */
 	uint64_t msgs;	     /* messages received by subscribers (whole run) */
 	uint64_t msgs_phase; /* ... during the like phase */
+	/* Frames before the like phase (the connect ramp and the wait after
+	 * it, snapshots included) and the most any one subscriber got. */
+	uint64_t msgs_pre, msgs_pre_max;
+	/* Updates whose count did not change (only views/watching did). */
+	uint64_t same_count;
 	uint64_t snapshots, updates, pings, coalesced;
 	uint64_t lat_unmatched; /* counts seen with no recorded send time */
 	uint64_t subscribers, ready, converged;
@@ -115,6 +123,9 @@ typedef struct {
 	/* --server-pid: the server's CPU over the main phase and its resident
 	 * memory at start, when all subscribers are ready and at the end. */
 	double server_cpu_s, server_cpu_wall_s;
+	/* fanout: the server's CPU from the first connect until the like
+	 * phase starts (the ramp), and that wall time. */
+	double server_cpu_connect_s, server_connect_wall_s;
 	long server_rss_start_kb, server_rss_ready_kb, server_rss_end_kb;
 	hist_t lat;	/* request latency (ingest) / like→visible (fanout) */
 	hist_t connect; /* subscriber connect → snapshot */
@@ -146,6 +157,7 @@ typedef struct {
 	double rate;	       /* requests/s, 0: closed loop */
 	uint64_t max_requests; /* ingest: stop after this many requests, 0: no
 				  limit */
+	int views_per_like;    /* ingest --batch: view batches per like batch */
 	char url_prefix[512];
 	bool prefix_given;
 	int procs;
@@ -312,8 +324,10 @@ typedef struct rpool {
 	bool sending;
 	uint64_t k_next;
 	uint32_t next_url;
-	int64_t *acked;	    /* [urls] */
-	int32_t *ambig;	    /* [urls] */
+	uint32_t
+	    view_from;	/* --views-per-like: first URL of the last like batch */
+	int64_t *acked; /* [urls] */
+	int32_t *ambig; /* [urls] */
 	int64_t acked_all;  /* added to every URL (whole rounds in batches) */
 	int64_t *pub_count; /* nchan: count carried by the last publish */
 	uint64_t timer_at;

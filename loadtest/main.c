@@ -57,6 +57,10 @@ usage(FILE *o)
 	    "closed loop)\n"
 	    "  --requests N          stop after N requests (--duration stays "
 	    "the limit)\n"
+	    "  --views-per-like V    with --batch: V batches of views (POST "
+	    "/v1/views) per\n"
+	    "                        batch of likes, on the same URLs (mixed "
+	    "ingest)\n"
 	    "fanout:\n"
 	    "  --transport ws|sse    (default ws)\n"
 	    "  --subscribers N       (default 100)\n"
@@ -201,6 +205,9 @@ print_summary(const cfg_t *cfg, const stats_t *s, double wall_s)
 	    "\"requests\":%llu,\"requests_per_s\":%.1f,\"likes_per_s\":%.1f,",
 	    (unsigned long long)s->requests_ok, (double)s->requests_ok / d,
 	    (double)s->likes_acked / d);
+	printf("\"views\":%llu,\"views_per_s\":%.1f,\"items_per_s\":%.1f,",
+	       (unsigned long long)s->views_acked, (double)s->views_acked / d,
+	       (double)(s->likes_acked + s->views_acked) / d);
 	printf("\"msgs_per_s\":%.1f,", fan ? (double)s->msgs_phase / d : 0.0);
 	double cspan =
 	    s->t_last_ready > s->t_first_connect
@@ -236,10 +243,11 @@ print_summary(const cfg_t *cfg, const stats_t *s, double wall_s)
 	       (unsigned long long)s->urls_checked,
 	       (unsigned long long)s->urls_ok,
 	       (unsigned long long)s->stale_reads);
-	printf(
-	    "\"requests_sent\":%llu,\"unsent\":%llu,\"ambiguous_likes\":%llu,",
-	    (unsigned long long)s->requests_sent, (unsigned long long)s->unsent,
-	    (unsigned long long)s->ambiguous);
+	printf("\"requests_sent\":%llu,\"unsent\":%llu,\"idle_408\":%llu,"
+	       "\"ambiguous_likes\":%llu,",
+	       (unsigned long long)s->requests_sent,
+	       (unsigned long long)s->unsent, (unsigned long long)s->idle_408,
+	       (unsigned long long)s->ambiguous);
 	if (fan) {
 		printf("\"subscribers\":%d,\"ready\":%llu,\"converged\":%llu,"
 		       "\"msgs\":%llu,"
@@ -256,6 +264,11 @@ print_summary(const cfg_t *cfg, const stats_t *s, double wall_s)
 		       (unsigned long long)s->coalesced,
 		       (unsigned long long)s->lat_unmatched, cfg->like_rate,
 		       cfg->urls);
+		printf("\"msgs_pre\":%llu,\"msgs_pre_max\":%llu,"
+		       "\"same_count_updates\":%llu,",
+		       (unsigned long long)s->msgs_pre,
+		       (unsigned long long)s->msgs_pre_max,
+		       (unsigned long long)s->same_count);
 		print_hist("connect_ms", &s->connect);
 		printf(",");
 		print_hist("like_rtt_ms", &s->rtt);
@@ -275,6 +288,11 @@ print_summary(const cfg_t *cfg, const stats_t *s, double wall_s)
 			   : 0.0,
 		       s->server_rss_start_kb, s->server_rss_ready_kb,
 		       s->server_rss_end_kb);
+		if (fan && s->server_connect_wall_s > 0)
+			printf("\"server_cpu_connect_s\":%.3f,"
+			       "\"server_connect_wall_s\":%.3f,",
+			       s->server_cpu_connect_s,
+			       s->server_connect_wall_s);
 		if (fan && s->ready && s->server_rss_ready_kb)
 			printf("\"server_rss_per_subscriber_kb\":%.3f,",
 			       (double)(s->server_rss_ready_kb -
@@ -390,6 +408,7 @@ main(int argc, char **argv)
 		O_NCHAN_PUB,
 		O_NCHAN_SUB,
 		O_LIKE_MATCH,
+		O_VIEWS,
 		O_HELP
 	};
 	static const struct option opts[] = {
@@ -420,6 +439,7 @@ main(int argc, char **argv)
 	    {"nchan-pub", required_argument, 0, O_NCHAN_PUB},
 	    {"nchan-sub", required_argument, 0, O_NCHAN_SUB},
 	    {"like-match", required_argument, 0, O_LIKE_MATCH},
+	    {"views-per-like", required_argument, 0, O_VIEWS},
 	    {"help", no_argument, 0, O_HELP},
 	    {0, 0, 0, 0},
 	};
@@ -546,6 +566,9 @@ main(int argc, char **argv)
 		case O_REQUESTS:
 			cfg.max_requests = strtoull(optarg, NULL, 10);
 			break;
+		case O_VIEWS:
+			cfg.views_per_like = atoi(optarg);
+			break;
 		case O_HELP:
 			usage(stdout);
 			return 0;
@@ -599,7 +622,10 @@ main(int argc, char **argv)
 	    cfg.sources > 65000 || cfg.subscribers < 0 || cfg.like_rate <= 0 ||
 	    cfg.tick_ms < 1 || cfg.like_conns < 1 || cfg.timeout_s <= 0 ||
 	    cfg.connect_timeout_s <= 0 || cfg.max_pending < 1 ||
-	    cfg.lat_samples < 1 || cfg.ramp_per_s < 0) {
+	    cfg.lat_samples < 1 || cfg.ramp_per_s < 0 ||
+	    cfg.views_per_like < 0 || cfg.views_per_like > 1000 ||
+	    (cfg.views_per_like &&
+	     (!cfg.batch || cfg.mode != LC_MODE_INGEST))) {
 		fprintf(stderr,
 			"livecount-load: option out of range (see --help)\n");
 		return 2;

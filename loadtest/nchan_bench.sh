@@ -14,13 +14,20 @@
 # Writes the "nchan" section of loadtest/RESULTS.md (between its markers).
 # Environment: RUNS (3), DUR (10), LC_BUILD_DIR, LC_RESULTS, LC_WORKERS
 # (server workers and nginx worker_processes, default nproc), NCHAN_SIZES
-# ("1000 10000"), NCHAN_TRANSPORTS ("ws sse").
+# ("1000 10000"), NCHAN_TRANSPORTS ("ws sse"), NCHAN_URLS (1: one hot URL;
+# subscribers are spread round-robin over the URLs), NCHAN_RATE (10 likes/s
+# in all, round-robin over the URLs), NCHAN_LIKE_CONNS (1; more only when no
+# URL is liked twice within a round trip, since nchan takes the count the
+# tester assigns in publish order).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 BUILD=${LC_BUILD_DIR:-$ROOT/build}
 LIVECOUNT=$BUILD/livecount
+# LC_AFTER_BUILD=dir: a second livecount build (e.g. after a change) run in
+# the same rotation, reported as "livecount (after)".
+AFTER_BUILD=${LC_AFTER_BUILD:-}
 LOAD=$BUILD/livecount-load
 RESULTS=${LC_RESULTS:-$HERE/RESULTS.md}
 WORKERS=${LC_WORKERS:-$(nproc)}
@@ -28,7 +35,9 @@ RUNS=${RUNS:-3}
 DUR=${DUR:-10}
 SIZES=${NCHAN_SIZES:-1000 10000}
 TRANSPORTS=${NCHAN_TRANSPORTS:-ws sse}
-RATE=10
+RATE=${NCHAN_RATE:-10}
+URLS=${NCHAN_URLS:-1}
+LIKE_CONNS=${NCHAN_LIKE_CONNS:-1}
 TICK_MS=100
 
 log() { echo "nchan_bench: $*" >&2; }
@@ -81,11 +90,12 @@ wait_port() { # port pid path
 }
 
 N=0
-start_livecount() {
+start_livecount() { # [binary]
+	local bin=${1:-$LIVECOUNT}
 	N=$((N + 1))
 	PORT=$(free_port)
 	mkdir -p "$OUT/db$N"
-	"$LIVECOUNT" --bind 127.0.0.1 --port "$PORT" --db "$OUT/db$N/lc.db" --workers "$WORKERS" \
+	"$bin" --bind 127.0.0.1 --port "$PORT" --db "$OUT/db$N/lc.db" --workers "$WORKERS" \
 		--tick-ms "$TICK_MS" >"$OUT/livecount$N.log" 2>&1 &
 	SERVER_PID=$!
 	wait_port "$PORT" "$SERVER_PID" /healthz || { log "livecount did not start"; exit 1; }
@@ -168,12 +178,17 @@ PY
 T0=$(date +%s)
 for t in $TRANSPORTS; do
 	for n in $SIZES; do
-		common=(fanout --transport "$t" --subscribers "$n" --urls 1 --like-rate "$RATE"
-			--like-conns 1 --duration "$DUR" --tick-ms "$TICK_MS" --sources 8 --connect-timeout 30)
+		common=(fanout --transport "$t" --subscribers "$n" --urls "$URLS" --like-rate "$RATE"
+			--like-conns "$LIKE_CONNS" --duration "$DUR" --tick-ms "$TICK_MS" --sources 8 --connect-timeout 30)
 		for i in $(seq "$RUNS"); do
 			start_livecount
 			run "livecount_${t}_${n}_$i" "${common[@]}"
 			stop_livecount
+			if [[ -n $AFTER_BUILD ]]; then
+				start_livecount "$AFTER_BUILD/livecount"
+				run "lcafter_${t}_${n}_$i" "${common[@]}"
+				stop_livecount
+			fi
 			start_nginx
 			run "nchan_${t}_${n}_$i" "${common[@]}" --nchan-pub /pub/ --nchan-sub /sub/
 			stop_nginx
@@ -182,11 +197,16 @@ for t in $TRANSPORTS; do
 done
 echo $(($(date +%s) - T0)) >"$OUT/elapsed_s"
 
-python3 - "$OUT" "$RESULTS" "$RUNS" "$DUR" "$WORKERS" "$NGINX" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)" "$SIZES" "$TRANSPORTS" <<'PY'
+python3 - "$OUT" "$RESULTS" "$RUNS" "$DUR" "$WORKERS" "$NGINX" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)" "$SIZES" "$TRANSPORTS" "$URLS" "$RATE" "$LIKE_CONNS" <<'PY'
 import json, os, statistics, subprocess, sys, datetime
 out, results, runs, dur, workers, nginx, commit = sys.argv[1:8]
 sizes = [int(x) for x in sys.argv[8].split()]
 transports = sys.argv[9].split()
+nurls, rate, lconns = int(sys.argv[10]), sys.argv[11], int(sys.argv[12])
+where = "One URL" if nurls == 1 else f"{nurls:,} URLs (subscribers and likes round-robin over them)"
+lconn_txt = "one like connection" if lconns == 1 else f"{lconns} like connections"
+servers = ["livecount"] + (["lcafter"] if os.environ.get("LC_AFTER_BUILD") else []) + ["nchan"]
+label = {"livecount": "livecount", "lcafter": "livecount (after)", "nchan": "nchan"}
 runs = int(runs)
 
 def load(name):
@@ -211,10 +231,10 @@ ver = subprocess.run(["sh", "-c", f"{nginx} -v 2>&1; dpkg-query -W -f='${{Versio
 L = ["<!-- nchan:begin -->", "## Peer baseline: livecount vs nginx + nchan (fan-out)", "",
      f"Written by `loadtest/nchan_bench.sh` (called by `make bench`) on "
      f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit `{commit}`; {ver}. "
-     f"One URL, {runs} run(s) of {dur} s per cell, livecount and nchan alternating run by run "
+     f"{where}, {runs} run(s) of {dur} s per cell, livecount and nchan alternating run by run "
      f"with a fresh server each; livecount `--workers {workers} --tick-ms 100`, nginx "
-     f"`worker_processes {workers}`; the same `livecount-load fanout` (10 likes/s, one like "
-     "connection, `--sources 8`). nchan gets one `POST /pub/<channel>` per like whose body is "
+     f"`worker_processes {workers}`; the same `livecount-load fanout` ({rate} likes/s in all, "
+     f"{lconn_txt}, `--sources 8`). nchan gets one `POST /pub/<channel>` per like whose body is "
      "livecount's update shape with the count the tester assigns, so both are matched the same way. "
      "Delivered = subscribers whose last count equals the final count. CPU per delivered frame = "
      "server CPU over the like phase / frames received in it (nginx: master + workers). "
@@ -232,12 +252,12 @@ ratios = []
 for t in transports:
     for n in sizes:
         cells = {}
-        for srv in ("livecount", "nchan"):
+        for srv in servers:
             rs = [load(f"{srv}_{t}_{n}_{i}") for i in range(1, runs + 1)]
             rs_ok = [r for r in rs if r]
             cells[srv] = rs_ok
             L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                t.upper(), f"{n:,}", srv,
+                t.upper(), f"{n:,}", label.get(srv, srv),
                 med([r["delivered_ratio"] for r in rs_ok], "{:.4f}"),
                 med([r["latency_ms"]["p50"] for r in rs_ok], "{:,.1f}"),
                 med([r["latency_ms"]["p99"] for r in rs_ok], "{:,.1f}"),
@@ -245,18 +265,19 @@ for t in transports:
                 med([us_per_frame(r) for r in rs_ok], "{:.2f}"),
                 med([r.get("server_rss_per_subscriber_kb") for r in rs_ok], "{:.2f}"),
                 ", ".join(str(r["errors"]) for r in rs_ok) or "no run"))
-        a, b = cells["livecount"], cells["nchan"]
-        if a and b:
+        for lc in servers[:-1]:
+          a, b = cells[lc], cells["nchan"]
+          if a and b:
             p99 = statistics.median([x["latency_ms"]["p99"] for x in a]) / statistics.median([x["latency_ms"]["p99"] for x in b])
             p50 = statistics.median([x["latency_ms"]["p50"] for x in a]) / statistics.median([x["latency_ms"]["p50"] for x in b])
             cu = [us_per_frame(x) for x in a], [us_per_frame(x) for x in b]
             cr = statistics.median([x for x in cu[0] if x]) / statistics.median([x for x in cu[1] if x]) if all(cu[0]) and all(cu[1]) else float("nan")
-            ratios.append(f"| {t.upper()} | {n:,} | {p50:.2f} | {p99:.2f} | {cr:.2f} |")
-L += ["", "Ratios livecount / nchan (medians):", "", "| transport | subscribers | p50 | p99 | CPU per frame |", "|---|---|---|---|---|"] + ratios
+            ratios.append(f"| {t.upper()} | {n:,} | {label[lc]} | {p50:.2f} | {p99:.2f} | {cr:.2f} |")
+L += ["", "Ratios livecount / nchan (medians):", "", "| transport | subscribers | livecount | p50 | p99 | CPU per frame |", "|---|---|---|---|---|---|"] + ratios
 L += ["", "```", "# per run, PORT/PIDS filled in by the script:"]
 for t in transports:
     for n in sizes:
-        for srv in ("livecount", "nchan"):
+        for srv in servers:
             try:
                 L.append(open(os.path.join(out, f"{srv}_{t}_{n}_1.cmd")).read().strip())
             except OSError:

@@ -37,6 +37,7 @@ struct rp_conn {
 	uint64_t retry_at; /* ns, when a DOWN connection reconnects */
 	uint32_t url;	   /* first URL of the request in flight */
 	uint32_t nitems;   /* likes in the request in flight */
+	bool view;	   /* the request in flight is a batch of views */
 	int64_t count;	   /* nchan: the count the publish carries */
 };
 
@@ -117,6 +118,17 @@ conn_close(rpool_t *rp, rp_conn_t *c, uint64_t retry_at)
 	c->fd = -1;
 	if (c->state == RC_BUSY)
 		rp->busy--;
+	if (c->state == RC_IDLE) {
+		/* Off the idle list, or a reconnect would list it twice (and
+		 * overrun the list: seen when the server closed idle liker
+		 * connections during a long connect phase). */
+		uint32_t idx = (uint32_t)(c - rp->c);
+		for (int k = 0; k < rp->nidle; k++)
+			if (rp->idle[k] == idx) {
+				rp->idle[k] = rp->idle[--rp->nidle];
+				break;
+			}
+	}
 	c->state = RC_DOWN;
 	c->want_out = false;
 	c->rlen = 0;
@@ -174,9 +186,15 @@ set_out(rpool_t *rp, rp_conn_t *c, uint32_t idx, bool want)
 
 /* Spread the request's likes over the URLs it named. */
 static void
-account(rpool_t *rp, uint32_t url, uint32_t n, bool acked)
+account(rpool_t *rp, const rp_conn_t *c, uint32_t url, uint32_t n, bool acked)
 {
 	uint32_t m = rp->urls->n;
+	if (c->view) {
+		/* Views are not part of the like count check. */
+		if (acked)
+			rp->st->views_acked += n;
+		return;
+	}
 	if (!acked) {
 		rp->st->ambiguous += n;
 		for (uint32_t j = 0; j < n && j < m; j++)
@@ -196,7 +214,7 @@ fail_busy(rpool_t *rp, rp_conn_t *c, enum lc_err e, uint64_t now)
 {
 	lc_err(rp->st, e);
 	if (c->state == RC_BUSY)
-		account(rp, c->url, c->nitems, false);
+		account(rp, c, c->url, c->nitems, false);
 	conn_close(rp, c, now + 50000000ull);
 }
 
@@ -262,6 +280,12 @@ send_req(rpool_t *rp, uint32_t idx, uint64_t intended, uint64_t now)
 		c->tlen = (uint32_t)hl;
 		c->nitems = 1;
 	} else {
+		/* --views-per-like V: of every V + 1 batches, the last V are
+		 * views on the URLs the like batch before them named. */
+		int vpl = rp->cfg->views_per_like;
+		c->view = vpl > 0 && rp->nsent % (uint64_t)(vpl + 1) != 0;
+		if (c->view)
+			u = rp->view_from;
 		/* Body first at a fixed offset, then the head right-aligned
 		 * before it. */
 		const uint32_t body_at = 256;
@@ -278,13 +302,16 @@ send_req(rpool_t *rp, uint32_t idx, uint64_t intended, uint64_t now)
 				k = 0;
 		}
 		b[o++] = ']';
-		rp->next_url = k;
+		if (!c->view) {
+			rp->next_url = k;
+			rp->view_from = u;
+		}
 		char head[256];
 		int hl = snprintf(
 		    head, sizeof(head),
-		    "POST /v1/likes HTTP/1.1\r\nHost: %s\r\nContent-Type: "
+		    "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: "
 		    "application/json\r\nContent-Length: %zu\r\n\r\n",
-		    rp->cfg->hosthdr, o);
+		    c->view ? "/v1/views" : "/v1/likes", rp->cfg->hosthdr, o);
 		memcpy(c->tx + body_at - hl, head, (size_t)hl);
 		c->toff = body_at - (uint32_t)hl;
 		c->tlen = body_at + (uint32_t)o;
@@ -412,7 +439,7 @@ handle_response(rpool_t *rp, uint32_t idx, const http_head_t *h,
 		hist_record(rp->lat, now > c->intended ? now - c->intended : 0);
 		if (rp->on_count)
 			rp->on_count(rp->ctx, c->url, c->count, c->intended);
-		account(rp, c->url, 1, true);
+		account(rp, c, c->url, 1, true);
 	} else if (h->status == 200) {
 		int64_t v = 0;
 		st->requests_ok++;
@@ -422,15 +449,15 @@ handle_response(rpool_t *rp, uint32_t idx, const http_head_t *h,
 				lc_err(st, LC_E_BAD_JSON);
 			else if (rp->on_count)
 				rp->on_count(rp->ctx, c->url, v, c->intended);
-			account(rp, c->url, 1, true);
+			account(rp, c, c->url, 1, true);
 		} else if (js_get_int(body, blen, "accepted", &v) < 0) {
 			lc_err(st, LC_E_BAD_JSON);
-			account(rp, c->url, c->nitems, false);
+			account(rp, c, c->url, c->nitems, false);
 		} else if (v != (int64_t)c->nitems) {
 			lc_err(st, LC_E_ACCEPTED_MISMATCH);
-			account(rp, c->url, c->nitems, false);
+			account(rp, c, c->url, c->nitems, false);
 		} else {
-			account(rp, c->url, c->nitems, true);
+			account(rp, c, c->url, c->nitems, true);
 		}
 	} else if (h->status == 429) {
 		lc_err(st, LC_E_HTTP_429);
@@ -476,21 +503,20 @@ on_readable(rpool_t *rp, uint32_t idx, uint64_t now)
 			} else {
 				/* Idle keep-alive connection closed by the
 				 * server: reconnect. */
-				if (c->state == RC_IDLE)
-					for (int k = 0; k < rp->nidle; k++)
-						if (rp->idle[k] == idx) {
-							rp->idle[k] =
-							    rp->idle
-								[--rp->nidle];
-							break;
-						}
 				conn_close(rp, c, now);
 			}
 			return;
 		}
 		c->rlen += (uint32_t)r;
 		if (c->state != RC_BUSY) {
-			lc_err(rp->st, LC_E_BAD_RESPONSE);
+			/* A 408 on an idle keep-alive connection is the server
+			 * closing it (http_timeout_ms): reconnect, no error. */
+			static const char r408[] = "HTTP/1.1 408 ";
+			if (c->rlen < sizeof(r408) - 1 ||
+			    memcmp(c->rx, r408, sizeof(r408) - 1) != 0)
+				lc_err(rp->st, LC_E_BAD_RESPONSE);
+			else
+				rp->st->idle_408++;
 			conn_close(rp, c, now);
 			return;
 		}

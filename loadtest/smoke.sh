@@ -64,7 +64,7 @@ FAILED=0
 # check NAME KIND FILE: validate the JSON summary on the last line of FILE.
 check() {
 	local name=$1 kind=$2 file=$3
-	if python3 - "$kind" "$file" <<'PY'; then
+	if python3 - "$kind" "$file" "$TARGET" <<'PY'; then
 import json, sys
 kind, path = sys.argv[1], sys.argv[2]
 lines = [l for l in open(path).read().splitlines() if l.strip()]
@@ -85,6 +85,19 @@ want(d.get("counts_exact") is True, f"counts not exact: counted={d.get('counted'
      f"acknowledged={d.get('expected')}")
 want(d.get("delivered_ratio") == 1.0, f"delivered_ratio={d.get('delivered_ratio')}")
 want(d.get("acknowledged", 0) > 0, "no like was acknowledged")
+if kind == "views":
+    # --views-per-like: the server's view total is the views acknowledged
+    # (this run is the only one sending views to this server).
+    import time, urllib.request
+    want(d.get("views", 0) > 0, "no view was acknowledged")
+    deadline, total = time.time() + 10, None
+    while time.time() < deadline:
+        with urllib.request.urlopen(f"{sys.argv[3]}/v1/stats", timeout=5) as r:
+            total = json.loads(r.read())["totals"]["views"]
+        if total == d.get("views"):
+            break
+        time.sleep(0.1)
+    want(total == d.get("views"), f"server views {total} != acknowledged {d.get('views')}")
 if kind == "fanout":
     want(d.get("ready") == d.get("connections"), f"ready={d.get('ready')}")
     want(d.get("converged") == d.get("connections"), f"converged={d.get('converged')}")
@@ -117,6 +130,7 @@ run() {
 
 run ingest_single ingest ingest --connections 16 --duration 3 --urls 20
 run ingest_batch ingest ingest --connections 4 --duration 3 --urls 50 --batch 100
+run ingest_views views ingest --connections 4 --duration 3 --urls 50 --batch 100 --views-per-like 3
 run fanout_ws fanout fanout --transport ws --subscribers 100 --urls 5 --like-rate 100 --duration 3
 run fanout_sse fanout fanout --transport sse --subscribers 100 --urls 5 --like-rate 100 --duration 3
 

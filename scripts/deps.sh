@@ -5,7 +5,7 @@
 set -eu
 mode=${1:-run}
 pkgs="build-essential cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv
-libjansson-dev libsqlite3-dev libuv1-dev libhiredis-dev sqlite3 curl"
+libjansson-dev libsimdjson-dev libsqlite3-dev libuv1-dev libhiredis-dev sqlite3 curl"
 [ "$mode" = test ] && pkgs="$pkgs libcmocka-dev python3 openssl clang-14
 libfuzzer-14-dev libclang-rt-14-dev redis-server nginx prometheus
 universal-ctags stunnel4"

@@ -398,12 +398,16 @@ lc_counter_reclaim(struct lc_counter *c, uint64_t tick_no, size_t budget)
 		retired_free(done);
 	}
 	/*
-	 * Many entries freed at once (subscribers of many URLs left): give
-	 * the pages back to the system, or glibc keeps them in its arenas
-	 * and RSS stays at its peak.
+	 * Many entries freed (subscribers of many URLs left), however many
+	 * reclaims it took: once nothing more waits to be freed, give the
+	 * pages back to the system, or glibc keeps them in its arenas and RSS
+	 * stays at its peak.
 	 */
-	if (freed >= LC_TRIM_AFTER_ENTRIES)
+	c->untrimmed += freed;
+	if (c->untrimmed >= LC_TRIM_AFTER_ENTRIES && !c->retired_head) {
 		malloc_trim(0);
+		c->untrimmed = 0;
+	}
 
 	pthread_mutex_lock(&c->insert_lock);
 	if (!c->watch_n && !c->rebuilt)

@@ -131,7 +131,8 @@ lc_source_add(struct lc_source *s, struct lc_counter *c, const char *url,
 	if (count)
 		*count = lc_sat_add(pending, e ? lc_entry_count(e) : 0);
 	pthread_mutex_unlock(&s->lock);
-	lc_kick_maybe(s->kick);
+	if (s->kick)
+		lc_kick_for(s->kick, e, lc_mono_us() / 1000);
 	return 0;
 }
 
@@ -140,6 +141,7 @@ add_batch(struct lc_source *s, struct lc_counter *c,
 	  const struct lc_like *items, size_t n, bool views)
 {
 	int rc = LC_ENOMEM;
+	bool kick = false; /* some URL of the batch is quiet */
 	size_t i;
 
 	pthread_mutex_lock(&s->lock);
@@ -158,9 +160,19 @@ add_batch(struct lc_source *s, struct lc_counter *c,
 			i++; /* this one was added: undo it */
 			goto undo;
 		}
+		/* One quiet URL in the batch is enough to wake the run. */
+		if (!kick && s->kick &&
+		    (!it->entry || !s->kick->quiet_ms ||
+		     lc_mono_us() / 1000 -
+			     atomic_load_explicit(&it->entry->pub_ms,
+						  memory_order_relaxed) >=
+			 s->kick->quiet_ms)) {
+			kick = true;
+		}
 	}
 	pthread_mutex_unlock(&s->lock);
-	lc_kick_maybe(s->kick);
+	if (kick)
+		lc_kick_maybe(s->kick);
 	return 0;
 undo:
 	/*
@@ -961,7 +973,12 @@ update_top(struct lc_dispatch *d)
 		int64_t mono_ms = lc_mono_us() / 1000;
 
 		if (d->tick_ms && mono_ms - d->top_pub_ms < d->tick_ms) {
+			int64_t due = d->top_pub_ms + d->tick_ms;
+
+			/* A run then republishes them: at most a tick late. */
 			d->top_dirty = true;
+			if (!d->next_due_ms || due < d->next_due_ms)
+				d->next_due_ms = due;
 			return;
 		}
 		d->top_pub_ms = mono_ms;
@@ -1053,11 +1070,14 @@ throttle_updates(struct lc_dispatch *d, int64_t mono_ms)
 		struct lc_entry *e = d->deferred[i];
 		struct lc_change *c;
 
-		if (mono_ms - e->pub_ms < d->tick_ms) {
+		int64_t pub =
+		    atomic_load_explicit(&e->pub_ms, memory_order_relaxed);
+
+		if (mono_ms - pub < d->tick_ms) {
 			d->deferred[keep++] = e;
 			if (!d->next_due_ms ||
-			    e->pub_ms + d->tick_ms < d->next_due_ms)
-				d->next_due_ms = e->pub_ms + d->tick_ms;
+			    pub + d->tick_ms < d->next_due_ms)
+				d->next_due_ms = pub + d->tick_ms;
 			continue;
 		}
 		if (e->tick != d->tick_no &&
@@ -1070,7 +1090,8 @@ throttle_updates(struct lc_dispatch *d, int64_t mono_ms)
 		c->tick_unlikes = lc_sat_add(c->tick_unlikes, e->def_unlikes);
 		c->tick_views = lc_sat_add(c->tick_views, e->def_views);
 		e->deferred = false;
-		e->pub_ms = mono_ms;
+		atomic_store_explicit(&e->pub_ms, mono_ms,
+				      memory_order_relaxed);
 		e->pub_tick = d->tick_no;
 	}
 	d->deferred_n = keep;
@@ -1085,14 +1106,18 @@ throttle_updates(struct lc_dispatch *d, int64_t mono_ms)
 			continue;
 		if (e->pub_tick == d->tick_no)
 			continue; /* released above: goes out now */
-		if (e->deferred || mono_ms - e->pub_ms < d->tick_ms) {
+		int64_t pub =
+		    atomic_load_explicit(&e->pub_ms, memory_order_relaxed);
+
+		if (e->deferred || mono_ms - pub < d->tick_ms) {
 			defer(d, c);
 			if (!d->next_due_ms ||
-			    e->pub_ms + d->tick_ms < d->next_due_ms)
-				d->next_due_ms = e->pub_ms + d->tick_ms;
+			    pub + d->tick_ms < d->next_due_ms)
+				d->next_due_ms = pub + d->tick_ms;
 			continue;
 		}
-		e->pub_ms = mono_ms;
+		atomic_store_explicit(&e->pub_ms, mono_ms,
+				      memory_order_relaxed);
 		e->pub_tick = d->tick_no;
 	}
 }

@@ -277,6 +277,7 @@ start_core(struct app *a)
 	a->dispatch_up = true;
 	a->dispatch.watching_interval_ms = cfg->watching_interval_ms;
 	a->dispatch.tick_ms = cfg->tick_ms; /* per-URL leading edge */
+	a->dispatch.kick.quiet_ms = cfg->tick_ms;
 	lc_batcher_set_idem(a->batcher, a->idem, &a->dispatch.seq,
 			    (int64_t)cfg->idempotency_ttl_s * 1000);
 	lc_batcher_set_table(a->batcher, &a->counter);
@@ -379,21 +380,33 @@ static void
 tick_loop(struct app *a)
 {
 	const int64_t tick_us = (int64_t)a->cfg.tick_ms * 1000;
-	/* The cadence follows run starts, so it does not drift. */
-	int64_t next = lc_mono_us() + tick_us, last_run = 0;
+	/*
+	 * The cadence is its own schedule, every tick_ms whatever runs a kick
+	 * brought in between: a URL whose likes did not kick (it went out
+	 * less than a tick ago) is taken by the next cadence run.
+	 */
+	int64_t cadence = lc_mono_us() + tick_us, kick_at = 0, last_run = 0;
 
 	for (;;) {
-		int64_t wait = next - lc_mono_us();
+		int64_t next = cadence, due, wait;
 		int sig;
 
+		if (kick_at && kick_at < next)
+			next = kick_at;
+		due = lc_dispatch_next_due_ms(&a->dispatch) * 1000;
+		if (due && due < next)
+			next = due;
+		/* Runs at most every half window (a due time at ms grain). */
+		if (next < last_run + RUN_WINDOW_US / 2)
+			next = last_run + RUN_WINDOW_US / 2;
+		wait = next - lc_mono_us();
 		if (wait > 0) {
 			struct timespec ts = {(time_t)(wait / 1000000),
 					      (long)(wait % 1000000) * 1000};
 
 			sig = sigtimedwait(&a->sigs, NULL, &ts);
 			if (sig == SIGUSR1) {
-				if (last_run + RUN_WINDOW_US < next)
-					next = last_run + RUN_WINDOW_US;
+				kick_at = last_run + RUN_WINDOW_US;
 				continue;
 			}
 			if (sig == SIGHUP) {
@@ -411,16 +424,15 @@ tick_loop(struct app *a)
 				continue;
 		}
 		{
-			int64_t started = lc_mono_us(), due;
+			int64_t started = lc_mono_us();
 
 			lc_dispatch_tick(&a->dispatch, lc_now_ms());
 			last_run = started;
-			next = started + tick_us;
-			due = lc_dispatch_next_due_ms(&a->dispatch) * 1000;
-			if (due && due < next)
-				next = due;
-			if (next < lc_mono_us() + RUN_WINDOW_US / 2)
-				next = lc_mono_us() + RUN_WINDOW_US / 2;
+			kick_at = 0;
+			/* The cadence follows its own starts: it does not
+			 * drift. */
+			if (started >= cadence - RUN_WINDOW_US / 2)
+				cadence = started + tick_us;
 		}
 	}
 }

@@ -6,11 +6,14 @@
  * bounds, so the counting core never re-checks. JSON is parsed by jansson
  * (JSON_REJECT_DUPLICATES, no NUL in strings); the only hand-written
  * scanner here is lc_json_depth(), a guard run before jansson so that a
- * deeply nested body is refused cheaply.
+ * deeply nested body is refused cheaply. Like bodies are first offered to
+ * simdjson (parse_simdjson.cc), which takes the usual ones without building
+ * a tree and leaves every other body, and every error, to jansson.
  */
 #include "lc/parse.h"
 #include "lc/common.h"
 #include "lc/idem.h"
+#include "lc/parse_simdjson.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -60,6 +63,7 @@ void
 lc_parse_init(void)
 {
 	json_set_alloc_funcs(arena_malloc, arena_free);
+	lc_likes_simd_init();
 }
 
 static void
@@ -100,6 +104,17 @@ lc_api_error_set(struct lc_api_error *err, int status, const char *code,
 	return LC_EINVAL;
 }
 
+/* True when none of the 8 bytes of w is a control, DEL or non-ASCII. */
+static inline bool
+printable8(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = ones * 0x80;
+	uint64_t del = w ^ (ones * 0x7f);
+
+	return !((w & high) | ((w - ones * 0x20) & ~w & high) |
+		 ((del - ones) & ~del & high));
+}
+
 int
 lc_url_check(const char *url, size_t len, size_t max_bytes,
 	     struct lc_api_error *err)
@@ -116,7 +131,13 @@ lc_url_check(const char *url, size_t len, size_t max_bytes,
 	while (p < end) {
 		uint32_t cp;
 		int extra;
+		uint64_t w;
 
+		/* Eight printable ASCII bytes at a time: most URLs are. */
+		if (end - p >= 8 && (memcpy(&w, p, 8), printable8(w))) {
+			p += 8;
+			continue;
+		}
 		if (*p < 0x80) {
 			if (*p < 0x20 || *p == 0x7f)
 				goto control;
@@ -281,6 +302,26 @@ int
 lc_likes_parse(const char *body, size_t len, const struct lc_limits *lim,
 	       struct lc_likes *out, struct lc_api_error *err)
 {
+	memset(out, 0, sizeof(*out));
+	if (lc_likes_parse_simd(body, len, lim, out)) {
+		size_t i;
+
+		for (i = 0; i < out->n; i++)
+			if (lc_url_check(out->items[i].url,
+					 out->items[i].url_len,
+					 lim->max_url_bytes, err))
+				break;
+		if (i == out->n)
+			return 0;
+		lc_likes_free(out); /* jansson's path names the item */
+	}
+	return lc_likes_parse_tree(body, len, lim, out, err);
+}
+
+int
+lc_likes_parse_tree(const char *body, size_t len, const struct lc_limits *lim,
+		    struct lc_likes *out, struct lc_api_error *err)
+{
 	json_t *root;
 
 	memset(out, 0, sizeof(*out));
@@ -363,7 +404,9 @@ lc_views_check(const struct lc_like *items, size_t n, bool batch,
 void
 lc_likes_free(struct lc_likes *l)
 {
-	if (l->items && l->items != &l->one)
+	if (l->fast)
+		lc_likes_simd_release(); /* the items are the parser's */
+	else if (l->items && l->items != &l->one)
 		free(l->items);
 	json_decref(l->root);
 	memset(l, 0, sizeof(*l));
@@ -498,35 +541,78 @@ lc_request_target_check(const char *line, size_t len)
 	return 0;
 }
 
+/* The bytes of w equal to c: the high bit of the first one is set. */
+#define BYTES_EQ(w, c)                                                         \
+	((((w) ^ ONES * (c)) - ONES) & ~((w) ^ ONES * (c)) & ONES * 0x80)
+#define ONES 0x0101010101010101ull
+
+/*
+ * A note on the batch scan: it sees every byte of every body, so it keeps
+ * its state in locals (a char store could alias the struct and make the
+ * compiler reload it for each byte) and crosses strings 8 bytes at a time up
+ * to the closing quote or the next backslash; most of a batch's bytes are
+ * inside its urls. Linear in the chunk whatever it holds.
+ */
 bool
 lc_batch_scan_feed(struct lc_batch_scan *s, const char *in, size_t len,
 		   size_t max)
 {
-	for (size_t i = 0; i < len; i++) {
-		char ch = in[i];
+	const char *p = in, *end = in + len;
+	bool in_string = s->in_string, escape = s->escape, ok = true;
+	uint16_t depth = s->depth;
+	uint32_t items = s->items;
 
-		if (!s->fed++ && ch == '[') {
-			s->array = true;
-			s->items = 1;
-		}
-		if (s->in_string) {
-			if (s->escape)
-				s->escape = false;
-			else if (ch == '\\')
-				s->escape = true;
-			else if (ch == '"')
-				s->in_string = false;
+	if (len && !s->fed && *p == '[') {
+		s->array = true;
+		items = 1;
+	}
+	while (p < end) {
+		char ch;
+
+		if (in_string) {
+			if (escape) {
+				escape = false;
+				p++;
+				continue;
+			}
+			for (uint64_t w, m; end - p >= 8; p += 8) {
+				memcpy(&w, p, 8);
+				m = BYTES_EQ(w, '"') | BYTES_EQ(w, '\\');
+				if (m) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+					/* the lowest bit set is the first match
+					 */
+					p += __builtin_ctzll(m) >> 3;
+#endif
+					break;
+				}
+			}
+			while (p < end && *p != '"' && *p != '\\')
+				p++;
+			if (p == end)
+				break;
+			if (*p++ == '\\')
+				escape = true;
+			else
+				in_string = false;
 			continue;
 		}
+		ch = *p++;
 		if (ch == '"')
-			s->in_string = true;
-		else if ((ch == '[' || ch == '{') && s->depth < UINT16_MAX)
-			s->depth++;
-		else if ((ch == ']' || ch == '}') && s->depth)
-			s->depth--;
-		else if (ch == ',' && s->depth == 1 && s->array &&
-			 ++s->items > max)
-			return false;
+			in_string = true;
+		else if ((ch == '[' || ch == '{') && depth < UINT16_MAX)
+			depth++;
+		else if ((ch == ']' || ch == '}') && depth)
+			depth--;
+		else if (ch == ',' && depth == 1 && s->array && ++items > max) {
+			ok = false;
+			break;
+		}
 	}
-	return true;
+	s->fed += (uint64_t)(p - in);
+	s->in_string = in_string;
+	s->escape = escape;
+	s->depth = depth;
+	s->items = items;
+	return ok;
 }

@@ -268,9 +268,18 @@ peek_deadline(lws_sorted_usec_list_t *sul)
 
 	while (w->peeking && w->peeking->deadline_ms <= now) {
 		struct lc_peek *p = w->peeking;
+		char one;
 
 		peek_unlink(p);
 		LC_STAT_ADD(w->stats.slow_headers_closed, 1);
+		/* Nothing sent at all (a preconnect): closed without a word,
+		 * so no request racing the close gets a 408 for an answer. */
+		if (recv(p->fd, &one, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) {
+			close(p->fd);
+			lc_conn_destroy(w, p->c);
+			free(p);
+			continue;
+		}
 		answer_close(w, p->c, p->fd, "408 Request Timeout",
 			     "{\"error\":\"timeout\",\"message\":\"request "
 			     "headers took too long\"}\n",

@@ -1,4 +1,5 @@
-// livecount dashboard: the top-N URLs with live counts, rates and sparklines.
+// livecount dashboard: the top-N URLs with live counts, views, watchers,
+// rates and sparklines.
 //
 // Data paths: GET /v1/top (polled) decides which rows exist, the SDK's
 // subscriptions keep their counts live, GET /v1/stats (polled) fills the
@@ -15,7 +16,13 @@
 // /v1/stats has "cluster" and the nodes panel shows it. A polite live region
 // tells screen readers the counts of the first rows, at most every 5 s.
 //
-// Query parameters: ?limit=N (rows, default 100), ?transport=ws|sse|auto,
+// The list is sorted by count, views or watching (the column header buttons,
+// ?by=): GET /v1/top?by= picks the rows, the live figures order them. Views
+// and watching come with every update (issue 19); "watching" includes this
+// page's own subscription to each row.
+//
+// Query parameters: ?limit=N (rows, default 100), ?by=count|views|watching,
+// ?transport=ws|sse|auto,
 // ?server=http://host:port (another livecount; its /v1/* allow any origin).
 
 import { createClient } from './sdk/livecount.js';
@@ -44,6 +51,8 @@ const flashFrames = [{ color: css.getPropertyValue('--up').trim() || '#0a7d32' }
 const dpr = Math.min(2, devicePixelRatio || 1);
 
 let limit = Math.min(1000, Math.max(1, parseInt(params.get('limit'), 10) || 100));
+const SORTS = { count: 'Most liked URLs', views: 'Most viewed URLs', watching: 'Most watched URLs' };
+let by = Object.hasOwn(SORTS, params.get('by')) ? params.get('by') : 'count';
 const watched = new Set(loadWatched());
 const rows = new Map(); // url -> row
 let order = []; // rows in DOM order
@@ -56,6 +65,7 @@ let frame = 0;
 const template = document.createElement('template');
 template.innerHTML = '<div class="row" role="row"><span class="rank" role="cell"></span>' +
   '<span class="url" role="cell"><a></a></span><span class="num count" role="cell"></span>' +
+  '<span class="num views" role="cell"></span><span class="num watching" role="cell"></span>' +
   '<span class="num rate" role="cell"></span><span class="spark" role="cell"><canvas></canvas></span>' +
   '<span class="act" role="cell"><button type="button" data-act="like" title="Like">♥ +1</button>' +
   '<button type="button" data-act="unlike" title="Unlike">−1</button>' +
@@ -69,15 +79,16 @@ const visible = new IntersectionObserver((entries) => {
   }
 });
 
-function addRow(url, count) {
+function addRow(url, count, views = null, watching = null) {
   const el = template.content.firstChild.cloneNode(true);
-  const [rank, u, c, rate, spark] = el.children;
+  const [rank, u, c, v, wa, rate, spark] = el.children;
   fillUrl(u.firstChild, url);
   u.firstChild.href = pageHref(url, params);
   el.dataset.url = url;
   const row = {
-    url, el, rankEl: rank, countEl: c, rateEl: rate, canvas: spark.firstChild,
+    url, el, rankEl: rank, countEl: c, viewsEl: v, watchingEl: wa, rateEl: rate, canvas: spark.firstChild,
     count: count ?? null, shown: null, shownRate: null, rank: 0,
+    views, watching, shownViews: null, shownWatching: null,
     buckets: new Float64Array(WINDOW_S), sec: Math.floor(Date.now() / 1000),
     since: Date.now(), visible: false, sparkDirty: true, unsub: null, watched: watched.has(url),
     before: null, liveInFirstMinute: 0, spark: null,
@@ -87,6 +98,8 @@ function addRow(url, count) {
   el.row = row;
   row.unsub = client.subscribe(url, (n, info) => {
     row.count = n;
+    row.views = info.views;
+    row.watching = info.watching;
     if (!info.snapshot) {
       skewMs = info.ts - Date.now();
       addDelta(row, info.delta, info.ts);
@@ -271,6 +284,8 @@ function render() {
   frame = 0;
   const flash = dirty.size <= MAX_FLASH;
   for (const row of dirty) {
+    if (row.views !== row.shownViews && row.views !== null) row.viewsEl.textContent = fmt.format(row.shownViews = row.views);
+    if (row.watching !== row.shownWatching && row.watching !== null) row.watchingEl.textContent = fmt.format(row.shownWatching = row.watching);
     if (row.count === row.shown || row.count === null) continue;
     const up = row.shown !== null && row.count > row.shown;
     row.shown = row.count;
@@ -300,11 +315,13 @@ function render() {
 
 setInterval(() => { secondDue = true; schedule(); }, 1000);
 
-// Order: watched URLs first, then by count; the DOM is touched only when the
-// order really changed. The rank is the place by count among all rows.
+// Order: watched URLs first, then by the sort key (count, views or
+// watching; ties by URL); the DOM is touched only when the order really
+// changed. The rank is the place by that key among all rows.
 function reorder() {
-  const byCount = (a, b) => ((b.count ?? -Infinity) - (a.count ?? -Infinity)) || (a.url < b.url ? -1 : 1);
-  const ranked = [...rows.values()].sort(byCount);
+  const key = (r) => r[by] ?? -Infinity;
+  const byKey = (a, b) => (key(b) - key(a)) || (a.url < b.url ? -1 : 1);
+  const ranked = [...rows.values()].sort(byKey);
   ranked.forEach((r, i) => {
     if (r.rank !== i + 1) r.rankEl.textContent = r.rank = i + 1;
     r.el.classList.toggle('watched', r.watched);
@@ -326,14 +343,20 @@ async function getJson(path) {
 
 async function pollTop() {
   try {
-    const { top } = await getJson(`/v1/top?limit=${limit}`);
-    const want = new Map(top.map((t) => [t.url, t.count]));
+    const asked = by;
+    const { top } = await getJson(`/v1/top?limit=${limit}${asked === 'count' ? '' : `&by=${asked}`}`);
+    if (asked !== by) return; // the sort changed meanwhile: its own poll follows
+    const want = new Map(top.map((t) => [t.url, t]));
     for (const url of watched) if (!want.has(url)) want.set(url, null);
     for (const row of [...rows.values()]) if (!want.has(row.url)) removeRow(row);
-    for (const [url, count] of want) {
-      const row = rows.get(url) || addRow(url, count);
+    for (const [url, t] of want) {
+      const row = rows.get(url) || addRow(url, t?.count, t?.views ?? null, t?.watching ?? null);
       row.watched = watched.has(url);
-      if (row.count === null && count !== null) { row.count = count; dirty.add(row); }
+      if (!t) continue;
+      // Figures not yet known live come from the list.
+      if (row.count === null && t.count !== undefined) { row.count = t.count; dirty.add(row); }
+      if (row.views === null && t.views !== undefined) { row.views = t.views; dirty.add(row); }
+      if (row.watching === null && t.watching !== undefined) { row.watching = t.watching; dirty.add(row); }
     }
     reorder();
     schedule();
@@ -352,7 +375,7 @@ async function pollTop() {
 // difference seen: the pending likes only ever make it smaller) plus
 // likes_total, and never less than the reported total or than since-start.
 // The count is then likes - unlikes as shown, so the three agree.
-const base = { likes: -Infinity, unlikes: -Infinity };
+const base = { likes: -Infinity, unlikes: -Infinity, views: -Infinity };
 function allTime(tot, sinceStart, key) {
   if (tot === undefined) return undefined;
   const started = sinceStart ?? 0;
@@ -367,6 +390,7 @@ async function pollStats() {
     const tot = s.totals || {};
     const likes = allTime(tot.likes, s.likes_total, 'likes');
     const unlikes = allTime(tot.unlikes, s.unlikes_total, 'unlikes');
+    const views = allTime(tot.views, s.views_total, 'views');
     const count = likes === undefined || unlikes === undefined ? tot.count : likes - unlikes;
     $('t-rate').textContent = fmtRate.format(s.likes_per_s ?? 0);
     $('t-count').textContent = count === undefined ? '–' : fmt.format(count);
@@ -374,6 +398,8 @@ async function pollStats() {
     $('t-unlikes').textContent = unlikes === undefined ? '–' : fmt.format(unlikes);
     $('t-likes-start').textContent = `${fmt.format(s.likes_total ?? 0)} since start`;
     $('t-unlikes-start').textContent = `${fmt.format(s.unlikes_total ?? 0)} since start`;
+    $('t-views').textContent = views === undefined ? '–' : fmt.format(views);
+    $('t-views-start').textContent = s.views_total === undefined ? '' : `${fmt.format(s.views_total)} since start`;
     $('t-clients').textContent = fmt.format(ws + sse);
     $('t-split').textContent = `ws ${fmt.format(ws)} · sse ${fmt.format(sse)}`;
     $('t-urls').textContent = fmt.format(s.urls ?? 0);
@@ -537,6 +563,26 @@ $('watch').addEventListener('submit', (ev) => {
   reorder();
   schedule();
 });
+
+// Sorting: the count, views and watching column headers.
+function setSort(key) {
+  by = key;
+  for (const h of document.querySelectorAll('.row.head [role=columnheader][data-by]')) {
+    h.setAttribute('aria-sort', h.dataset.by === by ? 'descending' : 'none');
+  }
+  $('table').setAttribute('aria-label', SORTS[by]);
+  $('table').dataset.by = by;
+}
+document.querySelector('.row.head').addEventListener('click', (ev) => {
+  const b = ev.target.closest('button[data-by]');
+  if (!b || b.dataset.by === by) return;
+  setSort(b.dataset.by);
+  if (by === 'count') params.delete('by'); else params.set('by', by);
+  history.replaceState(null, '', '?' + params);
+  reorder();
+  pollTop();
+});
+setSort(by);
 
 const limitSel = $('limit');
 if (![...limitSel.options].some((o) => +o.value === limit)) limitSel.add(new Option(String(limit)));

@@ -1,15 +1,20 @@
 // History of one URL as an SVG bar chart, drawn here (no dependency).
 //
-// Data: a Map of minute start (Unix seconds) -> {likes, unlikes}, as
-// GET /v1/history gives it (one point per minute that had any change).
+// Data: a Map of minute start (Unix seconds) -> {likes, unlikes, views,
+// watching_max}, as GET /v1/history gives it (one point per minute that had
+// any change; views and watching_max since issue 19, 0 when absent).
 // bucketize() sums it into the buckets of a zoom level; renderChart() turns
 // buckets into SVG markup. Neither touches the DOM, so both run in Node too
 // (tests/web/chart.test.mjs).
 //
-// Every bucket is a <g class="pt" data-t data-likes data-unlikes> (t = the
-// bucket's start in Unix seconds) so tests and tools can read the numbers
-// the chart shows. Likes are bars above the zero line, unlikes bars below it
-// in another colour: told apart by position, not colour alone.
+// Every bucket is a <g class="pt" data-t data-likes data-unlikes data-views
+// data-watching-max> (t = the bucket's start in Unix seconds) so tests and
+// tools can read the numbers the chart shows. Likes are bars above the zero
+// line, unlikes bars below it in another colour: told apart by position, not
+// colour alone. Views (summed per bucket) and the audience peak (the largest
+// watching_max of its minutes) are two lines on their own scale, the right
+// axis, drawn only when there are any: a solid line (views) and a dashed one
+// (peak), told apart by the dash, not colour alone.
 
 /** Zoom levels: how many buckets of how many seconds, the last one holding now. */
 export const ZOOMS = {
@@ -32,18 +37,22 @@ export function rangeOf(zoom, nowSec) {
 }
 
 /**
- * Sum the minutes of `minutes` (Map minute -> {likes, unlikes}) into the
- * buckets of `zoom` ending with the one that holds `nowSec`.
- * @returns {{t:number, likes:number, unlikes:number}[]} oldest first, exactly ZOOMS[zoom].count long
+ * Sum the minutes of `minutes` (Map minute -> {likes, unlikes, views,
+ * watching_max}) into the buckets of `zoom` ending with the one that holds
+ * `nowSec`: likes, unlikes and views summed, watching_max the largest.
+ * @returns {{t:number, likes:number, unlikes:number, views:number, watching_max:number}[]}
+ *   oldest first, exactly ZOOMS[zoom].count long
  */
 export function bucketize(minutes, zoom, nowSec) {
   const { since, step, count } = rangeOf(zoom, nowSec);
-  const out = Array.from({ length: count }, (_, i) => ({ t: since + i * step, likes: 0, unlikes: 0 }));
+  const out = Array.from({ length: count }, (_, i) => ({ t: since + i * step, likes: 0, unlikes: 0, views: 0, watching_max: 0 }));
   for (const [m, p] of minutes) {
     const i = Math.floor((m - since) / step);
     if (i < 0 || i >= count) continue;
     out[i].likes += p.likes;
     out[i].unlikes += p.unlikes;
+    out[i].views += p.views || 0;
+    out[i].watching_max = Math.max(out[i].watching_max, p.watching_max || 0);
   }
   return out;
 }
@@ -71,7 +80,8 @@ function xLabel(zoom, t) {
 function bucketTitle(zoom, b, step, current) {
   const a = new Date(b.t * 1000), e = new Date((b.t + step) * 1000);
   const when = zoom === '7d' ? `${DAYS[a.getDay()]} ${a.getDate()} ${hhmm(a)}–${hhmm(e)}` : `${hhmm(a)}–${hhmm(e)}`;
-  return `${when}: ${b.likes} like${b.likes === 1 ? '' : 's'}, ${b.unlikes} unlike${b.unlikes === 1 ? '' : 's'}` +
+  const views = b.views || b.watching_max ? `, ${b.views} view${b.views === 1 ? '' : 's'}, audience peak ${b.watching_max}` : '';
+  return `${when}: ${b.likes} like${b.likes === 1 ? '' : 's'}, ${b.unlikes} unlike${b.unlikes === 1 ? '' : 's'}${views}` +
     (current ? ' (so far)' : '');
 }
 
@@ -83,10 +93,14 @@ const compact = new Intl.NumberFormat('en', { notation: 'compact', maximumFracti
  */
 export function renderChart(buckets, { zoom, width, height }) {
   const step = ZOOMS[zoom].step;
-  const left = 40, right = 8, top = 10, bottom = 22;
+  let maxL = 0, maxU = 0, maxA = 0;
+  for (const b of buckets) {
+    if (b.likes > maxL) maxL = b.likes;
+    if (b.unlikes > maxU) maxU = b.unlikes;
+    maxA = Math.max(maxA, b.views || 0, b.watching_max || 0);
+  }
+  const left = 40, right = maxA ? 40 : 8, top = 10, bottom = 22;
   const w = Math.max(50, width - left - right), h = Math.max(40, height - top - bottom);
-  let maxL = 0, maxU = 0;
-  for (const b of buckets) { if (b.likes > maxL) maxL = b.likes; if (b.unlikes > maxU) maxU = b.unlikes; }
   // One linear scale from -low (unlikes) to high (likes); when there are
   // unlikes they get at least a thirteenth of the height, so they stay visible.
   const tick = niceStep(Math.max(maxL, maxU, 1) / 4);
@@ -108,7 +122,8 @@ export function renderChart(buckets, { zoom, width, height }) {
     const current = i === buckets.length - 1;
     const hl = y0 - y(b.likes), hu = y(-b.unlikes) - y0;
     const bx = (x + (bw - barW) / 2).toFixed(2);
-    parts.push(`<g class="pt${current ? ' now' : ''}" data-t="${b.t}" data-likes="${b.likes}" data-unlikes="${b.unlikes}">` +
+    parts.push(`<g class="pt${current ? ' now' : ''}" data-t="${b.t}" data-likes="${b.likes}" data-unlikes="${b.unlikes}" ` +
+      `data-views="${b.views || 0}" data-watching-max="${b.watching_max || 0}">` +
       `<title>${bucketTitle(zoom, b, step, current)}</title>` +
       `<rect class="hit" x="${x.toFixed(2)}" y="${top}" width="${bw.toFixed(2)}" height="${h}"/>` +
       (b.likes ? `<rect class="likes" x="${bx}" y="${(y0 - hl).toFixed(2)}" width="${barW.toFixed(2)}" height="${Math.max(1, hl).toFixed(2)}"/>` : '') +
@@ -121,5 +136,19 @@ export function renderChart(buckets, { zoom, width, height }) {
         `<text class="xlab" x="${x.toFixed(1)}" y="${top + h + 16}" text-anchor="middle">${label}</text>`);
     }
   });
+  if (maxA) {
+    // Views and the audience peak: 0 at the bottom, the right axis's top at
+    // a round number at or above the largest of both.
+    const atick = niceStep(maxA / 4);
+    const ahigh = Math.max(atick, Math.ceil(maxA / atick) * atick);
+    const ay = (v) => top + h - (v / ahigh) * h;
+    for (let v = 0; v <= ahigh; v += atick) {
+      parts.push(`<text class="alab" x="${left + w + 6}" y="${ay(v).toFixed(1)}" dy="0.35em" text-anchor="start">${compact.format(v)}</text>`);
+    }
+    for (const [key, cls] of [['views', 'views'], ['watching_max', 'peak']]) {
+      const pts = buckets.map((b, i) => `${(left + (i + 0.5) * bw).toFixed(1)},${ay(b[key] || 0).toFixed(1)}`);
+      parts.push(`<polyline class="${cls}" points="${pts.join(' ')}"/>`);
+    }
+  }
   return parts.join('');
 }

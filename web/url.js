@@ -1,15 +1,17 @@
 // The page of one URL: u.html?url=U[&range=1h|24h|7d][&server=...][&transport=...]
 //
-// Live count through the SDK; likes and unlikes totals and updated_at from
-// GET /v1/counts (refreshed after changes, at most once a second); the
-// history chart from GET /v1/history, per minute, summed client-side into
-// 5-minute and hourly buckets for the wider ranges (chart.js).
+// Live count, views and watching through the SDK; likes and unlikes totals
+// and updated_at from GET /v1/counts (refreshed after changes, at most once
+// a second); the history chart from GET /v1/history, per minute (likes,
+// unlikes, views and the audience peak watching_max), summed client-side
+// into 5-minute and hourly buckets for the wider ranges (chart.js).
 //
 // The current minute: the database holds a minute once the batcher flushed
 // it (about a second later), so the last bar is kept live from the updates:
 // each update's delta goes into the minute of its server timestamp (likes if
 // positive, unlikes if negative; a tick nets both, the next read of the
-// database corrects that). When a minute is over (by the server's clock,
+// database corrects that), its views' growth too, and the watching figure
+// raises that minute's audience peak. When a minute is over (by the server's clock,
 // estimated from the updates) the page re-reads the last minutes, and every
 // 30 s anyway. A minute re-read well after it ended replaces what the page
 // had; a younger one only raises it (both are lower bounds of the truth).
@@ -38,11 +40,13 @@ let skewMs = 0; // server clock - local clock, from the updates' timestamps
 const nowSec = () => (Date.now() + skewMs) / 1000;
 const minuteOf = (sec) => Math.floor(sec / 60) * 60;
 
-const minutes = new Map(); // minute start (Unix s) -> {likes, unlikes}
+const minutes = new Map(); // minute start (Unix s) -> {likes, unlikes, views, watching_max}
 let loadedSince = Infinity; // history is loaded from here to now
 let readAt = 0; // minute of the last successful read up to now (catch-up after a disconnection)
 let curMinute = minuteOf(nowSec());
 let count = null;
+let views = null;
+let watching = null;
 let updatedAt = null;
 const recent = []; // [local ms, delta] of the last RATE_WINDOW_MS
 
@@ -69,11 +73,12 @@ async function fetchRange(since, until) {
   for (let m = since; m < until; m += 60) {
     const db = got.get(m);
     if (m + 60 + SETTLED_S <= asked) { // final in the database
-      if (db) minutes.set(m, { likes: db.likes, unlikes: db.unlikes });
+      if (db) minutes.set(m, { likes: db.likes, unlikes: db.unlikes, views: db.views ?? 0, watching_max: db.watching_max ?? 0 });
       else minutes.delete(m);
     } else if (db) {
       const p = minutes.get(m);
-      minutes.set(m, { likes: Math.max(db.likes, p?.likes ?? 0), unlikes: Math.max(db.unlikes, p?.unlikes ?? 0) });
+      const most = (k) => Math.max(db[k] ?? 0, p?.[k] ?? 0);
+      minutes.set(m, { likes: most('likes'), unlikes: most('unlikes'), views: most('views'), watching_max: most('watching_max') });
     }
   }
 }
@@ -155,12 +160,15 @@ function drawNow() {
   chart.setAttribute('height', height);
   chart.innerHTML = renderChart(b, { zoom, width, height });
   chart.dataset.zoom = zoom;
-  let likes = 0, unlikes = 0;
-  for (const p of b) { likes += p.likes; unlikes += p.unlikes; }
+  let likes = 0, unlikes = 0, vs = 0, peak = 0;
+  for (const p of b) { likes += p.likes; unlikes += p.unlikes; vs += p.views; peak = Math.max(peak, p.watching_max); }
   const z = ZOOMS[zoom];
   $('sum').textContent = `${z.label[0].toUpperCase()}${z.label.slice(1)}: ${fmt.format(likes)} like${likes === 1 ? '' : 's'}, ` +
-    `${fmt.format(unlikes)} unlike${unlikes === 1 ? '' : 's'}; bars per ${z.unit}.`;
+    `${fmt.format(unlikes)} unlike${unlikes === 1 ? '' : 's'}, ${fmt.format(vs)} view${vs === 1 ? '' : 's'}, ` +
+    `audience peak ${fmt.format(peak)}; bars per ${z.unit}.`;
   $('per').textContent = `one bar per ${z.unit}`;
+  $('sum').dataset.views = vs;
+  $('sum').dataset.peak = peak;
 }
 
 new ResizeObserver((entries) => {
@@ -180,10 +188,12 @@ function setZoom(z, focus) {
 
 // ---- live count, rate, totals ---------------------------------------------
 
-function addLive(ts, delta) {
+function addLive(ts, delta, viewsDelta = 0, watchingNow = 0) {
   const m = minuteOf(ts / 1000);
-  const p = minutes.get(m) || { likes: 0, unlikes: 0 };
+  const p = minutes.get(m) || { likes: 0, unlikes: 0, views: 0, watching_max: 0 };
   if (delta > 0) p.likes += delta; else p.unlikes -= delta;
+  if (viewsDelta > 0) p.views = (p.views || 0) + viewsDelta;
+  p.watching_max = Math.max(p.watching_max || 0, watchingNow);
   minutes.set(m, p);
   recent.push([Date.now(), delta]);
   showRate();
@@ -231,6 +241,8 @@ function refreshCounts() {
       const c = counts[url];
       $('likes').textContent = fmt.format(c.likes);
       $('unlikes').textContent = fmt.format(c.unlikes);
+      // Live figures win; these fill in before the first one (or from a server without them).
+      if (views === null && c.views !== undefined) showStats(c.views, watching ?? c.watching);
       updatedAt = c.updated_at;
       showUpdated();
       if (count === null) showCount(c.count);
@@ -238,6 +250,13 @@ function refreshCounts() {
       say(`counts: ${e.message}`);
     }
   }, Math.max(0, countsAt + 1000 - Date.now()));
+}
+
+// Views and watching now, from the updates (the latter as the server last
+// published it, at most watching_interval_ms old; this page is one of them).
+function showStats(v, w) {
+  if (v !== null && v !== undefined && v !== views) $('views').textContent = fmt.format(views = v);
+  if (w !== null && w !== undefined && w !== watching) $('watching').textContent = fmt.format(watching = w);
 }
 
 let announced = null, announceAt = 0, announceTimer = 0;
@@ -300,11 +319,12 @@ function start() {
     client.subscribe(url, (n, info) => {
       if (!info.snapshot) {
         skewMs = info.ts - Date.now();
-        addLive(info.ts, info.delta);
-        settle();
+        addLive(info.ts, info.delta, info.viewsDelta, info.watching);
+        if (info.delta || info.viewsDelta) settle();
       }
       showCount(n);
-      refreshCounts();
+      showStats(info.views, info.watching);
+      if (info.snapshot || info.delta || info.viewsDelta) refreshCounts(); // not for a watching change alone
     });
   } catch (e) {
     say(e.message); // not a URL livecount accepts

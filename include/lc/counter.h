@@ -59,8 +59,8 @@ struct lc_entry {
 	/* Per-URL leading edge (dispatch.c): when an update of it was last
 	 * published (monotonic ms), and the changes held back since, to go
 	 * out once tick_ms has passed. */
-	int64_t pub_ms;
-	uint64_t pub_tick; /* the run that last published it */
+	_Atomic int64_t pub_ms; /* read by workers: lc_kick_for */
+	uint64_t pub_tick;	/* the run that last published it */
 	int64_t def_likes, def_unlikes, def_views;
 	bool deferred;
 	/*
@@ -106,7 +106,8 @@ struct lc_counter {
 	struct lc_reader **readers; /* set before threads start */
 	size_t nreaders;
 	struct lc_retired *retired_head, *retired_tail; /* dispatcher only */
-	_Atomic uint64_t reclaimed;			/* entries freed */
+	size_t untrimmed; /* entries freed since the last malloc_trim */
+	_Atomic uint64_t reclaimed; /* entries freed */
 
 	/* Distinct URLs: entries plus new URLs waiting in shards. */
 	_Atomic int64_t used;

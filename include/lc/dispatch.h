@@ -81,6 +81,9 @@ void lc_update_set_unref(struct lc_update_set *u);
  */
 struct lc_kick {
 	_Atomic bool armed;
+	/* Per-URL leading edge: a like of a URL published less than this
+	 * long ago (monotonic ms) waits for the cadence; 0: always kick. */
+	int64_t quiet_ms;
 	void (*fn)(void *arg); /* any thread; must be cheap */
 	void *arg;
 	_Atomic uint64_t kicks; /* wake-ups sent */
@@ -96,6 +99,22 @@ lc_kick_maybe(struct lc_kick *k)
 		atomic_fetch_add_explicit(&k->kicks, 1, memory_order_relaxed);
 		k->fn(k->arg);
 	}
+}
+
+/**
+ * lc_kick_maybe for a like of e (NULL: a URL the table does not hold
+ * yet): a URL whose update went out less than quiet_ms ago would be held
+ * anyway, so it does not wake the dispatcher (a hot URL would otherwise
+ * cost a run per like); the cadence takes it.
+ */
+static inline void
+lc_kick_for(struct lc_kick *k, const struct lc_entry *e, int64_t mono_ms)
+{
+	if (k && e && k->quiet_ms &&
+	    mono_ms - atomic_load_explicit(&e->pub_ms, memory_order_relaxed) <
+		k->quiet_ms)
+		return;
+	lc_kick_maybe(k);
 }
 
 /** A producer of deltas and consumer of update sets (a worker). */

@@ -1,8 +1,9 @@
 /*
  * livecount — validation of client input: URLs, n, like bodies, WS ops.
  *
- * Pure functions over byte buffers (jansson for JSON, no lws), shared by the
- * HTTP, WebSocket and SSE transports and by the fuzz targets. Any thread.
+ * Pure functions over byte buffers (jansson for JSON, simdjson for like
+ * bodies, no lws), shared by the HTTP, WebSocket and SSE transports and by
+ * the fuzz targets. Any thread.
  * Every rejection fills a struct lc_api_error with the HTTP status, the machine
  * code and a human message of API.md's error shape.
  */
@@ -13,6 +14,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" { /* for src/parse_simdjson.cc */
+#endif
 
 #define LC_N_MAX 1000000 /* |n| of one like request or item */
 
@@ -50,7 +55,10 @@ int lc_n_parse(const char *s, size_t len, int64_t *n, struct lc_api_error *err);
 /** Maximum nesting depth of a JSON text (strings are skipped). */
 int lc_json_depth(const char *s, size_t len);
 
-/** One like or unlike: url points into the owning json_t (borrowed). */
+/**
+ * One like or unlike (or, later, one view: a url and a count): url is
+ * NUL-terminated and borrowed from the parse result that holds it.
+ */
 struct lc_like {
 	const char *url;
 	size_t url_len;
@@ -58,8 +66,9 @@ struct lc_like {
 };
 
 struct lc_likes {
-	json_t *root; /* owns the strings; release with lc_likes_free */
+	json_t *root; /* jansson's path: owns the strings; else NULL */
 	bool batch;   /* body was an array */
+	bool fast;    /* simdjson's path: items and urls are this thread's */
 	size_t n;     /* items */
 	struct lc_like *items;
 	struct lc_like one; /* storage when !batch */
@@ -77,9 +86,23 @@ struct lc_limits {
  * Returns 0 or LC_EINVAL / LC_ETOOBIG with err filled. On success the
  * result must be released with lc_likes_free on the same thread before
  * the next lc_likes_parse on that thread.
+ *
+ * The usual bodies are read by simdjson with no tree (parse_simdjson.h);
+ * every other body, and every error, by lc_likes_parse_tree, so that the
+ * answers are the same as that function's for every input.
  */
 int lc_likes_parse(const char *body, size_t len, const struct lc_limits *lim,
 		   struct lc_likes *out, struct lc_api_error *err);
+
+/**
+ * The reference parser: jansson builds the body's tree, then every item is
+ * checked in order (the first bad one is named, "(item i)"). Same contract
+ * as lc_likes_parse, which falls back to it; the tests and the
+ * differential fuzz target compare the two.
+ */
+int lc_likes_parse_tree(const char *body, size_t len,
+			const struct lc_limits *lim, struct lc_likes *out,
+			struct lc_api_error *err);
 
 void lc_likes_free(struct lc_likes *l);
 
@@ -146,5 +169,9 @@ struct lc_batch_scan {
 /** Feeds len more bytes; false once the count exceeds max. */
 bool lc_batch_scan_feed(struct lc_batch_scan *s, const char *in, size_t len,
 			size_t max);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -10,6 +10,8 @@
  *   JSON array starting at byte 0, exactly its number of elements (an
  *   empty array counts 1); fed in two pieces at any split it must agree
  *   with one feed; and it must refuse exactly when the count exceeds max.
+ *   Its whole state after every feed, with a max taken from the input, must
+ *   equal that of ref_scan_feed(), the byte-at-a-time scanner it replaced.
  */
 #define _GNU_SOURCE
 #include "lc/parse.h"
@@ -54,6 +56,71 @@ check_target(const unsigned char *data, size_t size)
 	free(line);
 }
 
+/* lc_batch_scan_feed() as it was before it skipped strings with memchr. */
+static bool
+ref_scan_feed(struct lc_batch_scan *s, const char *in, size_t len, size_t max)
+{
+	for (size_t i = 0; i < len; i++) {
+		char ch = in[i];
+
+		if (!s->fed++ && ch == '[') {
+			s->array = true;
+			s->items = 1;
+		}
+		if (s->in_string) {
+			if (s->escape)
+				s->escape = false;
+			else if (ch == '\\')
+				s->escape = true;
+			else if (ch == '"')
+				s->in_string = false;
+			continue;
+		}
+		if (ch == '"')
+			s->in_string = true;
+		else if ((ch == '[' || ch == '{') && s->depth < UINT16_MAX)
+			s->depth++;
+		else if ((ch == ']' || ch == '}') && s->depth)
+			s->depth--;
+		else if (ch == ',' && s->depth == 1 && s->array &&
+			 ++s->items > max)
+			return false;
+	}
+	return true;
+}
+
+static bool
+same_scan(const struct lc_batch_scan *a, const struct lc_batch_scan *b)
+{
+	return a->fed == b->fed && a->items == b->items &&
+	       a->depth == b->depth && a->in_string == b->in_string &&
+	       a->escape == b->escape && a->array == b->array;
+}
+
+/* Feeds body in up to three pieces to both scanners, comparing states. */
+static void
+check_against_ref(const unsigned char *data, size_t size, const char *body)
+{
+	struct lc_batch_scan got = {0}, want = {0};
+	size_t max = size > 1 ? data[1] % 8 : SIZE_MAX;
+	size_t cut[4] = {0, size > 2 ? data[2] % (size + 1) : 0, 0, size};
+
+	cut[2] = size > 3 ? data[3] % (size + 1) : size;
+	if (cut[2] < cut[1])
+		cut[2] = cut[1];
+	for (int k = 0; k < 3; k++) {
+		bool g = lc_batch_scan_feed(&got, body + cut[k],
+					    cut[k + 1] - cut[k], max);
+		bool w = ref_scan_feed(&want, body + cut[k],
+				       cut[k + 1] - cut[k], max);
+
+		FUZZ_CHECK(g == w);
+		FUZZ_CHECK(same_scan(&got, &want));
+		if (!g)
+			break;
+	}
+}
+
 static void
 check_batch(const unsigned char *data, size_t size)
 {
@@ -69,6 +136,7 @@ check_batch(const unsigned char *data, size_t size)
 	    lc_batch_scan_feed(&two, body + split, size - split, SIZE_MAX));
 	FUZZ_CHECK(one.items == two.items && one.depth == two.depth &&
 		   one.in_string == two.in_string);
+	check_against_ref(data, size, body);
 	root = json_loadb(body, size, JSON_DECODE_ANY, &jerr);
 	if (root && size && data[0] == '[' && json_is_array(root)) {
 		size_t n = json_array_size(root);

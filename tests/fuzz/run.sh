@@ -13,13 +13,16 @@ secs=${1:-60}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${2:-build-fuzz}
 case $build in /*) ;; *) build=$root/$build ;; esac
-targets="url query_n likes ws_op config http_line idem"
+targets="url query_n likes likes_diff ws_op config http_line idem"
 jobs=$(nproc 2>/dev/null || echo 2)
 
 if [ -z "${CC:-}" ]; then
 	if command -v clang-14 >/dev/null 2>&1; then CC=clang-14; else CC=clang; fi
 fi
-export CC
+if [ -z "${CXX:-}" ]; then
+	if command -v clang++-14 >/dev/null 2>&1; then CXX=clang++-14; else CXX=clang++; fi
+fi
+export CC CXX
 if ! command -v "$CC" >/dev/null 2>&1; then
 	echo "fuzz: $CC not found (apt-get install clang-14 libfuzzer-14-dev" \
 		"libclang-rt-14-dev)" >&2
@@ -37,7 +40,7 @@ for t in $targets; do
 	cp -R "$root/tests/fuzz/corpus/$t/." "$work/corpus/"
 	dict=""
 	case $t in
-	likes | ws_op | http_line) dict=-dict=$root/tests/fuzz/json.dict ;;
+	likes | likes_diff | ws_op | http_line) dict=-dict=$root/tests/fuzz/json.dict ;;
 	config) dict=-dict=$root/tests/fuzz/config.dict ;;
 	esac
 	echo "fuzz_$t: running for ${secs}s ..."

@@ -61,14 +61,10 @@ def test_three_nodes_converge():
         ws.until(lambda m: m.get("type") == "update" and
                  m["counts"].get("x", {}).get("count") == 10)
         ws.close()
-        # the top list is cluster-wide (made by a tick: counts, which read
-        # every pending write, can be ahead of it; wait for it)
-        top = wait_for(lambda: a.json("GET", "/v1/top?limit=5")[1],
-                       lambda t: t["top"] and
-                       (t["top"][0]["url"], t["top"][0]["count"]) ==
-                       ("only-on-b", 100), what="only-on-b first in a's top")
-        check([(t["url"], t["count"]) for t in top["top"]] ==
-              [("only-on-b", 100), ("x", 10)], top)
+        # the top list is cluster-wide (republished at most once a tick)
+        wait_for(lambda: a.json("GET", "/v1/top?limit=5")[1]["top"],
+                 lambda t: t and (t[0]["url"], t[0]["count"]) ==
+                 ("only-on-b", 100), what="the cluster-wide top list")
         # every node's own totals are in Redis, written with ZADD GT
         z = r.cmd("ZRANGE", redis_key("x"), 0, -1, "WITHSCORES")
         slots = dict(zip(z[::2], z[1::2]))
@@ -293,14 +289,8 @@ def test_idempotency_keys_hold_across_nodes():
         h = {"Idempotency-Key": "x-node-1"}
         st, d1, r1 = a.request("POST", "/v1/likes?url=idem&n=3", headers=h)
         check(st == 200, d1)
-        # the retry goes to another node: answered there, not counted.
-        # Until a has stored its answer in Redis, b answers 409 in_progress
-        # with Retry-After (API.md): a client retries, so does the test
-        # (under load the store came after the retry).
-        st, d2, r2 = wait_for(
-            lambda: b.request("POST", "/v1/likes?url=idem&n=3", headers=h),
-            lambda resp: resp[0] != 409, interval=0.1,
-            what="a's answer in Redis")
+        # the retry goes to another node: answered there, not counted
+        st, d2, r2 = b.request("POST", "/v1/likes?url=idem&n=3", headers=h)
         check(st == 200 and d2 == d1, (d1, d2))
         check(r2.getheader("idempotent-replayed") == "true")
         st, d3, r3 = a.request("POST", "/v1/likes?url=idem&n=3", headers=h)

@@ -83,10 +83,19 @@ test_n_parse(void **state)
 			     0);
 }
 
+/*
+ * The like-body tests run twice: through lc_likes_parse (simdjson first,
+ * jansson for the rest) and through the reference lc_likes_parse_tree.
+ */
+typedef int (*likes_parser)(const char *body, size_t len,
+			    const struct lc_limits *lim, struct lc_likes *out,
+			    struct lc_api_error *err);
+static likes_parser parser = lc_likes_parse;
+
 static int
 parse(const char *body, struct lc_likes *out, struct lc_api_error *err)
 {
-	return lc_likes_parse(body, strlen(body), &lim, out, err);
+	return parser(body, strlen(body), &lim, out, err);
 }
 
 static void
@@ -207,6 +216,236 @@ test_batch(void **state)
 	assert_string_equal(l.items[9999].url, "u9999");
 	lc_likes_free(&l);
 	free(big);
+}
+
+static void
+tree_too(void (*test)(void **), void **state)
+{
+	parser = lc_likes_parse_tree;
+	test(state);
+	parser = lc_likes_parse;
+}
+
+static void
+test_like_object_tree(void **state)
+{
+	tree_too(test_like_object, state);
+}
+
+static void
+test_like_errors_tree(void **state)
+{
+	tree_too(test_like_errors, state);
+}
+
+static void
+test_batch_tree(void **state)
+{
+	tree_too(test_batch, state);
+}
+
+/* Everything a caller can see of a parse, as one string. */
+static void
+describe(int rc, const struct lc_likes *l, const struct lc_api_error *err,
+	 char *out, size_t cap)
+{
+	size_t o = 0;
+
+	if (rc) {
+		snprintf(out, cap, "rc %d %d %s %s", rc, err->status, err->code,
+			 err->message);
+		return;
+	}
+	o += (size_t)snprintf(out, cap, "ok batch=%d n=%zu", l->batch, l->n);
+	for (size_t i = 0; i < l->n && o < cap; i++)
+		o += (size_t)snprintf(out + o, cap - o, " [%zu:%s %lld]",
+				      l->items[i].url_len, l->items[i].url,
+				      (long long)l->items[i].n);
+}
+
+/* Parses len bytes with both parsers; fails unless the answers match.
+ * Returns whether simdjson's path took the body. */
+static bool
+agree(const char *body, size_t len, const struct lc_limits *lm)
+{
+	char a[1024], b[1024];
+	struct lc_likes l;
+	struct lc_api_error err;
+	bool fast;
+	int rc = lc_likes_parse(body, len, lm, &l, &err);
+
+	describe(rc, &l, &err, a, sizeof(a));
+	fast = l.fast;
+	if (rc == 0 && l.batch && l.n == 0)
+		assert_null(l.items);
+	lc_likes_free(&l);
+	rc = lc_likes_parse_tree(body, len, lm, &l, &err);
+	describe(rc, &l, &err, b, sizeof(b));
+	assert_false(l.fast);
+	lc_likes_free(&l);
+	if (strcmp(a, b))
+		fail_msg(
+		    "%.*s:\n  lc_likes_parse      %s\n  lc_likes_parse_tree "
+		    "%s",
+		    (int)len, body, a, b);
+	return fast;
+}
+
+#define AGREE(lit) agree(lit, sizeof(lit) - 1, &lim)
+
+static void
+test_parsers_agree(void **state)
+{
+	static const char *const same[] = {
+	    /* whitespace, key order, escapes that unescape to the same keys */
+	    " \t\r\n[ { \"n\" : 2 , \"url\" : \"a\" } , {\"url\":\"b\"} ] \n",
+	    "[{\"\\u0075rl\":\"a\"}]",
+	    "[{\"url\":\"\\/a\\u00e9\\ud83d\\ude00\"}]",
+	    "[{\"url\":\"caf\xc3\xa9\"}]",
+	    "{\"url\":\"a\",\"n\":-1000000}",
+	    "[{\"url\":\"a\",\"n\":1000000}]",
+	    /* declined by simdjson's path, then jansson's answer */
+	    "[{\"url\":\"a\",\"extra\":[1,{\"x\":null}]}]",
+	    "[{\"url\":\"a\",\"n\":1,\"n\":2}]",
+	    "[{\"url\":\"a\",\"url\":\"a\"}]",
+	    "[{\"url\":\"a\",\"\\u0075rl\":\"b\"}]",
+	    "[{\"url\":\"a\",\"n\":-0}]",
+	    "[{\"url\":\"a\",\"n\":1.0}]",
+	    "[{\"url\":\"a\",\"n\":1e0}]",
+	    "[{\"url\":\"a\",\"n\":1E2}]",
+	    "[{\"url\":\"a\",\"n\":01}]",
+	    "[{\"url\":\"a\",\"n\":+1}]",
+	    "[{\"url\":\"a\",\"n\":9223372036854775807}]",
+	    "[{\"url\":\"a\",\"n\":9223372036854775808}]",
+	    "[{\"url\":\"a\",\"n\":-9223372036854775809}]",
+	    "[{\"url\":\"a\",\"n\":99999999999999999999999}]",
+	    "[{\"url\":\"a\",\"n\":1e400}]",
+	    "[{\"url\":\"a\",\"n\":null}]",
+	    "[{\"url\":\"a\",\"n\":[1]}]",
+	    "[{\"url\":\"a\\u0000b\"}]",
+	    "[{\"url\":\"a\\udc00\"}]",
+	    "[{\"url\":\"a\\ud800\"}]",
+	    "[{\"url\":\"a\\ud800\\u0041\"}]",
+	    "[{\"url\":\"a\\x\"}]",
+	    "[{\"url\":\"a\\u12\"}]",
+	    "[{\"url\":\"a\tb\"}]",
+	    "[{\"url\":\"\xed\xa0\x80\"}]",
+	    "[{\"url\":\"\xc0\xaf\"}]",
+	    "[{\"url\":\"\xc2\x85\"}]",
+	    "[{\"url\":\"\"}]",
+	    "[{\"url\":\"a\",}]",
+	    "[{\"url\":\"a\"},]",
+	    "[{\"url\":\"a\"}{\"url\":\"b\"}]",
+	    "[{\"url\":\"a\"}] x",
+	    "[{\"url\":\"a\"}]]",
+	    "[{\"url\":\"a\"}][]",
+	    "[{\"url\":\"a\"}] {}",
+	    "[{\"url\":\"a\"}",
+	    "[{\"url\" \"a\"}]",
+	    "[{url:\"a\"}]",
+	    "[{'url':'a'}]",
+	    "\xef\xbb\xbf[{\"url\":\"a\"}]",
+	    "[{\"url\":\"a\"}]\xef\xbb\xbf",
+	    "[{\"url\":\"a\"}]\x0c",
+	    "\x0c[{\"url\":\"a\"}]",
+	    "[{\"url\":\"a\"}]\x7f",
+	    "[[{\"url\":\"a\"}]]",
+	    "[{},{\"url\":\"a\"}]",
+	    "[{\"url\":\"a\"},{\"url\":\"b\",\"n\":0}]",
+	    "[{\"url\":\"a\"},{\"n\":2}]",
+	    "[{\"url\":\"a\"},true]",
+	    "[null]",
+	    "[]",
+	    " [ ] ",
+	    "[ ,]",
+	    "{}",
+	    "{\"url\":\"a\"} ",
+	    "{\"url\":\"a\"}{}",
+	    "\"url\"",
+	    "",
+	    "   ",
+	    "nul",
+	    "[1e999]",
+	};
+	static const struct lc_limits shallow = {
+	    .max_url_bytes = 3, .max_batch_items = 2, .max_json_depth = 1};
+	static const struct lc_limits flat = {
+	    .max_url_bytes = 2048, .max_batch_items = 0, .max_json_depth = 0};
+	static const char nul_inside[] = "[{\"url\":\"a\"}\0]";
+	static const char nul_after[] = "[{\"url\":\"a\"}]\0";
+	char long_url[2100];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		agree(same[i], strlen(same[i]), &lim);
+		agree(same[i], strlen(same[i]), &shallow);
+		agree(same[i], strlen(same[i]), &flat);
+	}
+	agree(nul_inside, sizeof(nul_inside) - 1, &lim);
+	agree(nul_after, sizeof(nul_after) - 1, &lim);
+	snprintf(long_url, sizeof(long_url), "{\"url\":\"%02049d\"}", 0);
+	assert_false(agree(long_url, strlen(long_url), &lim));
+	long_url[2048 + 8] = '\0';
+	memcpy(long_url + 2048 + 8 - 2, "\"}", 2);
+	assert_true(agree(long_url, strlen(long_url), &lim));
+
+	/* The usual bodies take the fast path; the others do not. */
+	assert_true(AGREE("[{\"url\":\"a\",\"n\":2},{\"url\":\"b\"}]"));
+	assert_true(AGREE("{\"url\":\"a\",\"n\":-3}"));
+	assert_true(AGREE("[]"));
+	assert_false(AGREE("[{\"url\":\"a\",\"extra\":1}]"));
+	assert_false(AGREE("[{\"url\":\"a\",\"n\":1,\"n\":1}]"));
+	assert_false(AGREE("[{\"url\":\"a\",\"n\":0}]"));
+}
+
+/* A batch taken by simdjson's path: urls NUL-terminated, items borrowed. */
+static void
+test_batch_fast(void **state)
+{
+	struct lc_likes l;
+	struct lc_api_error err;
+
+	(void)state;
+	assert_int_equal(
+	    parse("[{\"url\":\"a\\\"b\",\"n\":7},{\"url\":\"c\"}]", &l, &err),
+	    0);
+	assert_true(l.fast);
+	assert_null(l.root);
+	assert_true(l.batch);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.items[0].url, "a\"b");
+	assert_int_equal(l.items[0].url_len, 3);
+	assert_int_equal(l.items[0].n, 7);
+	assert_string_equal(l.items[1].url, "c");
+	assert_int_equal(l.items[1].n, 1);
+	lc_likes_free(&l);
+	assert_false(l.fast);
+	assert_null(l.items);
+
+	/* A body over 4 MiB gives the parser's memory back when freed; the
+	 * next body gets a new parser. */
+	{
+		static const struct lc_limits wide = {.max_url_bytes = 6 << 20,
+						      .max_batch_items = 10,
+						      .max_json_depth = 8};
+		size_t n = (size_t)5 << 20;
+		char *big = malloc(n + 16);
+
+		memcpy(big, "[{\"url\":\"", 9);
+		memset(big + 9, 'a', n);
+		memcpy(big + 9 + n, "\"}]", 4);
+		assert_int_equal(lc_likes_parse(big, n + 12, &wide, &l, &err),
+				 0);
+		assert_true(l.fast);
+		assert_int_equal(l.items[0].url_len, n);
+		assert_int_equal(l.items[0].url[n - 1], 'a');
+		lc_likes_free(&l);
+		free(big);
+	}
+	assert_int_equal(parse("[{\"url\":\"z\"}]", &l, &err), 0);
+	assert_true(l.fast);
+	assert_string_equal(l.items[0].url, "z");
+	lc_likes_free(&l);
 }
 
 static void
@@ -352,6 +591,11 @@ main(void)
 	    cmocka_unit_test(test_like_object),
 	    cmocka_unit_test(test_like_errors),
 	    cmocka_unit_test(test_batch),
+	    cmocka_unit_test(test_like_object_tree),
+	    cmocka_unit_test(test_like_errors_tree),
+	    cmocka_unit_test(test_batch_tree),
+	    cmocka_unit_test(test_parsers_agree),
+	    cmocka_unit_test(test_batch_fast),
 	    cmocka_unit_test(test_json_depth),
 	    cmocka_unit_test(test_ws_ops),
 	    cmocka_unit_test(test_time_parse),

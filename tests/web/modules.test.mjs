@@ -29,25 +29,25 @@ test('bucketize sums minutes into the zoom buckets and drops what is outside', (
   ]);
   const h = bucketize(minutes, '1h', now);
   assert.equal(h.length, 60);
-  assert.deepEqual(h.at(-1), { t: T + 3600, likes: 1, unlikes: 0 });
-  assert.deepEqual(h.at(-2), { t: T + 3540, likes: 2, unlikes: 1 });
-  assert.deepEqual(h.at(-6), { t: T + 3300, likes: 4, unlikes: 0 });
+  assert.deepEqual(h.at(-1), { t: T + 3600, likes: 1, unlikes: 0, views: 0, watching_max: 0 });
+  assert.deepEqual(h.at(-2), { t: T + 3540, likes: 2, unlikes: 1, views: 0, watching_max: 0 });
+  assert.deepEqual(h.at(-6), { t: T + 3300, likes: 4, unlikes: 0, views: 0, watching_max: 0 });
   assert.equal(h.reduce((a, b) => a + b.likes, 0), 7);
   const d = bucketize(minutes, '24h', now);
   assert.equal(d.length, 288);
-  assert.deepEqual(d.at(-2), { t: T + 3300, likes: 6, unlikes: 1 });
+  assert.deepEqual(d.at(-2), { t: T + 3300, likes: 6, unlikes: 1, views: 0, watching_max: 0 });
   assert.equal(d.reduce((a, b) => a + b.likes, 0), 107);
   const w = bucketize(minutes, '7d', now);
   assert.equal(w.length, 168);
-  assert.deepEqual(w.at(-1), { t: T + 3600, likes: 1, unlikes: 0 });
-  assert.deepEqual(w.at(-2), { t: T, likes: 106, unlikes: 1 });
+  assert.deepEqual(w.at(-1), { t: T + 3600, likes: 1, unlikes: 0, views: 0, watching_max: 0 });
+  assert.deepEqual(w.at(-2), { t: T, likes: 106, unlikes: 1, views: 0, watching_max: 0 });
 });
 
 test('niceStep and the rendered chart: one group per bucket with its numbers, unlikes below zero', () => {
   assert.deepEqual([0, 0.3, 1, 3, 7, 12, 45, 180].map(niceStep), [1, 1, 1, 5, 10, 20, 50, 200]);
   const b = [{ t: T, likes: 10, unlikes: 0 }, { t: T + 60, likes: 0, unlikes: 3 }, { t: T + 120, likes: 2, unlikes: 1 }];
   const svg = renderChart(b, { zoom: '1h', width: 400, height: 200 });
-  const groups = [...svg.matchAll(/<g class="pt( now)?" data-t="(\d+)" data-likes="(\d+)" data-unlikes="(\d+)">/g)];
+  const groups = [...svg.matchAll(/<g class="pt( now)?" data-t="(\d+)" data-likes="(\d+)" data-unlikes="(\d+)" data-views="0" data-watching-max="0">/g)];
   assert.deepEqual(groups.map((g) => [+g[2], +g[3], +g[4], !!g[1]]), [[T, 10, 0, false], [T + 60, 0, 3, false], [T + 120, 2, 1, true]]);
   const zero = +svg.match(/<line class="zero"[^>]* y1="([\d.]+)"/)[1];
   for (const m of svg.matchAll(/<rect class="likes"[^>]* y="([\d.]+)"[^>]* height="([\d.]+)"/g)) assert.ok(Math.abs(+m[1] + +m[2] - zero) < 0.05, 'likes end on the zero line');
@@ -55,6 +55,30 @@ test('niceStep and the rendered chart: one group per bucket with its numbers, un
   assert.equal([...svg.matchAll(/class="likes"/g)].length, 2);
   assert.equal([...svg.matchAll(/class="unlikes"/g)].length, 2);
   assert.ok(Object.keys(ZOOMS).every((z) => renderChart(bucketize(new Map(), z, T), { zoom: z, width: 300, height: 150 }).includes('class="zero"')));
+});
+
+test('views and the audience peak: summed and maxed per bucket, two lines on the right axis only when any', () => {
+  const now = T + 3600 + 30;
+  const minutes = new Map([
+    [T + 3600, { likes: 1, unlikes: 0, views: 5, watching_max: 2 }],
+    [T + 3540, { likes: 0, unlikes: 0, views: 7, watching_max: 9 }],
+    [T + 3480, { likes: 0, unlikes: 0, views: 1, watching_max: 4 }],
+    [T + 3420, { likes: 2, unlikes: 0 }], // a point from a server before issue 19
+  ]);
+  const h = bucketize(minutes, '1h', now);
+  assert.deepEqual(h.at(-1), { t: T + 3600, likes: 1, unlikes: 0, views: 5, watching_max: 2 });
+  assert.deepEqual(h.at(-4), { t: T + 3420, likes: 2, unlikes: 0, views: 0, watching_max: 0 });
+  const d = bucketize(minutes, '24h', now);
+  assert.deepEqual(d.at(-2), { t: T + 3300, likes: 2, unlikes: 0, views: 8, watching_max: 9 }, 'views summed, the peak is the largest');
+  const svg = renderChart(h, { zoom: '1h', width: 400, height: 200 });
+  const pts = [...svg.matchAll(/data-views="(\d+)" data-watching-max="(\d+)"/g)].map((m) => [+m[1], +m[2]]);
+  assert.deepEqual(pts.slice(-3), [[1, 4], [7, 9], [5, 2]]);
+  assert.equal([...svg.matchAll(/<polyline class="views"/g)].length, 1);
+  assert.equal([...svg.matchAll(/<polyline class="peak"/g)].length, 1);
+  assert.ok(svg.includes('class="alab"'), 'a right axis');
+  assert.match(svg, /7 views, audience peak 9/);
+  const plain = renderChart(bucketize(new Map([[T + 3600, { likes: 1, unlikes: 0 }]]), '1h', now), { zoom: '1h', width: 400, height: 200 });
+  assert.ok(!plain.includes('polyline') && !plain.includes('alab'), 'no lines without views or watchers');
 });
 
 test('splitUrl keeps the host and the end of the path; attr escapes for HTML', () => {

@@ -75,6 +75,41 @@ for (const transport of ['ws', 'sse']) {
       assert.equal(c.count(url), -2);
     });
 
+    test('views and watching reach the callback (issue 19): snapshot, updates, shared subscribers', async (t) => {
+      const url = uniqueUrl('stats');
+      const v = await http(srv.base, 'POST', `/v1/views?url=${encodeURIComponent(url)}&n=4`);
+      assert.deepEqual(v.body, { url, views: 4 });
+      await likeHttp(srv.base, url, 2);
+      await sleep(TICKS); // merged, so the snapshot has them
+      const c = client(t, { transport });
+      const w = watch(c, url);
+      await waitFor(() => w.seen.length, { what: 'snapshot' });
+      assert.equal(w.seen[0].snapshot, true);
+      assert.equal(w.seen[0].count, 2, 'the first argument is still the count');
+      await waitFor(() => w.last().views === 4, { what: 'views 4 (snapshot or first update)' });
+      // This client's own subscription is counted once the server publishes it.
+      await waitFor(() => w.last().watching === 1, { timeoutMs: 8000, what: 'watching 1' });
+      assert.deepEqual(c.stats(url), { count: 2, views: 4, watching: 1 });
+      // A second client on the same URL: both see 2 watching.
+      const c2 = client(t, { transport });
+      const w2 = watch(c2, url);
+      await waitFor(() => w.last().watching === 2, { timeoutMs: 8000, what: 'watching 2' });
+      await waitFor(() => w2.last()?.watching === 2, { timeoutMs: 8000, what: 'watching 2 (second client)' });
+      // view() over HTTP: the reply and the live update carry the new figure.
+      assert.deepEqual(await c.view(url, 3), { url, views: 7 });
+      await waitFor(() => w.last().views === 7, { what: 'update with views 7' });
+      assert.equal(w.last().count, 2, 'a view is not a like');
+      assert.equal(w.last().delta, 0);
+      assert.equal(w.last().viewsDelta, 3);
+      // A second callback on the shared subscription gets the figures at once.
+      const shared = watch(c, url);
+      await waitFor(() => shared.seen.length, { what: 'shared snapshot' });
+      assert.deepEqual([shared.seen[0].count, shared.seen[0].views, shared.seen[0].watching], [2, 7, 2]);
+      // The second client leaves: watching falls back to 1.
+      c2.close();
+      await waitFor(() => w.last().watching === 1, { timeoutMs: 8000, what: 'watching back to 1' });
+    });
+
     test('unsubscribe stops callbacks', async (t) => {
       const c = client(t, { transport });
       const a = uniqueUrl('unsub-a'), b = uniqueUrl('unsub-b');
@@ -301,6 +336,22 @@ test('like/unlike resolve to {url, count} over HTTP', async (t) => {
   assert.equal(r.url, odd);
   assert.equal(await countHttp(srv.base, url), 2);
   assert.equal(c.state, 'disconnected', 'likes alone open no live connection');
+});
+
+test('view() resolves to {url, views}; a bad n rejects with bad_n and counts nothing', async (t) => {
+  const c = client(t);
+  const url = uniqueUrl('view');
+  assert.deepEqual(await c.view(url), { url, views: 1 });
+  await sleep(TICKS);
+  assert.deepEqual(await c.view(url, 9), { url, views: 10 });
+  for (const n of [0, -1, 1000001]) {
+    const err = await c.view(url, n).then(() => null, (e) => e);
+    assert.equal(err?.code, 'bad_n', `n=${n}`);
+    assert.equal(err.status, 400);
+  }
+  await waitFor(async () => (await http(srv.base, 'GET', `/v1/counts?url=${encodeURIComponent(url)}`)).body.counts[url].views === 10,
+    { what: 'views 10' });
+  assert.equal(await countHttp(srv.base, url), 0, 'views are not likes');
 });
 
 test('errors reject with the server error code and HTTP status', async (t) => {

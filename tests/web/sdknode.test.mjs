@@ -100,6 +100,34 @@ test('like() sends an Idempotency-Key and retries network failures with it', asy
   assert.equal(await countHttp(srv.base, url), 2);
 });
 
+test('view() sends the token and an Idempotency-Key, and retries network failures with it', async (t) => {
+  const url = uniqueUrl('view-idem');
+  const seen = [];
+  let failures = 2;
+  const flaky = (u, init) => {
+    seen.push({ u, key: init.headers['Idempotency-Key'], auth: init.headers.Authorization, method: init.method });
+    if (failures-- > 0) return Promise.reject(new TypeError('fetch failed'));
+    return fetch(u, init);
+  };
+  const c = createClient(srv.base, { token: 's3cret-s3cret-s3cret', fetch: flaky, minDelayMs: 20 });
+  t.after(() => c.close());
+  assert.deepEqual(await c.view(url, 2), { url, views: 2 });
+  assert.equal(seen.length, 3);
+  assert.ok(seen.every((s) => s.key === seen[0].key && /^[\w-]{16,128}$/.test(s.key)), 'one key per view');
+  assert.ok(seen.every((s) => s.method === 'POST' && s.auth === 'Bearer s3cret-s3cret-s3cret'));
+  assert.match(seen[0].u, /\/v1\/views\?url=.*&n=2$/);
+  await c.view(url);
+  assert.notEqual(seen[3].key, seen[0].key, 'a new view has a new key');
+  const anon = createClient(srv.base, { WebSocket });
+  const err = await anon.view(url).then(() => null, (e) => e);
+  assert.equal(err.status, 401);
+  anon.close();
+  const views = async () => (await (await fetch(`${srv.base}/v1/counts?url=${encodeURIComponent(url)}`)).json()).counts[url].views;
+  await waitFor(async () => (await views()) === 3, { what: 'views 3 (the retried view counted once)' });
+  await sleep(300);
+  assert.equal(await views(), 3);
+});
+
 test('npm pack of web/sdk installs and works in plain Node', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'lc-sdk-pack-'));
   try {

@@ -307,17 +307,20 @@ test('screen readers: the count is announced politely, at most once per 5 s', as
 
 test('dashboard totals are all-time sums from the database, also after a restart', async (t) => {
   await likeHttp(srv.base, uniqueUrl('restart'), 11);
+  assert.equal((await http(srv.base, 'POST', '/v1/views', { url: uniqueUrl('restart'), n: 29 })).status, 200);
   await srv.stop();
-  const [likes, unlikes] = sqlite(srv.db, 'SELECT sum(likes), sum(unlikes) FROM counters;').trim().split('|').map(Number);
+  const [likes, unlikes, views] = sqlite(srv.db, 'SELECT sum(likes), sum(unlikes), sum(views) FROM counters;').trim().split('|').map(Number);
   assert.ok(likes > sum(seeds[0].minutes, 1), 'the database holds the seeded likes');
+  assert.ok(views >= 29, 'and the views');
   await srv.start();
   const s = (await http(srv.base, 'GET', '/v1/stats')).body;
-  // (totals also carry views since issue 19: none were counted here)
-  assert.deepEqual(s.totals, { likes, unlikes, count: likes - unlikes, views: 0 });
+  assert.deepEqual(s.totals, { likes, unlikes, count: likes - unlikes, views });
   const page = await open(t, '/');
   await waitFor(async () => num(await text(page, '#t-likes')) === likes, { what: `likes total ${likes}` });
   assert.equal(num(await text(page, '#t-unlikes')), unlikes);
   assert.equal(num(await text(page, '#t-count')), likes - unlikes);
+  assert.equal(num(await text(page, '#t-views')), views, 'views, all time, from the database');
+  assert.equal(await text(page, '#t-views-start'), '0 since start');
   // What this process accepted since it started: nothing yet, and labelled so.
   assert.equal(await text(page, '#t-likes-start'), '0 since start');
   await likeHttp(srv.base, uniqueUrl('restart'), 2);

@@ -32,7 +32,7 @@ export interface ClientOptions {
    */
   token?: string;
   /**
-   * How often like()/unlike() resend a request that got no answer (network
+   * How often like()/unlike()/view() resend a request that got no answer (network
    * failure), with the same `Idempotency-Key`, so it is counted once
    * (default 3; 0 = never).
    */
@@ -58,6 +58,16 @@ export interface CountInfo {
   ts: number;
   /** True for the count sent right after (re)subscribing. */
   snapshot: boolean;
+  /** The URL's views (impressions, only grow) now; 0 from a server without views. */
+  views: number;
+  /**
+   * Live subscriptions (WebSocket and SSE, cluster-wide) to the URL now, as
+   * the server last published it (at most `watching_interval_ms` old, default
+   * 1 s); this client's own subscription included once the server counted it.
+   */
+  watching: number;
+  /** Change of `views` since the previous callback for this URL (0 on the first). */
+  viewsDelta: number;
 }
 
 export type CountCallback = (count: number, info: CountInfo) => void;
@@ -85,9 +95,23 @@ export interface LikeResult {
   count: number;
 }
 
+export interface ViewResult {
+  url: string;
+  /** The URL's views after this one. */
+  views: number;
+}
+
+export interface UrlStats {
+  count: number;
+  views: number;
+  watching: number;
+}
+
 export interface Client {
   /**
-   * Watch a URL's count. The callback fires on the snapshot and on every update.
+   * Watch a URL's count, views and watching figures: `cb(count, info)`, with
+   * `info.views` and `info.watching`. The callback fires on the snapshot and
+   * on every update (an update may change only views or watching: `delta` 0).
    * Several subscribers to one URL share one server subscription.
    * Throws TypeError for an empty, over-long (> 2048 bytes) or control-character URL.
    * @returns a function that ends this subscription.
@@ -97,6 +121,12 @@ export interface Client {
   like(url: string, n?: number): Promise<LikeResult>;
   /** DELETE /v1/likes: adds n (default 1) unlikes; rejects with a LivecountError. */
   unlike(url: string, n?: number): Promise<LikeResult>;
+  /**
+   * POST /v1/views: records n (default 1, at most 1000000) views, with an
+   * Idempotency-Key reused on its retries like like(); rejects with a
+   * LivecountError (`bad_n` for n < 1).
+   */
+  view(url: string, n?: number): Promise<ViewResult>;
   /**
    * Connection state changes; returns a function that removes the listener.
    * Over several WebSockets the state is the worst one's: 'disconnected'
@@ -114,6 +144,8 @@ export interface Client {
   close(): void;
   /** Last known count of a subscribed URL. */
   count(url: string): number | undefined;
+  /** Last known count, views and watching of a subscribed URL. */
+  stats(url: string): UrlStats | undefined;
   readonly state: ConnectionState;
   readonly transport: 'ws' | 'sse' | null;
   /** Unix ms of the next reconnect attempt, 0 when none is planned. */

@@ -1,4 +1,5 @@
-// livecount SDK: live like counts over WebSocket or SSE, likes over HTTP.
+// livecount SDK: live like counts, views and "watching now" over WebSocket or
+// SSE; likes and views over HTTP.
 // Zero dependencies, wire contract v1 (docs/API.md), typings livecount.d.ts.
 // Browsers and Node 20+ (WebSocket from the `ws` package when Node has none).
 // One server subscription per URL however many callbacks watch it. Counts
@@ -87,6 +88,7 @@ export function createClient(baseUrl, opts = {}) {
 
   const subs = new Map(); // url -> Set of {cb}
   const counts = new Map(); // url -> last known count
+  const stats = new Map(); // url -> {views, watching} last known
   const listeners = { state: new Set(), error: new Set() };
   let state = 'disconnected';
   let transport = null; // 'ws' | 'sse' while a connection is up or being made
@@ -113,31 +115,43 @@ export function createClient(baseUrl, opts = {}) {
     emit('state', s, { transport, retryInMs, retryAt, attempt });
   }
 
-  function deliver(url, count, info) {
+  // The callback's second argument carries the URL's views and watching
+  // figures (0 from a server older than issue 19, which sends neither).
+  function deliver(url, count, info, st) {
     const set = subs.get(url);
     // Unsubscribed but not synced yet: keep the count fresh for a comeback.
     if (!set && !counts.has(url)) return;
     counts.set(url, count);
+    const prev = stats.get(url);
+    const views = st?.views === undefined ? prev?.views ?? 0 : Number(st.views);
+    const watching = st?.watching === undefined ? prev?.watching ?? 0 : Number(st.watching);
+    stats.set(url, { views, watching });
+    info.views = views;
+    info.watching = watching;
+    info.viewsDelta = prev ? views - prev.views : 0;
     if (!set) return;
     for (const s of [...set]) {
       try { s.cb(count, info); } catch (e) { report(e); }
     }
   }
 
-  function onSnapshot(map) {
+  // A snapshot: "counts" {U: C}, and since issue 19 "stats" {U: {count,
+  // views, watching}}.
+  function onSnapshot(map, st) {
     const ts = Date.now();
     for (const url in map) {
       const c = Number(map[url]);
       const prev = counts.get(url);
-      deliver(url, c, { url, delta: prev === undefined ? 0 : c - prev, seq, ts, snapshot: true });
+      deliver(url, c, { url, delta: prev === undefined ? 0 : c - prev, seq, ts, snapshot: true }, st?.[url]);
     }
   }
 
+  // An update: {U: {count, delta, views, watching}}, sent when any changed.
   function onUpdate(msg) {
     if (msg.seq !== undefined) seq = msg.seq;
     for (const url in msg.counts) {
       const u = msg.counts[url];
-      deliver(url, Number(u.count), { url, delta: Number(u.delta), seq: msg.seq, ts: msg.ts, snapshot: false });
+      deliver(url, Number(u.count), { url, delta: Number(u.delta), seq: msg.seq, ts: msg.ts, snapshot: false }, u);
     }
   }
 
@@ -182,7 +196,7 @@ export function createClient(baseUrl, opts = {}) {
       return;
     }
     if (conn) conn.close();
-    for (const u of counts.keys()) if (!subs.has(u)) counts.delete(u);
+    for (const u of counts.keys()) if (!subs.has(u)) { counts.delete(u); stats.delete(u); }
     const useWs = !wsBroken && mode !== 'sse';
     transport = useWs ? 'ws' : 'sse';
     setState('connecting');
@@ -283,7 +297,7 @@ export function createClient(baseUrl, opts = {}) {
         ws.onmessage = (ev) => {
           const m = parse(ev.data);
           if (!m) return;
-          if (m.type === 'snapshot') onSnapshot(m.counts);
+          if (m.type === 'snapshot') onSnapshot(m.counts, m.stats);
           else if (m.type === 'update') onUpdate(m);
           // e.g. too_many_subscriptions (a server limit below wsMax): reported,
           // not retried.
@@ -319,6 +333,7 @@ export function createClient(baseUrl, opts = {}) {
           where.delete(u);
           s.urls.delete(u);
           counts.delete(u);
+          stats.delete(u);
         }
       }
       for (const u of subs.keys()) {
@@ -367,7 +382,7 @@ export function createClient(baseUrl, opts = {}) {
       const k = urls.join('\n');
       if (k === key) return;
       key = k;
-      for (const u of counts.keys()) if (!subs.has(u)) counts.delete(u);
+      for (const u of counts.keys()) if (!subs.has(u)) { counts.delete(u); stats.delete(u); }
       if (c.next) shut(c.next);
       const enc = (u) => 'url=' + encodeURIComponent(u);
       const groups = split(urls, SSE_QUERY_CHARS, sseMax, enc).map((g) => g.map(enc).join('&'));
@@ -406,7 +421,7 @@ export function createClient(baseUrl, opts = {}) {
         es.onerror = () => lost(c, c.open, new Error('EventSource error'));
         es.addEventListener('snapshot', (ev) => {
           const m = parse(ev.data);
-          if (m && !c.dead) onSnapshot(m.counts);
+          if (m && !c.dead) onSnapshot(m.counts, m.stats);
         });
         es.addEventListener('update', (ev) => {
           const m = parse(ev.data);
@@ -443,16 +458,16 @@ export function createClient(baseUrl, opts = {}) {
 
   // ---- HTTP --------------------------------------------------------------
 
-  // A like that got no answer (network failure) is sent again with the
-  // same Idempotency-Key, so the server counts it once (docs/API.md).
-  async function send(method, url, n) {
+  // A like or view that got no answer (network failure) is sent again with
+  // the same Idempotency-Key, so the server counts it once (docs/API.md).
+  async function send(method, url, n, what = 'likes') {
     const headers = { 'Idempotency-Key': newKey() };
     if (token) headers.Authorization = 'Bearer ' + token;
     let res;
     for (let i = 0; ; i++) {
       try {
         // Empty body: Content-Length 0, no Content-Type.
-        res = await doFetch(`${base}/v1/likes?url=${encodeURIComponent(url)}&n=${n}`, {
+        res = await doFetch(`${base}/v1/${what}?url=${encodeURIComponent(url)}&n=${n}`, {
           method, headers, body: new Uint8Array(0),
         });
         break;
@@ -469,7 +484,7 @@ export function createClient(baseUrl, opts = {}) {
       const code = body?.error || 'http_' + res.status;
       throw Object.assign(new Error(body?.message || code), { code, status: res.status });
     }
-    return { url: body.url, count: Number(body.count) };
+    return what === 'views' ? { url: body.url, views: Number(body.views) } : { url: body.url, count: Number(body.count) };
   }
 
   // ---- public API --------------------------------------------------------
@@ -491,7 +506,9 @@ export function createClient(baseUrl, opts = {}) {
         // Shared: no new snapshot from the server.
         queueMicrotask(() => {
           if (set.has(s) && counts.has(url)) {
-            try { cb(counts.get(url), { url, delta: 0, seq, ts: Date.now(), snapshot: true }); } catch (e) { report(e); }
+            const st = stats.get(url) || { views: 0, watching: 0 };
+            const info = { url, delta: 0, seq, ts: Date.now(), snapshot: true, views: st.views, watching: st.watching, viewsDelta: 0 };
+            try { cb(counts.get(url), info); } catch (e) { report(e); }
           }
         });
       }
@@ -504,6 +521,7 @@ export function createClient(baseUrl, opts = {}) {
     },
     like: (url, n = 1) => send('POST', url, n),
     unlike: (url, n = 1) => send('DELETE', url, n),
+    view: (url, n = 1) => send('POST', url, n, 'views'),
     on(ev, fn) {
       listeners[ev].add(fn);
       return () => listeners[ev].delete(fn);
@@ -521,6 +539,11 @@ export function createClient(baseUrl, opts = {}) {
       setState('disconnected');
     },
     count: (url) => counts.get(url),
+    stats(url) {
+      if (!counts.has(url)) return undefined;
+      const st = stats.get(url) || { views: 0, watching: 0 };
+      return { count: counts.get(url), views: st.views, watching: st.watching };
+    },
     get state() { return state; },
     get transport() { return transport; },
     get retryAt() { return retryAt; },
