@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 
+import lc
 from lc import BIN, Proxy, Redis, Server, check, run
 
 
@@ -22,17 +23,9 @@ def node(redis, node_id, *args, url=None, **kw):
 
 
 def wait_for(pred, timeout=20, what="condition"):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        try:
-            last = pred()
-            if last is True:
-                return
-        except (OSError, AssertionError) as e:
-            last = e
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+    """Until pred() is True (lc.wait_for, the one poll of the tests)."""
+    lc.wait_for(pred, lambda v: v is True, timeout, what,
+                errors=(OSError, AssertionError))
 
 
 def converge(nodes, url, expected, timeout=20):

@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 
+import lc
 from lc import REDIS_SERVER, Redis, Server, check, free_port, run
 
 MASTER = "lcmaster"
@@ -61,17 +62,9 @@ class Proc:
 
 
 def wait_for(pred, timeout=30, what="condition"):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        try:
-            last = pred()
-            if last is True:
-                return
-        except (OSError, AssertionError, RuntimeError) as e:
-            last = e
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+    """Until pred() is True (lc.wait_for, the one poll of the tests)."""
+    lc.wait_for(pred, lambda v: v is True, timeout, what,
+                errors=(OSError, AssertionError, RuntimeError))
 
 
 def link_up(n):

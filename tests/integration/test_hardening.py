@@ -158,9 +158,11 @@ def test_tls_https_and_wss():
         st, b = wait_for(lambda: https("POST", "/v1/likes?url=tls"),
                          interval=0.1, what="the TLS server to answer")
         check(st == 200 and b["count"] == 1, (st, b))
-        # merged: visible to every worker's snapshot
-        wait_for(lambda: https("GET", "/v1/counts?url=tls")[1],
-                 lambda b: b["counts"]["tls"]["count"] == 1, what="merged")
+        # merged (snapshots read the table; /v1/counts reads our own
+        # write before that): two more ticks, as lc.Client.settle
+        want = https("GET", "/v1/stats")[1]["seq"] + 2
+        wait_for(lambda: https("GET", "/v1/stats")[1]["seq"],
+                 lambda q: q >= want, what="tick seq %d" % want)
         # WSS on the same port
         raw = socket.create_connection(("127.0.0.1", port), 5)
         tls = ctx.wrap_socket(raw, server_hostname="127.0.0.1")

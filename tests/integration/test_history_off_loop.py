@@ -7,17 +7,16 @@ import threading
 import time
 import urllib.parse
 
+import lc
 from lc import Server, check, run
 
 
 def poll(fn, timeout, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
+    """fn() once true, or its value at the deadline (lc.wait_for)."""
+    try:
+        return lc.wait_for(fn, bool, timeout, interval=step, errors=())
+    except AssertionError:
+        return fn()
 
 
 class History(threading.Thread):

@@ -62,7 +62,7 @@ def test_likes_during_start_answer_their_own_count():
                 try:
                     answers[url] = like_over_tls(port, ctx, url)
                 except OSError:  # not accepting yet: poll again
-                    time.sleep(0.002)
+                    time.sleep(0.002)  # poll interval of the connect loop
             wrong += [(start, u, a) for u, a in answers.items()
                       if a != (200, {"url": u, "count": 1})]
             # and every one is counted once, once the server is up

@@ -10,19 +10,18 @@ import sqlite3
 import threading
 import time
 
+import lc
 from lc import Server, check, run
 
 URLS = ["https://example.com/fc/%d" % i for i in range(20)]
 
 
 def poll(fn, timeout, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
+    """fn() once true, or its value at the deadline (lc.wait_for)."""
+    try:
+        return lc.wait_for(fn, bool, timeout, interval=step, errors=())
+    except AssertionError:
+        return fn()
 
 
 class Liker(threading.Thread):
