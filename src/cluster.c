@@ -396,9 +396,10 @@ lc_cluster_post_share(struct lc_cluster *cl, const char *url, size_t len,
 		      int32_t w)
 {
 	struct lc_msg_line l = {cl->self, {0, 0, 0}, w, url, len};
-	bool full;
+	bool full, first;
 
 	pthread_mutex_lock(&cl->lock);
+	first = !cl->shares_out.n;
 	full = cl->shares_out.n > LC_SHARES_OUT_MAX ||
 	       lc_msg_add(&cl->shares_out, &l);
 	if (full)
@@ -406,7 +407,8 @@ lc_cluster_post_share(struct lc_cluster *cl, const char *url, size_t len,
 	pthread_mutex_unlock(&cl->lock);
 	if (full)
 		atomic_store(&cl->announce_all, true);
-	if (cl->wake_bridge)
+	/* One wake per batch of lines: the bridge takes them all at once. */
+	if ((first || full) && cl->wake_bridge)
 		cl->wake_bridge(cl->wake_arg);
 }
 
