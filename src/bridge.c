@@ -1778,6 +1778,21 @@ on_message(struct lc_bridge *b, const char *p, size_t n)
 
 	atomic_fetch_add(&b->stats.messages_in, 1);
 	atomic_fetch_add(&b->stats.bytes_in, n);
+	if (n > 4 && p[0] == 'l' && p[1] == 'c' && p[3] == ' ' &&
+	    memcmp(p, LC_CLUSTER_MSG_MAGIC, 3)) {
+		/*
+		 * Another version's message (lc1: before views and watching
+		 * reached the cluster): a resync would not help. Said once.
+		 */
+		static _Atomic bool said;
+
+		if (!atomic_exchange(&said, true))
+			lc_warn("cluster: a node speaks %.3s, not "
+				"" LC_CLUSTER_MSG_MAGIC ": its messages are "
+				"ignored (run one version on every node)",
+				p);
+		return;
+	}
 	rc = lc_msg_parse(p, n, &h, on_line, &s);
 	if (rc < 0) {
 		lc_warn("cluster: malformed message on " LC_CLUSTER_CHANNEL

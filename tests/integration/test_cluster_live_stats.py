@@ -201,8 +201,25 @@ def test_sigkilled_node_stops_counting_and_restart_not_twice():
         converge([a, b], watching, "k", 0)
 
 
+def test_another_version_is_ignored_without_resyncing():
+    with Redis() as r, node(r, 1) as a:
+        wait_for(lambda: link_up(a), what="link up")
+        resyncs = a.metric("livecount_cluster_resyncs_total")
+        for i in range(5):  # what a node of the previous version sends
+            r.cmd("PUBLISH", "lc:changes",
+                  "lc1 9 00000000000000aa %d\n9 5 0 old\n" % (i + 1))
+        r.cmd("PUBLISH", "lc:changes",
+              "lc2 9 00000000000000bb 1\n9 2 0 3 - new\n")
+        wait_for(lambda: views(a, "new"), lambda v: v == 3,
+                 what="the lc2 line merged")
+        check(a.count("old") == 0)
+        check(a.metric("livecount_cluster_resyncs_total") == resyncs)
+        check(a.logtext().count("speaks lc1") == 1, a.logtext())
+
+
 if __name__ == "__main__":
     run([test_views_exact_after_partition_and_restart,
          test_watching_summed_across_nodes,
          test_clean_stop_withdraws_at_once,
-         test_sigkilled_node_stops_counting_and_restart_not_twice])
+         test_sigkilled_node_stops_counting_and_restart_not_twice,
+         test_another_version_is_ignored_without_resyncing])
