@@ -132,9 +132,23 @@ def test_watching_summed_across_nodes():
         sse.until(sse_sees(1))
         sse.close()
         converge([a, b], watching, "w", 0)
-        # watched elsewhere only: freed again on a, as on one node
+        # nobody watches it any more, nobody liked it: freed on both
+        # nodes, as on one node
         wait_for(lambda: a.json("GET", "/v1/top?by=watching")[1]["top"],
                  lambda t: t == [], what="nobody watching on a")
+        for n in (a, b):
+            wait_for(lambda: n.stats()["urls"], lambda u: u == 0,
+                     what="'w' freed on port %d" % n.port)
+        # watched on b only: a holds it while b's watcher lasts
+        ws = b.ws(["only-b"])
+        converge([a, b], watching, "only-b", 1)
+        n_a = a.stats()["urls"]
+        a.settle(ticks=4)
+        check(a.stats()["urls"] == n_a == 1 and watching(a, "only-b") == 1)
+        ws.close()
+        for n in (a, b):
+            wait_for(lambda: n.stats()["urls"], lambda u: u == 0,
+                     what="'only-b' freed on port %d" % n.port)
 
 
 def test_clean_stop_withdraws_at_once():
