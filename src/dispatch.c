@@ -529,8 +529,8 @@ watch_publish(struct lc_dispatch *d, int64_t now_ms)
 	for (size_t i = 0; i < d->watch_n; i++) {
 		struct lc_entry *e = d->watch[i];
 		int32_t w = watching_of(e);
-		/* Cluster mode: this node's own share, announced (cluster.h).
-		 */
+		/* Cluster mode: this node's own share, announced to the
+		 * others (cluster.h) on the same throttle as the figure. */
 		int32_t share =
 		    atomic_load_explicit(&e->subscribers, memory_order_relaxed);
 		bool share_due;
