@@ -28,17 +28,12 @@
  *                       that has just (re)synced: every other node answers
  *                       with its own " full".
  *
- * Watching cluster-wide (lc_shares): a node keeps every other live node's
- * last announced share per URL (in that URL's slot, slots.h) and the sum
- * in e->remote_watching. A node's shares go when it says bye, when its
- * heartbeat is older than LC_SHARE_TIMEOUT_MS, and when it comes back
- * with a new boot (a restart: its old shares are replaced, never added).
- *
- * Hand-offs (both mutex-guarded lists, taken whole):
- *   bridge -> dispatcher: batches of slot readings (node, likes, unlikes,
- *     url), merged by the dispatcher each tick with the rules of slots.h;
- *   dispatcher -> bridge: entries whose own slot changed in a tick; the
- *     bridge reads the slot when it pushes, so it always pushes the latest.
+ * Watching cluster-wide (lc_shares_set and its kin): a node keeps every
+ * other live node's last announced share per URL (in that URL's slot,
+ * slots.h) and their sum in e->remote_watching. A node's shares go when it
+ * says bye, when its heartbeat is older than LC_SHARE_TIMEOUT_MS, and when
+ * it comes back with a new boot (a restart: its old shares are replaced,
+ * never added).
  */
 #ifndef LC_CLUSTER_H
 #define LC_CLUSTER_H
