@@ -138,6 +138,8 @@ struct lc_bridge {
 	const char **argv;
 	size_t *argl;
 	struct lc_slot *vals; /* the values of a push, per item */
+	struct lc_buf shares; /* share lines taken from the dispatcher */
+	bool hello_due;	      /* announce ours with a hello (after a resync) */
 	/* The key thread (cluster-wide idempotency keys). */
 	pthread_t kv_thread;
 	pthread_mutex_t kv_lock; /* guards kv_in, kv_in_tail, kv_stop */
@@ -481,12 +483,24 @@ static const char lease_script[] =
 /* Gives the lease back at a clean stop (only if it is still ours). */
 static const char release_script[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "  if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end "
     "  return redis.call('DEL', KEYS[1]) end return 0";
+
+/*
+ * Announces watching shares, fenced by the lease like a push. KEYS: the
+ * lease. ARGV: our lease value, the channel, the message. Returns 1, or
+ * the error "LCLEASE <holder>".
+ */
+static const char announce_script[] =
+    "local h = redis.call('GET', KEYS[1]) "
+    "if h ~= ARGV[1] then "
+    "  return redis.error_reply('LCLEASE ' .. tostring(h)) end "
+    "redis.call('PUBLISH', ARGV[2], ARGV[3]) return 1";
 
 /*
  * The push, fenced by the lease. KEYS: the lease, then one key per URL.
  * ARGV: our lease value, the channel, the message header, our node id,
- * then per URL: likes, unlikes, its message line. Writes each URL's own
+ * then per URL: likes, unlikes, views, its message line. Writes each URL's own
  * totals with ZADD GT and publishes the lines of those Redis took, in one
  * message. Returns {first error or "", lines published, failed index...}
  * or the error "LCLEASE <holder>" when the lease is not ours: a process
@@ -497,15 +511,15 @@ static const char push_script[] =
     "local h = redis.call('GET', KEYS[1]) "
     "if h ~= ARGV[1] then "
     "  return redis.error_reply('LCLEASE ' .. tostring(h)) end "
-    "local ml, mu = ARGV[4] .. ':l', ARGV[4] .. ':u' "
+    "local ml, mu, mv = ARGV[4] .. ':l', ARGV[4] .. ':u', ARGV[4] .. ':v' "
     "local msg, res, err = {ARGV[3]}, {'', 0}, nil "
     "for i = 2, #KEYS do "
-    "  local a = 5 + (i - 2) * 3 "
+    "  local a = 5 + (i - 2) * 4 "
     "  local r = redis.pcall('ZADD', KEYS[i], 'GT', ARGV[a], ml, "
-    "                        ARGV[a + 1], mu) "
+    "                        ARGV[a + 1], mu, ARGV[a + 2], mv) "
     "  if type(r) == 'table' and r.err then "
     "    err = err or r.err res[#res + 1] = i - 1 "
-    "  else msg[#msg + 1] = ARGV[a + 2] end "
+    "  else msg[#msg + 1] = ARGV[a + 3] end "
     "end "
     "if #msg > 1 then redis.call('PUBLISH', ARGV[2], table.concat(msg)) end "
     "res[1] = err or '' res[2] = #msg - 1 "
@@ -759,11 +773,11 @@ static void
 append_zadd(struct lc_bridge *b, const char *url, size_t len,
 	    const struct lc_slot *s, uint32_t n)
 {
-	/* ZADD key GT (score member) x 2n */
-	const char *argv[3 + 4 * 8];
-	size_t argl[3 + 4 * 8];
+	/* ZADD key GT (score member) x 3n */
+	const char *argv[3 + 6 * 8];
+	size_t argl[3 + 6 * 8];
 	char key[LC_CLUSTER_KEY_HEAD + 2048 + 1];
-	char nums[4 * 8][24];
+	char nums[6 * 8][24];
 	uint32_t done = 0;
 
 	/* More than 8 slots: several ZADDs of 8 nodes each. */
@@ -779,20 +793,20 @@ append_zadd(struct lc_bridge *b, const char *url, size_t len,
 		argl[2] = 2;
 		for (uint32_t i = 0; i < k; i++) {
 			const struct lc_slot *x = &s[done + i];
-			char *sc = nums[4 * i];
+			const int64_t v[3] = {x->likes, x->unlikes, x->views};
+			static const char kind[3] = {'l', 'u', 'v'};
 
-			argl[argc] =
-			    (size_t)snprintf(sc, 24, "%" PRId64, x->likes);
-			argv[argc++] = sc;
-			argl[argc] = (size_t)snprintf(nums[4 * i + 1], 24,
-						      "%" PRIu32 ":l", x->node);
-			argv[argc++] = nums[4 * i + 1];
-			argl[argc] = (size_t)snprintf(nums[4 * i + 2], 24,
-						      "%" PRId64, x->unlikes);
-			argv[argc++] = nums[4 * i + 2];
-			argl[argc] = (size_t)snprintf(nums[4 * i + 3], 24,
-						      "%" PRIu32 ":u", x->node);
-			argv[argc++] = nums[4 * i + 3];
+			for (int j = 0; j < 3; j++) {
+				char *sc = nums[6 * i + 2 * j];
+				char *mb = nums[6 * i + 2 * j + 1];
+
+				argl[argc] =
+				    (size_t)snprintf(sc, 24, "%" PRId64, v[j]);
+				argv[argc++] = sc;
+				argl[argc] = (size_t)snprintf(
+				    mb, 24, "%" PRIu32 ":%c", x->node, kind[j]);
+				argv[argc++] = mb;
+			}
 		}
 		redisAppendCommandArgv(b->cmd, argc, argv, argl);
 		done += k;
@@ -891,7 +905,7 @@ push_some(struct lc_bridge *b, size_t max)
 	bool ok = true, moved = false;
 
 	if (!b->argo) {
-		size_t n = 8 + 4 * PUSH_CHUNK;
+		size_t n = 8 + 5 * PUSH_CHUNK;
 
 		b->argo = malloc(n * sizeof(*b->argo));
 		b->argl = malloc(n * sizeof(*b->argl));
@@ -912,7 +926,7 @@ push_some(struct lc_bridge *b, size_t max)
 		struct lc_entry *e = b->q[(b->q_head + i) % b->q_cap];
 		char key[LC_CLUSTER_KEY_HEAD + 2048 + 1];
 		const struct lc_slot *own;
-		struct lc_slot sl = {b->self, 0, 0};
+		struct lc_slot sl = {.node = b->self};
 
 		pthread_mutex_lock(&b->counter->slots_lock);
 		own = lc_slots_find(e, b->self);
@@ -932,10 +946,17 @@ push_some(struct lc_bridge *b, size_t max)
 		struct lc_entry *e = b->q[(b->q_head + i) % b->q_cap];
 		size_t before = b->msg.n;
 
+		struct lc_msg_line l = {
+		    b->self,
+		    {b->vals[i].likes, b->vals[i].unlikes, b->vals[i].views},
+		    -1,
+		    e->url,
+		    e->url_len};
+
 		ok &= arg_addi(b, &argc, b->vals[i].likes);
 		ok &= arg_addi(b, &argc, b->vals[i].unlikes);
-		ok &= lc_msg_add(&b->msg, b->self, b->vals[i].likes,
-				 b->vals[i].unlikes, e->url, e->url_len) == 0;
+		ok &= arg_addi(b, &argc, b->vals[i].views);
+		ok &= lc_msg_add(&b->msg, &l) == 0;
 		if (ok)
 			ok &= arg_add(b, &argc, b->msg.p + before,
 				      b->msg.n - before);
@@ -1008,8 +1029,10 @@ push_some(struct lc_bridge *b, size_t max)
 				struct lc_entry *e = b->q[b->q_head];
 
 				pthread_mutex_lock(&b->counter->slots_lock);
-				lc_slots_confirm(e, b->vals[i].likes,
-						 b->vals[i].unlikes);
+				lc_slots_confirm(
+				    e, (struct lc_reading){b->vals[i].likes,
+							   b->vals[i].unlikes,
+							   b->vals[i].views});
 				pthread_mutex_unlock(&b->counter->slots_lock);
 			}
 			queue_pop(b, bad);
@@ -1055,11 +1078,103 @@ push_all(struct lc_bridge *b)
 }
 
 /* ------------------------------------------------------------------ */
+/* Watching shares (command thread): what this node announces. */
+
+static void
+share_line_cb(struct lc_entry *e, void *arg)
+{
+	struct lc_bridge *b = arg;
+	int32_t w = atomic_load_explicit(&e->subscribers, memory_order_relaxed);
+	struct lc_msg_line l = {b->self, {0, 0, 0}, w, e->url, e->url_len};
+
+	if (w > 0 && lc_msg_add(&b->msg, &l))
+		atomic_store(&b->cl->announce_all, true); /* again, later */
+}
+
+/*
+ * Announces this node's shares of "watching now", fenced by the lease:
+ * every share > 0 at once (a " hello" after our resync, a " full" when a
+ * node asked for it or a change could not be queued), else the changes
+ * the dispatcher queued (at most one per URL per watching_interval_ms).
+ * Held while this process does not hold the lease or has not synced.
+ */
+static void
+announce(struct lc_bridge *b)
+{
+	struct lc_msg_header h = {b->self, b->boot, 0, LC_MSG_PLAIN};
+	const char *argv[7];
+	size_t argl[7];
+	redisReply *r;
+	bool full;
+
+	if (!b->cmd || !b->synced || !b->lease_held ||
+	    lc_mono_us() < b->push_hold_us)
+		return;
+	full = b->hello_due || atomic_exchange(&b->cl->announce_all, false);
+	lc_cluster_take_shares(b->cl, &b->shares);
+	if (!full && !b->shares.n)
+		return;
+	h.seq = ++b->seq_out;
+	h.kind = b->hello_due ? LC_MSG_HELLO
+		 : full	      ? LC_MSG_FULL
+			      : LC_MSG_PLAIN;
+	if (lc_msg_begin(&b->msg, &h))
+		goto nomem;
+	if (full) {
+		/* Every current share: what was queued is older. */
+		lc_reader_enter(&b->qs);
+		lc_counter_foreach(b->counter, share_line_cb, b);
+		lc_reader_exit(&b->qs);
+	} else if (lc_buf_add(&b->msg, b->shares.p, b->shares.n))
+		goto nomem;
+	b->shares.n = 0;
+	argv[0] = "EVAL";
+	argv[1] = announce_script;
+	argv[2] = "1";
+	argv[3] = b->lease_key;
+	argv[4] = b->lease;
+	argv[5] = LC_CLUSTER_CHANNEL;
+	argv[6] = b->msg.p;
+	for (int i = 0; i < 6; i++)
+		argl[i] = strlen(argv[i]);
+	argl[6] = b->msg.n;
+	r = redisCommandArgv(b->cmd, 7, argv, argl);
+	atomic_fetch_add(&b->stats.commands, 1);
+	if (!r) {
+		b->seq_out--;
+		atomic_store(&b->cl->announce_all, true);
+		drop_cmd(b, b->cmd->err ? b->cmd->errstr : "announce failed");
+		return;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		b->seq_out--;
+		atomic_store(&b->cl->announce_all, true);
+		if (!strncmp(r->str, "LCLEASE", 7)) {
+			b->lease_held = false;
+			b->next_beat_us = 0;
+		} else
+			note_error(b, true, "announce", r->str);
+		b->push_hold_us = lc_mono_us() + ERROR_RETRY_MS * 1000;
+	} else {
+		b->hello_due = false;
+		atomic_fetch_add(&b->stats.messages_out, 1);
+		atomic_fetch_add(&b->stats.bytes_out, b->msg.n);
+	}
+	freeReplyObject(r);
+	return;
+nomem:
+	b->seq_out--;
+	b->shares.n = 0;
+	atomic_store(&b->cl->announce_all, true);
+	atomic_fetch_add(&b->stats.errors, 1);
+}
+
+/* ------------------------------------------------------------------ */
 /* Resync (command thread). */
 
 struct reading {
 	uint32_t node;
-	int64_t likes, unlikes;
+	struct lc_reading r;
 };
 
 /* Turns one ZRANGE WITHSCORES reply into readings of the batch. */
@@ -1075,13 +1190,13 @@ add_key_readings(struct lc_remote_batch *batch, const char *url, size_t len,
 	for (size_t i = 0; i + 1 < r->elements; i += 2) {
 		const redisReply *m = r->element[i], *sc = r->element[i + 1];
 		uint32_t node;
-		bool unl;
+		enum lc_member_kind kind;
 		int64_t v;
 		size_t j;
 
 		if (m->type != REDIS_REPLY_STRING ||
 		    sc->type != REDIS_REPLY_STRING ||
-		    !lc_cluster_member_parse(m->str, m->len, &node, &unl) ||
+		    !lc_cluster_member_parse(m->str, m->len, &node, &kind) ||
 		    !lc_cluster_score_parse(sc->str, sc->len, &v))
 			continue;
 		for (j = 0; j < n && rd[j].node != node; j++)
@@ -1091,21 +1206,23 @@ add_key_readings(struct lc_remote_batch *batch, const char *url, size_t len,
 				/* Flush a full set and keep going. */
 				for (size_t k = 0; k < n; k++)
 					if (lc_remote_batch_add(
-						batch, rd[k].node, rd[k].likes,
-						rd[k].unlikes, url, len))
+						batch, rd[k].node, rd[k].r, -1,
+						url, len))
 						return LC_ENOMEM;
 				n = j = 0;
 			}
-			rd[n++] = (struct reading){node, 0, 0};
+			rd[n++] = (struct reading){node, {0, 0, 0}};
 		}
-		if (unl)
-			rd[j].unlikes = v;
+		if (kind == LC_MEMBER_UNLIKES)
+			rd[j].r.unlikes = v;
+		else if (kind == LC_MEMBER_VIEWS)
+			rd[j].r.views = v;
 		else
-			rd[j].likes = v;
+			rd[j].r.likes = v;
 	}
 	for (size_t k = 0; k < n; k++)
-		if (lc_remote_batch_add(batch, rd[k].node, rd[k].likes,
-					rd[k].unlikes, url, len))
+		if (lc_remote_batch_add(batch, rd[k].node, rd[k].r, -1, url,
+					len))
 			return LC_ENOMEM;
 	return 0;
 }
@@ -1227,11 +1344,14 @@ repush_cb(struct lc_entry *e, void *arg)
 			/* Ours goes through the fenced push, not here. */
 			uint32_t k = 0;
 
-			for (uint32_t i = 0; i < n; i++)
-				if (e->slots->s[i].node != b->self)
-					sl[k++] = e->slots->s[i];
-				else
+			for (uint32_t i = 0; i < n; i++) {
+				const struct lc_slot *x = &e->slots->s[i];
+
+				if (x->node == b->self)
 					own = true;
+				else if (x->likes || x->unlikes || x->views)
+					sl[k++] = *x; /* not a share's alone */
+			}
 			n = k;
 		}
 	}
@@ -1313,6 +1433,8 @@ resync(struct lc_bridge *b)
 		return;
 	}
 	atomic_store(&b->resync_done, gen);
+	/* We may have missed shares meanwhile: ask every node for all. */
+	b->hello_due = true;
 	atomic_fetch_add(&b->stats.resyncs, 1);
 	atomic_store(&b->stats.resync_ms_last,
 		     (uint64_t)(lc_mono_us() - t0) / 1000);
@@ -1528,12 +1650,18 @@ update_link(struct lc_bridge *b)
 static void
 release_lease(struct lc_bridge *b)
 {
+	struct lc_msg_header h = {b->self, b->boot, b->seq_out + 1, LC_MSG_BYE};
 	redisReply *r;
+	bool bye;
 
 	if (!b->cmd || !b->lease_held)
 		return;
-	r = redisCommand(b->cmd, "EVAL %s 1 %s %s", release_script,
-			 b->lease_key, b->lease);
+	/* " bye": the other nodes drop our watchers at once. */
+	bye = lc_msg_begin(&b->msg, &h) == 0;
+
+	r = redisCommand(b->cmd, "EVAL %s 1 %s %s %s %b", release_script,
+			 b->lease_key, b->lease, LC_CLUSTER_CHANNEL,
+			 bye ? b->msg.p : "", bye ? b->msg.n : (size_t)0);
 	if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
 		lc_info("cluster: node id %u's lease given back", b->self);
 	else
@@ -1605,6 +1733,7 @@ cmd_main(void *arg)
 		    lc_mono_us() >= b->resync_hold_us)
 			resync(b);
 		push_all(b);
+		announce(b);
 		update_link(b);
 		if (stop)
 			break;
@@ -1629,14 +1758,14 @@ struct sub_ctx {
 };
 
 static int
-on_line(void *arg, uint32_t node, int64_t likes, int64_t unlikes,
-	const char *url, size_t len)
+on_line(void *arg, const struct lc_msg_line *l)
 {
 	struct sub_ctx *s = arg;
 
 	if (!s->batch && !(s->batch = lc_remote_batch_new(false)))
 		return LC_ENOMEM;
-	return lc_remote_batch_add(s->batch, node, likes, unlikes, url, len);
+	return lc_remote_batch_add(s->batch, l->node, l->r, l->watching, l->url,
+				   l->len);
 }
 
 static void
@@ -1649,6 +1778,21 @@ on_message(struct lc_bridge *b, const char *p, size_t n)
 
 	atomic_fetch_add(&b->stats.messages_in, 1);
 	atomic_fetch_add(&b->stats.bytes_in, n);
+	if (n > 4 && p[0] == 'l' && p[1] == 'c' && p[3] == ' ' &&
+	    memcmp(p, LC_CLUSTER_MSG_MAGIC, 3)) {
+		/*
+		 * Another version's message (lc1: before views and watching
+		 * reached the cluster): a resync would not help. Said once.
+		 */
+		static _Atomic bool said;
+
+		if (!atomic_exchange(&said, true))
+			lc_warn("cluster: a node speaks %.3s, not "
+				"" LC_CLUSTER_MSG_MAGIC ": its messages are "
+				"ignored (run one version on every node)",
+				p);
+		return;
+	}
 	rc = lc_msg_parse(p, n, &h, on_line, &s);
 	if (rc < 0) {
 		lc_warn("cluster: malformed message on " LC_CLUSTER_CHANNEL
@@ -1659,6 +1803,31 @@ on_message(struct lc_bridge *b, const char *p, size_t n)
 	}
 	peer = &b->peers[h.node];
 	atomic_store(&peer->seen_us, lc_mono_us());
+	if (h.node != b->self) {
+		/* Watching shares: who is alive, which run (cluster.h). */
+		atomic_store(&b->cl->boot[h.node], h.boot);
+		atomic_store(&b->cl->seen_us[h.node],
+			     h.kind == LC_MSG_BYE ? 0 : lc_mono_us());
+		if (h.kind == LC_MSG_BYE)
+			lc_kick_maybe(b->cl->kick);
+		if (h.kind == LC_MSG_HELLO) {
+			/* A node (re)synced: it hears our shares again. */
+			atomic_store(&b->cl->announce_all, true);
+			lc_bridge_wake(b);
+		}
+		if ((h.kind == LC_MSG_HELLO || h.kind == LC_MSG_FULL) &&
+		    !s.batch && !(s.batch = lc_remote_batch_new(false))) {
+			/* The next resync's hello brings them again. */
+			atomic_fetch_add(&b->resync_asked, 1);
+			return;
+		}
+		if (s.batch) {
+			s.batch->sender = h.node;
+			s.batch->boot = h.boot;
+			s.batch->reset =
+			    h.kind == LC_MSG_HELLO || h.kind == LC_MSG_FULL;
+		}
+	}
 	if (h.node == b->self) {
 		if (h.boot != b->boot)
 			lc_warn("cluster: a message from another process with "
@@ -1684,6 +1853,7 @@ on_message(struct lc_bridge *b, const char *p, size_t n)
 		atomic_fetch_add(&b->resync_asked, 1);
 		return;
 	}
+	/* An empty batch still resets the sender's shares (hello, full). */
 	lc_cluster_post_remote(b->cl, s.batch);
 	lc_kick_maybe(b->cl->kick); /* a lone remote like goes out at once */
 }
@@ -1962,6 +2132,7 @@ lc_bridge_stop(struct lc_bridge *b)
 	free(b->argl);
 	free(b->argv);
 	free(b->vals);
+	lc_buf_free(&b->shares);
 	lc_buf_free(&b->msg);
 	lc_buf_free(&b->args);
 	pthread_mutex_destroy(&b->elock);

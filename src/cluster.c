@@ -109,16 +109,18 @@ parse_u64(const char *s, size_t len, uint64_t max, uint64_t *v)
 
 bool
 lc_cluster_member_parse(const char *m, size_t len, uint32_t *node,
-			bool *unlikes)
+			enum lc_member_kind *kind)
 {
 	uint64_t v;
 
 	if (len < 3 || m[len - 2] != ':' ||
-	    (m[len - 1] != 'l' && m[len - 1] != 'u') ||
+	    (m[len - 1] != 'l' && m[len - 1] != 'u' && m[len - 1] != 'v') ||
 	    !parse_u64(m, len - 2, 1023, &v) || !v)
 		return false;
 	*node = (uint32_t)v;
-	*unlikes = m[len - 1] == 'u';
+	*kind = m[len - 1] == 'l'   ? LC_MEMBER_LIKES
+		: m[len - 1] == 'u' ? LC_MEMBER_UNLIKES
+				    : LC_MEMBER_VIEWS;
 	return true;
 }
 
@@ -152,23 +154,29 @@ lc_msg_begin(struct lc_buf *b, const struct lc_msg_header *h)
 	char line[96];
 	int n = snprintf(line, sizeof(line),
 			 LC_CLUSTER_MSG_MAGIC " %" PRIu32 " %016" PRIx64
-					      " %" PRIu64 "\n",
-			 h->node, h->boot, h->seq);
+					      " %" PRIu64 "%s\n",
+			 h->node, h->boot, h->seq,
+			 h->kind == LC_MSG_BYE	   ? " bye"
+			 : h->kind == LC_MSG_HELLO ? " hello"
+			 : h->kind == LC_MSG_FULL  ? " full"
+						   : "");
 
 	b->n = 0;
 	return lc_buf_add(b, line, (size_t)n);
 }
 
 int
-lc_msg_add(struct lc_buf *b, uint32_t node, int64_t likes, int64_t unlikes,
-	   const char *url, size_t len)
+lc_msg_add(struct lc_buf *b, const struct lc_msg_line *l)
 {
-	char head[80];
-	int n =
-	    snprintf(head, sizeof(head), "%" PRIu32 " %" PRId64 " %" PRId64 " ",
-		     node, likes, unlikes);
+	char head[128], w[16] = "-";
+	int n;
 
-	if (lc_buf_add(b, head, (size_t)n) || lc_buf_add(b, url, len) ||
+	if (l->watching >= 0)
+		snprintf(w, sizeof(w), "%" PRId32, l->watching);
+	n = snprintf(head, sizeof(head),
+		     "%" PRIu32 " %" PRId64 " %" PRId64 " %" PRId64 " %s ",
+		     l->node, l->r.likes, l->r.unlikes, l->r.views, w);
+	if (lc_buf_add(b, head, (size_t)n) || lc_buf_add(b, l->url, l->len) ||
 	    lc_buf_add(b, "\n", 1))
 		return LC_ENOMEM;
 	return 0;
@@ -190,9 +198,7 @@ field(const char **p, const char *end, const char **f, size_t *len)
 
 long
 lc_msg_parse(const char *p, size_t n, struct lc_msg_header *h,
-	     int (*fn)(void *arg, uint32_t node, int64_t likes, int64_t unlikes,
-		       const char *url, size_t len),
-	     void *arg)
+	     int (*fn)(void *arg, const struct lc_msg_line *l), void *arg)
 {
 	const char *end = p + n, *nl, *f;
 	size_t flen;
@@ -218,11 +224,28 @@ lc_msg_parse(const char *p, size_t n, struct lc_msg_header *h,
 		boot = boot << 4 | (uint64_t)d;
 	}
 	h->boot = boot;
-	if (!parse_u64(p, (size_t)(nl - p), UINT64_MAX, &h->seq))
+	h->kind = LC_MSG_PLAIN;
+	if (field(&p, nl, &f, &flen)) {
+		/* "<seq> bye" or "<seq> hello" */
+		size_t klen = (size_t)(nl - p);
+
+		if (klen == 3 && !memcmp(p, "bye", 3))
+			h->kind = LC_MSG_BYE;
+		else if (klen == 5 && !memcmp(p, "hello", 5))
+			h->kind = LC_MSG_HELLO;
+		else if (klen == 4 && !memcmp(p, "full", 4))
+			h->kind = LC_MSG_FULL;
+		else
+			return LC_EINVAL;
+	} else
+		f = p, flen = (size_t)(nl - p);
+	if (!parse_u64(f, flen, UINT64_MAX, &h->seq))
 		return LC_EINVAL;
 	p = nl + 1;
 	while (p < end) {
-		uint64_t node, l, u;
+		uint64_t node, l, u, vw, w = 0;
+		struct lc_msg_line line;
+		bool has_w;
 		int rc;
 
 		nl = memchr(p, '\n', (size_t)(end - p));
@@ -233,10 +256,22 @@ lc_msg_parse(const char *p, size_t n, struct lc_msg_header *h,
 		    !field(&p, nl, &f, &flen) ||
 		    !parse_u64(f, flen, INT64_MAX, &l) ||
 		    !field(&p, nl, &f, &flen) ||
-		    !parse_u64(f, flen, INT64_MAX, &u) || p == nl)
+		    !parse_u64(f, flen, INT64_MAX, &u) ||
+		    !field(&p, nl, &f, &flen) ||
+		    !parse_u64(f, flen, INT64_MAX, &vw) ||
+		    !field(&p, nl, &f, &flen))
 			return LC_EINVAL;
-		rc = fn(arg, (uint32_t)node, (int64_t)l, (int64_t)u, p,
-			(size_t)(nl - p));
+		has_w = !(flen == 1 && f[0] == '-');
+		if ((has_w && !parse_u64(f, flen, INT32_MAX, &w)) || p == nl)
+			return LC_EINVAL;
+		line = (struct lc_msg_line){
+		    (uint32_t)node,
+		    {(int64_t)l, (int64_t)u, (int64_t)vw},
+		    has_w ? (int32_t)w : -1,
+		    p,
+		    (size_t)(nl - p),
+		};
+		rc = fn(arg, &line);
 		if (rc)
 			return rc;
 		lines++;
@@ -258,8 +293,9 @@ lc_remote_batch_new(bool adopt)
 }
 
 int
-lc_remote_batch_add(struct lc_remote_batch *b, uint32_t node, int64_t likes,
-		    int64_t unlikes, const char *url, size_t len)
+lc_remote_batch_add(struct lc_remote_batch *b, uint32_t node,
+		    struct lc_reading r, int32_t watching, const char *url,
+		    size_t len)
 {
 	struct lc_remote_item *it;
 
@@ -274,8 +310,8 @@ lc_remote_batch_add(struct lc_remote_batch *b, uint32_t node, int64_t likes,
 	}
 	it = &b->items[b->n];
 	it->node = node;
-	it->likes = likes;
-	it->unlikes = unlikes;
+	it->r = r;
+	it->watching = watching;
 	it->url_off = (uint32_t)b->urls.n;
 	it->url_len = (uint32_t)len;
 	if (lc_buf_add(&b->urls, url, len) || lc_buf_add(&b->urls, "", 1))
@@ -315,6 +351,7 @@ lc_cluster_cleanup(struct lc_cluster *cl)
 		b = next;
 	}
 	free(cl->out);
+	lc_buf_free(&cl->shares_out);
 	pthread_mutex_destroy(&cl->lock);
 }
 
@@ -352,6 +389,40 @@ lc_cluster_takes(struct lc_cluster *cl)
 	n = cl->takes;
 	pthread_mutex_unlock(&cl->lock);
 	return n;
+}
+
+void
+lc_cluster_post_share(struct lc_cluster *cl, const char *url, size_t len,
+		      int32_t w)
+{
+	struct lc_msg_line l = {cl->self, {0, 0, 0}, w, url, len};
+	bool full, first;
+
+	pthread_mutex_lock(&cl->lock);
+	first = !cl->shares_out.n;
+	full = cl->shares_out.n > LC_SHARES_OUT_MAX ||
+	       lc_msg_add(&cl->shares_out, &l);
+	if (full)
+		cl->shares_out.n = 0; /* the full announcement says it all */
+	pthread_mutex_unlock(&cl->lock);
+	if (full)
+		atomic_store(&cl->announce_all, true);
+	/* One wake per batch of lines: the bridge takes them all at once. */
+	if ((first || full) && cl->wake_bridge)
+		cl->wake_bridge(cl->wake_arg);
+}
+
+void
+lc_cluster_take_shares(struct lc_cluster *cl, struct lc_buf *out)
+{
+	struct lc_buf t;
+
+	pthread_mutex_lock(&cl->lock);
+	t = cl->shares_out;
+	cl->shares_out = *out;
+	cl->shares_out.n = 0;
+	pthread_mutex_unlock(&cl->lock);
+	*out = t;
 }
 
 struct lc_remote_batch *

@@ -438,11 +438,14 @@ lc_counter_reclaim(struct lc_counter *c, uint64_t tick_no, size_t budget)
 			c->watch[c->watch_at] = c->watch[--c->watch_n];
 			continue;
 		}
-		/* Subscribed, or its watching figure not yet published (the
-		 * dispatcher's list holds it: same thread as this). */
+		/* Subscribed here or on another node (cluster mode), or its
+		 * watching figure or share not yet published (the dispatcher's
+		 * list holds it: same thread as this). */
 		if (atomic_load_explicit(&e->subscribers,
 					 memory_order_seq_cst) > 0 ||
-		    e->watch_listed || e->deferred ||
+		    atomic_load_explicit(&e->remote_watching,
+					 memory_order_relaxed) > 0 ||
+		    e->share_sent || e->watch_listed || e->deferred ||
 		    atomic_load_explicit(&e->watch_sent,
 					 memory_order_relaxed)) {
 			c->watch_at++;

@@ -541,15 +541,34 @@ watch_publish(struct lc_dispatch *d, int64_t now_ms)
 	for (size_t i = 0; i < d->watch_n; i++) {
 		struct lc_entry *e = d->watch[i];
 		int32_t w = watching_of(e);
+		/* Cluster mode: this node's own share, announced to the
+		 * others (cluster.h) on the same throttle as the figure. */
+		int32_t share =
+		    atomic_load_explicit(&e->subscribers, memory_order_relaxed);
+		bool share_due;
 
+		share = share > 0 ? share : 0;
+		share_due = d->cluster && share != e->share_sent;
 		if (w == atomic_load_explicit(&e->watch_sent,
-					      memory_order_relaxed)) {
+					      memory_order_relaxed) &&
+		    !share_due) {
 			e->watch_listed = false; /* back where it was */
 			continue;
 		}
 		if (e->watch_sent_ms &&
 		    now_ms - e->watch_sent_ms < d->watching_interval_ms) {
 			d->watch[keep++] = e;
+			continue;
+		}
+		if (share_due) {
+			lc_cluster_post_share(d->cluster, e->url, e->url_len,
+					      share);
+			e->share_sent = share;
+		}
+		if (w == atomic_load_explicit(&e->watch_sent,
+					      memory_order_relaxed)) {
+			e->watch_sent_ms = now_ms;
+			e->watch_listed = false;
 			continue;
 		}
 		if (e->tick != d->tick_no &&
@@ -651,11 +670,89 @@ merge_shard(struct lc_dispatch *d, struct lc_source *src, struct lc_shard *sh,
 	}
 }
 
+struct drop_shares {
+	struct lc_dispatch *d;
+	uint32_t node; /* 0: every node */
+};
+
+static void
+drop_shares_cb(struct lc_entry *e, void *arg)
+{
+	struct drop_shares *ds = arg;
+	int32_t dw;
+
+	if (!e->slots)
+		return;
+	pthread_mutex_lock(&ds->d->counter->slots_lock);
+	dw = lc_shares_drop(ds->d->cluster, e, ds->node);
+	pthread_mutex_unlock(&ds->d->counter->slots_lock);
+	if (dw)
+		watch_note(ds->d, e);
+}
+
+/* Withdraws every share of node: a walk of the table, when it has any. */
+static void
+drop_node_shares(struct lc_dispatch *d, uint32_t node)
+{
+	struct drop_shares ds = {d, node};
+
+	if (d->cluster->shares[node].urls)
+		lc_counter_foreach(d->counter, drop_shares_cb, &ds);
+}
+
+/*
+ * The watchers of nodes that stopped (bye), went silent (no heartbeat for
+ * LC_SHARE_TIMEOUT_MS: dead or cut off) or restarted (another boot) stop
+ * counting here.
+ */
+static void
+expire_shares(struct lc_dispatch *d)
+{
+	uint32_t gone[LC_CLUSTER_NODES];
+	size_t n = lc_shares_expired(d->cluster, lc_mono_us(), gone);
+
+	for (size_t i = 0; i < n; i++)
+		drop_node_shares(d, gone[i]);
+}
+
+/* One share line of a message: node's live watchers of e. */
+static void
+merge_share(struct lc_dispatch *d, const struct lc_remote_item *it,
+	    const char *url)
+{
+	struct lc_cluster *cl = d->cluster;
+	struct lc_entry *e;
+	int32_t dw;
+	int rc;
+
+	e = lc_counter_find(d->counter, url, it->url_len,
+			    lc_hash(url, it->url_len));
+	if (!e && !it->watching)
+		return;
+	if (!e) {
+		/* Watched elsewhere only: freed again when nobody watches. */
+		e = lc_counter_find_or_insert_watched(
+		    d->counter, url, it->url_len, lc_hash(url, it->url_len),
+		    &rc);
+		if (!e) {
+			atomic_store(&cl->announce_all, true);
+			return;
+		}
+	}
+	pthread_mutex_lock(&d->counter->slots_lock);
+	dw = lc_shares_set(cl, e, it->node, it->watching, &rc);
+	pthread_mutex_unlock(&d->counter->slots_lock);
+	if (dw)
+		watch_note(d, e);
+}
+
 /*
  * Merges the slot readings the bridge received from other nodes (and,
  * once after start, from our own earlier runs). A reading that changes
  * nothing costs a lookup; one that cannot be merged (out of memory) is
- * dropped and a resync asked for, which reads it again.
+ * dropped and a resync asked for, which reads it again. Share lines set
+ * the sender's watchers of a URL; a " full" or " hello" message first
+ * withdraws every share of its sender (it lists them all).
  */
 static void
 merge_remote(struct lc_dispatch *d, int64_t now_ms)
@@ -666,14 +763,22 @@ merge_remote(struct lc_dispatch *d, int64_t now_ms)
 
 	for (; b; b = next) {
 		next = b->next;
+		if (b->sender &&
+		    (lc_shares_boot(cl, b->sender, b->boot) || b->reset))
+			drop_node_shares(d, b->sender);
 		for (size_t i = 0; i < b->n; i++) {
 			const struct lc_remote_item *it = &b->items[i];
 			const char *url = b->urls.p + it->url_off;
 			struct lc_entry *e;
-			int64_t dl, du;
+			struct lc_reading dr;
 			int rc;
 
 			items++;
+			if (it->watching >= 0 && b->sender &&
+			    it->node == b->sender)
+				merge_share(d, it, url);
+			if (!it->r.likes && !it->r.unlikes && !it->r.views)
+				continue; /* a share line: no totals */
 			e = lc_counter_find_or_insert(
 			    d->counter, url, it->url_len,
 			    lc_hash(url, it->url_len));
@@ -683,32 +788,41 @@ merge_remote(struct lc_dispatch *d, int64_t now_ms)
 				continue;
 			}
 			pthread_mutex_lock(&d->counter->slots_lock);
-			rc = lc_slots_merge(e, cl->self, it->node, it->likes,
-					    it->unlikes, b->adopt, now_ms, &dl,
-					    &du);
+			rc = lc_slots_merge(e, cl->self, it->node, it->r,
+					    b->adopt, now_ms, &dr);
 			pthread_mutex_unlock(&d->counter->slots_lock);
 			if (rc) {
 				atomic_fetch_add(&cl->stats.merge_errors, 1);
 				atomic_store(&cl->resync_wanted, true);
 				continue;
 			}
-			if (!dl && !du)
+			if (!dr.likes && !dr.unlikes && !dr.views)
 				continue;
-			note_change(d, e, dl, du, 0, it->node == cl->self);
-			atomic_fetch_add_explicit(&d->stats.likes, (uint64_t)dl,
+			note_change(d, e, dr.likes, dr.unlikes, dr.views,
+				    it->node == cl->self);
+			atomic_fetch_add_explicit(&d->stats.likes,
+						  (uint64_t)dr.likes,
 						  memory_order_relaxed);
 			atomic_fetch_add_explicit(&d->stats.unlikes,
-						  (uint64_t)du,
+						  (uint64_t)dr.unlikes,
 						  memory_order_relaxed);
-			add_all(d, dl, du);
+			atomic_fetch_add_explicit(&d->stats.views,
+						  (uint64_t)dr.views,
+						  memory_order_relaxed);
+			atomic_fetch_add_explicit(&d->stats.all_views, dr.views,
+						  memory_order_relaxed);
+			add_all(d, dr.likes, dr.unlikes);
 			if (it->node == cl->self) {
-				atomic_fetch_add(&cl->stats.adopted_likes,
-						 (uint64_t)(dl + du));
+				atomic_fetch_add(
+				    &cl->stats.adopted_likes,
+				    (uint64_t)(dr.likes + dr.unlikes));
 			} else {
 				atomic_fetch_add(&cl->stats.remote_likes,
-						 (uint64_t)dl);
+						 (uint64_t)dr.likes);
 				atomic_fetch_add(&cl->stats.remote_unlikes,
-						 (uint64_t)du);
+						 (uint64_t)dr.unlikes);
+				atomic_fetch_add(&cl->stats.remote_views,
+						 (uint64_t)dr.views);
 			}
 		}
 		lc_remote_batch_free(b);
@@ -1296,8 +1410,10 @@ lc_dispatch_tick(struct lc_dispatch *d, int64_t now_ms)
 			lc_shard_clear(full);
 		}
 	}
-	if (d->cluster)
+	if (d->cluster) {
+		expire_shares(d);
 		merge_remote(d, now_ms);
+	}
 	watch_publish(d, now_ms);
 	throttle_updates(d, lc_mono_us() / 1000);
 	seq = atomic_load_explicit(&d->seq, memory_order_relaxed) + 1;

@@ -586,8 +586,8 @@ lc_store_load(struct lc_store *st, struct lc_counter *c, int64_t now_ms)
 	if (st->slots_lock) {
 		if (sqlite3_prepare_v2(st->db,
 				       "SELECT u.url, s.node, s.likes, "
-				       "s.unlikes FROM node_slots s JOIN urls "
-				       "u ON u.id = s.url_id",
+				       "s.unlikes, s.views FROM node_slots s "
+				       "JOIN urls u ON u.id = s.url_id",
 				       -1, &s, NULL) != SQLITE_OK)
 			return LC_EIO;
 		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -601,8 +601,10 @@ lc_store_load(struct lc_store *st, struct lc_counter *c, int64_t now_ms)
 			if (!e || node < 1 || node > LC_MAX_NODE_ID)
 				continue;
 			if (lc_slots_load(e, st->self, (uint32_t)node,
-					  sqlite3_column_int64(s, 2),
-					  sqlite3_column_int64(s, 3))) {
+					  (struct lc_reading){
+					      sqlite3_column_int64(s, 2),
+					      sqlite3_column_int64(s, 3),
+					      sqlite3_column_int64(s, 4)})) {
 				sqlite3_finalize(s);
 				return LC_ENOMEM;
 			}

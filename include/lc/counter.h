@@ -56,6 +56,9 @@ struct lc_entry {
 	_Atomic int32_t watch_sent;
 	bool watch_listed;
 	int64_t watch_sent_ms;
+	/* Cluster mode: this node's share (subscribers) last handed to the
+	 * bridge to announce (cluster.h). Dispatcher only. */
+	int32_t share_sent;
 	/* Per-URL leading edge (dispatch.c): when an update of it was last
 	 * published (monotonic ms), and the changes held back since, to go
 	 * out once tick_ms has passed. */

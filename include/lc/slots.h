@@ -2,9 +2,9 @@
  * livecount — per-node slots: how a URL's count is shared by the nodes of
  * a cluster, and the merge rules that make it exact.
  *
- * Each node owns two grow-only absolute totals per URL: the likes and the
- * unlikes it accepted itself (a PN-counter kept as max-registers; README,
- * "How counts stay exact"). A URL's cluster count is the sum over the
+ * Each node owns three grow-only absolute totals per URL: the likes, the
+ * unlikes and the views it accepted itself (a PN-counter kept as max-registers;
+ * README, "How counts stay exact"). A URL's cluster count is the sum over the
  * nodes of (likes - unlikes). An entry's slots list every node's totals as
  * this node knows them; the entry's own counts are kept equal to their
  * sums, so every reader sees cluster totals without knowing about slots.
@@ -42,12 +42,15 @@ struct lc_slot {
 	uint32_t node;
 	int64_t likes, unlikes; /* that node's absolute totals */
 	int64_t views;
+	/* Another node's live share of "watching now" (its subscriptions to
+	 * the URL) as last announced; never set for self. */
+	int32_t watching;
 };
 
 struct lc_slots {
 	uint32_t n, cap;
 	/* Own slot's totals known to be in Redis (loaded, adopted, pushed). */
-	int64_t base_likes, base_unlikes;
+	int64_t base_likes, base_unlikes, base_views;
 	struct lc_slot s[];
 };
 
@@ -64,18 +67,23 @@ int lc_slots_add_own_marked(struct lc_entry *e, uint32_t self, int64_t likes,
 			    int64_t unlikes, int64_t views, int64_t now_ms,
 			    _Atomic bool *mark);
 
+/** One node's absolute totals of a URL, as read from Redis. */
+struct lc_reading {
+	int64_t likes, unlikes, views;
+};
+
 /**
- * Merges one reading (node, likes, unlikes) of e's slots, as received from
- * Redis. For another node keeps the maximum; for self changes something
+ * Merges one reading r of node's slot of e, as received from Redis. For
+ * another node keeps the maximum of each total; for self changes something
  * only when `adopt` (a resync right after taking the lease), then raising
- * the base to the reading and the slot by the same amount. Applies the increase
- * to e's counts (stamped now_ms) and returns it in *dl / *du (0 when nothing
- * changed). Returns 0 or LC_ENOMEM (nothing changed; the reading comes again at
- * the next resync).
+ * the base to the reading and the slot by the same amount. Applies the
+ * increase to e's counts (stamped now_ms) and returns it in *d (zeros when
+ * nothing changed). Returns 0 or LC_ENOMEM (nothing changed; the reading
+ * comes again at the next resync).
  */
 int lc_slots_merge(struct lc_entry *e, uint32_t self, uint32_t node,
-		   int64_t likes, int64_t unlikes, bool adopt, int64_t now_ms,
-		   int64_t *dl, int64_t *du);
+		   struct lc_reading r, bool adopt, int64_t now_ms,
+		   struct lc_reading *d);
 
 /**
  * Sets a slot as loaded from the database (start-up, before any thread
@@ -83,7 +91,7 @@ int lc_slots_merge(struct lc_entry *e, uint32_t self, uint32_t node,
  * lc_slots_settle once every slot is loaded. Returns 0 or LC_ENOMEM.
  */
 int lc_slots_load(struct lc_entry *e, uint32_t self, uint32_t node,
-		  int64_t likes, int64_t unlikes);
+		  struct lc_reading r);
 
 /**
  * Start-up in cluster mode: makes e's counts the sum of its slots. An entry
@@ -94,10 +102,10 @@ int lc_slots_load(struct lc_entry *e, uint32_t self, uint32_t node,
 int lc_slots_settle(struct lc_entry *e, uint32_t self);
 
 /**
- * The bridge: Redis confirmed own totals (likes, unlikes) for e: raises
- * the base to them. Caller holds slots_lock.
+ * The bridge: Redis confirmed own totals r for e: raises the base to
+ * them. Caller holds slots_lock.
  */
-void lc_slots_confirm(struct lc_entry *e, int64_t likes, int64_t unlikes);
+void lc_slots_confirm(struct lc_entry *e, struct lc_reading r);
 
 /** The slot of node in e, or NULL. */
 const struct lc_slot *lc_slots_find(const struct lc_entry *e, uint32_t node);

@@ -68,8 +68,9 @@ def test_three_nodes_converge():
         # every node's own totals are in Redis, written with ZADD GT
         z = r.cmd("ZRANGE", redis_key("x"), 0, -1, "WITHSCORES")
         slots = dict(zip(z[::2], z[1::2]))
-        check(slots == {"1:l": "5", "1:u": "0", "2:l": "7", "2:u": "0",
-                        "3:l": "0", "3:u": "2"}, slots)
+        check(slots == {"1:l": "5", "1:u": "0", "1:v": "0", "2:l": "7",
+                        "2:u": "0", "2:v": "0", "3:l": "0", "3:u": "2",
+                        "3:v": "0"}, slots)
         # /v1/stats lists the nodes this node knows
         wait_for(lambda: sorted(n["id"] for n in
                                 a.stats()["cluster"]["nodes"]),
@@ -159,22 +160,22 @@ def test_pubsub_killed_and_lost_message():
         # PUBLISH never arrived; the next message shows a sequence gap,
         # and the resync it triggers brings the total in.
         r.cmd("ZADD", redis_key("k"), "GT", 6, "9:l", 0, "9:u")
-        r.cmd("PUBLISH", "lc:changes", "lc1 9 00000000000000aa 1\n")
+        r.cmd("PUBLISH", "lc:changes", "lc2 9 00000000000000aa 1\n")
         for n in (a, b):  # read once node 9 is listed
             wait_for(lambda: [x["id"] for x in n.stats()["cluster"]["nodes"]],
                      lambda ids: 9 in ids, what="node 9 heard")
             n.settle()
         check(a.count("k") == 4 and b.count("k") == 4)
-        r.cmd("PUBLISH", "lc:changes", "lc1 9 00000000000000aa 3\n")
+        r.cmd("PUBLISH", "lc:changes", "lc2 9 00000000000000aa 3\n")
         converge([a, b], "k", 10)
         check(b.metric("livecount_cluster_seq_gaps_total") >= 1)
         # duplicates and stale readings never count twice
         r.cmd("PUBLISH", "lc:changes",
-              "lc1 9 00000000000000aa 4\n9 6 0 k\n9 5 0 k\n9 6 0 k\n")
+              "lc2 9 00000000000000aa 4\n9 6 0 0 - k\n9 5 0 0 - k\n9 6 0 0 - k\n")
         # A marker behind them on the same channel: once it is counted,
         # every node has read and merged them.
         r.cmd("ZADD", redis_key("k-mark"), "GT", 1, "9:l", 0, "9:u")
-        r.cmd("PUBLISH", "lc:changes", "lc1 9 00000000000000aa 5\n9 1 0 k-mark\n")
+        r.cmd("PUBLISH", "lc:changes", "lc2 9 00000000000000aa 5\n9 1 0 0 - k-mark\n")
         converge([a, b], "k-mark", 1)
         for n in (a, b):
             n.settle()

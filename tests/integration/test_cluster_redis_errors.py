@@ -115,7 +115,7 @@ def test_oom_is_seen_bounded_and_heals():
         check(cluster(a)["link"] == "up" and
               cluster(a)["link_reason"] is None, cluster(a))
         zs = r.cmd("ZRANGE", redis_key("oom-599"), 0, -1, "WITHSCORES")
-        check(zs == ["1:u", "0", "1:l", "1"], zs)
+        check(zs == ["1:u", "0", "1:v", "0", "1:l", "1"], zs)
 
 
 def test_one_refused_url_does_not_block_the_others():

@@ -37,15 +37,29 @@ count(struct lc_entry *e)
 }
 
 static void
+merge3(struct lc_entry *e, uint32_t node, struct lc_reading r, bool adopt,
+       struct lc_reading exp)
+{
+	struct lc_reading d;
+
+	assert_int_equal(lc_slots_merge(e, 1, node, r, adopt, 0, &d), 0);
+	assert_int_equal(d.likes, exp.likes);
+	assert_int_equal(d.unlikes, exp.unlikes);
+	assert_int_equal(d.views, exp.views);
+}
+
+static void
 merge(struct lc_entry *e, uint32_t node, int64_t l, int64_t u, bool adopt,
       int64_t exp_dl, int64_t exp_du)
 {
-	int64_t dl, du;
+	merge3(e, node, (struct lc_reading){l, u, 0}, adopt,
+	       (struct lc_reading){exp_dl, exp_du, 0});
+}
 
-	assert_int_equal(lc_slots_merge(e, 1, node, l, u, adopt, 0, &dl, &du),
-			 0);
-	assert_int_equal(dl, exp_dl);
-	assert_int_equal(du, exp_du);
+static struct lc_reading
+rd(int64_t l, int64_t u, int64_t v)
+{
+	return (struct lc_reading){l, u, v};
 }
 
 static void
@@ -89,7 +103,7 @@ test_own_adoption(void **state)
 	lc_counter_init(&c, 16);
 	e = get(&c, "u");
 	/* loaded from the database: 8 of our own likes */
-	assert_int_equal(lc_slots_load(e, 1, 1, 8, 0), 0);
+	assert_int_equal(lc_slots_load(e, 1, 1, rd(8, 0, 0)), 0);
 	assert_int_equal(lc_slots_settle(e, 1), 0);
 	assert_int_equal(count(e), 8);
 	/* 3 more in this run before the first resync */
@@ -124,13 +138,13 @@ test_adoption_after_another_holder(void **state)
 	b = get(&c, "b");
 	/* process A: 5 likes, pushed and confirmed by Redis */
 	lc_slots_add_own(a, 1, 5, 0, 0);
-	lc_slots_confirm(a, 5, 0);
+	lc_slots_confirm(a, rd(5, 0, 0));
 	/* cut off: 2 more, not pushed */
 	lc_slots_add_own(a, 1, 2, 0, 0);
 	/* process B (empty database) takes the lease: adopts 5, adds 3 */
 	merge(b, 1, 5, 0, true, 5, 0);
 	lc_slots_add_own(b, 1, 3, 0, 0);
-	lc_slots_confirm(b, 8, 0);
+	lc_slots_confirm(b, rd(8, 0, 0));
 	assert_int_equal(lc_slots_find(b, 1)->likes, 8);
 	/* A takes the lease back (new generation): adopts 8 - 5 */
 	merge(a, 1, 8, 0, true, 3, 0);
@@ -138,11 +152,11 @@ test_adoption_after_another_holder(void **state)
 	assert_int_equal(count(a), 10);
 	/* a repeated adoption adds nothing; a confirm never lowers */
 	merge(a, 1, 8, 0, true, 0, 0);
-	lc_slots_confirm(a, 4, 0);
+	lc_slots_confirm(a, rd(4, 0, 0));
 	merge(a, 1, 8, 0, true, 0, 0);
 	assert_int_equal(count(a), 10);
 	/* A pushes 10: confirmed; B, back later, adopts A's 2 */
-	lc_slots_confirm(a, 10, 0);
+	lc_slots_confirm(a, rd(10, 0, 0));
 	merge(b, 1, 10, 0, true, 2, 0);
 	assert_int_equal(count(b), 10);
 	lc_counter_cleanup(&c);
@@ -166,8 +180,8 @@ test_settle(void **state)
 	/* counts that disagree with the slots follow the slots */
 	f = get(&c, "f");
 	lc_entry_add(f, 100, 0, 0);
-	lc_slots_load(f, 4, 4, 3, 0);
-	lc_slots_load(f, 4, 5, 4, 1);
+	lc_slots_load(f, 4, 4, rd(3, 0, 0));
+	lc_slots_load(f, 4, 5, rd(4, 1, 0));
 	assert_int_equal(lc_slots_settle(f, 4), 0);
 	assert_int_equal(count(f), 6);
 	lc_counter_cleanup(&c);
@@ -178,24 +192,26 @@ test_settle(void **state)
 struct seen {
 	int n;
 	uint32_t node[8];
-	int64_t l[8], u[8];
+	int64_t l[8], u[8], v[8];
+	int32_t w[8];
 	char url[8][2100];
 	size_t len[8];
 };
 
 static int
-on_line(void *arg, uint32_t node, int64_t l, int64_t u, const char *url,
-	size_t len)
+on_line(void *arg, const struct lc_msg_line *l)
 {
 	struct seen *s = arg;
 
 	if (s->n == 8)
 		return -100;
-	s->node[s->n] = node;
-	s->l[s->n] = l;
-	s->u[s->n] = u;
-	memcpy(s->url[s->n], url, len);
-	s->len[s->n] = len;
+	s->node[s->n] = l->node;
+	s->l[s->n] = l->r.likes;
+	s->u[s->n] = l->r.unlikes;
+	s->v[s->n] = l->r.views;
+	s->w[s->n] = l->watching;
+	memcpy(s->url[s->n], l->url, l->len);
+	s->len[s->n] = l->len;
 	s->n++;
 	return 0;
 }
@@ -239,7 +255,8 @@ test_message_round_trip(void **state)
 		struct lc_msg_header h = {1 + (uint32_t)(round % 1023),
 					  0x0123456789abcdefULL ^
 					      (uint64_t)round,
-					  (uint64_t)round * 1000003u},
+					  (uint64_t)round * 1000003u,
+					  (enum lc_msg_kind)(round % 4)},
 				     got;
 		struct seen s = {0};
 		int lines = round % 8;
@@ -254,20 +271,26 @@ test_message_round_trip(void **state)
 			}
 			assert_int_equal(
 			    lc_url_check(urls[i], lens[i], 2048, &err), 0);
-			assert_int_equal(lc_msg_add(&b, (uint32_t)(i + 1),
-						    INT64_MAX - i, i, urls[i],
-						    lens[i]),
-					 0);
+			struct lc_msg_line l = {(uint32_t)(i + 1),
+						{INT64_MAX - i, i, 7 * i},
+						i % 3 ? i * 1000 : -1,
+						urls[i],
+						lens[i]};
+
+			assert_int_equal(lc_msg_add(&b, &l), 0);
 		}
 		assert_int_equal(lc_msg_parse(b.p, b.n, &got, on_line, &s),
 				 lines);
 		assert_int_equal(got.node, h.node);
 		assert_true(got.boot == h.boot);
 		assert_true(got.seq == h.seq);
+		assert_int_equal(got.kind, h.kind);
 		for (int i = 0; i < lines; i++) {
 			assert_int_equal(s.node[i], (uint32_t)(i + 1));
 			assert_true(s.l[i] == INT64_MAX - i);
 			assert_int_equal(s.u[i], i);
+			assert_int_equal(s.v[i], 7 * i);
+			assert_int_equal(s.w[i], i % 3 ? i * 1000 : -1);
 			assert_int_equal(s.len[i], lens[i]);
 			assert_memory_equal(s.url[i], urls[i], lens[i]);
 		}
@@ -280,17 +303,23 @@ test_message_malformed(void **state)
 {
 	static const char *const bad[] = {
 	    "",
-	    "lc1 1 0123456789abcdef 1",		    /* no newline */
-	    "lc2 1 0123456789abcdef 1\n",	    /* magic */
-	    "lc1 0 0123456789abcdef 1\n",	    /* node 0 */
-	    "lc1 1024 0123456789abcdef 1\n",	    /* node > 1023 */
-	    "lc1 1 0123456789abcdeg 1\n",	    /* boot */
-	    "lc1 1 0123456789abcdef x\n",	    /* seq */
-	    "lc1 1 0123456789abcdef 1\n1 2 3\n",    /* no url */
-	    "lc1 1 0123456789abcdef 1\n1 2 3 \n",   /* empty url */
-	    "lc1 1 0123456789abcdef 1\n1 -2 3 u\n", /* negative */
-	    "lc1 1 0123456789abcdef 1\n1 2 3 u",    /* unterminated */
-	    "lc1 1 0123456789abcdef 1\n1 99999999999999999999 3 u\n",
+	    "lc2 1 0123456789abcdef 1",			/* no newline */
+	    "lc1 1 0123456789abcdef 1\n",		/* the old magic */
+	    "lc2 0 0123456789abcdef 1\n",		/* node 0 */
+	    "lc2 1024 0123456789abcdef 1\n",		/* node > 1023 */
+	    "lc2 1 0123456789abcdeg 1\n",		/* boot */
+	    "lc2 1 0123456789abcdef x\n",		/* seq */
+	    "lc2 1 0123456789abcdef 1 ciao\n",		/* kind */
+	    "lc2 1 0123456789abcdef 1 bye \n",		/* kind */
+	    "lc2 1 0123456789abcdef 1\n1 2 3 0 - \n",	/* empty url */
+	    "lc2 1 0123456789abcdef 1\n1 2 3 4\n",	/* no url */
+	    "lc2 1 0123456789abcdef 1\n1 2 3 u\n",	/* lc1's line */
+	    "lc2 1 0123456789abcdef 1\n1 -2 3 0 - u\n", /* negative */
+	    "lc2 1 0123456789abcdef 1\n1 2 3 0 -1 u\n", /* watchers < 0 */
+	    "lc2 1 0123456789abcdef 1\n1 2 3 0 x u\n",	/* watchers */
+	    "lc2 1 0123456789abcdef 1\n1 2 3 0 2147483648 u\n",
+	    "lc2 1 0123456789abcdef 1\n1 2 3 0 - u", /* unterminated */
+	    "lc2 1 0123456789abcdef 1\n1 99999999999999999999 3 0 - u\n",
 	};
 	struct lc_msg_header h;
 	struct seen s;
@@ -303,9 +332,16 @@ test_message_malformed(void **state)
 	}
 	/* a heartbeat: header only */
 	assert_int_equal(
-	    lc_msg_parse("lc1 7 00000000000000ff 9\n", 25, &h, on_line, &s), 0);
+	    lc_msg_parse("lc2 7 00000000000000ff 9\n", 25, &h, on_line, &s), 0);
 	assert_int_equal(h.node, 7);
-	assert_true(h.boot == 255 && h.seq == 9);
+	assert_true(h.boot == 255 && h.seq == 9 && h.kind == LC_MSG_PLAIN);
+	{
+		const char *bye = "lc2 7 00000000000000ff 10 bye\n";
+
+		assert_int_equal(
+		    lc_msg_parse(bye, strlen(bye), &h, on_line, &s), 0);
+	}
+	assert_true(h.seq == 10 && h.kind == LC_MSG_BYE);
 }
 
 static void
@@ -315,7 +351,7 @@ test_keys_members_scores(void **state)
 	const char *u;
 	size_t n, len, ulen;
 	uint32_t node;
-	bool unl;
+	enum lc_member_kind unl;
 	int64_t v;
 
 	(void)state;
@@ -335,9 +371,11 @@ test_keys_members_scores(void **state)
 	assert_false(lc_cluster_key_url("lc:u:{cd20}:", 12, &u, &len));
 
 	assert_true(lc_cluster_member_parse("12:l", 4, &node, &unl));
-	assert_true(node == 12 && !unl);
+	assert_true(node == 12 && unl == LC_MEMBER_LIKES);
 	assert_true(lc_cluster_member_parse("1023:u", 6, &node, &unl));
-	assert_true(node == 1023 && unl);
+	assert_true(node == 1023 && unl == LC_MEMBER_UNLIKES);
+	assert_true(lc_cluster_member_parse("7:v", 3, &node, &unl));
+	assert_true(node == 7 && unl == LC_MEMBER_VIEWS);
 	assert_false(lc_cluster_member_parse("0:l", 3, &node, &unl));
 	assert_false(lc_cluster_member_parse("1024:l", 6, &node, &unl));
 	assert_false(lc_cluster_member_parse("1:x", 3, &node, &unl));
@@ -385,10 +423,10 @@ test_dispatch_remote_and_own(void **state)
 
 	/* readings from node 2 (one duplicated, one stale) */
 	b = lc_remote_batch_new(false);
-	lc_remote_batch_add(b, 2, 5, 0, "x", 1);
-	lc_remote_batch_add(b, 2, 5, 0, "x", 1);
-	lc_remote_batch_add(b, 2, 4, 0, "x", 1);
-	lc_remote_batch_add(b, 2, 1, 1, "new", 3);
+	lc_remote_batch_add(b, 2, rd(5, 0, 0), -1, "x", 1);
+	lc_remote_batch_add(b, 2, rd(5, 0, 0), -1, "x", 1);
+	lc_remote_batch_add(b, 2, rd(4, 0, 0), -1, "x", 1);
+	lc_remote_batch_add(b, 2, rd(1, 1, 0), -1, "new", 3);
 	lc_cluster_post_remote(&cl, b);
 	lc_dispatch_tick(&d, 2000);
 	assert_int_equal(count(e), 8);
@@ -399,6 +437,199 @@ test_dispatch_remote_and_own(void **state)
 	free(own);
 	assert_int_equal(atomic_load(&d.stats.all_likes), 9);
 	assert_int_equal(atomic_load(&cl.stats.remote_likes), 6);
+
+	lc_dispatch_cleanup(&d);
+	lc_cluster_cleanup(&cl);
+	lc_source_cleanup(&a);
+	lc_counter_cleanup(&c);
+}
+
+/* Views: max-merged per node like likes; adopted for our own slot. */
+static void
+test_views_merge(void **state)
+{
+	struct lc_counter c;
+	struct lc_entry *e;
+
+	(void)state;
+	lc_counter_init(&c, 16);
+	e = get(&c, "v");
+	merge3(e, 2, rd(0, 0, 7), false, rd(0, 0, 7));
+	merge3(e, 2, rd(0, 0, 7), false, rd(0, 0, 0)); /* duplicate */
+	merge3(e, 2, rd(0, 0, 3), false, rd(0, 0, 0)); /* stale */
+	merge3(e, 3, rd(1, 0, 2), false, rd(1, 0, 2));
+	assert_int_equal(lc_entry_read(e).views, 9);
+	/* our own: only what Redis holds beyond the base, once */
+	lc_slots_add_own_marked(e, 1, 0, 0, 4, 0, NULL);
+	lc_slots_confirm(e, rd(0, 0, 4));
+	merge3(e, 1, rd(0, 0, 9), false, rd(0, 0, 0));
+	merge3(e, 1, rd(0, 0, 6), true, rd(0, 0, 2));
+	merge3(e, 1, rd(0, 0, 6), true, rd(0, 0, 0));
+	assert_int_equal(lc_slots_find(e, 1)->views, 6);
+	assert_int_equal(lc_entry_read(e).views, 15);
+	/* settle: counts follow the slots, and views loaded with them */
+	struct lc_entry *f = get(&c, "f");
+
+	lc_slots_load(f, 1, 1, rd(2, 0, 5));
+	lc_slots_load(f, 1, 2, rd(0, 0, 6));
+	assert_int_equal(lc_slots_settle(f, 1), 0);
+	assert_int_equal(lc_entry_read(f).views, 11);
+	assert_int_equal(count(f), 2);
+	lc_counter_cleanup(&c);
+}
+
+/* The share bookkeeping: sums, withdrawals, boots, silence. */
+static void
+test_shares(void **state)
+{
+	struct lc_counter c;
+	struct lc_cluster cl;
+	struct lc_entry *e, *f;
+	uint32_t gone[LC_CLUSTER_NODES];
+	int rc;
+
+	(void)state;
+	lc_counter_init(&c, 16);
+	lc_cluster_init(&cl, 1);
+	e = get(&c, "e");
+	f = get(&c, "f");
+	assert_false(lc_shares_boot(&cl, 2, 0xa));
+	assert_int_equal(lc_shares_set(&cl, e, 2, 3, &rc), 3);
+	assert_int_equal(lc_shares_set(&cl, e, 2, 3, &rc), 0);
+	assert_false(lc_shares_boot(&cl, 3, 0xb));
+	assert_int_equal(lc_shares_set(&cl, e, 3, 2, &rc), 2);
+	assert_int_equal(lc_shares_set(&cl, f, 2, 1, &rc), 1);
+	/* ours is never a share, and a share is never negative */
+	assert_int_equal(lc_shares_set(&cl, e, 1, 9, &rc), 0);
+	assert_int_equal(lc_shares_set(&cl, e, 2, -1, &rc), 0);
+	atomic_store(&e->subscribers, 1);
+	assert_int_equal(lc_entry_watching(e), 6);
+	assert_int_equal(cl.shares[2].urls, 2);
+	assert_int_equal(cl.share_nodes, 2);
+	/* node 2 leaves e: 5 - 3 */
+	assert_int_equal(lc_shares_set(&cl, e, 2, 0, &rc), -3);
+	assert_int_equal(lc_entry_watching(e), 3);
+	assert_int_equal(cl.shares[2].urls, 1);
+	/* silence: both nodes heard 1 s ago, then node 3 goes quiet */
+	atomic_store(&cl.seen_us[2], 10000000);
+	atomic_store(&cl.boot[2], 0xa);
+	atomic_store(&cl.seen_us[3], 10000000);
+	atomic_store(&cl.boot[3], 0xb);
+	assert_int_equal(lc_shares_expired(&cl, 11000000, gone), 0);
+	atomic_store(&cl.seen_us[2], 16000000);
+	assert_int_equal(lc_shares_expired(&cl, 16500000, gone), 1);
+	assert_int_equal(gone[0], 3);
+	assert_int_equal(lc_shares_drop(&cl, e, 3), -2);
+	assert_int_equal(lc_entry_watching(e), 1);
+	assert_int_equal(lc_shares_expired(&cl, 16500000, gone), 0);
+	/* node 2 says bye (seen 0), or comes back with another boot */
+	atomic_store(&cl.seen_us[2], 0);
+	assert_int_equal(lc_shares_expired(&cl, 16500000, gone), 1);
+	atomic_store(&cl.seen_us[2], 16500000);
+	atomic_store(&cl.boot[2], 0xc);
+	assert_int_equal(lc_shares_expired(&cl, 16500000, gone), 1);
+	assert_true(lc_shares_boot(&cl, 2, 0xc)); /* drop before setting */
+	assert_int_equal(lc_shares_drop(&cl, f, 2), -1);
+	assert_int_equal(cl.share_nodes, 0);
+	assert_int_equal(lc_shares_expired(&cl, 16500000, gone), 0);
+	assert_int_equal(atomic_load(&f->remote_watching), 0);
+	lc_cluster_cleanup(&cl);
+	lc_counter_cleanup(&c);
+}
+
+/* The dispatcher: share lines, full announcements, a new boot, views. */
+static void
+test_dispatch_shares_and_views(void **state)
+{
+	struct lc_counter c;
+	struct lc_source a, *srcs[1] = {&a};
+	struct lc_dispatch d;
+	struct lc_cluster cl;
+	struct lc_remote_batch *b;
+	struct lc_entry *e;
+	struct lc_buf lines = {0};
+
+	(void)state;
+	lc_counter_init(&c, 16);
+	lc_source_init(&a);
+	lc_cluster_init(&cl, 1);
+	lc_dispatch_init(&d, &c, srcs, 1, NULL, 10);
+	d.cluster = &cl;
+	atomic_store(&cl.seen_us[2], lc_mono_us());
+	atomic_store(&cl.boot[2], 0xa);
+
+	/* node 2: 4 watchers of "w" (a URL unknown here), views of "v" */
+	b = lc_remote_batch_new(false);
+	b->sender = 2;
+	b->boot = 0xa;
+	lc_remote_batch_add(b, 2, rd(0, 0, 0), 4, "w", 1);
+	lc_remote_batch_add(b, 2, rd(0, 0, 12), -1, "v", 1);
+	lc_cluster_post_remote(&cl, b);
+	lc_dispatch_tick(&d, 1000);
+	e = get(&c, "w");
+	assert_int_equal(lc_entry_watching(e), 4);
+	assert_int_equal(lc_entry_read(get(&c, "v")).views, 12);
+	assert_int_equal(atomic_load(&cl.stats.remote_views), 12);
+	/* a share line about another node than its sender is ignored */
+	b = lc_remote_batch_new(false);
+	b->sender = 2;
+	b->boot = 0xa;
+	lc_remote_batch_add(b, 3, rd(0, 0, 0), 9, "w", 1);
+	lc_cluster_post_remote(&cl, b);
+	lc_dispatch_tick(&d, 1100);
+	assert_int_equal(lc_entry_watching(e), 4);
+	/* a restart of node 2 (new boot) replaces, never adds */
+	atomic_store(&cl.boot[2], 0xb);
+	b = lc_remote_batch_new(false);
+	b->sender = 2;
+	b->boot = 0xb;
+	lc_remote_batch_add(b, 2, rd(0, 0, 0), 1, "w", 1);
+	lc_cluster_post_remote(&cl, b);
+	lc_dispatch_tick(&d, 1200);
+	assert_int_equal(lc_entry_watching(e), 1);
+	/* a full announcement without "w": its share there is 0 */
+	b = lc_remote_batch_new(false);
+	b->sender = 2;
+	b->boot = 0xb;
+	b->reset = true;
+	lc_cluster_post_remote(&cl, b);
+	lc_dispatch_tick(&d, 1300);
+	assert_int_equal(lc_entry_watching(e), 0);
+	/* back to 2, then node 2 goes silent: dropped at the next tick */
+	b = lc_remote_batch_new(false);
+	b->sender = 2;
+	b->boot = 0xb;
+	lc_remote_batch_add(b, 2, rd(0, 0, 0), 2, "w", 1);
+	lc_cluster_post_remote(&cl, b);
+	lc_dispatch_tick(&d, 1400);
+	assert_int_equal(lc_entry_watching(e), 2);
+	atomic_store(&cl.seen_us[2],
+		     lc_mono_us() - (LC_SHARE_TIMEOUT_MS + 1) * 1000LL);
+	lc_dispatch_tick(&d, 1500);
+	assert_int_equal(lc_entry_watching(e), 0);
+
+	/* our own subscribers: the share is queued for the bridge */
+	atomic_store(&e->subscribers, 2);
+	assert_int_equal(lc_source_watch_changed(&a, e), 0);
+	lc_dispatch_tick(&d, 3000);
+	lc_cluster_take_shares(&cl, &lines);
+	assert_string_equal(lines.p, "1 0 0 0 2 w\n");
+	/* the figure unchanged but the share moved (ours 2 -> 1, node 2's
+	 * 0 -> 1): announced all the same */
+	lines.n = 0;
+	atomic_store(&e->subscribers, 1);
+	assert_int_equal(lc_source_watch_changed(&a, e), 0);
+	b = lc_remote_batch_new(false);
+	b->sender = 2;
+	b->boot = 0xb;
+	lc_remote_batch_add(b, 2, rd(0, 0, 0), 1, "w", 1);
+	atomic_store(&cl.seen_us[2], lc_mono_us());
+	lc_cluster_post_remote(&cl, b);
+	lc_dispatch_tick(&d, 5000);
+	assert_int_equal(lc_entry_watching(e), 2);
+	lc_cluster_take_shares(&cl, &lines);
+	assert_string_equal(lines.p, "1 0 0 0 1 w\n");
+	lc_buf_free(&lines);
 
 	lc_dispatch_cleanup(&d);
 	lc_cluster_cleanup(&cl);
@@ -418,6 +649,9 @@ main(void)
 	    cmocka_unit_test(test_message_malformed),
 	    cmocka_unit_test(test_keys_members_scores),
 	    cmocka_unit_test(test_dispatch_remote_and_own),
+	    cmocka_unit_test(test_views_merge),
+	    cmocka_unit_test(test_shares),
+	    cmocka_unit_test(test_dispatch_shares_and_views),
 	};
 
 	lc_hash_seed_init();
