@@ -47,6 +47,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(op.like.n <= LC_N_MAX &&
 				   op.like.n >= -LC_N_MAX);
 			break;
+		case LC_OP_VIEW: /* views only grow */
+			check_url(op.like.url, op.like.url_len);
+			FUZZ_CHECK(op.like.n >= 1 && op.like.n <= LC_N_MAX);
+			break;
 		case LC_OP_SUBSCRIBE:
 		case LC_OP_UNSUBSCRIBE:
 			FUZZ_CHECK(json_is_array(op.urls));
