@@ -839,9 +839,15 @@ check_port_share(const struct lc_config *cfg, int port, char *err,
 	guard_hold(port, tag, cfg->node_id);
 	if (!cfg->reuse_port)
 		return 0; /* check_port_free refuses any listener */
-	/* A standalone server shares with nobody, not even its like. */
+	/*
+	 * A standalone server shares with nobody, not even its like. A
+	 * holder counts only while the port has a listener: a process still
+	 * stopping (or one refused a moment ago) keeps its name until it
+	 * exits, and must not turn a node away from a port nobody serves.
+	 */
 	if (guard_find(port, tag, strcmp(tag, "standalone") != 0, htag,
-		       sizeof(htag), &hnode, &hpid)) {
+		       sizeof(htag), &hnode, &hpid) &&
+	    check_port_free(cfg->bind, port, err, errlen)) {
 		describe_holder(htag, hnode, hpid, true, who, sizeof(who));
 		snprintf(err, errlen,
 			 "cannot share port %d: it is held by %s; reuse_port "
