@@ -26,64 +26,6 @@ import lc  # noqa: E402
 import socket  # noqa: E402
 
 
-class DelayProxy:
-    """Forwards to a Redis port, each byte delay_s late each way."""
-
-    def __init__(self, target_port, delay_s):
-        self.target, self.delay = target_port, delay_s
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(64)
-        self.port = self.lsock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-                u = socket.create_connection(("127.0.0.1", self.target), 2)
-            except OSError:
-                return
-            for x, y in ((c, u), (u, c)):
-                self._pipe(x, y)
-
-    def _pipe(self, a, b):
-        q, cv = [], threading.Condition()
-
-        def rd():
-            while True:
-                try:
-                    d = a.recv(65536)
-                except OSError:
-                    d = b""
-                with cv:
-                    q.append((time.monotonic() + self.delay, d))
-                    cv.notify()
-                if not d:
-                    return
-
-        def wr():
-            while True:
-                with cv:
-                    while not q:
-                        cv.wait()
-                    due, d = q.pop(0)
-                time.sleep(max(0.0, due - time.monotonic()))
-                try:
-                    if not d:
-                        b.shutdown(socket.SHUT_WR)
-                        return
-                    b.sendall(d)
-                except OSError:
-                    return
-        threading.Thread(target=rd, daemon=True).start()
-        threading.Thread(target=wr, daemon=True).start()
-
-    def close(self):
-        self.lsock.close()
-
-
 class ProxyProcess:
     """The delay proxy in its own process: the client threads here would
     otherwise starve it of the GIL and add their wait to Redis's."""
@@ -93,7 +35,7 @@ class ProxyProcess:
         self.pid = os.fork()
         if not self.pid:
             os.close(rd)
-            p = DelayProxy(target_port, delay_s)
+            p = lc.DelayProxy(target_port, delay_s)
             os.write(wr, b"%d\n" % p.port)
             while True:
                 time.sleep(3600)

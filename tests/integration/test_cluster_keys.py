@@ -8,73 +8,7 @@ import socket
 import threading
 import time
 
-from lc import Redis, Server, check, run
-
-
-class DelayProxy:
-    """Forwards 127.0.0.1:port to a Redis port, each byte delay_s late in
-    each direction (latency, not a throughput limit)."""
-
-    def __init__(self, target_port, delay_s):
-        self.target, self.delay = target_port, delay_s
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(64)
-        self.port = self.lsock.getsockname()[1]
-        self.socks = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-                u = socket.create_connection(("127.0.0.1", self.target), 2)
-            except OSError:
-                return
-            self.socks += [c, u]
-            for a, b in ((c, u), (u, c)):
-                self._pipe(a, b)
-
-    def _pipe(self, a, b):
-        q, cv = [], threading.Condition()
-
-        def rd():
-            while True:
-                try:
-                    d = a.recv(65536)
-                except OSError:
-                    d = b""
-                with cv:
-                    q.append((time.monotonic() + self.delay, d))
-                    cv.notify()
-                if not d:
-                    return
-
-        def wr():
-            while True:
-                with cv:
-                    while not q:
-                        cv.wait()
-                    due, d = q.pop(0)
-                time.sleep(max(0.0, due - time.monotonic()))
-                try:
-                    if not d:
-                        b.shutdown(socket.SHUT_WR)
-                        return
-                    b.sendall(d)
-                except OSError:
-                    return
-        threading.Thread(target=rd, daemon=True).start()
-        threading.Thread(target=wr, daemon=True).start()
-
-    def close(self):
-        self.lsock.close()
-        for s in self.socks:
-            try:
-                s.close()
-            except OSError:
-                pass
+from lc import DelayProxy, Redis, Server, check, run
 
 
 def wait_for(pred, timeout=20, what="condition"):
