@@ -27,9 +27,10 @@
  * replies, the command thread runs a full resync: read every key (SCAN +
  * ZRANGE) into the dispatcher, then write every slot this node knows (ZADD
  * GT), which also repopulates a Redis that restarted empty. Our own slot
- * is written only through the push script fenced by the node's lease, and
- * never between taking the lease and the end of the resync that adopts
- * what Redis holds for it (slots.h explains why).
+ * (named by our database, slots.h) is written only through the push
+ * script fenced by the node's lease, and not before the first resync
+ * after start has adopted what an earlier run of our database left in
+ * Redis.
  *
  * A note on errors: an error reply is a failed command, never success
  * (note_error: counted, the reason kept for /v1/stats, logged at most once
@@ -94,6 +95,8 @@ struct lc_bridge {
 	char host[256]; /* the Redis in use (the primary with Sentinel) */
 	int port, db;
 	uint32_t self;
+	struct lc_slot_id own;	       /* our slot (slots.h) */
+	char own_name[LC_SLOT_ID_MAX]; /* its name in Redis */
 	uint64_t boot;
 	char lease[160]; /* "<boot> <host> <pid>" */
 	char lease_key[32], gen_key[40];
@@ -123,7 +126,7 @@ struct lc_bridge {
 	redisContext *cmd;
 	struct lc_entry **q; /* FIFO of own entries to push */
 	size_t q_head, q_n, q_cap;
-	bool synced;	 /* the adopting resync after taking the lease done */
+	bool synced;	 /* the first (adopting) resync after start done */
 	bool lease_held; /* confirmed by the last lease round trip */
 	bool lease_lost; /* another process holds it (logged once) */
 	int64_t gen;	 /* the lease generation we hold; 0 = never held */
@@ -465,7 +468,8 @@ fail : {
  * integer), or the other holder (a string). A lease that expired and was
  * held by nobody else meanwhile (same generation) is simply taken back;
  * a new holder gets a new generation, which tells the previous one that
- * its slot may have grown in other hands (it adopts it again).
+ * another process ran with its node id meanwhile (logged; that process
+ * wrote its own database's slot, slots.h).
  */
 static const char lease_script[] =
     "local v = redis.call('GET', KEYS[1]) "
@@ -499,13 +503,12 @@ static const char announce_script[] =
 
 /*
  * The push, fenced by the lease. KEYS: the lease, then one key per URL.
- * ARGV: our lease value, the channel, the message header, our node id,
- * then per URL: likes, unlikes, views, its message line. Writes each URL's own
- * totals with ZADD GT and publishes the lines of those Redis took, in one
- * message. Returns {first error or "", lines published, failed index...}
- * or the error "LCLEASE <holder>" when the lease is not ours: a process
- * never writes a slot it does not hold, and never publishes a value that
- * Redis does not hold (another holder adopts from Redis, not from us).
+ * ARGV: our lease value, the channel, the message header, our slot's
+ * name, then per URL: likes, unlikes, views, its message line. Writes
+ * each URL's own totals with ZADD GT and publishes the lines of those
+ * Redis took, in one message. Returns {first error or "", lines
+ * published, failed index...} or the error "LCLEASE <holder>" when the
+ * lease is not ours: one process per node id writes and publishes.
  */
 static const char push_script[] =
     "local h = redis.call('GET', KEYS[1]) "
@@ -608,9 +611,10 @@ lease(struct lc_bridge *b, redisContext *c, const struct lc_buf *msg,
 }
 
 /*
- * What a lease round trip tells the command thread: a new generation
- * means another process may have written our slot: adopt it again before
- * pushing (slots.h). Returns the lease() code.
+ * What a lease round trip tells the command thread. A new generation
+ * means another process held our node id meanwhile: it wrote its own
+ * database's slot, never ours (slots.h), so nothing is adopted; a resync
+ * reads its slot. Returns the lease() code.
  */
 static int
 lease_round(struct lc_bridge *b, const struct lc_buf *msg)
@@ -625,16 +629,15 @@ lease_round(struct lc_bridge *b, const struct lc_buf *msg)
 			lc_info("cluster: node id %u's lease is ours again",
 				b->self);
 		if (gen != b->gen) {
-			if (b->gen)
+			if (b->gen) {
 				lc_warn("cluster: node id %u was held by "
 					"another process meanwhile "
 					"(generation %" PRId64 " -> %" PRId64
-					"); adopting its totals before "
-					"pushing",
+					"); its likes are in its own slot",
 					b->self, b->gen, gen);
+				atomic_fetch_add(&b->resync_asked, 1);
+			}
 			b->gen = gen;
-			b->synced = false;
-			atomic_fetch_add(&b->resync_asked, 1);
 		}
 		b->lease_held = true;
 		b->lease_lost = false;
@@ -777,7 +780,7 @@ append_zadd(struct lc_bridge *b, const char *url, size_t len,
 	const char *argv[3 + 6 * 8];
 	size_t argl[3 + 6 * 8];
 	char key[LC_CLUSTER_KEY_HEAD + 2048 + 1];
-	char nums[6 * 8][24];
+	char nums[6 * 8][LC_SLOT_ID_MAX + 8];
 	uint32_t done = 0;
 
 	/* More than 8 slots: several ZADDs of 8 nodes each. */
@@ -800,11 +803,17 @@ append_zadd(struct lc_bridge *b, const char *url, size_t len,
 				char *sc = nums[6 * i + 2 * j];
 				char *mb = nums[6 * i + 2 * j + 1];
 
+				size_t ml = (size_t)lc_slot_id_format(
+				    mb, LC_SLOT_ID_MAX,
+				    (struct lc_slot_id){x->node, x->inst});
+
 				argl[argc] =
 				    (size_t)snprintf(sc, 24, "%" PRId64, v[j]);
 				argv[argc++] = sc;
-				argl[argc] = (size_t)snprintf(
-				    mb, 24, "%" PRIu32 ":%c", x->node, kind[j]);
+				mb[ml++] = ':';
+				mb[ml++] = kind[j];
+				mb[ml] = '\0';
+				argl[argc] = ml;
 				argv[argc++] = mb;
 			}
 		}
@@ -926,10 +935,10 @@ push_some(struct lc_bridge *b, size_t max)
 		struct lc_entry *e = b->q[(b->q_head + i) % b->q_cap];
 		char key[LC_CLUSTER_KEY_HEAD + 2048 + 1];
 		const struct lc_slot *own;
-		struct lc_slot sl = {.node = b->self};
+		struct lc_slot sl = {.node = b->own.node, .inst = b->own.inst};
 
 		pthread_mutex_lock(&b->counter->slots_lock);
-		own = lc_slots_find(e, b->self);
+		own = lc_slots_find(e, b->own);
 		if (own)
 			sl = *own;
 		pthread_mutex_unlock(&b->counter->slots_lock);
@@ -941,13 +950,13 @@ push_some(struct lc_bridge *b, size_t max)
 	ok &= arg_add(b, &argc, b->lease, strlen(b->lease));
 	ok &= arg_add(b, &argc, LC_CLUSTER_CHANNEL, strlen(LC_CLUSTER_CHANNEL));
 	ok &= arg_add(b, &argc, b->msg.p, hlen);
-	ok &= arg_addi(b, &argc, (int64_t)b->self);
+	ok &= arg_add(b, &argc, b->own_name, strlen(b->own_name));
 	for (size_t i = 0; i < k && ok; i++) {
 		struct lc_entry *e = b->q[(b->q_head + i) % b->q_cap];
 		size_t before = b->msg.n;
 
 		struct lc_msg_line l = {
-		    b->self,
+		    b->own,
 		    {b->vals[i].likes, b->vals[i].unlikes, b->vals[i].views},
 		    -1,
 		    e->url,
@@ -1085,7 +1094,7 @@ share_line_cb(struct lc_entry *e, void *arg)
 {
 	struct lc_bridge *b = arg;
 	int32_t w = atomic_load_explicit(&e->subscribers, memory_order_relaxed);
-	struct lc_msg_line l = {b->self, {0, 0, 0}, w, e->url, e->url_len};
+	struct lc_msg_line l = {{b->self, 0}, {0, 0, 0}, w, e->url, e->url_len};
 
 	if (w > 0 && lc_msg_add(&b->msg, &l))
 		atomic_store(&b->cl->announce_all, true); /* again, later */
@@ -1173,7 +1182,7 @@ nomem:
 /* Resync (command thread). */
 
 struct reading {
-	uint32_t node;
+	struct lc_slot_id id;
 	struct lc_reading r;
 };
 
@@ -1189,29 +1198,29 @@ add_key_readings(struct lc_remote_batch *batch, const char *url, size_t len,
 		return 0;
 	for (size_t i = 0; i + 1 < r->elements; i += 2) {
 		const redisReply *m = r->element[i], *sc = r->element[i + 1];
-		uint32_t node;
+		struct lc_slot_id id;
 		enum lc_member_kind kind;
 		int64_t v;
 		size_t j;
 
 		if (m->type != REDIS_REPLY_STRING ||
 		    sc->type != REDIS_REPLY_STRING ||
-		    !lc_cluster_member_parse(m->str, m->len, &node, &kind) ||
+		    !lc_cluster_member_parse(m->str, m->len, &id, &kind) ||
 		    !lc_cluster_score_parse(sc->str, sc->len, &v))
 			continue;
-		for (j = 0; j < n && rd[j].node != node; j++)
+		for (j = 0; j < n && !lc_slot_id_eq(rd[j].id, id); j++)
 			;
 		if (j == n) {
 			if (n == 64) {
 				/* Flush a full set and keep going. */
 				for (size_t k = 0; k < n; k++)
-					if (lc_remote_batch_add(
-						batch, rd[k].node, rd[k].r, -1,
-						url, len))
+					if (lc_remote_batch_add(batch, rd[k].id,
+								rd[k].r, -1,
+								url, len))
 						return LC_ENOMEM;
 				n = j = 0;
 			}
-			rd[n++] = (struct reading){node, {0, 0, 0}};
+			rd[n++] = (struct reading){id, {0, 0, 0}};
 		}
 		if (kind == LC_MEMBER_UNLIKES)
 			rd[j].r.unlikes = v;
@@ -1221,8 +1230,7 @@ add_key_readings(struct lc_remote_batch *batch, const char *url, size_t len,
 			rd[j].r.likes = v;
 	}
 	for (size_t k = 0; k < n; k++)
-		if (lc_remote_batch_add(batch, rd[k].node, rd[k].r, -1, url,
-					len))
+		if (lc_remote_batch_add(batch, rd[k].id, rd[k].r, -1, url, len))
 			return LC_ENOMEM;
 	return 0;
 }
@@ -1347,7 +1355,9 @@ repush_cb(struct lc_entry *e, void *arg)
 			for (uint32_t i = 0; i < n; i++) {
 				const struct lc_slot *x = &e->slots->s[i];
 
-				if (x->node == b->self)
+				if (lc_slot_id_eq(
+					(struct lc_slot_id){x->node, x->inst},
+					b->own))
 					own = true;
 				else if (x->likes || x->unlikes || x->views)
 					sl[k++] = *x; /* not a share's alone */
@@ -1441,7 +1451,8 @@ resync(struct lc_bridge *b)
 	lc_info("cluster: resync with %s done in %lld ms%s",
 		cur_addr(b, addr, sizeof(addr)),
 		(long long)(lc_mono_us() - t0) / 1000,
-		adopt ? " (adopting our slot: the lease is newly ours)" : "");
+		adopt ? " (the first: what Redis holds of our slot adopted)"
+		      : "");
 }
 
 /* ------------------------------------------------------------------ */
@@ -1764,7 +1775,7 @@ on_line(void *arg, const struct lc_msg_line *l)
 
 	if (!s->batch && !(s->batch = lc_remote_batch_new(false)))
 		return LC_ENOMEM;
-	return lc_remote_batch_add(s->batch, l->node, l->r, l->watching, l->url,
+	return lc_remote_batch_add(s->batch, l->id, l->r, l->watching, l->url,
 				   l->len);
 }
 
@@ -1781,7 +1792,8 @@ on_message(struct lc_bridge *b, const char *p, size_t n)
 	if (n > 4 && p[0] == 'l' && p[1] == 'c' && p[3] == ' ' &&
 	    memcmp(p, LC_CLUSTER_MSG_MAGIC, 3)) {
 		/*
-		 * Another version's message (lc1: before views and watching
+		 * Another version's message (lc2: slots named by node id
+		 * alone; lc1: before views and watching
 		 * reached the cluster): a resync would not help. Said once.
 		 */
 		static _Atomic bool said;
@@ -1829,23 +1841,36 @@ on_message(struct lc_bridge *b, const char *p, size_t n)
 		}
 	}
 	if (h.node == b->self) {
-		if (h.boot != b->boot)
-			lc_warn("cluster: a message from another process with "
-				"our node id %u",
+		/*
+		 * Our own echo, or another process with our node id: its
+		 * slot is its database's, not ours (slots.h), so its totals
+		 * count like any node's (our own slot's lines are ignored by
+		 * lc_slots_merge). Its sequence is not tracked.
+		 */
+		static _Atomic int64_t said_us;
+		int64_t now = lc_mono_us(), was = atomic_load(&said_us);
+
+		if (h.boot == b->boot || !s.batch) {
+			lc_remote_batch_free(s.batch);
+			return;
+		}
+		if (now - was > ERROR_LOG_MS * 1000LL &&
+		    atomic_compare_exchange_strong(&said_us, &was, now))
+			lc_warn("cluster: another process runs with our node "
+				"id %u; its likes are its own slot's",
 				b->self);
-		lc_remote_batch_free(s.batch); /* our own slot: ours */
-		return;
+	} else {
+		if (peer->boot == h.boot && h.seq != peer->seq + 1) {
+			lc_info("cluster: node %u: messages %" PRIu64
+				"..%" PRIu64 " lost; resyncing",
+				h.node, peer->seq + 1, h.seq - 1);
+			atomic_fetch_add(&b->stats.seq_gaps, 1);
+			atomic_fetch_add(&b->resync_asked, 1);
+			lc_bridge_wake(b);
+		}
+		peer->boot = h.boot;
+		peer->seq = h.seq;
 	}
-	if (peer->boot == h.boot && h.seq != peer->seq + 1) {
-		lc_info("cluster: node %u: messages %" PRIu64 "..%" PRIu64
-			" lost; resyncing",
-			h.node, peer->seq + 1, h.seq - 1);
-		atomic_fetch_add(&b->stats.seq_gaps, 1);
-		atomic_fetch_add(&b->resync_asked, 1);
-		lc_bridge_wake(b);
-	}
-	peer->boot = h.boot;
-	peer->seq = h.seq;
 	if (!s.batch)
 		return;
 	if (lc_cluster_remote_pending(b->cl) > INBOX_MAX) {
@@ -1976,6 +2001,8 @@ lc_bridge_start(const char *redis_url, struct lc_counter *c,
 	}
 	b->db = b->url.db;
 	b->self = cl->self;
+	b->own = cl->own;
+	lc_slot_id_format(b->own_name, sizeof(b->own_name), b->own);
 	snprintf(b->lease_key, sizeof(b->lease_key), "lc:node:%u", b->self);
 	snprintf(b->gen_key, sizeof(b->gen_key), "lc:nodegen:%u", b->self);
 	b->counter = c;
@@ -2197,6 +2224,7 @@ lc_bridge_status_json(struct lc_bridge *b)
 		json_object_set_new(o, "primary",
 				    primary[0] ? json_string(primary)
 					       : json_null());
+		json_object_set_new(o, "slot", json_string(b->own_name));
 	}
 	return o;
 }

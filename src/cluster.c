@@ -107,17 +107,52 @@ parse_u64(const char *s, size_t len, uint64_t max, uint64_t *v)
 	return true;
 }
 
+/* Parses a slot's name "<node>" or "<node>.<8 hex digits>" (cluster.h). */
+static bool
+slot_parse(const char *s, size_t len, struct lc_slot_id *id)
+{
+	const char *dot = memchr(s, '.', len);
+	uint64_t v;
+	uint32_t inst = 0;
+
+	if (dot) {
+		if (s + len - dot - 1 != 8)
+			return false;
+		for (const char *c = dot + 1; c < s + len; c++) {
+			int d = *c >= '0' && *c <= '9'	 ? *c - '0'
+				: *c >= 'a' && *c <= 'f' ? *c - 'a' + 10
+							 : -1;
+
+			if (d < 0)
+				return false;
+			inst = inst << 4 | (uint32_t)d;
+		}
+		if (!inst)
+			return false;
+		len = (size_t)(dot - s);
+	}
+	if (!parse_u64(s, len, LC_MAX_NODE_ID, &v) || !v)
+		return false;
+	*id = (struct lc_slot_id){(uint32_t)v, inst};
+	return true;
+}
+
+int
+lc_slot_id_format(char *out, size_t cap, struct lc_slot_id id)
+{
+	return id.inst ? snprintf(out, cap, "%" PRIu32 ".%08" PRIx32, id.node,
+				  id.inst)
+		       : snprintf(out, cap, "%" PRIu32, id.node);
+}
+
 bool
-lc_cluster_member_parse(const char *m, size_t len, uint32_t *node,
+lc_cluster_member_parse(const char *m, size_t len, struct lc_slot_id *id,
 			enum lc_member_kind *kind)
 {
-	uint64_t v;
-
 	if (len < 3 || m[len - 2] != ':' ||
 	    (m[len - 1] != 'l' && m[len - 1] != 'u' && m[len - 1] != 'v') ||
-	    !parse_u64(m, len - 2, 1023, &v) || !v)
+	    !slot_parse(m, len - 2, id))
 		return false;
-	*node = (uint32_t)v;
 	*kind = m[len - 1] == 'l'   ? LC_MEMBER_LIKES
 		: m[len - 1] == 'u' ? LC_MEMBER_UNLIKES
 				    : LC_MEMBER_VIEWS;
@@ -168,14 +203,15 @@ lc_msg_begin(struct lc_buf *b, const struct lc_msg_header *h)
 int
 lc_msg_add(struct lc_buf *b, const struct lc_msg_line *l)
 {
-	char head[128], w[16] = "-";
+	char head[128], w[16] = "-", id[LC_SLOT_ID_MAX];
 	int n;
 
 	if (l->watching >= 0)
 		snprintf(w, sizeof(w), "%" PRId32, l->watching);
+	lc_slot_id_format(id, sizeof(id), l->id);
 	n = snprintf(head, sizeof(head),
-		     "%" PRIu32 " %" PRId64 " %" PRId64 " %" PRId64 " %s ",
-		     l->node, l->r.likes, l->r.unlikes, l->r.views, w);
+		     "%s %" PRId64 " %" PRId64 " %" PRId64 " %s ", id,
+		     l->r.likes, l->r.unlikes, l->r.views, w);
 	if (lc_buf_add(b, head, (size_t)n) || lc_buf_add(b, l->url, l->len) ||
 	    lc_buf_add(b, "\n", 1))
 		return LC_ENOMEM;
@@ -208,7 +244,7 @@ lc_msg_parse(const char *p, size_t n, struct lc_msg_header *h,
 	nl = memchr(p, '\n', n);
 	if (!nl || !field(&p, nl, &f, &flen) || flen != 3 ||
 	    memcmp(f, LC_CLUSTER_MSG_MAGIC, 3) || !field(&p, nl, &f, &flen) ||
-	    !parse_u64(f, flen, 1023, &v) || !v)
+	    !parse_u64(f, flen, LC_MAX_NODE_ID, &v) || !v)
 		return LC_EINVAL;
 	h->node = (uint32_t)v;
 	if (!field(&p, nl, &f, &flen) || flen != 16)
@@ -243,7 +279,8 @@ lc_msg_parse(const char *p, size_t n, struct lc_msg_header *h,
 		return LC_EINVAL;
 	p = nl + 1;
 	while (p < end) {
-		uint64_t node, l, u, vw, w = 0;
+		uint64_t l, u, vw, w = 0;
+		struct lc_slot_id id;
 		struct lc_msg_line line;
 		bool has_w;
 		int rc;
@@ -251,8 +288,7 @@ lc_msg_parse(const char *p, size_t n, struct lc_msg_header *h,
 		nl = memchr(p, '\n', (size_t)(end - p));
 		if (!nl)
 			return LC_EINVAL;
-		if (!field(&p, nl, &f, &flen) ||
-		    !parse_u64(f, flen, 1023, &node) || !node ||
+		if (!field(&p, nl, &f, &flen) || !slot_parse(f, flen, &id) ||
 		    !field(&p, nl, &f, &flen) ||
 		    !parse_u64(f, flen, INT64_MAX, &l) ||
 		    !field(&p, nl, &f, &flen) ||
@@ -265,7 +301,7 @@ lc_msg_parse(const char *p, size_t n, struct lc_msg_header *h,
 		if ((has_w && !parse_u64(f, flen, INT32_MAX, &w)) || p == nl)
 			return LC_EINVAL;
 		line = (struct lc_msg_line){
-		    (uint32_t)node,
+		    id,
 		    {(int64_t)l, (int64_t)u, (int64_t)vw},
 		    has_w ? (int32_t)w : -1,
 		    p,
@@ -293,7 +329,7 @@ lc_remote_batch_new(bool adopt)
 }
 
 int
-lc_remote_batch_add(struct lc_remote_batch *b, uint32_t node,
+lc_remote_batch_add(struct lc_remote_batch *b, struct lc_slot_id id,
 		    struct lc_reading r, int32_t watching, const char *url,
 		    size_t len)
 {
@@ -309,7 +345,7 @@ lc_remote_batch_add(struct lc_remote_batch *b, uint32_t node,
 		b->cap = cap;
 	}
 	it = &b->items[b->n];
-	it->node = node;
+	it->id = id;
 	it->r = r;
 	it->watching = watching;
 	it->url_off = (uint32_t)b->urls.n;
@@ -331,10 +367,11 @@ lc_remote_batch_free(struct lc_remote_batch *b)
 }
 
 int
-lc_cluster_init(struct lc_cluster *cl, uint32_t self)
+lc_cluster_init(struct lc_cluster *cl, uint32_t self, uint32_t inst)
 {
 	memset(cl, 0, sizeof(*cl));
 	cl->self = self;
+	cl->own = (struct lc_slot_id){self, inst};
 	pthread_mutex_init(&cl->lock, NULL);
 	return 0;
 }
@@ -395,7 +432,7 @@ void
 lc_cluster_post_share(struct lc_cluster *cl, const char *url, size_t len,
 		      int32_t w)
 {
-	struct lc_msg_line l = {cl->self, {0, 0, 0}, w, url, len};
+	struct lc_msg_line l = {{cl->self, 0}, {0, 0, 0}, w, url, len};
 	bool full, first;
 
 	pthread_mutex_lock(&cl->lock);

@@ -625,7 +625,7 @@ merge_shard(struct lc_dispatch *d, struct lc_source *src, struct lc_shard *sh,
 			int rc;
 
 			pthread_mutex_lock(&d->counter->slots_lock);
-			rc = lc_slots_add_own(e, d->cluster->self, 0, 0, 0);
+			rc = lc_slots_add_own(e, d->cluster->own, 0, 0, 0);
 			pthread_mutex_unlock(&d->counter->slots_lock);
 			if (rc)
 				e = NULL;
@@ -650,7 +650,7 @@ merge_shard(struct lc_dispatch *d, struct lc_source *src, struct lc_shard *sh,
 		}
 		if (d->cluster) {
 			pthread_mutex_lock(&d->counter->slots_lock);
-			lc_slots_add_own_marked(e, d->cluster->self, it->likes,
+			lc_slots_add_own_marked(e, d->cluster->own, it->likes,
 						it->unlikes, it->views, now_ms,
 						&it->merged);
 			pthread_mutex_unlock(&d->counter->slots_lock);
@@ -740,7 +740,7 @@ merge_share(struct lc_dispatch *d, const struct lc_remote_item *it,
 		}
 	}
 	pthread_mutex_lock(&d->counter->slots_lock);
-	dw = lc_shares_set(cl, e, it->node, it->watching, &rc);
+	dw = lc_shares_set(cl, e, it->id.node, it->watching, &rc);
 	pthread_mutex_unlock(&d->counter->slots_lock);
 	if (dw)
 		watch_note(d, e);
@@ -775,7 +775,7 @@ merge_remote(struct lc_dispatch *d, int64_t now_ms)
 
 			items++;
 			if (it->watching >= 0 && b->sender &&
-			    it->node == b->sender)
+			    it->id.node == b->sender)
 				merge_share(d, it, url);
 			if (!it->r.likes && !it->r.unlikes && !it->r.views)
 				continue; /* a share line: no totals */
@@ -788,8 +788,8 @@ merge_remote(struct lc_dispatch *d, int64_t now_ms)
 				continue;
 			}
 			pthread_mutex_lock(&d->counter->slots_lock);
-			rc = lc_slots_merge(e, cl->self, it->node, it->r,
-					    b->adopt, now_ms, &dr);
+			rc = lc_slots_merge(e, cl->own, it->id, it->r, b->adopt,
+					    now_ms, &dr);
 			pthread_mutex_unlock(&d->counter->slots_lock);
 			if (rc) {
 				atomic_fetch_add(&cl->stats.merge_errors, 1);
@@ -799,7 +799,7 @@ merge_remote(struct lc_dispatch *d, int64_t now_ms)
 			if (!dr.likes && !dr.unlikes && !dr.views)
 				continue;
 			note_change(d, e, dr.likes, dr.unlikes, dr.views,
-				    it->node == cl->self);
+				    lc_slot_id_eq(it->id, cl->own));
 			atomic_fetch_add_explicit(&d->stats.likes,
 						  (uint64_t)dr.likes,
 						  memory_order_relaxed);
@@ -812,7 +812,7 @@ merge_remote(struct lc_dispatch *d, int64_t now_ms)
 			atomic_fetch_add_explicit(&d->stats.all_views, dr.views,
 						  memory_order_relaxed);
 			add_all(d, dr.likes, dr.unlikes);
-			if (it->node == cl->self) {
+			if (lc_slot_id_eq(it->id, cl->own)) {
 				atomic_fetch_add(
 				    &cl->stats.adopted_likes,
 				    (uint64_t)(dr.likes + dr.unlikes));

@@ -210,7 +210,8 @@ open_state(struct app *a)
 	a->counter.max_urls = cfg->max_urls;
 	a->clustered = cfg->redis_url[0] != '\0';
 	if (a->clustered) {
-		lc_cluster_init(&a->cluster, (uint32_t)cfg->node_id);
+		lc_cluster_init(&a->cluster, (uint32_t)cfg->node_id,
+				lc_store_instance(a->store));
 		lc_store_set_cluster(a->store, &a->counter.slots_lock,
 				     (uint32_t)cfg->node_id);
 	}

@@ -7,16 +7,14 @@
  *
  * A note on the own slot after a restart: the base is what this process
  * knows to be in Redis for its slot: its database's totals at start, then
- * every push Redis confirmed. Redis may know more (the database lost a
- * flush in a crash, it is a new, empty one, or another process held the
- * node's lease for a while and added its own likes); the resync after
- * taking the lease therefore "adopts" the reading for our own slot:
- * base = max(base, reading), and the own slot rises by the difference.
- * The bridge pushes nothing of our own slot between taking the lease and
- * the end of that resync, and a push is fenced by the lease, so every
- * reading it adopts was written by an earlier run or another holder, and
- * what this process pushed itself is at most the base (never counted
- * twice).
+ * every push Redis confirmed. Redis may know more when the database lost
+ * its last flush in a crash (the run before pushed likes it never wrote);
+ * the first full resync after start therefore "adopts" the reading for
+ * our own slot: base = max(base, reading), and the own slot rises by the
+ * difference. The bridge pushes nothing of our own slot before that resync
+ * ends, and nobody else writes our slot (it is named by our database), so
+ * every reading it adopts was written by an earlier run of this database
+ * and what this process pushed itself is never counted twice.
  */
 #include "lc/slots.h"
 #include "lc/cluster.h"
@@ -26,12 +24,12 @@
 #include <string.h>
 
 static struct lc_slot *
-slot_get(struct lc_entry *e, uint32_t node, bool create)
+slot_get(struct lc_entry *e, struct lc_slot_id id, bool create)
 {
 	struct lc_slots *ss = e->slots;
 
 	for (uint32_t i = 0; ss && i < ss->n; i++)
-		if (ss->s[i].node == node)
+		if (ss->s[i].node == id.node && ss->s[i].inst == id.inst)
 			return &ss->s[i];
 	if (!create)
 		return NULL;
@@ -47,20 +45,20 @@ slot_get(struct lc_entry *e, uint32_t node, bool create)
 		p->cap = cap;
 		e->slots = ss = p;
 	}
-	ss->s[ss->n] = (struct lc_slot){.node = node};
+	ss->s[ss->n] = (struct lc_slot){.node = id.node, .inst = id.inst};
 	return &ss->s[ss->n++];
 }
 
 const struct lc_slot *
-lc_slots_find(const struct lc_entry *e, uint32_t node)
+lc_slots_find(const struct lc_entry *e, struct lc_slot_id id)
 {
-	return slot_get((struct lc_entry *)e, node, false);
+	return slot_get((struct lc_entry *)e, id, false);
 }
 
 int
-lc_slots_add_own_marked(struct lc_entry *e, uint32_t self, int64_t likes,
-			int64_t unlikes, int64_t views, int64_t now_ms,
-			_Atomic bool *mark)
+lc_slots_add_own_marked(struct lc_entry *e, struct lc_slot_id self,
+			int64_t likes, int64_t unlikes, int64_t views,
+			int64_t now_ms, _Atomic bool *mark)
 {
 	struct lc_slot *s = slot_get(e, self, true);
 
@@ -74,7 +72,7 @@ lc_slots_add_own_marked(struct lc_entry *e, uint32_t self, int64_t likes,
 }
 
 int
-lc_slots_add_own(struct lc_entry *e, uint32_t self, int64_t likes,
+lc_slots_add_own(struct lc_entry *e, struct lc_slot_id self, int64_t likes,
 		 int64_t unlikes, int64_t now_ms)
 {
 	return lc_slots_add_own_marked(e, self, likes, unlikes, 0, now_ms,
@@ -92,19 +90,20 @@ raise_to(int64_t *have, int64_t r)
 }
 
 int
-lc_slots_merge(struct lc_entry *e, uint32_t self, uint32_t node,
+lc_slots_merge(struct lc_entry *e, struct lc_slot_id self, struct lc_slot_id id,
 	       struct lc_reading r, bool adopt, int64_t now_ms,
 	       struct lc_reading *d)
 {
+	bool own = lc_slot_id_eq(id, self);
 	struct lc_slot *s;
 
 	*d = (struct lc_reading){0, 0, 0};
-	if (node == self && !adopt)
+	if (own && !adopt)
 		return 0; /* we are the authority on our own slot */
-	s = slot_get(e, node, true);
+	s = slot_get(e, id, true);
 	if (!s)
 		return LC_ENOMEM;
-	if (node == self) {
+	if (own) {
 		struct lc_slots *ss = e->slots;
 
 		d->likes = raise_to(&ss->base_likes, r.likes);
@@ -135,17 +134,17 @@ lc_slots_confirm(struct lc_entry *e, struct lc_reading r)
 }
 
 int
-lc_slots_load(struct lc_entry *e, uint32_t self, uint32_t node,
+lc_slots_load(struct lc_entry *e, struct lc_slot_id self, struct lc_slot_id id,
 	      struct lc_reading r)
 {
-	struct lc_slot *s = slot_get(e, node, true);
+	struct lc_slot *s = slot_get(e, id, true);
 
 	if (!s)
 		return LC_ENOMEM;
 	s->likes = r.likes;
 	s->unlikes = r.unlikes;
 	s->views = r.views;
-	if (node == self) {
+	if (lc_slot_id_eq(id, self)) {
 		e->slots->base_likes = r.likes;
 		e->slots->base_unlikes = r.unlikes;
 		e->slots->base_views = r.views;
@@ -154,7 +153,7 @@ lc_slots_load(struct lc_entry *e, uint32_t self, uint32_t node,
 }
 
 int
-lc_slots_settle(struct lc_entry *e, uint32_t self)
+lc_slots_settle(struct lc_entry *e, struct lc_slot_id self)
 {
 	struct lc_counts c = lc_entry_read(e);
 	int64_t l = 0, u = 0, v = 0;
@@ -216,7 +215,7 @@ lc_shares_set(struct lc_cluster *cl, struct lc_entry *e, uint32_t node,
 	*rc = 0;
 	if (node == cl->self || node >= LC_CLUSTER_NODES || w < 0)
 		return 0;
-	s = slot_get(e, node, w > 0);
+	s = slot_get(e, (struct lc_slot_id){node, 0}, w > 0);
 	if (!s) {
 		*rc = w > 0 ? LC_ENOMEM : 0;
 		return 0;

@@ -19,6 +19,7 @@
 #include "lc/slots.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,6 +48,7 @@ struct lc_store {
 		ino_t ino;
 	} ids[3];
 	uint32_t self; /* cluster mode: this node's id */
+	uint32_t inst; /* the database's instance id (writer only) */
 };
 
 static const char *const migrations[] = {
@@ -148,6 +151,32 @@ static const char *const migrations[] = {
     "CREATE VIEW node_slots_v AS\n"
     "  SELECT u.url, s.node, s.likes - s.unlikes AS count, s.likes,\n"
     "         s.unlikes, s.views\n"
+    "  FROM node_slots s JOIN urls u ON u.id = s.url_id;\n",
+    /* 6: the database's instance id names its cluster slot (slots.h):
+     * node_slots gains the instance of each slot ('' = from before
+     * instances), and `meta` holds this database's own. */
+    "CREATE TABLE meta (\n"
+    "  key TEXT PRIMARY KEY,\n"
+    "  value TEXT NOT NULL\n"
+    ") WITHOUT ROWID;\n"
+    "DROP VIEW node_slots_v;\n"
+    "ALTER TABLE node_slots RENAME TO node_slots_old;\n"
+    "CREATE TABLE node_slots (\n"
+    "  url_id INTEGER NOT NULL REFERENCES urls(id),\n"
+    "  node INTEGER NOT NULL, -- node_id that accepted these likes\n"
+    "  instance TEXT NOT NULL DEFAULT '', -- of the database that keeps "
+    "them\n"
+    "  likes INTEGER NOT NULL,\n"
+    "  unlikes INTEGER NOT NULL,\n"
+    "  views INTEGER NOT NULL DEFAULT 0,\n"
+    "  PRIMARY KEY (url_id, node, instance)\n"
+    ") WITHOUT ROWID;\n"
+    "INSERT INTO node_slots(url_id, node, likes, unlikes, views)\n"
+    "  SELECT url_id, node, likes, unlikes, views FROM node_slots_old;\n"
+    "DROP TABLE node_slots_old;\n"
+    "CREATE VIEW node_slots_v AS\n"
+    "  SELECT u.url, s.node, s.likes - s.unlikes AS count, s.likes,\n"
+    "         s.unlikes, s.views, s.instance\n"
     "  FROM node_slots s JOIN urls u ON u.id = s.url_id;\n",
 };
 
@@ -395,10 +424,10 @@ prepare_writer(struct lc_store *st, char *err, size_t errlen)
 	    {&st->prune_keys,
 	     "DELETE FROM idempotency_keys WHERE created_at < ?1"},
 	    {&st->put_slot,
-	     "INSERT INTO node_slots(url_id, node, likes, unlikes, views) "
-	     "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(url_id, node) DO UPDATE "
-	     "SET likes = excluded.likes, unlikes = excluded.unlikes, views = "
-	     "excluded.views"},
+	     "INSERT INTO node_slots(url_id, node, likes, unlikes, views, "
+	     "instance) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(url_id, "
+	     "node, instance) DO UPDATE SET likes = excluded.likes, unlikes = "
+	     "excluded.unlikes, views = excluded.views"},
 	};
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
@@ -440,6 +469,96 @@ record_files(struct lc_store *st)
 		st->ids[i] = file_id_of(st, i);
 }
 
+/* The text of an instance id: 8 hex digits, "" for 0 (before instances). */
+static void
+inst_text(uint32_t inst, char out[9])
+{
+	if (inst)
+		snprintf(out, 9, "%08" PRIx32, inst);
+	else
+		out[0] = '\0';
+}
+
+static bool
+inst_parse(const char *t, size_t len, uint32_t *inst)
+{
+	uint32_t v = 0;
+
+	if (len != 8 && len != 0)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		int d = t[i] >= '0' && t[i] <= '9'   ? t[i] - '0'
+			: t[i] >= 'a' && t[i] <= 'f' ? t[i] - 'a' + 10
+						     : -1;
+
+		if (d < 0)
+			return false;
+		v = v << 4 | (uint32_t)d;
+	}
+	if (len && !v)
+		return false;
+	*inst = v;
+	return true;
+}
+
+/*
+ * The database's instance id (slots.h): read from meta, or made (random,
+ * not 0) when the database has none yet; `want` != 0 writes that one
+ * instead (lc_store_reopen: the process's slot outlives its file).
+ */
+static int
+instance(struct lc_store *st, uint32_t want, char *err, size_t errlen)
+{
+	sqlite3_stmt *s;
+	char text[9];
+	uint32_t inst = 0;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT value FROM meta WHERE key = 'instance'",
+			       -1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW &&
+	    !inst_parse((const char *)sqlite3_column_text(s, 0),
+			(size_t)sqlite3_column_bytes(s, 0), &inst))
+		inst = 0;
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		goto fail;
+	if (inst && (!want || want == inst)) {
+		st->inst = inst;
+		return 0;
+	}
+	inst = want;
+	while (!inst)
+		if (getrandom(&inst, sizeof(inst), 0) != sizeof(inst))
+			goto fail;
+	inst_text(inst, text);
+	if (sqlite3_prepare_v2(st->db,
+			       "INSERT OR REPLACE INTO meta(key, value) "
+			       "VALUES ('instance', ?1)",
+			       -1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(s, 1, text, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		goto fail;
+	st->inst = inst;
+	return 0;
+fail:
+	snprintf(err, errlen, "database: %s: instance id: %s", st->path,
+		 sqlite3_errmsg(st->db));
+	return LC_EIO;
+}
+
+uint32_t
+lc_store_instance(const struct lc_store *st)
+{
+	return st->inst;
+}
+
 struct lc_store *
 lc_store_open_writer(const char *path, char *err, size_t errlen)
 {
@@ -469,7 +588,8 @@ lc_store_open_writer(const char *path, char *err, size_t errlen)
 			 path, sqlite3_errmsg(st->db));
 		goto fail;
 	}
-	if (migrate(st, path, err, errlen) || quick_check(st, err, errlen))
+	if (migrate(st, path, err, errlen) || quick_check(st, err, errlen) ||
+	    instance(st, 0, err, errlen))
 		goto fail;
 	if (pragma_int(st, "SELECT coalesce(max(id), 0) + 1 FROM urls",
 		       &st->next_id)) {
@@ -527,7 +647,7 @@ lc_store_errmsg(struct lc_store *st)
 }
 
 struct settle {
-	uint32_t self;
+	struct lc_slot_id self;
 	int rc;
 };
 
@@ -586,8 +706,9 @@ lc_store_load(struct lc_store *st, struct lc_counter *c, int64_t now_ms)
 	if (st->slots_lock) {
 		if (sqlite3_prepare_v2(st->db,
 				       "SELECT u.url, s.node, s.likes, "
-				       "s.unlikes, s.views FROM node_slots s "
-				       "JOIN urls u ON u.id = s.url_id",
+				       "s.unlikes, s.views, s.instance FROM "
+				       "node_slots s JOIN urls u ON u.id = "
+				       "s.url_id",
 				       -1, &s, NULL) != SQLITE_OK)
 			return LC_EIO;
 		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -597,14 +718,20 @@ lc_store_load(struct lc_store *st, struct lc_counter *c, int64_t now_ms)
 			int64_t node = sqlite3_column_int64(s, 1);
 			struct lc_entry *e =
 			    lc_counter_find(c, url, len, lc_hash(url, len));
+			uint32_t inst;
 
-			if (!e || node < 1 || node > LC_MAX_NODE_ID)
+			if (!e || node < 1 || node > LC_MAX_NODE_ID ||
+			    !inst_parse((const char *)sqlite3_column_text(s, 5),
+					(size_t)sqlite3_column_bytes(s, 5),
+					&inst))
 				continue;
-			if (lc_slots_load(e, st->self, (uint32_t)node,
-					  (struct lc_reading){
-					      sqlite3_column_int64(s, 2),
-					      sqlite3_column_int64(s, 3),
-					      sqlite3_column_int64(s, 4)})) {
+			if (lc_slots_load(
+				e, (struct lc_slot_id){st->self, st->inst},
+				(struct lc_slot_id){(uint32_t)node, inst},
+				(struct lc_reading){
+				    sqlite3_column_int64(s, 2),
+				    sqlite3_column_int64(s, 3),
+				    sqlite3_column_int64(s, 4)})) {
 				sqlite3_finalize(s);
 				return LC_ENOMEM;
 			}
@@ -612,7 +739,7 @@ lc_store_load(struct lc_store *st, struct lc_counter *c, int64_t now_ms)
 		sqlite3_finalize(s);
 		if (rc != SQLITE_DONE)
 			return LC_EIO;
-		struct settle a = {st->self, 0};
+		struct settle a = {{st->self, st->inst}, 0};
 
 		lc_counter_foreach(c, settle_cb, &a);
 		if (a.rc)
@@ -864,9 +991,16 @@ write_entry(struct lc_store *st, struct flush *f, struct lc_entry *e)
 	} else {
 		rc = insert_url(st, e, &cnt);
 	}
-	for (uint32_t k = 0; !rc && k < nslots; k++)
+	for (uint32_t k = 0; !rc && k < nslots; k++) {
+		char inst[9];
+
+		if (!sl[k].likes && !sl[k].unlikes && !sl[k].views)
+			continue; /* a share of watching only */
+		inst_text(sl[k].inst, inst);
+		sqlite3_bind_text(st->put_slot, 6, inst, -1, SQLITE_TRANSIENT);
 		rc = put_row(st->put_slot, e->db_id, sl[k].node, sl[k].likes,
 			     sl[k].unlikes, sl[k].views);
+	}
 	if (sl != f->buf)
 		free(sl);
 	for (struct lc_minute *m = e->minutes; !rc && m; m = m->next)
@@ -1122,6 +1256,12 @@ lc_store_reopen(struct lc_store *st, char *err, size_t errlen)
 		return LC_EIO;
 	fresh->slots_lock = st->slots_lock;
 	fresh->self = st->self;
+	/* The process's slot goes on in the new file (slots.h). */
+	if (st->inst && fresh->inst != st->inst &&
+	    instance(fresh, st->inst, err, errlen)) {
+		lc_store_close(fresh);
+		return LC_EIO;
+	}
 	free(st->path);
 	*st = *fresh;
 	free(fresh);

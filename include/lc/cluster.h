@@ -4,9 +4,12 @@
  * cluster mode that can be unit-tested without a network.
  *
  * What lives in Redis (one logical database, shared by every node):
- *   lc:u:{TTTT}:<url>   sorted set; members "<node>:l" / "<node>:u" /
- *                       "<node>:v" scored with that node's absolute likes /
- *                       unlikes / views of <url>,
+ *   lc:u:{TTTT}:<url>   sorted set; members "<slot>:l" / "<slot>:u" /
+ *                       "<slot>:v" scored with that slot's absolute likes /
+ *                       unlikes / views of <url> (slots.h: a slot is a
+ *                       node id and a database instance, "<node>.<inst>",
+ *                       inst 8 hex digits; "<node>" alone: a slot from
+ *                       before instances, or a share line's sender),
  *                       written only with ZADD GT (never lowered, retries
  *                       and duplicates harmless). TTTT: 4 hex digits of an
  *                       unseeded hash of the url, a Redis Cluster hash tag.
@@ -14,14 +17,15 @@
  *   lc:meta             the data set's epoch: gone or changed = Redis lost
  *                       its data, every node re-pushes what it knows
  *   channel lc:changes  every push and heartbeat, as one text message:
- *                         "lc2 <node> <boot> <seq>[ bye| hello| full]\n"
+ *                         "lc3 <node> <boot> <seq>[ bye| hello| full]\n"
  *                         then zero or more lines
- *                         "<node> <likes> <unlikes> <views> <w> <url>\n"
+ *                         "<slot> <likes> <unlikes> <views> <w> <url>\n"
  *                       (a URL has no control characters, so no newline).
  *                       <w> is the sender's own share of "watching now"
  *                       (its live subscriptions to <url>), or "-" when the
  *                       line does not carry it (a share line's totals are
- *                       0 0 0: nothing to merge). " bye": the sender stops
+ *                       0 0 0 and its slot the bare node id: nothing to
+ *                       merge). " bye": the sender stops
  *                       (its shares are withdrawn). " full": the lines are
  *                       every share > 0 of the sender, the ones it does
  *                       not list are 0. " hello": a " full" from a node
@@ -53,7 +57,7 @@ struct lc_kick;
 #define LC_CLUSTER_KEY_PREFIX "lc:u:"
 /* "lc:u:{TTTT}:" */
 #define LC_CLUSTER_KEY_HEAD 12
-#define LC_CLUSTER_MSG_MAGIC "lc2"
+#define LC_CLUSTER_MSG_MAGIC "lc3"
 /* Another node silent this long (no heartbeat): its watchers are dropped. */
 #define LC_SHARE_TIMEOUT_MS 6000
 /* Node ids index arrays of this size (ids are 1..LC_MAX_NODE_ID). */
@@ -83,8 +87,14 @@ bool lc_cluster_key_url(const char *key, size_t klen, const char **url,
 /** Which total a member holds. */
 enum lc_member_kind { LC_MEMBER_LIKES, LC_MEMBER_UNLIKES, LC_MEMBER_VIEWS };
 
-/** Parses a member "<node>:l", "<node>:u" or "<node>:v". */
-bool lc_cluster_member_parse(const char *m, size_t len, uint32_t *node,
+/* "1023.ffffffff" and its NUL */
+#define LC_SLOT_ID_MAX 14
+
+/** Writes a slot's name ("<node>" or "<node>.<inst>"); returns its length. */
+int lc_slot_id_format(char *out, size_t cap, struct lc_slot_id id);
+
+/** Parses a member "<slot>:l", "<slot>:u" or "<slot>:v". */
+bool lc_cluster_member_parse(const char *m, size_t len, struct lc_slot_id *id,
 			     enum lc_member_kind *kind);
 
 /** Parses a sorted-set score that must be a whole number >= 0. */
@@ -99,9 +109,9 @@ struct lc_msg_header {
 	enum lc_msg_kind kind;
 };
 
-/** One line of a message: a node's totals of a URL, and its share. */
+/** One line of a message: a slot's totals of a URL, and its share. */
 struct lc_msg_line {
-	uint32_t node;
+	struct lc_slot_id id; /* inst 0: a share line */
 	struct lc_reading r;
 	int32_t watching; /* the sender's share; -1: not carried */
 	const char *url;
@@ -125,7 +135,7 @@ long lc_msg_parse(const char *p, size_t n, struct lc_msg_header *h,
 /* ---- hand-offs ------------------------------------------------------- */
 
 struct lc_remote_item {
-	uint32_t node;
+	struct lc_slot_id id;
 	struct lc_reading r;
 	int32_t watching; /* node's share, -1: none (a resync's reading) */
 	uint32_t url_off, url_len;
@@ -146,7 +156,7 @@ struct lc_remote_batch {
 };
 
 struct lc_remote_batch *lc_remote_batch_new(bool adopt);
-int lc_remote_batch_add(struct lc_remote_batch *b, uint32_t node,
+int lc_remote_batch_add(struct lc_remote_batch *b, struct lc_slot_id id,
 			struct lc_reading r, int32_t watching, const char *url,
 			size_t len);
 void lc_remote_batch_free(struct lc_remote_batch *b);
@@ -161,7 +171,8 @@ struct lc_cluster_stats {
 };
 
 struct lc_cluster {
-	uint32_t self; /* this node's id */
+	uint32_t self;	       /* this node's id */
+	struct lc_slot_id own; /* this process's slot (self, its database) */
 
 	pthread_mutex_t lock; /* guards the lists below */
 	struct lc_remote_batch *in_head, *in_tail;
@@ -195,7 +206,7 @@ struct lc_cluster {
 	struct lc_cluster_stats stats;
 };
 
-int lc_cluster_init(struct lc_cluster *cl, uint32_t self);
+int lc_cluster_init(struct lc_cluster *cl, uint32_t self, uint32_t inst);
 void lc_cluster_cleanup(struct lc_cluster *cl);
 
 /** Bridge: queues a batch for the dispatcher (takes ownership). */

@@ -14,7 +14,10 @@
  * ms); (user_version 4) the counts move into the urls row: urls(id, url,
  * likes, unlikes, updated_at), counters becomes a view of it;
  * (user_version 5) views in urls, likes_minute and node_slots, watching_max
- * in likes_minute, and the views updated. Every flush
+ * in likes_minute, and the views updated; (user_version 6) meta(key,
+ * value) with this database's instance id, node_slots(url_id, node,
+ * instance, likes, unlikes, views): a slot is a node and a database
+ * (slots.h). Every flush
  * writes absolute values, so running a flush twice never double-counts.
  * (scripts/check-docs.py checks this list against the migrations in
  * store.c.)
@@ -31,7 +34,7 @@
 #include <stdint.h>
 
 #define LC_STORE_APP_ID 0x4c43544c /* "LCTL" in PRAGMA application_id */
-#define LC_STORE_SCHEMA_VERSION 5
+#define LC_STORE_SCHEMA_VERSION 6
 
 /** Per-minute totals of one URL, owned by the batcher thread. */
 struct lc_minute {
@@ -69,6 +72,13 @@ struct lc_store *lc_store_open(const char *path, bool readonly, char *err,
 			       size_t errlen);
 
 void lc_store_close(struct lc_store *st);
+
+/**
+ * The database's instance id: a random 32-bit id (never 0) made with the
+ * database and kept in its `meta` table; it names this database's slot in
+ * cluster mode (slots.h). A writer's only.
+ */
+uint32_t lc_store_instance(const struct lc_store *st);
 
 /**
  * Cluster mode: the store then loads and writes every node's slots

@@ -620,6 +620,28 @@ class DelayProxy:
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
+def redis_key(url):
+    """A URL's sorted set in Redis (cluster.h: lc:u:{TTTT}:<url>, TTTT
+    from an unseeded FNV-1a of the URL)."""
+    h = 2166136261
+    for b in url.encode():
+        h = ((h ^ b) * 16777619) & 0xffffffff
+    return "lc:u:{%04x}:%s" % ((h ^ (h >> 16)) & 0xffff, url)
+
+
+def node_totals(r, url):
+    """A URL's totals in Redis per node: {"<node>:l": likes, ...}, the
+    sum over that node's slots (one per database it ran with: members
+    "<node>.<instance>:l", and "<node>:l" from before instances)."""
+    z = r.cmd("ZRANGE", redis_key(url), 0, -1, "WITHSCORES") or []
+    out = {}
+    for m, v in zip(z[::2], z[1::2]):
+        slot, kind = m.rsplit(":", 1)
+        k = slot.split(".")[0] + ":" + kind
+        out[k] = out.get(k, 0) + int(v)
+    return out
+
+
 class Redis:
     """redis-server without persistence; restart() comes back empty."""
 
@@ -701,6 +723,8 @@ class Proxy:
     """Forwards 127.0.0.1:port (listen_port, or a free one) to a target
     port: a partition between a node and Redis. cut() drops every
     connection and refuses new ones (accepted and closed at once) until
+    heal(). mute_replies() lets requests through but drops what the
+    target answers (a command applied whose reply never arrives) until
     heal()."""
 
     def __init__(self, target_port, listen_port=0):
@@ -711,6 +735,7 @@ class Proxy:
         self.lsock.listen(128)
         self.port = self.lsock.getsockname()[1]
         self.up = True
+        self.muted = False
         self.conns = []
         self.lock = threading.Lock()
         self.closing = False
@@ -732,17 +757,18 @@ class Proxy:
                 continue
             with self.lock:
                 self.conns += [c, u]
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self._pipe, args=(a, b),
+            for a, b, reply in ((c, u, False), (u, c, True)):
+                threading.Thread(target=self._pipe, args=(a, b, reply),
                                  daemon=True).start()
 
-    def _pipe(self, a, b):
+    def _pipe(self, a, b, reply):
         try:
             while True:
                 d = a.recv(65536)
                 if not d:
                     break
-                b.sendall(d)
+                if not (reply and self.muted):
+                    b.sendall(d)
         except OSError:
             pass
         for s in (a, b):
@@ -762,8 +788,12 @@ class Proxy:
                 s.close()
             self.conns = []
 
+    def mute_replies(self):
+        self.muted = True
+
     def heal(self):
         self.up = True
+        self.muted = False
 
     def close(self):
         self.closing = True

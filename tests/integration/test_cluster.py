@@ -5,12 +5,14 @@ subscription killed, a lost message, a node SIGKILLed and restarted (same
 and empty database), Redis restarted empty, a duplicate node id, two nodes
 on one port."""
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 import time
 
-from lc import BIN, Proxy, Redis, Server, check, free_port, run, wait_for
+from lc import (BIN, Proxy, Redis, Server, check, free_port, node_totals,
+                redis_key, run, wait_for)
 
 
 def node(redis, node_id, *args, url=None, **kw):
@@ -29,19 +31,8 @@ def link_up(n):
     return n.metric("livecount_cluster_link_up") == 1
 
 
-def fnv_tag(url):
-    h = 2166136261
-    for b in url.encode():
-        h = ((h ^ b) * 16777619) & 0xffffffff
-    return "%04x" % ((h ^ (h >> 16)) & 0xffff)
-
-
 SLOTS = "SELECT node, likes, unlikes FROM node_slots_v WHERE url = ? " \
     "ORDER BY node"
-
-
-def redis_key(url):
-    return "lc:u:{%s}:%s" % (fnv_tag(url), url)
 
 
 def test_three_nodes_converge():
@@ -66,11 +57,14 @@ def test_three_nodes_converge():
                  lambda t: t and (t[0]["url"], t[0]["count"]) ==
                  ("only-on-b", 100), what="the cluster-wide top list")
         # every node's own totals are in Redis, written with ZADD GT
+        # (one slot per node: each ran with one database)
         z = r.cmd("ZRANGE", redis_key("x"), 0, -1, "WITHSCORES")
-        slots = dict(zip(z[::2], z[1::2]))
-        check(slots == {"1:l": "5", "1:u": "0", "1:v": "0", "2:l": "7",
-                        "2:u": "0", "2:v": "0", "3:l": "0", "3:u": "2",
-                        "3:v": "0"}, slots)
+        check(len(z) == 18 and all(re.fullmatch(r"[123]\.[0-9a-f]{8}:[luv]",
+                                                m) for m in z[::2]), z)
+        slots = node_totals(r, "x")
+        check(slots == {"1:l": 5, "1:u": 0, "1:v": 0, "2:l": 7,
+                        "2:u": 0, "2:v": 0, "3:l": 0, "3:u": 2,
+                        "3:v": 0}, slots)
         # /v1/stats lists the nodes this node knows
         wait_for(lambda: sorted(n["id"] for n in
                                 a.stats()["cluster"]["nodes"]),
@@ -78,6 +72,11 @@ def test_three_nodes_converge():
         st, s = a.json("GET", "/v1/stats")
         check(s["cluster"]["node_id"] == 1 and s["cluster"]["link"] == "up",
               s)
+        # its slot: node id and its database's instance, as in Redis
+        inst = sqlite3.connect(a.db).execute(
+            "SELECT value FROM meta WHERE key = 'instance'").fetchone()[0]
+        check(s["cluster"]["slot"] == "1." + inst, (s["cluster"], inst))
+        check(r.cmd("ZSCORE", redis_key("x"), "1.%s:l" % inst) == "5")
         check(s["totals"]["count"] == 110, s)
         # the database holds cluster totals and every node's slots
         for n in (a, b, c):
@@ -160,22 +159,22 @@ def test_pubsub_killed_and_lost_message():
         # PUBLISH never arrived; the next message shows a sequence gap,
         # and the resync it triggers brings the total in.
         r.cmd("ZADD", redis_key("k"), "GT", 6, "9:l", 0, "9:u")
-        r.cmd("PUBLISH", "lc:changes", "lc2 9 00000000000000aa 1\n")
+        r.cmd("PUBLISH", "lc:changes", "lc3 9 00000000000000aa 1\n")
         for n in (a, b):  # read once node 9 is listed
             wait_for(lambda: [x["id"] for x in n.stats()["cluster"]["nodes"]],
                      lambda ids: 9 in ids, what="node 9 heard")
             n.settle()
         check(a.count("k") == 4 and b.count("k") == 4)
-        r.cmd("PUBLISH", "lc:changes", "lc2 9 00000000000000aa 3\n")
+        r.cmd("PUBLISH", "lc:changes", "lc3 9 00000000000000aa 3\n")
         converge([a, b], "k", 10)
         check(b.metric("livecount_cluster_seq_gaps_total") >= 1)
         # duplicates and stale readings never count twice
         r.cmd("PUBLISH", "lc:changes",
-              "lc2 9 00000000000000aa 4\n9 6 0 0 - k\n9 5 0 0 - k\n9 6 0 0 - k\n")
+              "lc3 9 00000000000000aa 4\n9 6 0 0 - k\n9 5 0 0 - k\n9 6 0 0 - k\n")
         # A marker behind them on the same channel: once it is counted,
         # every node has read and merged them.
         r.cmd("ZADD", redis_key("k-mark"), "GT", 1, "9:l", 0, "9:u")
-        r.cmd("PUBLISH", "lc:changes", "lc2 9 00000000000000aa 5\n9 1 0 0 - k-mark\n")
+        r.cmd("PUBLISH", "lc:changes", "lc3 9 00000000000000aa 5\n9 1 0 0 - k-mark\n")
         converge([a, b], "k-mark", 1)
         for n in (a, b):
             n.settle()
@@ -220,8 +219,13 @@ def test_node_sigkill_restart():
             converge([a, b], "r", 76)
             a.like("r", n=4)
             converge([a, b], "r", 80)
-            z = r.cmd("ZSCORE", redis_key("r"), "1:l")
-            check(z == "75", z)
+            # the lost database's slot keeps its 71, the new one has 4
+            z = node_totals(r, "r")["1:l"]
+            check(z == 75, z)
+            check(sorted(v for m, v in zip(*[iter(r.cmd(
+                "ZRANGE", redis_key("r"), 0, -1, "WITHSCORES"))] * 2)
+                if m.endswith(":l") and m.startswith("1.")) == ["4", "71"],
+                r.cmd("ZRANGE", redis_key("r"), 0, -1, "WITHSCORES"))
 
 
 def test_redis_restarted_empty():
@@ -234,8 +238,8 @@ def test_redis_restarted_empty():
         converge([a, b], "e", 7)
         r.restart()
         # every node repopulates it
-        wait_for(lambda: r.cmd("ZSCORE", redis_key("e"), "2:l") == "4" and
-                 r.cmd("ZSCORE", redis_key("e"), "1:l") == "3",
+        wait_for(lambda: node_totals(r, "e"),
+                 lambda t: t.get("2:l") == 4 and t.get("1:l") == 3,
                  what="Redis repopulated")
         a.like("e", n=1)
         converge([a, b], "e", 8)

@@ -13,7 +13,7 @@ import subprocess
 import time
 
 import lc
-from lc import BIN, Proxy, Redis, Server, check, run
+from lc import BIN, Proxy, Redis, Server, check, node_totals, redis_key, run
 
 
 def node(redis, node_id, *args, url=None, **kw):
@@ -43,17 +43,6 @@ def cluster(n):
 
 def link_up(n):
     return n.metric("livecount_cluster_link_up") == 1
-
-
-def fnv_tag(url):
-    h = 2166136261
-    for b in url.encode():
-        h = ((h ^ b) * 16777619) & 0xffffffff
-    return "%04x" % ((h ^ (h >> 16)) & 0xffff)
-
-
-def redis_key(url):
-    return "lc:u:{%s}:%s" % (fnv_tag(url), url)
 
 
 def batch(n, urls, k=1):
@@ -114,8 +103,8 @@ def test_oom_is_seen_bounded_and_heals():
         check(not missing, missing[:10])
         check(cluster(a)["link"] == "up" and
               cluster(a)["link_reason"] is None, cluster(a))
-        zs = r.cmd("ZRANGE", redis_key("oom-599"), 0, -1, "WITHSCORES")
-        check(zs == ["1:u", "0", "1:v", "0", "1:l", "1"], zs)
+        zs = node_totals(r, "oom-599")
+        check(zs == {"1:u": 0, "1:v": 0, "1:l": 1}, zs)
 
 
 def test_one_refused_url_does_not_block_the_others():
@@ -206,11 +195,59 @@ def test_two_holders_of_one_node_id_add_up():
                     check(c.count("split") == 8, c.count("split"))
                     check(b.stop() == 0)
                     check("lease given back" in b.logtext(), b.logtext())
-                # b gave its lease back: a takes it, adopts b's totals
+                # b gave its lease back: a takes it and pushes its own
+                # slot; b's is its database's (slots.h): 8 + 3
                 converge([a, c], "split", 11)
                 wait_for(lambda: link_up(a), what="a up again")
-                zs = r.cmd("ZSCORE", redis_key("split"), "1:l")
-                check(zs == "11", zs)
+                z = r.cmd("ZRANGE", redis_key("split"), 0, -1, "WITHSCORES")
+                likes = sorted(int(v) for m, v in zip(z[::2], z[1::2])
+                               if m.startswith("1.") and m.endswith(":l"))
+                check(likes == [3, 8], z)
+                check(node_totals(r, "split")["1:l"] == 11, z)
+        finally:
+            px.close()
+
+
+def test_a_push_whose_reply_was_lost_counts_once():
+    """Redis applies a push whose reply never reaches the node; the node
+    is then cut off, loses its lease to a second process with its node id,
+    and takes it back. Every like counts once. (With one slot per node id
+    the first node took the second's totals of that slot as new to it and
+    counted its own unconfirmed push twice: 12 instead of 10.)"""
+    with Redis() as r:
+        px = Proxy(r.port)
+        try:
+            with node(r, 1, url=r.url(px.port)) as a, node(r, 2) as c:
+                for n in (a, c):
+                    wait_for(lambda: link_up(n), what="link up")
+                a.like("lost", n=5)
+                converge([a, c], "lost", 5)
+                px.mute_replies()
+                a.like("lost", n=2)  # applied and published, reply lost
+                converge([c], "lost", 7)
+                px.cut()
+                wait_for(lambda: not link_up(a), what="a cut off")
+                r.cmd("DEL", "lc:node:1")  # as if a's lease expired
+                with node(r, 1) as b:
+                    wait_for(lambda: link_up(b), what="b link up")
+                    converge([b, c], "lost", 7)
+                    b.like("lost", n=3)
+                    converge([b, c], "lost", 10)
+                    px.heal()
+                    wait_for(lambda: a.metric(
+                        "livecount_cluster_lease_lost_total") >= 1,
+                        what="a sees the other holder")
+                    check(b.stop() == 0)
+                converge([a, c], "lost", 10)
+                wait_for(lambda: link_up(a), what="a up again")
+                a.like("lost", n=1)
+                converge([a, c], "lost", 11)
+                for n in (a, c):
+                    n.settle()
+                check(a.count("lost") == 11 and c.count("lost") == 11,
+                      (a.count("lost"), c.count("lost")))
+                check(node_totals(r, "lost")["1:l"] == 11,
+                      node_totals(r, "lost"))
         finally:
             px.close()
 
@@ -237,4 +274,5 @@ run([test_oom_is_seen_bounded_and_heals,
      test_one_refused_url_does_not_block_the_others,
      test_duplicate_under_oom_refused_and_exact_after,
      test_two_holders_of_one_node_id_add_up,
+     test_a_push_whose_reply_was_lost_counts_once,
      test_clean_stop_releases_the_lease])

@@ -1,9 +1,10 @@
 /*
  * Unit tests: cluster mode without a network. The merge rules of per-node
  * slots (max-merge, duplicates, reordering, a slot going backwards, the
- * own slot's one-time adoption), the wire format (keys, members, scores,
- * messages: every URL the API accepts round-trips), and the dispatcher
- * merging remote readings and handing own changes to the bridge.
+ * own slot's one-time adoption, two processes with one node id), the wire
+ * format (keys, members, scores, messages: every URL the API accepts
+ * round-trips), and the dispatcher merging remote readings and handing own
+ * changes to the bridge.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +31,13 @@ get(struct lc_counter *c, const char *url)
 					 lc_hash(url, strlen(url)));
 }
 
+/* Slot ids in these tests: node n's database is instance 0x1000 + n. */
+static struct lc_slot_id
+sid(uint32_t node)
+{
+	return (struct lc_slot_id){node, 0x1000 + node};
+}
+
 static int64_t
 count(struct lc_entry *e)
 {
@@ -42,7 +50,8 @@ merge3(struct lc_entry *e, uint32_t node, struct lc_reading r, bool adopt,
 {
 	struct lc_reading d;
 
-	assert_int_equal(lc_slots_merge(e, 1, node, r, adopt, 0, &d), 0);
+	assert_int_equal(lc_slots_merge(e, sid(1), sid(node), r, adopt, 0, &d),
+			 0);
 	assert_int_equal(d.likes, exp.likes);
 	assert_int_equal(d.unlikes, exp.unlikes);
 	assert_int_equal(d.views, exp.views);
@@ -82,13 +91,13 @@ test_max_merge(void **state)
 	assert_int_equal(count(e), 8);
 	merge(e, 2, 8, 7, false, 0, 6); /* likes stale, unlikes new */
 	assert_int_equal(count(e), 2);
-	assert_int_equal(lc_slots_find(e, 2)->likes, 9);
-	assert_int_equal(lc_slots_find(e, 2)->unlikes, 7);
+	assert_int_equal(lc_slots_find(e, sid(2))->likes, 9);
+	assert_int_equal(lc_slots_find(e, sid(2))->unlikes, 7);
 	/* our own slot: only our likes move it, never a reading */
-	assert_int_equal(lc_slots_add_own(e, 1, 10, 0, 0), 0);
+	assert_int_equal(lc_slots_add_own(e, sid(1), 10, 0, 0), 0);
 	assert_int_equal(count(e), 12);
 	merge(e, 1, 50, 0, false, 0, 0);
-	assert_int_equal(lc_slots_find(e, 1)->likes, 10);
+	assert_int_equal(lc_slots_find(e, sid(1))->likes, 10);
 	assert_int_equal(count(e), 12);
 	lc_counter_cleanup(&c);
 }
@@ -103,15 +112,15 @@ test_own_adoption(void **state)
 	lc_counter_init(&c, 16);
 	e = get(&c, "u");
 	/* loaded from the database: 8 of our own likes */
-	assert_int_equal(lc_slots_load(e, 1, 1, rd(8, 0, 0)), 0);
-	assert_int_equal(lc_slots_settle(e, 1), 0);
+	assert_int_equal(lc_slots_load(e, sid(1), sid(1), rd(8, 0, 0)), 0);
+	assert_int_equal(lc_slots_settle(e, sid(1)), 0);
 	assert_int_equal(count(e), 8);
 	/* 3 more in this run before the first resync */
-	lc_slots_add_own(e, 1, 3, 0, 0);
+	lc_slots_add_own(e, sid(1), 3, 0, 0);
 	assert_int_equal(count(e), 11);
 	/* Redis holds 10 from the earlier run (the database lost 2) */
 	merge(e, 1, 10, 0, true, 2, 0);
-	assert_int_equal(lc_slots_find(e, 1)->likes, 13);
+	assert_int_equal(lc_slots_find(e, sid(1))->likes, 13);
 	/* a repeated first resync adopts nothing twice */
 	merge(e, 1, 10, 0, true, 0, 0);
 	merge(e, 1, 9, 0, true, 0, 0);
@@ -120,46 +129,65 @@ test_own_adoption(void **state)
 }
 
 /*
- * Two processes with one node id, one after the other (issue 20): A
- * pushes 5 (confirmed), loses its lease, counts 2 alone; B takes the lease
- * with an empty database, adopts 5 and adds 3 (Redis: 8); A takes the
- * lease back and adopts what exceeds what it had confirmed: 10 = 5 + 2 + 3.
- * Without the confirmed base A would push 7 or 8 and lose likes.
+ * Two processes with one node id (issue 20): A (database X) and B
+ * (database Y) each write their own slot, "1.X" and "1.Y". A's push of 5
+ * reaches Redis but the cut swallows its reply (never confirmed), A counts
+ * 2 more alone, B counts 3; whatever order the readings come in, and
+ * however often, every like counts once: 10 on A, on B and on node 2.
+ * (Slots named by node id alone counted A's unconfirmed 5 twice here once
+ * A adopted B's totals of their shared slot.)
  */
 static void
-test_adoption_after_another_holder(void **state)
+test_two_processes_one_node_id(void **state)
 {
-	struct lc_counter c;
-	struct lc_entry *a, *b;
+	struct lc_slot_id x = {1, 0xaaaa}, y = {1, 0xbbbb}, c2 = sid(2);
+	struct lc_counter ca, cb, cc;
+	struct lc_entry *a, *b, *c;
+	struct lc_reading d;
 
 	(void)state;
-	lc_counter_init(&c, 16);
-	a = get(&c, "a");
-	b = get(&c, "b");
-	/* process A: 5 likes, pushed and confirmed by Redis */
-	lc_slots_add_own(a, 1, 5, 0, 0);
-	lc_slots_confirm(a, rd(5, 0, 0));
-	/* cut off: 2 more, not pushed */
-	lc_slots_add_own(a, 1, 2, 0, 0);
-	/* process B (empty database) takes the lease: adopts 5, adds 3 */
-	merge(b, 1, 5, 0, true, 5, 0);
-	lc_slots_add_own(b, 1, 3, 0, 0);
-	lc_slots_confirm(b, rd(8, 0, 0));
-	assert_int_equal(lc_slots_find(b, 1)->likes, 8);
-	/* A takes the lease back (new generation): adopts 8 - 5 */
-	merge(a, 1, 8, 0, true, 3, 0);
-	assert_int_equal(lc_slots_find(a, 1)->likes, 10);
+	lc_counter_init(&ca, 16);
+	lc_counter_init(&cb, 16);
+	lc_counter_init(&cc, 16);
+	a = get(&ca, "u");
+	b = get(&cb, "u");
+	c = get(&cc, "u");
+	/* A: 5, pushed (Redis: 1.X = 5), the reply lost: no confirm */
+	lc_slots_add_own(a, x, 5, 0, 0);
+	/* B and node 2 learn 1.X = 5 (B's first, adopting resync too) */
+	assert_int_equal(lc_slots_merge(b, y, x, rd(5, 0, 0), true, 0, &d), 0);
+	assert_int_equal(d.likes, 5);
+	assert_int_equal(lc_slots_merge(c, c2, x, rd(5, 0, 0), false, 0, &d),
+			 0);
+	/* A counts 2 alone; B counts 3 (Redis: 1.Y = 3) */
+	lc_slots_add_own(a, x, 2, 0, 0);
+	lc_slots_add_own(b, y, 3, 0, 0);
+	/* A is back: its resync reads 1.X = 5 (its own: not adopted again,
+	 * however the lease changed hands) and 1.Y = 3 */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(
+		    lc_slots_merge(a, x, x, rd(5, 0, 0), false, 0, &d), 0);
+		assert_int_equal(d.likes, 0);
+		assert_int_equal(
+		    lc_slots_merge(a, x, y, rd(3, 0, 0), false, 0, &d), 0);
+	}
 	assert_int_equal(count(a), 10);
-	/* a repeated adoption adds nothing; a confirm never lowers */
-	merge(a, 1, 8, 0, true, 0, 0);
-	lc_slots_confirm(a, rd(4, 0, 0));
-	merge(a, 1, 8, 0, true, 0, 0);
-	assert_int_equal(count(a), 10);
-	/* A pushes 10: confirmed; B, back later, adopts A's 2 */
-	lc_slots_confirm(a, rd(10, 0, 0));
-	merge(b, 1, 10, 0, true, 2, 0);
+	/* A pushes 1.X = 7; B and node 2 read both slots, in any order */
+	assert_int_equal(lc_slots_merge(b, y, x, rd(7, 0, 0), false, 0, &d), 0);
+	assert_int_equal(lc_slots_merge(b, y, y, rd(3, 0, 0), false, 0, &d), 0);
+	assert_int_equal(lc_slots_merge(c, c2, y, rd(3, 0, 0), false, 0, &d),
+			 0);
+	assert_int_equal(lc_slots_merge(c, c2, x, rd(7, 0, 0), false, 0, &d),
+			 0);
+	assert_int_equal(lc_slots_merge(c, c2, x, rd(5, 0, 0), false, 0, &d),
+			 0);
 	assert_int_equal(count(b), 10);
-	lc_counter_cleanup(&c);
+	assert_int_equal(count(c), 10);
+	assert_int_equal(lc_slots_find(a, x)->likes, 7);
+	assert_int_equal(lc_slots_find(c, y)->likes, 3);
+	lc_counter_cleanup(&ca);
+	lc_counter_cleanup(&cb);
+	lc_counter_cleanup(&cc);
 }
 
 static void
@@ -173,16 +201,16 @@ test_settle(void **state)
 	/* a single-node database: its counts become our own slot */
 	e = get(&c, "old");
 	lc_entry_add(e, 7, 2, 0);
-	assert_int_equal(lc_slots_settle(e, 4), 0);
-	assert_int_equal(lc_slots_find(e, 4)->likes, 7);
-	assert_int_equal(lc_slots_find(e, 4)->unlikes, 2);
+	assert_int_equal(lc_slots_settle(e, sid(4)), 0);
+	assert_int_equal(lc_slots_find(e, sid(4))->likes, 7);
+	assert_int_equal(lc_slots_find(e, sid(4))->unlikes, 2);
 	assert_int_equal(count(e), 5);
 	/* counts that disagree with the slots follow the slots */
 	f = get(&c, "f");
 	lc_entry_add(f, 100, 0, 0);
-	lc_slots_load(f, 4, 4, rd(3, 0, 0));
-	lc_slots_load(f, 4, 5, rd(4, 1, 0));
-	assert_int_equal(lc_slots_settle(f, 4), 0);
+	lc_slots_load(f, sid(4), sid(4), rd(3, 0, 0));
+	lc_slots_load(f, sid(4), sid(5), rd(4, 1, 0));
+	assert_int_equal(lc_slots_settle(f, sid(4)), 0);
 	assert_int_equal(count(f), 6);
 	lc_counter_cleanup(&c);
 }
@@ -191,7 +219,7 @@ test_settle(void **state)
 
 struct seen {
 	int n;
-	uint32_t node[8];
+	struct lc_slot_id id[8];
 	int64_t l[8], u[8], v[8];
 	int32_t w[8];
 	char url[8][2100];
@@ -205,7 +233,7 @@ on_line(void *arg, const struct lc_msg_line *l)
 
 	if (s->n == 8)
 		return -100;
-	s->node[s->n] = l->node;
+	s->id[s->n] = l->id;
 	s->l[s->n] = l->r.likes;
 	s->u[s->n] = l->r.unlikes;
 	s->v[s->n] = l->r.views;
@@ -271,11 +299,12 @@ test_message_round_trip(void **state)
 			}
 			assert_int_equal(
 			    lc_url_check(urls[i], lens[i], 2048, &err), 0);
-			struct lc_msg_line l = {(uint32_t)(i + 1),
-						{INT64_MAX - i, i, 7 * i},
-						i % 3 ? i * 1000 : -1,
-						urls[i],
-						lens[i]};
+			struct lc_msg_line l = {
+			    {(uint32_t)(i + 1), i % 2 ? 0 : 0xfedcba98u >> i},
+			    {INT64_MAX - i, i, 7 * i},
+			    i % 3 ? i * 1000 : -1,
+			    urls[i],
+			    lens[i]};
 
 			assert_int_equal(lc_msg_add(&b, &l), 0);
 		}
@@ -286,7 +315,9 @@ test_message_round_trip(void **state)
 		assert_true(got.seq == h.seq);
 		assert_int_equal(got.kind, h.kind);
 		for (int i = 0; i < lines; i++) {
-			assert_int_equal(s.node[i], (uint32_t)(i + 1));
+			assert_int_equal(s.id[i].node, (uint32_t)(i + 1));
+			assert_int_equal(s.id[i].inst,
+					 i % 2 ? 0 : 0xfedcba98u >> i);
 			assert_true(s.l[i] == INT64_MAX - i);
 			assert_int_equal(s.u[i], i);
 			assert_int_equal(s.v[i], 7 * i);
@@ -303,23 +334,23 @@ test_message_malformed(void **state)
 {
 	static const char *const bad[] = {
 	    "",
-	    "lc2 1 0123456789abcdef 1",			/* no newline */
-	    "lc1 1 0123456789abcdef 1\n",		/* the old magic */
-	    "lc2 0 0123456789abcdef 1\n",		/* node 0 */
-	    "lc2 1024 0123456789abcdef 1\n",		/* node > 1023 */
-	    "lc2 1 0123456789abcdeg 1\n",		/* boot */
-	    "lc2 1 0123456789abcdef x\n",		/* seq */
-	    "lc2 1 0123456789abcdef 1 ciao\n",		/* kind */
-	    "lc2 1 0123456789abcdef 1 bye \n",		/* kind */
-	    "lc2 1 0123456789abcdef 1\n1 2 3 0 - \n",	/* empty url */
-	    "lc2 1 0123456789abcdef 1\n1 2 3 4\n",	/* no url */
-	    "lc2 1 0123456789abcdef 1\n1 2 3 u\n",	/* lc1's line */
-	    "lc2 1 0123456789abcdef 1\n1 -2 3 0 - u\n", /* negative */
-	    "lc2 1 0123456789abcdef 1\n1 2 3 0 -1 u\n", /* watchers < 0 */
-	    "lc2 1 0123456789abcdef 1\n1 2 3 0 x u\n",	/* watchers */
-	    "lc2 1 0123456789abcdef 1\n1 2 3 0 2147483648 u\n",
-	    "lc2 1 0123456789abcdef 1\n1 2 3 0 - u", /* unterminated */
-	    "lc2 1 0123456789abcdef 1\n1 99999999999999999999 3 0 - u\n",
+	    "lc3 1 0123456789abcdef 1",			/* no newline */
+	    "lc2 1 0123456789abcdef 1\n",		/* the old magic */
+	    "lc3 0 0123456789abcdef 1\n",		/* node 0 */
+	    "lc3 1024 0123456789abcdef 1\n",		/* node > 1023 */
+	    "lc3 1 0123456789abcdeg 1\n",		/* boot */
+	    "lc3 1 0123456789abcdef x\n",		/* seq */
+	    "lc3 1 0123456789abcdef 1 ciao\n",		/* kind */
+	    "lc3 1 0123456789abcdef 1 bye \n",		/* kind */
+	    "lc3 1 0123456789abcdef 1\n1 2 3 0 - \n",	/* empty url */
+	    "lc3 1 0123456789abcdef 1\n1 2 3 4\n",	/* no url */
+	    "lc3 1 0123456789abcdef 1\n1 2 3 u\n",	/* lc1's line */
+	    "lc3 1 0123456789abcdef 1\n1 -2 3 0 - u\n", /* negative */
+	    "lc3 1 0123456789abcdef 1\n1 2 3 0 -1 u\n", /* watchers < 0 */
+	    "lc3 1 0123456789abcdef 1\n1 2 3 0 x u\n",	/* watchers */
+	    "lc3 1 0123456789abcdef 1\n1 2 3 0 2147483648 u\n",
+	    "lc3 1 0123456789abcdef 1\n1 2 3 0 - u", /* unterminated */
+	    "lc3 1 0123456789abcdef 1\n1 99999999999999999999 3 0 - u\n",
 	};
 	struct lc_msg_header h;
 	struct seen s;
@@ -332,11 +363,11 @@ test_message_malformed(void **state)
 	}
 	/* a heartbeat: header only */
 	assert_int_equal(
-	    lc_msg_parse("lc2 7 00000000000000ff 9\n", 25, &h, on_line, &s), 0);
+	    lc_msg_parse("lc3 7 00000000000000ff 9\n", 25, &h, on_line, &s), 0);
 	assert_int_equal(h.node, 7);
 	assert_true(h.boot == 255 && h.seq == 9 && h.kind == LC_MSG_PLAIN);
 	{
-		const char *bye = "lc2 7 00000000000000ff 10 bye\n";
+		const char *bye = "lc3 7 00000000000000ff 10 bye\n";
 
 		assert_int_equal(
 		    lc_msg_parse(bye, strlen(bye), &h, on_line, &s), 0);
@@ -350,7 +381,7 @@ test_keys_members_scores(void **state)
 	char key[LC_CLUSTER_KEY_HEAD + 2048 + 1], url[2048];
 	const char *u;
 	size_t n, len, ulen;
-	uint32_t node;
+	struct lc_slot_id id;
 	enum lc_member_kind unl;
 	int64_t v;
 
@@ -370,16 +401,40 @@ test_keys_members_scores(void **state)
 	assert_false(lc_cluster_key_url("lc:node:1", 9, &u, &len));
 	assert_false(lc_cluster_key_url("lc:u:{cd20}:", 12, &u, &len));
 
-	assert_true(lc_cluster_member_parse("12:l", 4, &node, &unl));
-	assert_true(node == 12 && unl == LC_MEMBER_LIKES);
-	assert_true(lc_cluster_member_parse("1023:u", 6, &node, &unl));
-	assert_true(node == 1023 && unl == LC_MEMBER_UNLIKES);
-	assert_true(lc_cluster_member_parse("7:v", 3, &node, &unl));
-	assert_true(node == 7 && unl == LC_MEMBER_VIEWS);
-	assert_false(lc_cluster_member_parse("0:l", 3, &node, &unl));
-	assert_false(lc_cluster_member_parse("1024:l", 6, &node, &unl));
-	assert_false(lc_cluster_member_parse("1:x", 3, &node, &unl));
-	assert_false(lc_cluster_member_parse(":l", 2, &node, &unl));
+	assert_true(lc_cluster_member_parse("12:l", 4, &id, &unl));
+	assert_true(id.node == 12 && id.inst == 0 && unl == LC_MEMBER_LIKES);
+	assert_true(lc_cluster_member_parse("1023:u", 6, &id, &unl));
+	assert_true(id.node == 1023 && unl == LC_MEMBER_UNLIKES);
+	assert_true(lc_cluster_member_parse("7:v", 3, &id, &unl));
+	assert_true(id.node == 7 && unl == LC_MEMBER_VIEWS);
+	assert_true(lc_cluster_member_parse("3.0a1b2c3d:l", 12, &id, &unl));
+	assert_true(id.node == 3 && id.inst == 0x0a1b2c3d &&
+		    unl == LC_MEMBER_LIKES);
+	assert_false(lc_cluster_member_parse("0:l", 3, &id, &unl));
+	assert_false(lc_cluster_member_parse("1024:l", 6, &id, &unl));
+	assert_false(lc_cluster_member_parse("1:x", 3, &id, &unl));
+	assert_false(lc_cluster_member_parse(":l", 2, &id, &unl));
+	assert_false(lc_cluster_member_parse("3.00000000:l", 12, &id, &unl));
+	assert_false(lc_cluster_member_parse("3.0A1B2C3D:l", 12, &id, &unl));
+	assert_false(lc_cluster_member_parse("3.a1b2c3d:l", 11, &id, &unl));
+	assert_false(lc_cluster_member_parse(".0a1b2c3d:l", 11, &id, &unl));
+	/* a slot's name round-trips, the longest fits LC_SLOT_ID_MAX */
+	{
+		char m[LC_SLOT_ID_MAX + 2];
+		struct lc_slot_id big = {1023, 0xffffffffu}, got;
+		int ml = lc_slot_id_format(m, LC_SLOT_ID_MAX, big);
+
+		assert_int_equal(ml, LC_SLOT_ID_MAX - 1);
+		assert_string_equal(m, "1023.ffffffff");
+		m[ml] = ':', m[ml + 1] = 'v';
+		assert_true(
+		    lc_cluster_member_parse(m, (size_t)ml + 2, &got, &unl));
+		assert_true(lc_slot_id_eq(got, big) && unl == LC_MEMBER_VIEWS);
+		assert_int_equal(
+		    lc_slot_id_format(m, sizeof(m), (struct lc_slot_id){9, 0}),
+		    1);
+		assert_string_equal(m, "9");
+	}
 
 	assert_true(lc_cluster_score_parse("42", 2, &v) && v == 42);
 	assert_true(lc_cluster_score_parse("1e+17", 5, &v) &&
@@ -406,7 +461,7 @@ test_dispatch_remote_and_own(void **state)
 	(void)state;
 	lc_counter_init(&c, 16);
 	lc_source_init(&a);
-	lc_cluster_init(&cl, 1);
+	lc_cluster_init(&cl, 1, 0x1001);
 	lc_dispatch_init(&d, &c, srcs, 1, NULL, 10);
 	d.cluster = &cl;
 
@@ -415,7 +470,7 @@ test_dispatch_remote_and_own(void **state)
 	lc_dispatch_tick(&d, 1000);
 	e = get(&c, "x");
 	assert_int_equal(count(e), 3);
-	assert_int_equal(lc_slots_find(e, 1)->likes, 3);
+	assert_int_equal(lc_slots_find(e, sid(1))->likes, 3);
 	n = lc_cluster_take_own(&cl, &own);
 	assert_int_equal(n, 1);
 	assert_ptr_equal(own[0], e);
@@ -423,15 +478,15 @@ test_dispatch_remote_and_own(void **state)
 
 	/* readings from node 2 (one duplicated, one stale) */
 	b = lc_remote_batch_new(false);
-	lc_remote_batch_add(b, 2, rd(5, 0, 0), -1, "x", 1);
-	lc_remote_batch_add(b, 2, rd(5, 0, 0), -1, "x", 1);
-	lc_remote_batch_add(b, 2, rd(4, 0, 0), -1, "x", 1);
-	lc_remote_batch_add(b, 2, rd(1, 1, 0), -1, "new", 3);
+	lc_remote_batch_add(b, sid(2), rd(5, 0, 0), -1, "x", 1);
+	lc_remote_batch_add(b, sid(2), rd(5, 0, 0), -1, "x", 1);
+	lc_remote_batch_add(b, sid(2), rd(4, 0, 0), -1, "x", 1);
+	lc_remote_batch_add(b, sid(2), rd(1, 1, 0), -1, "new", 3);
 	lc_cluster_post_remote(&cl, b);
 	lc_dispatch_tick(&d, 2000);
 	assert_int_equal(count(e), 8);
 	assert_int_equal(count(get(&c, "new")), 0);
-	assert_int_equal(lc_slots_find(get(&c, "new"), 2)->unlikes, 1);
+	assert_int_equal(lc_slots_find(get(&c, "new"), sid(2))->unlikes, 1);
 	/* remote changes alone are not pushed back */
 	assert_int_equal(lc_cluster_take_own(&cl, &own), 0);
 	free(own);
@@ -460,19 +515,19 @@ test_views_merge(void **state)
 	merge3(e, 3, rd(1, 0, 2), false, rd(1, 0, 2));
 	assert_int_equal(lc_entry_read(e).views, 9);
 	/* our own: only what Redis holds beyond the base, once */
-	lc_slots_add_own_marked(e, 1, 0, 0, 4, 0, NULL);
+	lc_slots_add_own_marked(e, sid(1), 0, 0, 4, 0, NULL);
 	lc_slots_confirm(e, rd(0, 0, 4));
 	merge3(e, 1, rd(0, 0, 9), false, rd(0, 0, 0));
 	merge3(e, 1, rd(0, 0, 6), true, rd(0, 0, 2));
 	merge3(e, 1, rd(0, 0, 6), true, rd(0, 0, 0));
-	assert_int_equal(lc_slots_find(e, 1)->views, 6);
+	assert_int_equal(lc_slots_find(e, sid(1))->views, 6);
 	assert_int_equal(lc_entry_read(e).views, 15);
 	/* settle: counts follow the slots, and views loaded with them */
 	struct lc_entry *f = get(&c, "f");
 
-	lc_slots_load(f, 1, 1, rd(2, 0, 5));
-	lc_slots_load(f, 1, 2, rd(0, 0, 6));
-	assert_int_equal(lc_slots_settle(f, 1), 0);
+	lc_slots_load(f, sid(1), sid(1), rd(2, 0, 5));
+	lc_slots_load(f, sid(1), sid(2), rd(0, 0, 6));
+	assert_int_equal(lc_slots_settle(f, sid(1)), 0);
 	assert_int_equal(lc_entry_read(f).views, 11);
 	assert_int_equal(count(f), 2);
 	lc_counter_cleanup(&c);
@@ -490,7 +545,7 @@ test_shares(void **state)
 
 	(void)state;
 	lc_counter_init(&c, 16);
-	lc_cluster_init(&cl, 1);
+	lc_cluster_init(&cl, 1, 0x1001);
 	e = get(&c, "e");
 	f = get(&c, "f");
 	assert_false(lc_shares_boot(&cl, 2, 0xa));
@@ -552,7 +607,7 @@ test_dispatch_shares_and_views(void **state)
 	(void)state;
 	lc_counter_init(&c, 16);
 	lc_source_init(&a);
-	lc_cluster_init(&cl, 1);
+	lc_cluster_init(&cl, 1, 0x1001);
 	lc_dispatch_init(&d, &c, srcs, 1, NULL, 10);
 	d.cluster = &cl;
 	atomic_store(&cl.seen_us[2], lc_mono_us());
@@ -562,8 +617,8 @@ test_dispatch_shares_and_views(void **state)
 	b = lc_remote_batch_new(false);
 	b->sender = 2;
 	b->boot = 0xa;
-	lc_remote_batch_add(b, 2, rd(0, 0, 0), 4, "w", 1);
-	lc_remote_batch_add(b, 2, rd(0, 0, 12), -1, "v", 1);
+	lc_remote_batch_add(b, sid(2), rd(0, 0, 0), 4, "w", 1);
+	lc_remote_batch_add(b, sid(2), rd(0, 0, 12), -1, "v", 1);
 	lc_cluster_post_remote(&cl, b);
 	lc_dispatch_tick(&d, 1000);
 	e = get(&c, "w");
@@ -574,7 +629,7 @@ test_dispatch_shares_and_views(void **state)
 	b = lc_remote_batch_new(false);
 	b->sender = 2;
 	b->boot = 0xa;
-	lc_remote_batch_add(b, 3, rd(0, 0, 0), 9, "w", 1);
+	lc_remote_batch_add(b, sid(3), rd(0, 0, 0), 9, "w", 1);
 	lc_cluster_post_remote(&cl, b);
 	lc_dispatch_tick(&d, 1100);
 	assert_int_equal(lc_entry_watching(e), 4);
@@ -583,7 +638,7 @@ test_dispatch_shares_and_views(void **state)
 	b = lc_remote_batch_new(false);
 	b->sender = 2;
 	b->boot = 0xb;
-	lc_remote_batch_add(b, 2, rd(0, 0, 0), 1, "w", 1);
+	lc_remote_batch_add(b, sid(2), rd(0, 0, 0), 1, "w", 1);
 	lc_cluster_post_remote(&cl, b);
 	lc_dispatch_tick(&d, 1200);
 	assert_int_equal(lc_entry_watching(e), 1);
@@ -599,7 +654,7 @@ test_dispatch_shares_and_views(void **state)
 	b = lc_remote_batch_new(false);
 	b->sender = 2;
 	b->boot = 0xb;
-	lc_remote_batch_add(b, 2, rd(0, 0, 0), 2, "w", 1);
+	lc_remote_batch_add(b, sid(2), rd(0, 0, 0), 2, "w", 1);
 	lc_cluster_post_remote(&cl, b);
 	lc_dispatch_tick(&d, 1400);
 	assert_int_equal(lc_entry_watching(e), 2);
@@ -622,7 +677,7 @@ test_dispatch_shares_and_views(void **state)
 	b = lc_remote_batch_new(false);
 	b->sender = 2;
 	b->boot = 0xb;
-	lc_remote_batch_add(b, 2, rd(0, 0, 0), 1, "w", 1);
+	lc_remote_batch_add(b, sid(2), rd(0, 0, 0), 1, "w", 1);
 	atomic_store(&cl.seen_us[2], lc_mono_us());
 	lc_cluster_post_remote(&cl, b);
 	lc_dispatch_tick(&d, 5000);
@@ -643,7 +698,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_max_merge),
 	    cmocka_unit_test(test_own_adoption),
-	    cmocka_unit_test(test_adoption_after_another_holder),
+	    cmocka_unit_test(test_two_processes_one_node_id),
 	    cmocka_unit_test(test_settle),
 	    cmocka_unit_test(test_message_round_trip),
 	    cmocka_unit_test(test_message_malformed),

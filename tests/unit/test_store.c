@@ -12,8 +12,11 @@
 #include "lc/common.h"
 #include "lc/counter.h"
 #include "lc/hash.h"
+#include "lc/slots.h"
 #include "lc/store.h"
 
+#include <inttypes.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -418,6 +421,7 @@ test_schema_3_upgraded_in_place(void **state)
 	    "INSERT INTO urls VALUES (1, 'old/a'), (2, 'old/b');"
 	    "INSERT INTO counters VALUES (1, 5, 1, 1000), (2, 7, 0, 2000);"
 	    "INSERT INTO likes_minute VALUES (1, 60, 5, 1);"
+	    "INSERT INTO node_slots VALUES (1, 2, 5, 1);"
 	    "PRAGMA application_id = 1279480908; PRAGMA user_version = 3;");
 	st = lc_store_open(dbpath, false, err, sizeof(err));
 	assert_non_null(st);
@@ -425,6 +429,10 @@ test_schema_3_upgraded_in_place(void **state)
 			 LC_STORE_SCHEMA_VERSION);
 	assert_int_equal(query_int("SELECT likes FROM urls WHERE id = 2"), 7);
 	assert_int_equal(query_int("SELECT sum(count) FROM counts_v"), 11);
+	/* node 2's slot, from before instances: instance '' */
+	assert_int_equal(query_int("SELECT count(*) FROM node_slots_v WHERE "
+				   "node = 2 AND instance = '' AND count = 4"),
+			 1);
 	assert_int_equal(
 	    query_int("SELECT updated_at FROM counters WHERE url_id = 1"),
 	    1000);
@@ -451,6 +459,105 @@ test_schema_3_upgraded_in_place(void **state)
 	assert_int_equal(query_int("SELECT likes FROM urls WHERE id = 2"), 10);
 	assert_int_equal(lc_batcher_stop(bt, 5000, NULL, NULL), 0);
 	lc_counter_cleanup(&c);
+}
+
+static void
+query_text(const char *sql, char *out, size_t cap)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+
+	out[0] = '\0';
+	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+		snprintf(out, cap, "%s", sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+}
+
+/*
+ * The database's instance id names its cluster slot (issue 20): made with
+ * the database, kept across reopening and a lost file (the process's slot
+ * goes on), new for another database; node_slots keeps every slot's
+ * instance ('' for slots from before instances) and loads them back.
+ */
+static void
+test_instance_id_names_the_slot(void **state)
+{
+	char err[512], text[32], want[16], other[160];
+	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	struct lc_counter c;
+	struct lc_store *st;
+	struct lc_entry *e;
+	uint32_t inst;
+
+	(void)state;
+	st = lc_store_open(dbpath, false, err, sizeof(err));
+	assert_non_null(st);
+	inst = lc_store_instance(st);
+	assert_true(inst != 0);
+	snprintf(want, sizeof(want), "%08" PRIx32, inst);
+	query_text("SELECT value FROM meta WHERE key = 'instance'", text,
+		   sizeof(text));
+	assert_string_equal(text, want);
+	lc_store_close(st);
+	st = lc_store_open(dbpath, false, err, sizeof(err));
+	assert_non_null(st);
+	assert_int_equal(lc_store_instance(st), inst);
+
+	/* Three slots of one URL: ours, node 1's from before instances,
+	 * node 2's. */
+	lc_store_set_cluster(st, &lock, 1);
+	lc_counter_init(&c, 16);
+	e = lc_counter_find_or_insert(&c, "s", 1, lc_hash("s", 1));
+	struct lc_slot_id own = {1, inst};
+	lc_slots_load(e, own, own, (struct lc_reading){5, 1, 0});
+	lc_slots_load(e, own, (struct lc_slot_id){1, 0},
+		      (struct lc_reading){2, 0, 0});
+	lc_slots_load(e, own, (struct lc_slot_id){2, 0xabc},
+		      (struct lc_reading){3, 0, 4});
+	assert_int_equal(lc_slots_settle(e, own), 0);
+	assert_int_equal(lc_entry_count(e), 9);
+	assert_int_equal(lc_store_flush(st, &e, 1, NULL, 0, 0), 0);
+	lc_counter_cleanup(&c);
+	assert_int_equal(query_int("SELECT count(*) FROM node_slots"), 3);
+	query_text("SELECT group_concat(node || '/' || instance || '/' || "
+		   "likes, ' ') FROM (SELECT * FROM node_slots_v ORDER BY "
+		   "node, instance)",
+		   text, sizeof(text));
+	snprintf(other, sizeof(other), "1//2 1/%s/5 2/00000abc/3", want);
+	assert_string_equal(text, other);
+
+	/* Loaded back: the same three slots, ours by its instance. */
+	lc_counter_init(&c, 16);
+	assert_int_equal(lc_store_load(st, &c, lc_now_ms()), 1);
+	e = lc_counter_find(&c, "s", 1, lc_hash("s", 1));
+	assert_non_null(e);
+	assert_int_equal(lc_entry_count(e), 9);
+	assert_int_equal(lc_slots_find(e, own)->likes, 5);
+	assert_int_equal(e->slots->base_likes, 5);
+	assert_int_equal(lc_slots_find(e, (struct lc_slot_id){1, 0})->likes, 2);
+	assert_int_equal(lc_slots_find(e, (struct lc_slot_id){2, 0xabc})->views,
+			 4);
+	lc_counter_cleanup(&c);
+
+	/* The file deleted under us: the new one carries our instance. */
+	unlink(dbpath);
+	assert_int_equal(lc_store_reopen(st, err, sizeof(err)), 0);
+	assert_int_equal(lc_store_instance(st), inst);
+	query_text("SELECT value FROM meta WHERE key = 'instance'", text,
+		   sizeof(text));
+	assert_string_equal(text, want);
+	lc_store_close(st);
+
+	/* Another database, another instance. */
+	snprintf(other, sizeof(other), "%s/other.db", dir);
+	st = lc_store_open(other, false, err, sizeof(err));
+	assert_non_null(st);
+	assert_true(lc_store_instance(st) != 0 &&
+		    lc_store_instance(st) != inst);
+	lc_store_close(st);
 }
 
 /*
@@ -518,6 +625,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_minute_revisited_after_clock_step, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_schema_3_upgraded_in_place,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_instance_id_names_the_slot,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chunks_after_a_failure, setup,
 					    teardown),
