@@ -231,7 +231,7 @@ PRAGMA user_version = 3;
         check(b["views"] == 3, b)
         wait_for(lambda: s.db_rows("SELECT views FROM counts_v"),
                  lambda r: r == [(3,)], what="views written")
-        check(s.db_rows("PRAGMA user_version") == [(5,)])
+        check(s.db_rows("PRAGMA user_version")[0][0] >= 5)  # views came in 5
         check(s.db_rows("SELECT likes, views, watching_max FROM history_v "
                         "ORDER BY minute LIMIT 1") == [(12, 0, 0)])
 
