@@ -261,6 +261,63 @@ test_existing_url_row_is_reused(void **state)
 	lc_counter_cleanup(&c);
 }
 
+/*
+ * New URLs go ROWS (64) to a statement: 300 of them (four full statements
+ * and a tail of 44) with their minute rows, one of them already in the
+ * table by hand inside a full statement (that statement falls back to one
+ * row at a time and reuses the row), then all of them again (updates,
+ * minute rows upserted).
+ */
+static void
+test_many_new_urls_rows_per_statement(void **state)
+{
+	struct lc_counter c;
+	struct lc_batcher *bt;
+	struct lc_store *st;
+	char err[512], url[32];
+	int64_t now = lc_now_ms();
+
+	(void)state;
+	st = lc_store_open(dbpath, false, err, sizeof(err));
+	lc_store_close(st);
+	exec_sql("INSERT INTO urls(id, url) VALUES (1000, 'm/150')");
+	lc_counter_init(&c, 512);
+	st = lc_store_open(dbpath, false, err, sizeof(err));
+	bt = lc_batcher_create(st, 1000, 1000000);
+	for (int i = 0; i < 300; i++) {
+		snprintf(url, sizeof(url), "m/%03d", i);
+		tick(bt, get(&c, url), i + 1, i % 3, now);
+	}
+	assert_int_equal(lc_batcher_flush_now(bt, 1000), 0);
+	assert_int_equal(query_int("SELECT count(*) FROM urls"), 300);
+	assert_int_equal(query_int("SELECT count(DISTINCT id) FROM urls"), 300);
+	assert_int_equal(query_int("SELECT id FROM urls WHERE url = 'm/150'"),
+			 1000);
+	assert_int_equal(query_int("SELECT sum(likes) FROM urls"),
+			 300 * 301 / 2);
+	assert_int_equal(query_int("SELECT count(*) FROM likes_minute"), 300);
+	assert_int_equal(query_int("SELECT count(*) FROM history_v h JOIN "
+				   "counts_v c USING (url) WHERE h.likes = "
+				   "c.likes AND h.unlikes = c.unlikes"),
+			 300);
+	assert_int_equal(query_int("SELECT likes FROM history_v WHERE url = "
+				   "'m/150'"),
+			 151);
+	/* Once more: every row updated, every minute row upserted. */
+	for (int i = 0; i < 300; i++) {
+		snprintf(url, sizeof(url), "m/%03d", i);
+		tick(bt, get(&c, url), 1, 0, now);
+	}
+	assert_int_equal(lc_batcher_flush_now(bt, 1000), 0);
+	assert_int_equal(query_int("SELECT count(*) FROM likes_minute"), 300);
+	assert_int_equal(query_int("SELECT sum(likes) FROM likes_minute"),
+			 300 * 301 / 2 + 300);
+	assert_int_equal(query_int("SELECT sum(likes) FROM urls"),
+			 300 * 301 / 2 + 300);
+	assert_int_equal(lc_batcher_stop(bt, 5000, NULL, NULL), 0);
+	lc_counter_cleanup(&c);
+}
+
 static void
 test_throttle_leaves_rows_dirty(void **state)
 {
@@ -626,6 +683,8 @@ main(void)
 		test_minute_revisited_after_clock_step, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_schema_3_upgraded_in_place,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_many_new_urls_rows_per_statement, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_instance_id_names_the_slot,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chunks_after_a_failure, setup,
