@@ -318,6 +318,79 @@ test_many_new_urls_rows_per_statement(void **state)
 	lc_counter_cleanup(&c);
 }
 
+static int
+cmp_strp(const void *a, const void *b)
+{
+	return strcmp((*(struct lc_entry *const *)a)->url,
+		      (*(struct lc_entry *const *)b)->url);
+}
+
+/*
+ * lc_store_order puts new URLs in strcmp order (its string sort reads
+ * 8-byte keys after a shared prefix): URLs that share long prefixes, that
+ * are prefixes of others, that end inside a key or exactly at its end,
+ * with bytes >= 0x80, in sets of every size up to 3000.
+ */
+static void
+test_order_of_new_urls(void **state)
+{
+	static const char *const parts[] = {"https://example.com/post/",
+					    "a",
+					    "ab",
+					    "abcdefgh",
+					    "abcdefghi",
+					    "\xc3\xa9",
+					    "\xff",
+					    "/",
+					    "0",
+					    "00000000",
+					    "z",
+					    "é"};
+	struct lc_counter c;
+	struct lc_entry **got = malloc(3000 * sizeof(*got));
+	struct lc_entry **want = malloc(3000 * sizeof(*want));
+	char url[256];
+
+	(void)state;
+	srand(11);
+	for (int round = 0; round < 40; round++) {
+		size_t n = round < 10 ? (size_t)round : (size_t)(rand() % 3000);
+		size_t k = 0;
+
+		lc_counter_init(&c, 4096);
+		while (k < n) {
+			size_t len = 0;
+			int pieces = 1 + rand() % 6;
+			struct lc_entry *e;
+
+			for (int p = 0; p < pieces; p++) {
+				const char *s = parts[rand() % 12];
+
+				if (len + strlen(s) >= sizeof(url))
+					break;
+				memcpy(url + len, s, strlen(s));
+				len += strlen(s);
+			}
+			if (!len)
+				continue;
+			url[len] = '\0';
+			if (lc_counter_find(&c, url, len, lc_hash(url, len)))
+				continue; /* URLs are unique */
+			e = get(&c, url);
+			got[k] = want[k] = e;
+			k++;
+		}
+		lc_store_order(got, n);
+		if (n > 1)
+			qsort(want, n, sizeof(*want), cmp_strp);
+		for (size_t i = 0; i < n; i++)
+			assert_string_equal(got[i]->url, want[i]->url);
+		lc_counter_cleanup(&c);
+	}
+	free(got);
+	free(want);
+}
+
 static void
 test_throttle_leaves_rows_dirty(void **state)
 {
@@ -685,6 +758,7 @@ main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_many_new_urls_rows_per_statement, setup, teardown),
+	    cmocka_unit_test(test_order_of_new_urls),
 	    cmocka_unit_test_setup_teardown(test_instance_id_names_the_slot,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chunks_after_a_failure, setup,
