@@ -6,6 +6,7 @@ converge exactly once Redis takes commands again; and two processes with
 one node id never lose each other's likes (the lease fences every write of
 a node's slot, and a process that takes a lease another process held adopts
 that process's totals)."""
+import contextlib
 import json
 import os
 import signal
@@ -161,51 +162,58 @@ def test_duplicate_under_oom_refused_and_exact_after():
         wait_for(lambda: link_up(a), what="link up")
 
 
+@contextlib.contextmanager
+def behind_proxy(r):
+    """Node 1 reaching Redis through a Proxy (to cut or mute), node 2
+    directly, both linked: yields (proxy, node 1, node 2)."""
+    px = Proxy(r.port)
+    try:
+        with node(r, 1, url=r.url(px.port)) as a, node(r, 2) as c:
+            for n in (a, c):
+                wait_for(lambda: link_up(n), what="link up")
+            yield px, a, c
+    finally:
+        px.close()
+
+
 def test_two_holders_of_one_node_id_add_up():
     """The issue's split: a node cut off long enough to lose its lease,
     another process with its node id meanwhile, both take likes; every
     like ends in the cluster totals once the second one stops."""
-    with Redis() as r:
-        px = Proxy(r.port)
-        try:
-            with node(r, 1, url=r.url(px.port)) as a, node(r, 2) as c:
-                for n in (a, c):
-                    wait_for(lambda: link_up(n), what="link up")
-                a.like("split", n=5)
-                converge([a, c], "split", 5)
-                px.cut()
-                wait_for(lambda: not link_up(a), what="a cut off")
-                r.cmd("DEL", "lc:node:1")  # as if a's lease expired
-                a.like("split", n=2)  # a alone knows these
-                with node(r, 1) as b:
-                    wait_for(lambda: link_up(b), what="b link up")
-                    b.like("split", n=3)
-                    converge([b, c], "split", 8)
-                    px.heal()
-                    # a finds its node id held: seen, and a writes nothing
-                    wait_for(lambda: a.metric(
-                        "livecount_cluster_lease_lost_total") >= 1,
-                        what="a sees the other holder")
-                    wait_for(lambda: cluster(a)["link"] == "degraded",
-                             what="a degraded")
-                    check("held by another process" in
-                          cluster(a)["link_reason"], cluster(a))
-                    a.like("split", n=1)
-                    time.sleep(1.5)
-                    check(c.count("split") == 8, c.count("split"))
-                    check(b.stop() == 0)
-                    check("lease given back" in b.logtext(), b.logtext())
-                # b gave its lease back: a takes it and pushes its own
-                # slot; b's is its database's (slots.h): 8 + 3
-                converge([a, c], "split", 11)
-                wait_for(lambda: link_up(a), what="a up again")
-                z = r.cmd("ZRANGE", redis_key("split"), 0, -1, "WITHSCORES")
-                likes = sorted(int(v) for m, v in zip(z[::2], z[1::2])
-                               if m.startswith("1.") and m.endswith(":l"))
-                check(likes == [3, 8], z)
-                check(node_totals(r, "split")["1:l"] == 11, z)
-        finally:
-            px.close()
+    with Redis() as r, behind_proxy(r) as (px, a, c):
+        a.like("split", n=5)
+        converge([a, c], "split", 5)
+        px.cut()
+        wait_for(lambda: not link_up(a), what="a cut off")
+        r.cmd("DEL", "lc:node:1")  # as if a's lease expired
+        a.like("split", n=2)  # a alone knows these
+        with node(r, 1) as b:
+            wait_for(lambda: link_up(b), what="b link up")
+            b.like("split", n=3)
+            converge([b, c], "split", 8)
+            px.heal()
+            # a finds its node id held: seen, and a writes nothing
+            wait_for(lambda: a.metric(
+                "livecount_cluster_lease_lost_total") >= 1,
+                what="a sees the other holder")
+            wait_for(lambda: cluster(a)["link"] == "degraded",
+                     what="a degraded")
+            check("held by another process" in
+                  cluster(a)["link_reason"], cluster(a))
+            a.like("split", n=1)
+            time.sleep(1.5)
+            check(c.count("split") == 8, c.count("split"))
+            check(b.stop() == 0)
+            check("lease given back" in b.logtext(), b.logtext())
+        # b gave its lease back: a takes it and pushes its own
+        # slot; b's is its database's (slots.h): 8 + 3
+        converge([a, c], "split", 11)
+        wait_for(lambda: link_up(a), what="a up again")
+        z = r.cmd("ZRANGE", redis_key("split"), 0, -1, "WITHSCORES")
+        likes = sorted(int(v) for m, v in zip(z[::2], z[1::2])
+                       if m.startswith("1.") and m.endswith(":l"))
+        check(likes == [3, 8], z)
+        check(node_totals(r, "split")["1:l"] == 11, z)
 
 
 def test_a_push_whose_reply_was_lost_counts_once():
@@ -214,42 +222,35 @@ def test_a_push_whose_reply_was_lost_counts_once():
     and takes it back. Every like counts once. (With one slot per node id
     the first node took the second's totals of that slot as new to it and
     counted its own unconfirmed push twice: 12 instead of 10.)"""
-    with Redis() as r:
-        px = Proxy(r.port)
-        try:
-            with node(r, 1, url=r.url(px.port)) as a, node(r, 2) as c:
-                for n in (a, c):
-                    wait_for(lambda: link_up(n), what="link up")
-                a.like("lost", n=5)
-                converge([a, c], "lost", 5)
-                px.mute_replies()
-                a.like("lost", n=2)  # applied and published, reply lost
-                converge([c], "lost", 7)
-                px.cut()
-                wait_for(lambda: not link_up(a), what="a cut off")
-                r.cmd("DEL", "lc:node:1")  # as if a's lease expired
-                with node(r, 1) as b:
-                    wait_for(lambda: link_up(b), what="b link up")
-                    converge([b, c], "lost", 7)
-                    b.like("lost", n=3)
-                    converge([b, c], "lost", 10)
-                    px.heal()
-                    wait_for(lambda: a.metric(
-                        "livecount_cluster_lease_lost_total") >= 1,
-                        what="a sees the other holder")
-                    check(b.stop() == 0)
-                converge([a, c], "lost", 10)
-                wait_for(lambda: link_up(a), what="a up again")
-                a.like("lost", n=1)
-                converge([a, c], "lost", 11)
-                for n in (a, c):
-                    n.settle()
-                check(a.count("lost") == 11 and c.count("lost") == 11,
-                      (a.count("lost"), c.count("lost")))
-                check(node_totals(r, "lost")["1:l"] == 11,
-                      node_totals(r, "lost"))
-        finally:
-            px.close()
+    with Redis() as r, behind_proxy(r) as (px, a, c):
+        a.like("lost", n=5)
+        converge([a, c], "lost", 5)
+        px.mute_replies()
+        a.like("lost", n=2)  # applied and published, reply lost
+        converge([c], "lost", 7)
+        px.cut()
+        wait_for(lambda: not link_up(a), what="a cut off")
+        r.cmd("DEL", "lc:node:1")  # as if a's lease expired
+        with node(r, 1) as b:
+            wait_for(lambda: link_up(b), what="b link up")
+            converge([b, c], "lost", 7)
+            b.like("lost", n=3)
+            converge([b, c], "lost", 10)
+            px.heal()
+            wait_for(lambda: a.metric(
+                "livecount_cluster_lease_lost_total") >= 1,
+                what="a sees the other holder")
+            check(b.stop() == 0)
+        converge([a, c], "lost", 10)
+        wait_for(lambda: link_up(a), what="a up again")
+        a.like("lost", n=1)
+        converge([a, c], "lost", 11)
+        for n in (a, c):
+            n.settle()
+        check(a.count("lost") == 11 and c.count("lost") == 11,
+              (a.count("lost"), c.count("lost")))
+        check(node_totals(r, "lost")["1:l"] == 11,
+              node_totals(r, "lost"))
 
 
 def test_clean_stop_releases_the_lease():
