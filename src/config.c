@@ -94,6 +94,7 @@ static const struct key keys[] = {
 	INT_KEY(sse_ping_ms, "15000", 100, 3600000, "SSE comment line after this much silence"),
 	INT_KEY(ws_ping_ms, "30000", 100, 3600000, "WebSocket ping after this much silence"),
 	INT_KEY(http_timeout_ms, "10000", 100, 3600000, "deadline to receive a whole HTTP request"),
+	INT_KEY(http_keepalive_s, "60", 1, 86400, "close a keep-alive HTTP connection idle this long between requests"),
 	INT_KEY(top_limit_max, "1000", 1, 100000, "largest limit accepted by GET /v1/top"),
 	INT_KEY(max_connections, "0", 0, 100000000, "open connections per process; 0 = the fd limit minus 64"),
 	INT_KEY(max_conns_per_ip, "10000", 0, 100000000, "open connections per client IP; 0 = no limit"),

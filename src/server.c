@@ -487,7 +487,7 @@ worker_main(void *arg)
 	info.max_http_header_pool = 1024;
 	info.pt_serv_buf_size = 65536;
 	info.timeout_secs = 10;
-	info.keepalive_timeout = 60;
+	info.keepalive_timeout = w->srv->cfg->http_keepalive_s;
 	info.retry_and_idle_policy = &retry_policy;
 	info.alpn = "http/1.1";
 	if (w->srv->cfg->tls_cert[0]) {

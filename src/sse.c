@@ -226,10 +226,14 @@ lc_sse_start(struct lws *wsi, struct lc_worker *w)
 	}
 	/*
 	 * Hand the connection back to lws as an idle keep-alive one (see the
-	 * note at the top).
+	 * note at the top). Completing the transaction arms lws' keep-alive
+	 * idle timeout (http_keepalive_s), which would end the stream then,
+	 * and keeps every stream in the thread's sorted timeout list, walked
+	 * by each like's own completion: taken off again after it.
 	 */
 	if (lws_http_transaction_completed(wsi))
 		return -1;
+	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
 	return 0;
 }
 

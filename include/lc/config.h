@@ -52,6 +52,7 @@ struct lc_config {
 	int sse_ping_ms;	  /* SSE comment after this much silence */
 	int ws_ping_ms;		  /* WS ping after this much silence */
 	int http_timeout_ms;	  /* whole-request deadline for HTTP bodies */
+	int http_keepalive_s;	  /* idle keep-alive HTTP connections closed */
 	int top_limit_max;	  /* upper bound of GET /v1/top?limit */
 
 	int max_connections;  /* per process; 0 = fd limit - 64 */

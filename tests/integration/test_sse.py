@@ -1,8 +1,9 @@
 """Server-Sent Events: headers, snapshot, updates, hostile URLs, pings,
 Last-Event-ID, errors, departed clients."""
+import socket
 import time
 
-from lc import SSE, Server, check, run, snap
+from lc import SSE, Server, check, run, snap, wait_for
 
 S = None
 
@@ -128,6 +129,38 @@ def test_sse_and_ws_see_the_same_counts():
     w.close()
 
 
+def test_idle_stream_outlives_the_keepalive_timeout():
+    """An SSE stream is not an idle keep-alive connection: it stays open
+    past http_keepalive_s (it was closed then: every stream ended after
+    60 s, and each like walked every stream's pending timeout)."""
+    with Server("--http-keepalive-s", "1", "--sse-ping-ms", "600000",
+                "--workers", "1") as s:
+        e = s.sse(["sse/idle"])
+        check(e.event()[0] == "snapshot")
+        # An idle keep-alive connection opened after the stream is closed
+        # at its timeout: by then the stream has been idle longer.
+        c = socket.create_connection(("127.0.0.1", s.port), 10)
+        c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += c.recv(4096)
+        check(got.startswith(b"HTTP/1.1 200"), got)
+        c.settimeout(0.2)
+
+        def closed():
+            try:
+                return c.recv(4096) == b""
+            except socket.timeout:
+                return False
+        wait_for(closed, timeout=15, what="the idle keep-alive connection closed")
+        c.close()
+        s.like("sse/idle", n=2)
+        ev = e.event(timeout=10)
+        check(ev[0] == "update" and ev[2]["counts"]["sse/idle"]["count"] == 2,
+              ev)
+        e.close()
+
+
 def main():
     global S
     with Server("--sse-ping-ms", "500") as S:
@@ -135,7 +168,8 @@ def main():
              test_last_event_id_gets_fresh_snapshot,
              test_ping_comment_after_silence, test_errors_before_stream,
              test_departed_clients_are_closed_without_spinning,
-             test_sse_and_ws_see_the_same_counts])
+             test_sse_and_ws_see_the_same_counts,
+             test_idle_stream_outlives_the_keepalive_timeout])
 
 
 if __name__ == "__main__":
