@@ -24,7 +24,10 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 BUILD=${LC_BUILD_DIR:-$ROOT/build}
-LIVECOUNT=$BUILD/livecount
+# LC_LIVECOUNT=binary: the livecount of the first row instead of
+# $BUILD/livecount (e.g. a baseline build, while the load tool stays
+# $BUILD/livecount-load); LC_LABEL / LC_AFTER_LABEL name the two rows.
+LIVECOUNT=${LC_LIVECOUNT:-$BUILD/livecount}
 # LC_AFTER_BUILD=dir: a second livecount build (e.g. after a change) run in
 # the same rotation, reported as "livecount (after)".
 AFTER_BUILD=${LC_AFTER_BUILD:-}
@@ -206,7 +209,8 @@ nurls, rate, lconns = int(sys.argv[10]), sys.argv[11], int(sys.argv[12])
 where = "One URL" if nurls == 1 else f"{nurls:,} URLs (subscribers and likes round-robin over them)"
 lconn_txt = "one like connection" if lconns == 1 else f"{lconns} like connections"
 servers = ["livecount"] + (["lcafter"] if os.environ.get("LC_AFTER_BUILD") else []) + ["nchan"]
-label = {"livecount": "livecount", "lcafter": "livecount (after)", "nchan": "nchan"}
+label = {"livecount": os.environ.get("LC_LABEL", "livecount"),
+         "lcafter": os.environ.get("LC_AFTER_LABEL", "livecount (after)"), "nchan": "nchan"}
 runs = int(runs)
 
 def load(name):
