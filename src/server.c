@@ -698,14 +698,78 @@ guard_hold(int port, const char *tag, int node_id)
 	guard_fd = fd;
 }
 
+#define MAX_LISTENERS 64
+
+/* The inodes of the TCP sockets listening on port (SO_REUSEPORT: several). */
+static size_t
+listener_inodes(int port, unsigned long *inodes, size_t max)
+{
+	char line[512], want[16];
+	FILE *f = fopen("/proc/net/tcp", "r");
+	size_t n = 0;
+
+	if (!f)
+		return 0;
+	snprintf(want, sizeof(want), ":%04X", port);
+	while (n < max && fgets(line, sizeof(line), f)) {
+		char local[64], st[8];
+		unsigned long ino;
+
+		if (sscanf(line, "%*s %63s %*s %7s %*s %*s %*s %*s %*s %lu",
+			   local, st, &ino) == 3 &&
+		    !strcmp(st, "0A") && strstr(local, want) &&
+		    strlen(strstr(local, want)) == strlen(want))
+			inodes[n++] = ino;
+	}
+	fclose(f);
+	return n;
+}
+
+/* Whether process pid holds one of the sockets inodes[0..n). */
+static bool
+pid_holds(long pid, const unsigned long *inodes, size_t n)
+{
+	char path[64];
+	DIR *fds;
+	struct dirent *fe;
+	bool found = false;
+
+	snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
+	if (!n || !(fds = opendir(path)))
+		return false;
+	while (!found && (fe = readdir(fds))) {
+		char fp[128], target[64];
+		unsigned long ino;
+		ssize_t len;
+
+		snprintf(fp, sizeof(fp), "%s/%.32s", path, fe->d_name);
+		len = readlink(fp, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = '\0';
+		if (sscanf(target, "socket:[%lu]", &ino) != 1)
+			continue;
+		for (size_t i = 0; i < n && !found; i++)
+			found = inodes[i] == ino;
+	}
+	closedir(fds);
+	return found;
+}
+
 /*
- * Finds another livecount process's guard on port; fills its tag, node
- * and pid. With `other_cluster`, only one whose tag differs from `tag`.
+ * Finds another livecount process's guard on port whose process listens
+ * on it; fills its tag, node and pid. With `other_cluster`, only one whose
+ * tag differs from `tag`. A process still stopping (its listener closed)
+ * or refused a moment ago keeps its name until it exits: it does not
+ * count, or a free port reused by the next server would look held (seen
+ * under ASan: a node refused by a standalone server of an earlier test).
  */
 static bool
 guard_find(int port, const char *tag, bool other_cluster, char *htag,
 	   size_t htlen, int *hnode, long *hpid)
 {
+	unsigned long inodes[MAX_LISTENERS];
+	size_t ninodes = listener_inodes(port, inodes, MAX_LISTENERS);
 	char line[512], want[64];
 	FILE *f = fopen("/proc/net/unix", "r");
 	bool found = false;
@@ -728,6 +792,8 @@ guard_find(int port, const char *tag, bool other_cluster, char *htag,
 		if (other_cluster && (size_t)(c - p) == strlen(tag) &&
 		    !memcmp(p, tag, (size_t)(c - p)))
 			continue;
+		if (!pid_holds(pid, inodes, ninodes))
+			continue;
 		snprintf(htag, htlen, "%.*s", (int)(c - p), p);
 		*hnode = node;
 		*hpid = pid;
@@ -741,54 +807,19 @@ guard_find(int port, const char *tag, bool other_cluster, char *htag,
 static bool
 tcp_holder(int port, long *pid, char *name, size_t nlen)
 {
-	char line[512], want[16], link[64], path[64];
-	unsigned long inode = 0;
-	FILE *f = fopen("/proc/net/tcp", "r");
+	unsigned long inodes[MAX_LISTENERS];
+	size_t n = listener_inodes(port, inodes, MAX_LISTENERS);
+	char path[64];
 	DIR *d;
 	struct dirent *de;
 	bool found = false;
 
-	if (!f)
+	if (!n || !(d = opendir("/proc")))
 		return false;
-	snprintf(want, sizeof(want), ":%04X", port);
-	while (fgets(line, sizeof(line), f)) {
-		char local[64], st[8];
-		unsigned long ino;
-
-		if (sscanf(line, "%*s %63s %*s %7s %*s %*s %*s %*s %*s %lu",
-			   local, st, &ino) == 3 &&
-		    !strcmp(st, "0A") && strstr(local, want) &&
-		    strlen(strstr(local, want)) == strlen(want)) {
-			inode = ino;
-			break;
-		}
-	}
-	fclose(f);
-	if (!inode || !(d = opendir("/proc")))
-		return false;
-	snprintf(link, sizeof(link), "socket:[%lu]", inode);
 	while (!found && (de = readdir(d))) {
-		DIR *fds;
-		struct dirent *fe;
-		char target[64];
-
 		if (de->d_name[0] < '1' || de->d_name[0] > '9')
 			continue;
-		snprintf(path, sizeof(path), "/proc/%.16s/fd", de->d_name);
-		if (!(fds = opendir(path)))
-			continue;
-		while (!found && (fe = readdir(fds))) {
-			char fp[128];
-			ssize_t n;
-
-			snprintf(fp, sizeof(fp), "%s/%.32s", path, fe->d_name);
-			n = readlink(fp, target, sizeof(target) - 1);
-			if (n > 0) {
-				target[n] = '\0';
-				found = !strcmp(target, link);
-			}
-		}
-		closedir(fds);
+		found = pid_holds(strtol(de->d_name, NULL, 10), inodes, n);
 		if (found) {
 			FILE *c;
 
@@ -841,13 +872,10 @@ check_port_share(const struct lc_config *cfg, int port, char *err,
 		return 0; /* check_port_free refuses any listener */
 	/*
 	 * A standalone server shares with nobody, not even its like. A
-	 * holder counts only while the port has a listener: a process still
-	 * stopping (or one refused a moment ago) keeps its name until it
-	 * exits, and must not turn a node away from a port nobody serves.
+	 * holder counts only while it listens on the port (guard_find).
 	 */
 	if (guard_find(port, tag, strcmp(tag, "standalone") != 0, htag,
-		       sizeof(htag), &hnode, &hpid) &&
-	    check_port_free(cfg->bind, port, err, errlen)) {
+		       sizeof(htag), &hnode, &hpid)) {
 		describe_holder(htag, hnode, hpid, true, who, sizeof(who));
 		snprintf(err, errlen,
 			 "cannot share port %d: it is held by %s; reuse_port "
