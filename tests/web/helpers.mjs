@@ -290,7 +290,9 @@ export async function launchBrowser() {
  * when given. `page.problems` collects what a working page never shows:
  * uncaught errors, console errors, failed requests (the live streams
  * /v1/events and /v1/ws excepted: they end when a page closes or a server
- * stops) and Content-Security-Policy violations (also kept in `page.csp`).
+ * stops; and requests the browser itself cancelled, net::ERR_ABORTED: a
+ * reload or navigation cancels a fetch in flight, which no server can
+ * cause) and Content-Security-Policy violations (also kept in `page.csp`).
  * `opts` go to browser.newContext (default viewport 1280 x 800).
  */
 export async function openPage(browser, t, url, { viewport = { width: 1280, height: 800 }, ...opts } = {}) {
@@ -304,7 +306,8 @@ export async function openPage(browser, t, url, { viewport = { width: 1280, heig
   page.on('console', (m) => { if (m.type() === 'error') page.problems.push(`console: ${m.text()}`); });
   page.on('requestfailed', (r) => {
     const u = r.url();
-    if (!u.includes('/v1/events') && !u.includes('/v1/ws')) page.problems.push(`requestfailed: ${u} ${r.failure()?.errorText}`);
+    const why = r.failure()?.errorText;
+    if (!u.includes('/v1/events') && !u.includes('/v1/ws') && why !== 'net::ERR_ABORTED') page.problems.push(`requestfailed: ${u} ${why}`);
   });
   // Chromium also logs a violation to the console; the event says which
   // directive and what was blocked, in every frame and shadow root.
