@@ -284,10 +284,14 @@ dial(const char *host, int port, int timeout_ms)
 static bool
 ask_sentinels(struct lc_bridge *b, char *host, size_t hostlen, int *port)
 {
-	int n = b->url.nsentinels;
+	int n = b->url.nsentinels, first;
 
+	/* The command and subscriber threads both ask (elock). */
+	pthread_mutex_lock(&b->elock);
+	first = b->sentinel_next;
+	pthread_mutex_unlock(&b->elock);
 	for (int k = 0; k < n; k++) {
-		int i = (b->sentinel_next + k) % n;
+		int i = (first + k) % n;
 		const struct lc_redis_addr *a = &b->url.sentinels[i];
 		redisContext *c = dial(a->host, a->port, CONNECT_TIMEOUT_MS);
 		redisReply *r = NULL;

@@ -197,12 +197,16 @@ refuse_line(struct lc_worker *w, struct lc_conn *c, int fd, int why)
 	answer_close(w, c, fd, "400 Bad Request", body[why == 2], 400);
 }
 
+static void peek_unlink(struct lc_peek *p);
+
 /*
  * 0: hand to lws (headers whole, or too long for us to judge, or EOF);
- * 1: answered and closed; -1: headers not all here yet.
+ * 1: answered and closed; -1: headers not all here yet. A socket waiting
+ * in the worker's epoll (p) leaves it before it is closed: its number may
+ * be another worker's new connection a moment later.
  */
 static int
-peek_headers(struct lc_worker *w, struct lc_conn *c, int fd)
+peek_headers(struct lc_worker *w, struct lc_conn *c, int fd, struct lc_peek *p)
 {
 	char buf[PEEK_BYTES];
 	ssize_t n = recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
@@ -218,6 +222,8 @@ peek_headers(struct lc_worker *w, struct lc_conn *c, int fd)
 		return n == (ssize_t)sizeof(buf) ? 0 : -1;
 	why = lc_request_target_check(buf, (size_t)(nl - buf));
 	if (why) {
+		if (p)
+			peek_unlink(p);
 		refuse_line(w, c, fd, why);
 		return 1;
 	}
@@ -299,14 +305,16 @@ peek_ready(struct lc_worker *w)
 
 	for (int i = 0; i < n; i++) {
 		struct lc_peek *p = ev[i].data.ptr;
-		int rc = peek_headers(w, p->c, p->fd);
+		bool first = p == w->peeking;
+		int rc = peek_headers(w, p->c, p->fd, p);
 
 		if (rc < 0)
 			continue;
-		first_gone |= p == w->peeking;
-		peek_unlink(p);
-		if (!rc)
+		first_gone |= first;
+		if (!rc) {
+			peek_unlink(p);
 			give_to_lws(w, p->c, p->fd);
+		}
 		free(p);
 	}
 	if (first_gone)
@@ -343,7 +351,7 @@ adopt(struct lc_worker *w, int fd, uint32_t ip)
 	/* TLS: the request is encrypted; lws' own handling stands. */
 	rc = w->srv->cfg->tls_cert[0] || w->peek_ep < 0
 		 ? 0
-		 : peek_headers(w, c, fd);
+		 : peek_headers(w, c, fd, NULL);
 	if (rc > 0)
 		return;
 	if (rc < 0 && (p = calloc(1, sizeof(*p)))) {
