@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 
+import lc
 from lc import (BIN, REDIS_SERVER, Redis, Server, _read, check, free_port,
                 node_totals, run)
 
@@ -83,17 +84,9 @@ class SecureRedis(Redis):
 
 
 def wait_for(pred, timeout=20, what="condition"):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        try:
-            last = pred()
-            if last is True:
-                return
-        except (OSError, AssertionError) as e:
-            last = e
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+    """Until pred() is True (lc.wait_for, the one poll of the tests)."""
+    lc.wait_for(pred, lambda v: v is True, timeout, what,
+                errors=(OSError, AssertionError))
 
 
 def link_up(n):

@@ -8,21 +8,14 @@ import socket
 import threading
 import time
 
+import lc
 from lc import DelayProxy, Redis, Server, check, run
 
 
 def wait_for(pred, timeout=20, what="condition"):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        try:
-            last = pred()
-            if last is True:
-                return
-        except (OSError, AssertionError) as e:
-            last = e
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+    """Until pred() is True (lc.wait_for, the one poll of the tests)."""
+    lc.wait_for(pred, lambda v: v is True, timeout, what,
+                errors=(OSError, AssertionError))
 
 
 def link_up(n):
